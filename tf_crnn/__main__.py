@@ -1,0 +1,3 @@
+from tf_crnn.cli import main
+
+main()

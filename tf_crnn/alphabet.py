@@ -1,0 +1,315 @@
+"""The alphabet: a bijection between label units and integer codes.
+
+CTC blank convention, stated once for the whole project: class index ``BLANK_INDEX``
+(0) of the network output is the CTC blank. Alphabet units carry codes ``>= 1``, so a
+code is also its class index, and 0 doubles as the padding value of dense label
+tensors. The blank is never a unit of the alphabet, so a real ``$`` in the data is an
+ordinary character.
+
+Lookups written for the original tf_crnn stored the blank symbol (``$`` by default)
+in the file with the largest code. Such an entry is recognised and dropped on load;
+a blank symbol with any other code is an ordinary unit.
+"""
+
+from __future__ import annotations
+
+import collections
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable, Sequence
+
+logger = logging.getLogger(__name__)
+
+BLANK_INDEX = 0
+"""Class index of the CTC blank in every logits tensor of the project."""
+
+
+@dataclass
+class UnitReport:
+    """Where an alphabet unit missing from a lookup occurs in the data."""
+
+    count: int = 0
+    examples: list[str] = field(default_factory=list)
+
+
+def split_label(label: str, string_split_delimiter: str = "|") -> list[str]:
+    """Splits a label written ``|u|n|i|t|s|`` into its units.
+
+    One leading and one trailing delimiter are optional. An empty unit (two
+    delimiters in a row) is kept as ``""`` so that callers can reject the label.
+
+    Args:
+        label: the label field of a CSV row.
+        string_split_delimiter: the character between units.
+
+    Returns:
+        The units, in order.
+    """
+    d = string_split_delimiter
+    if label.startswith(d):
+        label = label[len(d) :]
+    if label.endswith(d):
+        label = label[: -len(d)]
+    if label == "":
+        return []
+    return label.split(d)
+
+
+def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
+    """Writes units back in the CSV label format ``|u|n|i|t|s|``."""
+    units = list(units)
+    if not units:
+        return ""
+    d = string_split_delimiter
+    return d + d.join(units) + d
+
+
+def read_csv_rows(
+    csv_filename: str | os.PathLike, csv_delimiter: str = ";"
+) -> Iterable[tuple[int, str, str | None]]:
+    """Yields ``(row number, path field, label field or None)`` of a data CSV.
+
+    The first ``csv_delimiter`` of a line separates the path from the label; later
+    ones belong to the label. A UTF-8 BOM and CRLF line ends are accepted. Bytes
+    that are not UTF-8 are replaced, so that the row is reported rather than the
+    whole file refused. Blank lines are skipped. Row numbers start at 1.
+    """
+    with open(csv_filename, encoding="utf-8-sig", errors="replace", newline="") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            path, sep, label = line.partition(csv_delimiter)
+            yield number, path, (label if sep else None)
+
+
+class Alphabet:
+    """A lookup between alphabet units (one or several characters) and codes >= 1.
+
+    Args:
+        lookup_alphabet_file: JSON file ``{unit: code}``. Without it the alphabet is
+            empty until ``map_lookup`` or ``from_lookup`` gives it units.
+        blank_symbol: the symbol that lookups of the original tf_crnn used for the
+            CTC blank; an entry with it and the largest code is dropped on load.
+    """
+
+    def __init__(self, lookup_alphabet_file: str | os.PathLike | None = None, blank_symbol: str = "$"):
+        self._blank_symbol = blank_symbol
+        self._lookup: dict[str, int] = {}
+        if lookup_alphabet_file is not None:
+            lookup = self.load_lookup_from_json(lookup_alphabet_file)
+            self._set_lookup(self._drop_legacy_blank(lookup, str(lookup_alphabet_file)))
+
+    @classmethod
+    def from_lookup(cls, lookup: dict[str, int], blank_symbol: str = "$") -> Alphabet:
+        """Builds an alphabet from an in-memory ``{unit: code}`` mapping."""
+        alphabet = cls(blank_symbol=blank_symbol)
+        _validate_lookup(lookup, "<lookup>")
+        alphabet._set_lookup(dict(lookup))
+        return alphabet
+
+    def _drop_legacy_blank(self, lookup: dict[str, int], source: str) -> dict[str, int]:
+        if self._blank_symbol in lookup and len(lookup) > 1:
+            code = lookup[self._blank_symbol]
+            if code == max(lookup.values()):
+                logger.info(
+                    "%s: %r has the largest code (%d): read as the blank of a lookup written "
+                    "for the original tf_crnn, not as a character",
+                    source,
+                    self._blank_symbol,
+                    code,
+                )
+                lookup = {u: c for u, c in lookup.items() if u != self._blank_symbol}
+        return lookup
+
+    def _set_lookup(self, lookup: dict[str, int]) -> None:
+        self._lookup = dict(sorted(lookup.items(), key=lambda item: item[1]))
+        self.lookup_int2str = {c: u for u, c in self._lookup.items()}
+
+    # --- Properties -------------------------------------------------------------
+
+    @property
+    def alphabet_units(self) -> list[str]:
+        """The units, in code order."""
+        return list(self._lookup)
+
+    @property
+    def codes(self) -> list[int]:
+        """The codes, ascending; ``codes[i]`` belongs to ``alphabet_units[i]``."""
+        return list(self._lookup.values())
+
+    @property
+    def n_classes(self) -> int:
+        """Width of the logits: the largest code plus one (class 0 is the blank)."""
+        return max(self._lookup.values(), default=0) + 1
+
+    @property
+    def blank_symbol(self) -> str:
+        return self._blank_symbol
+
+    @property
+    def lookup(self) -> dict[str, int]:
+        """A copy of the ``{unit: code}`` mapping."""
+        return dict(self._lookup)
+
+    # --- Encoding and decoding --------------------------------------------------
+
+    def encode(self, units: Sequence[str]) -> list[int]:
+        """Maps units to codes; raises ``KeyError`` naming the first unknown unit."""
+        return [self._lookup[u] for u in units]
+
+    def decode(self, codes: Iterable[int]) -> str:
+        """Maps codes to text, skipping the blank and codes outside the alphabet."""
+        return "".join(self.lookup_int2str.get(int(c), "") for c in codes)
+
+    # --- Files ------------------------------------------------------------------
+
+    def check_input_file_alphabet(
+        self,
+        csv_filenames: Sequence[str | os.PathLike],
+        csv_delimiter: str = ";",
+        string_split_delimiter: str = "|",
+        max_examples: int = 3,
+    ) -> dict[str, UnitReport]:
+        """Lists the units of CSV labels that the alphabet lacks.
+
+        Returns:
+            ``{unit: UnitReport}`` with the number of occurrences and up to
+            ``max_examples`` example rows (``file:row``) per missing unit; empty when
+            every unit is known.
+        """
+        missing: dict[str, UnitReport] = collections.defaultdict(UnitReport)
+        for filename in csv_filenames:
+            for number, _, label in read_csv_rows(filename, csv_delimiter):
+                if label is None:
+                    continue
+                for unit in split_label(label, string_split_delimiter):
+                    if unit and unit not in self._lookup:
+                        report = missing[unit]
+                        report.count += 1
+                        if len(report.examples) < max_examples:
+                            report.examples.append(f"{filename}:{number}")
+        return dict(sorted(missing.items(), key=lambda item: -item[1].count))
+
+    @classmethod
+    def create_lookup_from_labels(
+        cls,
+        csv_files: Sequence[str | os.PathLike],
+        export_lookup_filename: str | os.PathLike,
+        original_lookup_filename: str | os.PathLike | None = None,
+        csv_delimiter: str = ";",
+        string_split_delimiter: str = "|",
+    ) -> dict[str, int]:
+        """Builds a lookup from the units of CSV labels and writes it as JSON.
+
+        Units of ``original_lookup_filename`` keep their codes; new units get the
+        next codes in sorted order, so that the result does not depend on row order.
+
+        Returns:
+            The lookup written.
+        """
+        lookup: dict[str, int] = {}
+        if original_lookup_filename is not None:
+            lookup = cls.load_lookup_from_json(original_lookup_filename)
+        units: set[str] = set()
+        for filename in csv_files:
+            for _, _, label in read_csv_rows(filename, csv_delimiter):
+                if label is not None:
+                    units.update(u for u in split_label(label, string_split_delimiter) if u)
+        next_code = max(lookup.values(), default=0) + 1
+        for unit in sorted(units - set(lookup)):
+            lookup[unit] = next_code
+            next_code += 1
+        if not lookup:
+            raise ValueError(f"no label units found in {', '.join(map(str, csv_files))}")
+        _write_json_atomic(export_lookup_filename, lookup)
+        return lookup
+
+    @staticmethod
+    def load_lookup_from_json(json_filename: str | os.PathLike) -> dict[str, int]:
+        """Reads and validates a ``{unit: code}`` JSON lookup.
+
+        Raises:
+            ValueError: the file is not valid JSON, is empty, or has codes that are
+                not integers >= 1 or that repeat. The message names the file.
+            FileNotFoundError: the file does not exist.
+        """
+        path = Path(json_filename)
+        if not path.is_file():
+            raise FileNotFoundError(f"alphabet lookup {path} does not exist")
+        try:
+            lookup = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"alphabet lookup {path} is not valid JSON: {e}") from None
+        if not isinstance(lookup, dict):
+            raise ValueError(f"alphabet lookup {path} must be a JSON object {{unit: code}}")
+        _validate_lookup(lookup, str(path))
+        return lookup
+
+    @staticmethod
+    def make_json_lookup_alphabet(string_chars: str | Iterable[str]) -> dict[str, int]:
+        """A lookup with one unit per character (or element), codes 1, 2, ..."""
+        units = list(dict.fromkeys(string_chars))
+        return {u: i for i, u in enumerate(units, start=1)}
+
+    @staticmethod
+    def map_lookup(lookup_table: dict[str, int]) -> dict[str, int]:
+        """Renumbers a lookup to consecutive codes 1..N, keeping the code order."""
+        ordered = sorted(lookup_table.items(), key=lambda item: item[1])
+        return {unit: i for i, (unit, _) in enumerate(ordered, start=1)}
+
+    def save(self, json_filename: str | os.PathLike) -> None:
+        """Writes the lookup as JSON (atomically)."""
+        _write_json_atomic(json_filename, self._lookup)
+
+
+def _validate_lookup(lookup: dict, source: str) -> None:
+    if not lookup:
+        raise ValueError(f"alphabet lookup {source} is empty: it needs at least one unit")
+    seen: dict[int, str] = {}
+    for unit, code in lookup.items():
+        if unit == "":
+            raise ValueError(f"alphabet lookup {source}: the empty string cannot be a unit")
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise ValueError(f"alphabet lookup {source}: code of {unit!r} must be an integer, got {code!r}")
+        if code < 1:
+            raise ValueError(
+                f"alphabet lookup {source}: code of {unit!r} is {code}; codes must be >= 1 "
+                f"(index {BLANK_INDEX} is the CTC blank)"
+            )
+        if code in seen:
+            raise ValueError(f"alphabet lookup {source}: {unit!r} and {seen[code]!r} share the code {code}")
+        seen[code] = unit
+
+
+def _write_json_atomic(filename: str | os.PathLike, data: object) -> None:
+    path = Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]], delimiter: str = ";") -> None:
+    """Writes ``path<delimiter>label`` lines atomically (no quoting, as the format wants)."""
+    path = Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        for image_path, label in rows:
+            f.write(f"{image_path}{delimiter}{label}\n")
+    os.replace(tmp, path)
+
+
+__all__ = [
+    "BLANK_INDEX",
+    "Alphabet",
+    "UnitReport",
+    "join_units",
+    "read_csv_rows",
+    "split_label",
+    "write_csv_rows",
+]

@@ -1,0 +1,252 @@
+"""The ``tf-crnn`` command. Commands parse, call one library function and print a summary;
+TensorFlow is imported inside them so that ``--help`` answers at once."""
+
+from __future__ import annotations
+
+import functools
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+
+logger = logging.getLogger("tf_crnn")
+
+
+class UserError(click.ClickException):
+    """A one-line error for the user, exit code 2 (bad input) or 1 (run failed)."""
+
+    def __init__(self, message: str, exit_code: int = 2):
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def _quiet_tensorflow() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        datefmt="%H:%M:%S",
+        stream=sys.stderr,
+    )
+    for noisy in ("tensorflow", "absl", "h5py", "PIL"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def user_errors(fn):
+    """Turns the library's input errors into one-line messages and exit codes."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from tf_crnn.config import ConfigError
+
+        try:
+            return fn(*args, **kwargs)
+        except UserError:
+            raise
+        except ConfigError as e:
+            raise UserError(str(e), 2) from None
+        except (FileNotFoundError, ValueError) as e:
+            raise UserError(str(e), 2) from None
+        except RuntimeError as e:
+            from tf_crnn.callbacks import CheckpointError
+            from tf_crnn.training import TrainingError
+
+            if isinstance(e, (TrainingError, CheckpointError)):
+                raise UserError(str(e), 1) from None
+            raise
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="tf_crnn")
+@click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
+def main(verbose: bool) -> None:
+    """tf-crnn: train, evaluate, run and export CRNN text-line recognizers."""
+    _quiet_tensorflow()
+    _setup_logging(verbose)
+
+
+# --- train ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("overrides", nargs=-1)
+@user_errors
+def train(config: str, overrides: tuple[str, ...]) -> None:
+    """Train a model from CONFIG (a JSON file of parameters).
+
+    OVERRIDES are key=value pairs that replace values of the file, e.g.
+    n_epochs=5 output_model_dir=runs/a (values are read as JSON, else as text).
+    """
+    from tf_crnn.config import Params, parse_overrides
+
+    params = Params.from_json_file(config, **parse_overrides(list(overrides)))
+    from tf_crnn.training import train as run_training
+
+    result = run_training(params)
+    cer = "n/a" if result.val_cer is None else f"{result.val_cer:.4f}"
+    click.echo(
+        f"Trained {result.epochs_done} epochs on {result.n_train} lines; validation CER {cer} "
+        f"(best epoch {result.best_epoch}); exported to {result.export_path}"
+    )
+
+
+# --- alphabet ---------------------------------------------------------------------
+
+
+@main.group()
+def alphabet() -> None:
+    """Build or check alphabet lookups ({unit: code} JSON files)."""
+
+
+@alphabet.command("build")
+@click.argument("csv_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Lookup JSON to write.")
+@click.option("--extend", type=click.Path(exists=True, dir_okay=False), help="Existing lookup whose codes are kept.")
+@click.option("--csv-delimiter", default=";", show_default=True)
+@click.option("--string-split-delimiter", default="|", show_default=True)
+@user_errors
+def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimiter) -> None:
+    """Make a lookup from the label units of CSV_FILES."""
+    from tf_crnn.alphabet import Alphabet
+
+    lookup = Alphabet.create_lookup_from_labels(
+        list(csv_files), output, extend, csv_delimiter=csv_delimiter, string_split_delimiter=string_split_delimiter
+    )
+    click.echo(f"Wrote {output}: {len(lookup)} units, codes 1..{max(lookup.values())}")
+
+
+@alphabet.command("check")
+@click.argument("lookup", type=click.Path(dir_okay=False))
+@click.argument("csv_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--csv-delimiter", default=";", show_default=True)
+@click.option("--string-split-delimiter", default="|", show_default=True)
+@click.option("--blank-symbol", default="$", show_default=True, help="Blank symbol of legacy lookups.")
+@user_errors
+def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, blank_symbol) -> None:
+    """List units of CSV_FILES that LOOKUP lacks (exit code 1 if any)."""
+    from tf_crnn.alphabet import Alphabet
+
+    missing = Alphabet(lookup, blank_symbol).check_input_file_alphabet(
+        list(csv_files), csv_delimiter=csv_delimiter, string_split_delimiter=string_split_delimiter
+    )
+    if not missing:
+        click.echo(f"All units of {', '.join(csv_files)} are in {lookup}")
+        return
+    click.echo(f"{len(missing)} units missing from {lookup}:")
+    for unit, report in missing.items():
+        click.echo(f"  {unit!r}\t{report.count} times, e.g. {', '.join(report.examples)}")
+    sys.exit(1)
+
+
+# --- predict / evaluate -----------------------------------------------------------
+
+
+def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
+    """Image paths from files, folders (recursive) and data CSVs, in order."""
+    from tf_crnn.alphabet import read_csv_rows
+
+    paths: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            base = p.resolve().parent
+            for _, path, _ in read_csv_rows(p, csv_delimiter):
+                path = path.strip()
+                paths.append(path if os.path.isabs(path) else str(base / path))
+        elif p.exists():
+            paths.append(str(p))
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    return paths
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("inputs", nargs=-1, required=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write .csv or .jsonl here (default: CSV on stdout).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@user_errors
+def predict(model, inputs, output, batch_size) -> None:
+    """Transcribe images with MODEL (an export folder or an output_model_dir).
+
+    INPUTS are image files, folders (searched recursively for images) and data CSVs.
+    """
+    from tf_crnn.prediction import predict_files, write_predictions
+
+    paths = collect_inputs(inputs)
+    results, skipped = predict_files(model, paths, batch_size=batch_size, progress=sys.stderr.isatty())
+    for path, reason in skipped:
+        logger.warning("Skipped %s: %s", path, reason)
+    write_predictions(results, output)
+    if output:
+        click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
+
+
+@main.command()
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--report", type=click.Path(dir_okay=False), help="Write a per-line CSV report, worst lines first.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option("--confusions", default=10, show_default=True, help="Number of frequent confusions to print.")
+@user_errors
+def evaluate(model, csv_file, report, batch_size, confusions) -> None:
+    """Measure CER, WER and line accuracy of MODEL on a labelled CSV_FILE."""
+    from tf_crnn.evaluation import evaluate as run_evaluation
+    from tf_crnn.evaluation import write_report
+
+    result = run_evaluation(model, csv_file, batch_size=batch_size)
+    click.echo(f"Lines evaluated: {len(result.lines)} (skipped: {len(result.skipped)})")
+    click.echo(f"CER: {result.cer:.4f} ({result.char_errors} / {result.chars} characters)")
+    click.echo(f"WER: {result.wer:.4f} ({result.word_errors} / {result.words} words)")
+    click.echo(f"Line accuracy: {result.line_accuracy:.4f}")
+    if result.skipped:
+        from collections import Counter
+
+        reasons = Counter(d.reason.split(":")[0] for d in result.skipped)
+        click.echo("Skipped rows: " + "; ".join(f"{n} x {r}" for r, n in reasons.most_common()))
+    if confusions and result.confusions:
+        click.echo("Most frequent confusions (reference -> prediction):")
+        for (ref, hyp), n in result.confusions.most_common(confusions):
+            click.echo(f"  {ref or '<none>'!r:>8} -> {hyp or '<none>'!r:<8} {n}")
+    if report:
+        write_report(result, report)
+        click.echo(f"Report: {report}")
+
+
+# --- synthetic data / demo --------------------------------------------------------
+
+
+@main.command()
+@click.argument("output_dir", type=click.Path(file_okay=False))
+@click.option("--n-train", default=2000, show_default=True, type=click.IntRange(1))
+@click.option("--n-eval", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--seed", default=0, show_default=True)
+@user_errors
+def synth(output_dir, n_train, n_eval, seed) -> None:
+    """Render a synthetic line data set (images, train.csv, eval.csv, alphabet.json)."""
+    from tf_crnn.synthetic import make_dataset
+
+    paths = make_dataset(output_dir, n_train=n_train, n_eval=n_eval, seed=seed)
+    click.echo(f"Wrote {n_train} training and {n_eval} evaluation lines: {paths['train']}, {paths['eval']}")
+
+
+def _json(obj) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+if __name__ == "__main__":
+    main()

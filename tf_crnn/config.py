@@ -1,0 +1,380 @@
+"""Experiment parameters: one flat ``Params`` dataclass with the original's keys."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import json
+import logging
+import os
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from tf_crnn.alphabet import Alphabet
+
+logger = logging.getLogger(__name__)
+
+OPTIMIZERS = ("adam", "rms", "ada")
+CONFIG_FILENAME = "config.json"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot run; the message names the key and the value."""
+
+
+def _pair(value: Any, name: str, index: int) -> tuple[int, int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return (value, value)
+    if isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_int(v) for v in value):
+        return (int(value[0]), int(value[1]))
+    raise ConfigError(f"{name}[{index}] must be an integer or a pair [height, width], got {value!r}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass
+class Params:
+    """All parameters of an experiment; the keys of ``config.json``.
+
+    Shapes are ``(height, width)``. Values are validated on construction; an
+    invalid value raises ``ConfigError`` (a ``ValueError``) naming the field.
+    """
+
+    # --- Input images ---
+    input_shape: tuple[int, int] = (96, 1400)
+    """Target height every image is resized to, and the maximum width after resizing."""
+    input_channels: int = 1
+
+    # --- Convolutional feature extractor (one entry per ConvBlock) ---
+    cnn_features_list: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
+    cnn_kernel_size: list[int] = field(default_factory=lambda: [3, 3, 3, 3, 3])
+    cnn_stride_size: list[tuple[int, int]] = field(default_factory=lambda: [(1, 1)] * 5)
+    cnn_pool_size: list[tuple[int, int]] = field(default_factory=lambda: [(2, 2), (2, 2), (2, 2), (2, 2), (1, 1)])
+    cnn_batch_norm: list[bool] = field(default_factory=lambda: [False] * 5)
+    cnn_padding: str = "same"
+
+    # --- Recurrent layers and decoding ---
+    rnn_units: list[int] = field(default_factory=lambda: [256, 256])
+    rnn_dropout: float = 0.5
+    num_beam_paths: int = 1
+    """1: greedy CTC decoding; more: beam search returning that many alternatives."""
+    beam_width: int = 100
+
+    # --- Data files and alphabet ---
+    csv_delimiter: str = ";"
+    string_split_delimiter: str = "|"
+    csv_files_train: str | list[str] | None = None
+    csv_files_eval: str | list[str] | None = None
+    lookup_alphabet_file: str | None = None
+    blank_symbol: str = "$"
+    max_chars_per_string: int = 75
+
+    # --- Data augmentation (training only) ---
+    data_augmentation: bool = True
+    data_augmentation_max_rotation: float = 0.005
+    """Largest rotation, in radians."""
+    data_augmentation_max_slant: float = 0.7
+    """Largest horizontal shear, as a fraction of the image height (tan of the slant angle)."""
+
+    # --- Training ---
+    n_epochs: int = 50
+    train_batch_size: int = 64
+    eval_batch_size: int = 128
+    learning_rate: float = 1e-4
+    optimizer: str = "adam"
+    evaluate_every_epoch: int = 5
+    save_interval: int = 20
+    """Export a SavedModel every this many epochs (and always at the end)."""
+    keep_max_models: int = 5
+    lr_reduce_patience: int = 4
+    """Evaluations without a lower validation CER before the learning rate is halved; 0: never."""
+    early_stopping_patience: int = 10
+    """Evaluations without a lower validation CER before training stops; 0: never."""
+    bucket_by_width: bool = True
+    """Batch lines of similar widths and pad each batch to its own widest line; false pads
+    every image to ``input_shape[1]`` like the original tf_crnn."""
+    steps_per_epoch: int = 0
+    """Training batches per epoch; 0: one pass over the training set."""
+    seed: int = 0
+
+    # --- Output ---
+    output_model_dir: str = ""
+    restore_model: bool = False
+
+    def __post_init__(self) -> None:
+        self._validate()
+
+    # --- Validation -------------------------------------------------------------
+
+    def _validate(self) -> None:
+        def fail(name: str, message: str) -> None:
+            raise ConfigError(f"{name}: {message}, got {getattr(self, name)!r}")
+
+        shape = self.input_shape
+        if not (isinstance(shape, (list, tuple)) and len(shape) == 2 and all(_is_int(v) and v > 0 for v in shape)):
+            fail("input_shape", "must be [height, max_width] with two positive integers")
+        self.input_shape = (int(shape[0]), int(shape[1]))
+        if self.input_channels not in (1, 3):
+            fail("input_channels", "must be 1 (grayscale) or 3 (RGB)")
+
+        n_blocks = len(self.cnn_features_list) if isinstance(self.cnn_features_list, (list, tuple)) else -1
+        if n_blocks < 1:
+            fail("cnn_features_list", "must be a non-empty list of integers")
+        for name in ("cnn_features_list", "cnn_kernel_size", "cnn_stride_size", "cnn_pool_size", "cnn_batch_norm"):
+            value = getattr(self, name)
+            if not isinstance(value, (list, tuple)):
+                fail(name, "must be a list with one entry per convolution block")
+            if len(value) != n_blocks:
+                raise ConfigError(
+                    f"{name}: has {len(value)} entries but cnn_features_list has {n_blocks}; "
+                    "give one entry per convolution block"
+                )
+        if not all(_is_int(v) and v > 0 for v in self.cnn_features_list):
+            fail("cnn_features_list", "must hold positive integers")
+        self.cnn_features_list = list(self.cnn_features_list)
+        self.cnn_kernel_size = [_pair(v, "cnn_kernel_size", i) for i, v in enumerate(self.cnn_kernel_size)]
+        self.cnn_stride_size = [_pair(v, "cnn_stride_size", i) for i, v in enumerate(self.cnn_stride_size)]
+        self.cnn_pool_size = [_pair(v, "cnn_pool_size", i) for i, v in enumerate(self.cnn_pool_size)]
+        for name in ("cnn_kernel_size", "cnn_stride_size", "cnn_pool_size"):
+            if any(min(p) < 1 for p in getattr(self, name)):
+                fail(name, "must hold positive sizes")
+        if not all(isinstance(v, bool) for v in self.cnn_batch_norm):
+            fail("cnn_batch_norm", "must hold true/false values")
+        self.cnn_batch_norm = list(self.cnn_batch_norm)
+        if self.cnn_padding not in ("same", "valid"):
+            fail("cnn_padding", "must be 'same' or 'valid'")
+        height = self.feature_height
+        if height < 1:
+            raise ConfigError(
+                f"input_shape: height {self.input_shape[0]} is too small for the convolution blocks "
+                "(strides, pooling and valid padding reduce it below 1 pixel); raise the height or "
+                "use fewer/smaller cnn_pool_size and cnn_stride_size entries"
+            )
+
+        if not (isinstance(self.rnn_units, (list, tuple)) and self.rnn_units):
+            fail("rnn_units", "must be a non-empty list of positive integers")
+        if not all(_is_int(v) and v > 0 for v in self.rnn_units):
+            fail("rnn_units", "must hold positive integers")
+        self.rnn_units = list(self.rnn_units)
+        if not (isinstance(self.rnn_dropout, (int, float)) and 0 <= self.rnn_dropout < 1):
+            fail("rnn_dropout", "must be a number in [0, 1)")
+        for name in (
+            "num_beam_paths",
+            "beam_width",
+            "max_chars_per_string",
+            "n_epochs",
+            "train_batch_size",
+            "eval_batch_size",
+            "evaluate_every_epoch",
+            "save_interval",
+            "keep_max_models",
+        ):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 1:
+                fail(name, "must be a positive integer")
+        for name in ("lr_reduce_patience", "early_stopping_patience", "steps_per_epoch", "seed"):
+            value = getattr(self, name)
+            if not _is_int(value) or value < 0:
+                fail(name, "must be a non-negative integer")
+        if self.num_beam_paths > self.beam_width:
+            fail("num_beam_paths", f"cannot exceed beam_width ({self.beam_width})")
+
+        for name in ("csv_delimiter", "string_split_delimiter"):
+            value = getattr(self, name)
+            if not (isinstance(value, str) and len(value) == 1) or value in "\r\n":
+                fail(name, "must be a single character other than a line break")
+        if self.csv_delimiter == self.string_split_delimiter:
+            fail("string_split_delimiter", "must differ from csv_delimiter")
+        if not (isinstance(self.blank_symbol, str) and self.blank_symbol):
+            fail("blank_symbol", "must be a non-empty string")
+        for name in ("csv_files_train", "csv_files_eval"):
+            value = getattr(self, name)
+            if value is not None and not (
+                isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            ):
+                fail(name, "must be a CSV path or a list of CSV paths")
+
+        for name in ("data_augmentation", "restore_model", "bucket_by_width"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "must be true or false")
+        if not (isinstance(self.data_augmentation_max_rotation, (int, float)) and self.data_augmentation_max_rotation >= 0):
+            fail("data_augmentation_max_rotation", "must be a non-negative number of radians")
+        if not (isinstance(self.data_augmentation_max_slant, (int, float)) and self.data_augmentation_max_slant >= 0):
+            fail("data_augmentation_max_slant", "must be a non-negative number")
+        if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
+            fail("learning_rate", "must be a positive number")
+        if self.optimizer not in OPTIMIZERS:
+            fail("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        if not isinstance(self.output_model_dir, str):
+            fail("output_model_dir", "must be a directory path")
+
+    # --- Derived values ---------------------------------------------------------
+
+    def _block_output(self, size: int, axis: int) -> int:
+        for kernel, stride, pool in zip(self.cnn_kernel_size, self.cnn_stride_size, self.cnn_pool_size):
+            size = conv_output_size(size, kernel[axis], stride[axis], self.cnn_padding)
+            size = pool_output_size(size, pool[axis])
+        return size
+
+    @property
+    def feature_height(self) -> int:
+        """Height of the last convolution block's output."""
+        return self._block_output(self.input_shape[0], axis=0)
+
+    def output_width(self, width: int) -> int:
+        """Number of CTC time steps the network emits for an image ``width`` pixels wide."""
+        return self._block_output(width, axis=1)
+
+    @property
+    def downscale_factor(self) -> int:
+        """Product of the width strides and pool sizes: pixels per time step."""
+        factor = 1
+        for stride, pool in zip(self.cnn_stride_size, self.cnn_pool_size):
+            factor *= stride[1] * pool[1]
+        return factor
+
+    @property
+    def train_csv_files(self) -> list[str]:
+        return _as_list(self.csv_files_train)
+
+    @property
+    def eval_csv_files(self) -> list[str]:
+        return _as_list(self.csv_files_eval)
+
+    @cached_property
+    def alphabet(self) -> Alphabet:
+        """The alphabet read from ``lookup_alphabet_file`` (on first use)."""
+        if not self.lookup_alphabet_file:
+            raise ConfigError("lookup_alphabet_file: no alphabet lookup given; set it to a JSON {unit: code} file")
+        return Alphabet(self.lookup_alphabet_file, blank_symbol=self.blank_symbol)
+
+    # --- Serialisation ----------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """The parameters as JSON-ready values (lists for tuples)."""
+        out = {}
+        for f in dataclasses.fields(self):
+            out[f.name] = _jsonable(getattr(self, f.name))
+        return out
+
+    def show_experiment_params(self) -> dict[str, Any]:
+        """The parameters, as the original's method returned them."""
+        return self.to_dict()
+
+    def to_json_file(self, json_filename: str | os.PathLike) -> None:
+        path = Path(json_filename)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_dict(cls, config: dict[str, Any], source: str = "config") -> Params:
+        """Builds parameters from a mapping; unknown keys raise ``ConfigError``."""
+        if not isinstance(config, dict):
+            raise ConfigError(f"{source}: must be a JSON object of parameters")
+        valid = [f.name for f in dataclasses.fields(cls)]
+        for key in config:
+            if key not in valid:
+                close = difflib.get_close_matches(key, valid, n=1)
+                hint = f"; did you mean '{close[0]}'?" if close else ""
+                raise ConfigError(f"{source}: unknown key '{key}'{hint}")
+        return cls(**config)
+
+    @classmethod
+    def from_json_file(cls, json_file: str | os.PathLike, **overrides: Any) -> Params:
+        """Reads parameters from a JSON file; ``overrides`` replace its values.
+
+        Relative paths in the file (CSV files, alphabet, output directory) are
+        taken relative to the current directory, as in the original.
+        """
+        path = Path(json_file)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file does not exist")
+        try:
+            config = json.loads(path.read_text(encoding="utf-8-sig"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not valid JSON ({e})") from None
+        if not isinstance(config, dict):
+            raise ConfigError(f"{path}: must be a JSON object of parameters")
+        config.update(overrides)
+        return cls.from_dict(config, source=str(path))
+
+
+def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
+    """Output length of a convolution along one axis (TensorFlow's rule); ints or int tensors."""
+    if padding == "same":
+        return -(-size // stride)
+    out = (size - kernel) // stride + 1
+    # Tensors (in the graph) stay unclamped: a negative length masks everything anyway.
+    return max(0, out) if isinstance(out, int) else out
+
+
+def pool_output_size(size: int, pool: int) -> int:
+    """Output length of 'same' max pooling with stride equal to the pool size."""
+    return -(-size // pool)
+
+
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """Parses ``key=value`` command-line overrides; values are JSON, else strings."""
+    overrides: dict[str, Any] = {}
+    for item in items:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"override '{item}' must be written key=value")
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            overrides[key] = raw
+    return overrides
+
+
+def import_params_from_json(
+    model_directory: str | os.PathLike | None = None, json_filename: str | os.PathLike | None = None
+) -> dict[str, Any]:
+    """Reads the parameters saved with a trained model.
+
+    Args:
+        model_directory: an ``output_model_dir`` or an export folder; its
+            ``config.json`` is read.
+        json_filename: a parameters JSON file, read when no directory is given.
+
+    Returns:
+        The parameters as a dictionary.
+    """
+    if model_directory is None and json_filename is None:
+        raise ValueError("import_params_from_json needs model_directory or json_filename")
+    if model_directory is not None:
+        json_filename = Path(model_directory) / CONFIG_FILENAME
+    path = Path(json_filename)  # type: ignore[arg-type]
+    if not path.is_file():
+        raise FileNotFoundError(f"no parameters file {path}")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _as_list(value: str | list[str] | None) -> list[str]:
+    if value is None:
+        return []
+    return [value] if isinstance(value, str) else list(value)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, list):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+__all__ = [
+    "Alphabet",
+    "ConfigError",
+    "Params",
+    "conv_output_size",
+    "import_params_from_json",
+    "parse_overrides",
+    "pool_output_size",
+]

@@ -1,0 +1,346 @@
+"""Image decoding, resizing, padding, augmentation and the ``tf.data`` input pipeline.
+
+Images travel as ``uint8``-valued tensors of shape ``(height, width, channels)``
+(``(batch, height, width, channels)`` once batched) together with their widths;
+the one normalisation to floats happens inside the model (``tf_crnn.model``), so
+training, evaluation, prediction and every export see the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from tf_crnn.alphabet import read_csv_rows, split_label
+from tf_crnn.config import Params
+
+logger = logging.getLogger(__name__)
+
+AUTOTUNE = tf.data.AUTOTUNE
+WIDTH_BUCKET = 32
+"""Width step, in pixels, between the buckets of the training pipeline."""
+
+
+def get_resized_width(width, height, target_height: int, max_width: int):
+    """Width after resizing to ``target_height`` with the aspect ratio kept.
+
+    Images wider than ``max_width`` after resizing are shrunk to ``max_width``.
+    Works on Python integers (preprocessing) and on int32 tensors (the graph), with
+    the same integer arithmetic, so both agree to the pixel.
+    """
+    resized = (width * target_height + height // 2) // height
+    if isinstance(resized, int):
+        return max(1, min(resized, max_width))
+    return tf.clip_by_value(resized, 1, max_width)
+
+
+def decode_image(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """Decodes PNG, JPEG, BMP or GIF bytes to a ``uint8`` ``(height, width, channels)`` image."""
+    image = tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8)
+    image.set_shape([None, None, channels])
+    return image
+
+
+def resize_image(image: tf.Tensor, target_height: int, max_width: int) -> tuple[tf.Tensor, tf.Tensor]:
+    """Resizes an image to ``target_height``, keeping the aspect ratio.
+
+    Args:
+        image: ``(height, width, channels)``, any real dtype with values in [0, 255].
+        target_height: output height.
+        max_width: images wider than this after resizing are shrunk to it.
+
+    Returns:
+        ``(image, width)``: a ``uint8`` ``(target_height, width, channels)`` image and
+        its width as an int32 scalar.
+    """
+    shape = tf.shape(image)
+    width = get_resized_width(shape[1], shape[0], target_height, max_width)
+    resized = tf.image.resize(image, tf.stack([target_height, width]), method="bilinear", antialias=True)
+    resized = tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+    return resized, width
+
+
+def estimate_background(image: tf.Tensor) -> tf.Tensor:
+    """Per-channel median of the border pixels: the colour of the paper.
+
+    Returns:
+        ``(channels,)`` tensor of the image's dtype.
+    """
+    c = tf.shape(image)[-1]
+    border = tf.concat(
+        [
+            tf.reshape(image[0], [-1, c]),
+            tf.reshape(image[-1], [-1, c]),
+            tf.reshape(image[:, 0], [-1, c]),
+            tf.reshape(image[:, -1], [-1, c]),
+        ],
+        axis=0,
+    )
+    ordered = tf.sort(tf.cast(border, tf.int32), axis=0)
+    return tf.cast(ordered[tf.shape(ordered)[0] // 2], image.dtype)
+
+
+def padding_inputs_width(image: tf.Tensor, target_width, background: tf.Tensor | None = None) -> tf.Tensor:
+    """Pads an image on the right to ``target_width`` with its background colour.
+
+    The padding holds no ink: it is the paper colour, never a mirror or repeat of
+    the image. Images already at least ``target_width`` wide are returned as they are.
+
+    Args:
+        image: ``(height, width, channels)``.
+        target_width: width to pad to.
+        background: ``(channels,)`` fill colour; estimated from the border if None.
+    """
+    if background is None:
+        background = estimate_background(image)
+    shape = tf.shape(image)
+    pad = tf.maximum(target_width - shape[1], 0)
+    filler = tf.ones([shape[0], pad, shape[2]], dtype=image.dtype) * tf.reshape(background, [1, 1, -1])
+    return tf.concat([image, filler], axis=1)
+
+
+def _projective(image: tf.Tensor, transform: tf.Tensor, out_width, background: tf.Tensor) -> tf.Tensor:
+    """Applies a 3x3 (flattened to 8) output-to-input transform with background fill."""
+    channels = image.shape[-1]
+    out = []
+    for c in range(channels):
+        plane = tf.cast(image[None, :, :, c : c + 1], tf.float32)
+        warped = tf.raw_ops.ImageProjectiveTransformV3(
+            images=plane,
+            transforms=tf.reshape(transform, [1, 8]),
+            output_shape=tf.stack([tf.shape(image)[0], out_width]),
+            fill_value=tf.cast(background[c], tf.float32),
+            interpolation="BILINEAR",
+            fill_mode="CONSTANT",
+        )
+        out.append(warped[0])
+    return tf.cast(tf.round(tf.concat(out, axis=-1)), image.dtype)
+
+
+def random_rotation(image: tf.Tensor, max_rotation: float, background: tf.Tensor | None = None) -> tf.Tensor:
+    """Rotates an image about its centre by a uniform angle in ``[-max_rotation, max_rotation]`` radians."""
+    if background is None:
+        background = estimate_background(image)
+    angle = tf.random.uniform([], -max_rotation, max_rotation)
+    h = tf.cast(tf.shape(image)[0], tf.float32)
+    w = tf.cast(tf.shape(image)[1], tf.float32)
+    cos, sin = tf.cos(angle), tf.sin(angle)
+    cx, cy = (w - 1) / 2, (h - 1) / 2
+    transform = tf.stack([cos, -sin, cx - cos * cx + sin * cy, sin, cos, cy - sin * cx - cos * cy, 0.0, 0.0])
+    return _projective(image, transform, tf.shape(image)[1], background)
+
+
+def random_slant(image: tf.Tensor, max_slant: float, max_width: int, background: tf.Tensor) -> tf.Tensor:
+    """Shears an image horizontally, widening the canvas so that no ink is cut.
+
+    The shear is limited so that the result stays within ``max_width``.
+    """
+    h = tf.shape(image)[0]
+    w = tf.shape(image)[1]
+    hf = tf.cast(h, tf.float32)
+    room = tf.cast(max_width - w, tf.float32) / tf.maximum(hf, 1.0)
+    limit = tf.minimum(tf.cast(max_slant, tf.float32), tf.maximum(room, 0.0))
+    shear = tf.random.uniform([], -1.0, 1.0) * limit
+    extra = tf.cast(tf.math.ceil(tf.abs(shear) * hf), tf.int32)
+    # Output (x, y) reads input (x + shear * y - max(shear, 0) * h, y): the canvas
+    # grows by |shear| * h and every input column stays inside it.
+    transform = tf.stack([1.0, shear, -tf.maximum(shear, 0.0) * hf, 0.0, 1.0, 0.0, 0.0, 0.0])
+    return _projective(image, transform, w + extra, background)
+
+
+def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
+    """Random photometric and geometric changes of a resized ``uint8`` training image.
+
+    Brightness and contrast jitter, rotation (``data_augmentation_max_rotation``),
+    slant (``data_augmentation_max_slant``) and random background padding on both
+    sides; the result is never wider than ``input_shape[1]``.
+
+    Args:
+        image: ``(height, width, channels)`` ``uint8`` image at the target height.
+        params: experiment parameters.
+
+    Returns:
+        The augmented ``uint8`` image, same height, possibly wider.
+    """
+    max_width = params.input_shape[1]
+    background = estimate_background(image)
+    x = tf.cast(image, tf.float32)
+    contrast = tf.random.uniform([], 0.7, 1.3)
+    brightness = tf.random.uniform([], -25.0, 25.0)
+    mean = tf.reduce_mean(x)
+    x = tf.clip_by_value((x - mean) * contrast + mean + brightness, 0.0, 255.0)
+    bg = tf.clip_by_value((tf.cast(background, tf.float32) - mean) * contrast + mean + brightness, 0.0, 255.0)
+    x = tf.cast(tf.round(x), tf.uint8)
+    background = tf.cast(tf.round(bg), tf.uint8)
+    if params.data_augmentation_max_rotation > 0:
+        x = random_rotation(x, params.data_augmentation_max_rotation, background)
+    if params.data_augmentation_max_slant > 0:
+        x = random_slant(x, params.data_augmentation_max_slant, max_width, background)
+    # Random margins of paper, as crops of real pages vary.
+    room = tf.maximum(max_width - tf.shape(x)[1], 0)
+    margin = tf.minimum(room, tf.shape(x)[0] // 2 + 1)
+    left = tf.random.uniform([], 0, margin + 1, dtype=tf.int32)
+    right = tf.random.uniform([], 0, margin - left + 1, dtype=tf.int32)
+    h = tf.shape(x)[0]
+    c = tf.shape(x)[2]
+    fill = tf.reshape(background, [1, 1, -1])
+    x = tf.concat(
+        [tf.ones([h, left, c], tf.uint8) * fill, x, tf.ones([h, right, c], tf.uint8) * fill],
+        axis=1,
+    )
+    return x
+
+
+def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str], list[list[int]]]:
+    """Reads a preprocessed CSV: image paths and encoded labels.
+
+    Rows whose label has units outside the alphabet raise ``ValueError``; run
+    ``tf_crnn.preprocessing.preprocess_csv`` first to drop them.
+    """
+    base = os.path.dirname(os.path.abspath(csv_filename))
+    paths: list[str] = []
+    labels: list[list[int]] = []
+    for number, path, label in read_csv_rows(csv_filename, params.csv_delimiter):
+        units = split_label(label or "", params.string_split_delimiter)
+        try:
+            codes = params.alphabet.encode(units)
+        except KeyError as e:
+            raise ValueError(f"{csv_filename}:{number}: unit {e.args[0]!r} is not in the alphabet") from None
+        paths.append(path if os.path.isabs(path) else os.path.join(base, path))
+        labels.append(codes)
+    return paths, labels
+
+
+def _load_example(path: tf.Tensor, params: Params) -> tuple[tf.Tensor, tf.Tensor]:
+    image = decode_image(tf.io.read_file(path), params.input_channels)
+    return resize_image(image, params.input_shape[0], params.input_shape[1])
+
+
+def dataset_generator(
+    csv_filename: str | os.PathLike | list,
+    params: Params,
+    use_labels: bool = True,
+    batch_size: int = 64,
+    data_augmentation: bool = False,
+    num_epochs: int | None = None,
+    shuffle: bool = True,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """The input pipeline of a (preprocessed) CSV.
+
+    Elements are ``(features, labels)`` with ``features = {"images": (batch, height,
+    width, channels) uint8, "widths": (batch,) int32}`` and ``labels`` a
+    ``(batch, max_label_length)`` int32 tensor of codes padded with
+    ``alphabet.BLANK_INDEX`` (0); without labels, elements are ``features`` plus
+    ``"filenames"``. Each batch is padded only to its own widest image; with
+    ``params.bucket_by_width`` lines of similar widths are batched together, without
+    it every image is padded to ``input_shape[1]`` as the original did.
+
+    Args:
+        csv_filename: a preprocessed CSV, or a list of image paths when ``use_labels`` is False.
+        params: experiment parameters.
+        use_labels: yield labels (training, evaluation) or file names (prediction).
+        batch_size: images per batch.
+        data_augmentation: apply ``augment_data`` to each image.
+        num_epochs: repeat the data this many times; None: forever when
+            training (``shuffle``), once otherwise.
+        shuffle: shuffle the samples (every epoch).
+        cache: keep decoded, resized images in memory after the first pass.
+    """
+    if isinstance(csv_filename, (list, tuple)):
+        paths, labels = [str(p) for p in csv_filename], [[] for _ in csv_filename]
+    else:
+        paths, labels = load_csv(csv_filename, params)
+    if not paths:
+        raise ValueError(f"{csv_filename}: no samples")
+    n = len(paths)
+    label_tensor = tf.ragged.constant(labels, dtype=tf.int32, ragged_rank=1) if labels else None
+    ds = tf.data.Dataset.from_tensor_slices((paths, label_tensor))
+
+    def load(path, label):
+        image, width = _load_example(path, params)
+        return {"images": image, "widths": width, "filenames": path}, label
+
+    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+    # A sample whose image broke after preprocessing is dropped, not fatal.
+    ds = ds.ignore_errors(log_warning=True)
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(min(n, 20_000), seed=params.seed or None, reshuffle_each_iteration=True)
+    if num_epochs is None and shuffle:
+        ds = ds.repeat()
+    elif num_epochs is not None and num_epochs > 1:
+        ds = ds.repeat(num_epochs)
+
+    if data_augmentation:
+
+        def augment(features, label):
+            image = augment_data(features["images"], params)
+            return dict(features, images=image, widths=tf.shape(image)[1]), label
+
+        ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+
+    max_width = params.input_shape[1]
+    channels = params.input_channels
+    padded_shapes = (
+        {
+            "images": [params.input_shape[0], None if params.bucket_by_width else max_width, channels],
+            "widths": [],
+            "filenames": [],
+        },
+        [None],
+    )
+    padding_values = ({"images": tf.constant(255, tf.uint8), "widths": 0, "filenames": ""}, 0)
+    if params.bucket_by_width and shuffle:
+        boundaries = list(range(WIDTH_BUCKET, max_width + 1, WIDTH_BUCKET))
+        ds = ds.bucket_by_sequence_length(
+            element_length_func=lambda features, _: features["widths"],
+            bucket_boundaries=boundaries,
+            bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
+            padded_shapes=padded_shapes,
+            padding_values=padding_values,
+        )
+    else:
+        ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, padding_values=padding_values)
+
+    def finish(features, label):
+        if use_labels:
+            features = {"images": features["images"], "widths": features["widths"]}
+            return features, label
+        return features
+
+    ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def count_steps(n_samples: int, batch_size: int) -> int:
+    return max(1, math.ceil(n_samples / batch_size))
+
+
+def images_to_batch(images: list[np.ndarray], params: Params) -> dict[str, np.ndarray]:
+    """Resizes decoded ``(height, width, channels)`` uint8 images into one padded batch."""
+    resized = [resize_image(tf.convert_to_tensor(im), params.input_shape[0], params.input_shape[1]) for im in images]
+    widths = np.array([int(w) for _, w in resized], dtype=np.int32)
+    batch = np.full((len(images), params.input_shape[0], int(widths.max()), params.input_channels), 255, np.uint8)
+    for i, (im, w) in enumerate(resized):
+        batch[i, :, : int(w)] = im.numpy()
+    return {"images": batch, "widths": widths}
+
+
+__all__ = [
+    "augment_data",
+    "dataset_generator",
+    "decode_image",
+    "estimate_background",
+    "get_resized_width",
+    "images_to_batch",
+    "load_csv",
+    "padding_inputs_width",
+    "random_rotation",
+    "resize_image",
+]

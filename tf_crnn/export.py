@@ -1,0 +1,181 @@
+"""SavedModel export: raw image in, text out, in one self-contained graph.
+
+An export holds decoding of the image file, resizing (``data_handler.resize_image``),
+normalisation and network (the Keras model), CTC decoding and the alphabet. A plain
+``tf.saved_model.load(path)`` in a process that never imported tf_crnn reads text
+with it. Signatures, each batched over images of any size:
+
+- ``serving_default(images: string[batch])``: encoded PNG/JPEG/BMP/GIF bytes.
+- ``filename(filenames: string[batch])``: image paths.
+- ``image(images: uint8[batch, height, width, channels])``: decoded pixels.
+
+Each returns ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
+log-probability of the decoded path), ``confidences: float32[batch]`` (``exp`` of
+the score per emitted frame, see ``tf_crnn.decoding``), and, with
+``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
+``[batch, num_beam_paths]``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+from tf_crnn.config import CONFIG_FILENAME, Params
+from tf_crnn.data_handler import decode_image, resize_image
+from tf_crnn.decoding import CodesToText, beam_search_decode, greedy_decode
+
+logger = logging.getLogger(__name__)
+
+EXPORT_DIR = "export"
+METADATA_FILENAME = "tf_crnn.json"
+ALPHABET_FILENAME = "alphabet.json"
+
+
+class ExportModule(tf.Module):
+    """The whole reading path as a ``tf.Module`` with SavedModel signatures."""
+
+    def __init__(self, model: keras.Model, params: Params):
+        super().__init__(name="tf_crnn")
+        self.model = model
+        self.codes_to_text = CodesToText(params.alphabet)
+        height, max_width = params.input_shape
+        channels = params.input_channels
+        top_paths = params.num_beam_paths
+        beam_width = params.beam_width
+
+        def batch_images(decode_fn, inputs):
+            images, widths = tf.map_fn(
+                lambda x: _pad_to(resize_image(decode_fn(x), height, max_width), max_width),
+                inputs,
+                fn_output_signature=(
+                    tf.TensorSpec([height, max_width, channels], tf.uint8),
+                    tf.TensorSpec([], tf.int32),
+                ),
+            )
+            crop = tf.maximum(tf.reduce_max(tf.concat([widths, [1]], 0)), 1)
+            return images[:, :, :crop], widths
+
+        def read(images, widths):
+            logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+            frames = tf.cast(tf.maximum(params.output_width(widths), 1), tf.float32)
+            if top_paths == 1:
+                codes, scores = greedy_decode(logits)
+                result = {"transcriptions": self.codes_to_text(codes), "scores": scores}
+            else:
+                codes, scores = beam_search_decode(logits, beam_width, top_paths)
+                texts = tf.transpose(self.codes_to_text(codes))  # (batch, top_paths)
+                result = {
+                    "transcriptions": texts[:, 0],
+                    "scores": scores[:, 0],
+                    "top_transcriptions": texts,
+                    "top_scores": scores,
+                }
+            result["confidences"] = tf.exp(result["scores"] / frames)
+            return result
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        def serve_bytes(images):
+            return read(*batch_images(lambda b: decode_image(b, channels), images))
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
+        def serve_filenames(filenames):
+            return read(*batch_images(lambda f: decode_image(tf.io.read_file(f), channels), filenames))
+
+        @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")])
+        def serve_image(images):
+            return read(*batch_images(lambda x: x, images))
+
+        self.serve_bytes = serve_bytes
+        self.serve_filenames = serve_filenames
+        self.serve_image = serve_image
+
+    @property
+    def signatures(self) -> dict:
+        return {
+            "serving_default": self.serve_bytes.get_concrete_function(),
+            "filename": self.serve_filenames.get_concrete_function(),
+            "image": self.serve_image.get_concrete_function(),
+        }
+
+
+def _pad_to(resized, max_width):
+    image, width = resized
+    return tf.pad(image, [[0, 0], [0, max_width - width], [0, 0]], constant_values=255), width
+
+
+def export_savedmodel(
+    model: keras.Model,
+    params: Params,
+    export_dir: str | os.PathLike,
+    metadata: dict | None = None,
+) -> Path:
+    """Writes a SavedModel to ``export_dir/<timestamp>``, atomically.
+
+    The folder also holds ``config.json`` (the parameters), ``alphabet.json`` and
+    ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...) for people and tools;
+    loading needs none of them.
+
+    Returns:
+        The path of the new export.
+    """
+    export_dir = Path(export_dir)
+    export_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    target = export_dir / stamp
+    n = 1
+    while target.exists():
+        target = export_dir / f"{stamp}-{n}"
+        n += 1
+    tmp = export_dir / f".tmp-{target.name}"
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    module = ExportModule(model, params)
+    tf.saved_model.save(module, str(tmp), signatures=module.signatures)
+    params.to_json_file(tmp / CONFIG_FILENAME)
+    params.alphabet.save(tmp / ALPHABET_FILENAME)
+    (tmp / METADATA_FILENAME).write_text(json.dumps(metadata or {}, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, target)
+    logger.info("Exported SavedModel to %s", target)
+    return target
+
+
+def list_exports(export_dir: str | os.PathLike) -> list[Path]:
+    """Complete exports in ``export_dir``, oldest first."""
+    export_dir = Path(export_dir)
+    if not export_dir.is_dir():
+        return []
+    return sorted(
+        (p for p in export_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "saved_model.pb").is_file()),
+        key=lambda p: p.name,
+    )
+
+
+def resolve_export(model_directory: str | os.PathLike) -> Path:
+    """The SavedModel folder meant by an export folder or an ``output_model_dir`` (its newest export).
+
+    Raises:
+        FileNotFoundError: neither kind of folder, or no export in it yet.
+    """
+    path = Path(model_directory)
+    if (path / "saved_model.pb").is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"model directory {path} does not exist")
+    exports = list_exports(path / EXPORT_DIR)
+    if not exports:
+        raise FileNotFoundError(
+            f"{path} holds no SavedModel: give an export folder (with saved_model.pb) or an "
+            f"output_model_dir with exports in {EXPORT_DIR}/"
+        )
+    return exports[-1]
+
+
+__all__ = ["ExportModule", "export_savedmodel", "list_exports", "resolve_export"]

@@ -1,0 +1,284 @@
+"""The CRNN: images to per-time-step logits, nothing else.
+
+Inputs are a batch of images ``(batch, height, width, channels)`` with values in
+[0, 255] and each image's own width ``(batch,)``; the output is logits
+``(batch, time, n_classes)`` where ``time`` is the padded width after downscaling.
+
+Every step is exact under padding: pixels and features right of a sample's width are
+zeroed after each block (what 'same' convolution padding would see at the image's
+edge), batch-norm statistics ignore them, the LSTMs mask them, and the logits of the
+frames past a sample's own length are forced to the blank. A sample's logits, loss and
+decoding are therefore the same whatever width its batch is padded to.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import keras
+from keras import layers, ops
+
+from tf_crnn.alphabet import BLANK_INDEX
+from tf_crnn.config import Params, conv_output_size, pool_output_size
+
+logger = logging.getLogger(__name__)
+
+PADDED_FRAME_LOGIT = 1e4
+"""Logit of the blank on frames past a sample's length (all other classes get 0):
+its probability is 1 to float precision, so such frames add nothing to the CTC loss."""
+
+
+def _width_mask(widths, max_width):
+    """``(batch, max_width)`` bool mask of the valid columns."""
+    return ops.arange(max_width)[None, :] < ops.cast(widths, "int32")[:, None]
+
+
+# === Layers ===
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class Normalization(layers.Layer):
+    """The project's one image normalisation: ``1 - pixel / 255`` (paper 0, ink 1),
+    zero right of each image's width."""
+
+    def call(self, images, widths):
+        x = 1.0 - ops.cast(images, self.compute_dtype) / 255.0
+        mask = _width_mask(widths, ops.shape(x)[2])
+        return x * ops.cast(mask, x.dtype)[:, None, :, None]
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class ConvBlock(layers.Layer):
+    """Conv2D, optional BatchNorm, optional MaxPool and ReLU, aware of each image's width.
+
+    ReLU is applied before pooling (it commutes with max pooling), so that the
+    zeroed padding never wins a max over real features.
+
+    Args:
+        features: number of filters.
+        kernel_size: int or ``(height, width)``.
+        stride: int or ``(height, width)``.
+        cnn_padding: 'same' or 'valid'.
+        pool_size: int or ``(height, width)``; ``(1, 1)`` means no pooling.
+        batchnorm: whether to batch-normalise the convolution output.
+
+    Call args:
+        inputs: ``(batch, height, width, channels)``.
+        widths: ``(batch,)`` valid width of each sample.
+
+    Returns:
+        ``(outputs, output_widths)``.
+    """
+
+    def __init__(self, features, kernel_size=3, stride=1, cnn_padding="same", pool_size=2, batchnorm=False, **kwargs):
+        super().__init__(**kwargs)
+        self.features = features
+        self.kernel_size = _as_pair(kernel_size)
+        self.stride = _as_pair(stride)
+        self.cnn_padding = cnn_padding
+        self.pool_size = _as_pair(pool_size)
+        self.batchnorm = batchnorm
+        self.conv = layers.Conv2D(
+            features,
+            self.kernel_size,
+            strides=self.stride,
+            padding=cnn_padding,
+            use_bias=not batchnorm,
+            name="conv",
+        )
+        self.bn = layers.BatchNormalization(name="batch_norm") if batchnorm else None
+        self.pool = (
+            layers.MaxPooling2D(self.pool_size, padding="same", name="pool") if self.pool_size != (1, 1) else None
+        )
+
+    def build(self, inputs_shape, widths_shape=None):
+        self.conv.build(inputs_shape)
+        out_shape = self.conv.compute_output_shape(inputs_shape)
+        if self.bn is not None:
+            self.bn.build(out_shape)
+        if self.pool is not None:
+            self.pool.build(out_shape)
+
+    def output_width(self, widths):
+        widths = conv_output_size(widths, self.kernel_size[1], self.stride[1], self.cnn_padding)
+        return pool_output_size(widths, self.pool_size[1])
+
+    def call(self, inputs, widths, training=None):
+        x = self.conv(inputs)
+        conv_widths = conv_output_size(widths, self.kernel_size[1], self.stride[1], self.cnn_padding)
+        mask = _width_mask(conv_widths, ops.shape(x)[2])
+        if self.bn is not None:
+            full_mask = ops.broadcast_to(mask[:, None, :], ops.shape(x)[:3])
+            x = self.bn(x, training=training, mask=full_mask)
+        x = ops.relu(x) * ops.cast(mask, x.dtype)[:, None, :, None]
+        if self.pool is not None:
+            x = self.pool(x)
+        return x, pool_output_size(conv_widths, self.pool_size[1])
+
+    def compute_output_spec(self, inputs, widths, training=None):
+        x = self.conv.compute_output_spec(inputs)
+        if self.pool is not None:
+            x = self.pool.compute_output_spec(x)
+        return x, keras.KerasTensor(widths.shape, dtype="int32")
+
+    def get_config(self):
+        config = super().get_config()
+        config.update(
+            {
+                "features": self.features,
+                "kernel_size": list(self.kernel_size),
+                "stride": list(self.stride),
+                "cnn_padding": self.cnn_padding,
+                "pool_size": list(self.pool_size),
+                "batchnorm": self.batchnorm,
+            }
+        )
+        return config
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class BlankPadding(layers.Layer):
+    """Forces the logits of frames past each sample's length to the CTC blank.
+
+    The recurrent layers' mask ends here: the output is complete without it.
+    """
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+
+    def compute_mask(self, inputs, mask=None):
+        return None
+
+    def call(self, logits, lengths):
+        n_classes = ops.shape(logits)[-1]
+        valid = _width_mask(lengths, ops.shape(logits)[1])[:, :, None]
+        blank = ops.one_hot(ops.convert_to_tensor([BLANK_INDEX]), n_classes, dtype=logits.dtype)
+        blank = ops.reshape(blank * PADDED_FRAME_LOGIT, (1, 1, -1))
+        return ops.where(valid, logits, blank)
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class FeatureSequence(layers.Layer):
+    """``(batch, height, width, channels)`` to ``(batch, width, height * channels)``:
+    the one place where width becomes the time axis."""
+
+    def call(self, inputs):
+        x = ops.transpose(inputs, (0, 2, 1, 3))
+        shape = ops.shape(x)
+        return ops.reshape(x, (shape[0], shape[1], inputs.shape[1] * inputs.shape[3]))
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2], input_shape[1] * input_shape[3])
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class SequenceMask(layers.Layer):
+    """``(batch,)`` lengths to a ``(batch, time)`` bool mask for the recurrent layers."""
+
+    def call(self, sequence, lengths):
+        return _width_mask(lengths, ops.shape(sequence)[1])
+
+    def compute_output_spec(self, sequence, lengths):
+        return keras.KerasTensor(sequence.shape[:2], dtype="bool")
+
+
+def _as_pair(value):
+    if isinstance(value, int):
+        return (value, value)
+    return (int(value[0]), int(value[1]))
+
+
+# === Functional model ===
+
+
+def get_crnn_output(input_images, parameters: Params, input_widths=None):
+    """Builds the network on Keras inputs.
+
+    Args:
+        input_images: ``(batch, height, width, channels)`` Keras input, values in [0, 255].
+        parameters: the architecture.
+        input_widths: ``(batch,)`` int32 Keras input with each image's width; when
+            None every image is taken to fill the whole width.
+
+    Returns:
+        Logits ``(batch, time, n_classes)``, blank on frames past each sample's length.
+    """
+    if input_widths is None:
+        input_widths = ops.full((ops.shape(input_images)[0],), ops.shape(input_images)[2], dtype="int32")
+    x = Normalization(name="normalize")(input_images, input_widths)
+    widths = input_widths
+    blocks = zip(
+        parameters.cnn_features_list,
+        parameters.cnn_kernel_size,
+        parameters.cnn_stride_size,
+        parameters.cnn_pool_size,
+        parameters.cnn_batch_norm,
+    )
+    for i, (features, kernel, stride, pool, batchnorm) in enumerate(blocks):
+        block = ConvBlock(features, kernel, stride, parameters.cnn_padding, pool, batchnorm, name=f"conv_block_{i}")
+        x, widths = block(x, widths)
+    x = FeatureSequence(name="to_sequence")(x)
+    mask = SequenceMask(name="sequence_mask")(x, widths)
+    for i, units in enumerate(parameters.rnn_units):
+        lstm = layers.LSTM(units, return_sequences=True, dropout=parameters.rnn_dropout)
+        x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
+    logits = layers.Dense(parameters.alphabet.n_classes, name="logits")(x)
+    return BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
+
+
+def get_model_inference(parameters: Params, weights_path: str | None = None) -> keras.Model:
+    """The network as an uncompiled Keras model.
+
+    Inputs: ``{"images": (batch, height, width, channels), "widths": (batch,) int32}``.
+    Output: logits ``(batch, time, n_classes)``.
+
+    Args:
+        parameters: the architecture and alphabet.
+        weights_path: a ``.weights.h5`` file to load, if any.
+    """
+    height, _ = parameters.input_shape
+    images = keras.Input((height, None, parameters.input_channels), name="images")
+    widths = keras.Input((), dtype="int32", name="widths")
+    logits = get_crnn_output(images, parameters, widths)
+    model = keras.Model({"images": images, "widths": widths}, logits, name="crnn")
+    if weights_path is not None:
+        model.load_weights(weights_path)
+    return model
+
+
+def make_optimizer(parameters: Params) -> keras.optimizers.Optimizer:
+    """The optimizer named by ``parameters.optimizer``, with gradient clipping."""
+    if parameters.optimizer == "adam":
+        return keras.optimizers.Adam(parameters.learning_rate, clipnorm=5.0)
+    if parameters.optimizer == "rms":
+        return keras.optimizers.RMSprop(parameters.learning_rate, clipnorm=5.0)
+    return keras.optimizers.Adadelta(parameters.learning_rate, clipnorm=5.0)
+
+
+def get_model_train(parameters: Params) -> keras.Model:
+    """The network compiled for training: CTC loss and corpus-level CER metric."""
+    from tf_crnn.loss import CTCLoss
+    from tf_crnn.metrics import CharacterErrorRate
+
+    model = get_model_inference(parameters)
+    model.compile(
+        optimizer=make_optimizer(parameters),
+        loss=CTCLoss(),
+        metrics=[CharacterErrorRate(name="cer")],
+        jit_compile=False,
+    )
+    return model
+
+
+__all__ = [
+    "BlankPadding",
+    "ConvBlock",
+    "FeatureSequence",
+    "Normalization",
+    "SequenceMask",
+    "get_crnn_output",
+    "get_model_inference",
+    "get_model_train",
+    "make_optimizer",
+]

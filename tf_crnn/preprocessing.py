@@ -1,0 +1,240 @@
+"""Cleaning of data CSVs before training: every dropped row is reported with its reason."""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image, UnidentifiedImageError
+
+from tf_crnn.alphabet import join_units, read_csv_rows, split_label, write_csv_rows
+from tf_crnn.config import Params
+from tf_crnn.data_handler import get_resized_width
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF"}
+"""Formats that both Pillow (here) and TensorFlow (in the graph) decode."""
+PREPROCESSED_DIR = "preprocessed"
+REPORT_FILENAME = "dropped_rows.csv"
+
+
+class NoDataError(ValueError):
+    """Nothing usable is left in a data set."""
+
+
+@dataclass
+class DroppedRow:
+    csv_file: str
+    row: int
+    path: str
+    reason: str
+
+
+def ctc_min_length(units: list[str]) -> int:
+    """Time steps CTC needs to emit ``units``: one each, plus a blank between equal neighbours."""
+    return len(units) + sum(1 for a, b in zip(units, units[1:]) if a == b)
+
+
+def _check_image(path: str) -> tuple[int, int] | str:
+    """``(width, height)`` of a readable image, or the reason it is unusable."""
+    try:
+        if os.path.getsize(path) == 0:
+            return "image file is empty (0 bytes)"
+        with Image.open(path) as image:
+            if image.format not in IMAGE_FORMATS:
+                return f"image format {image.format} is not supported (use PNG, JPEG, BMP or GIF)"
+            image.load()
+            width, height = image.size
+    except FileNotFoundError:
+        return "image file not found"
+    except IsADirectoryError:
+        return "image path is a directory"
+    except UnidentifiedImageError:
+        return "not an image file"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
+        return f"image cannot be decoded ({e})"
+    return width, height
+
+
+def preprocess_csv(
+    csv_filename: str | os.PathLike,
+    parameters: Params,
+    output_csv_filename: str | os.PathLike,
+    dropped: list[DroppedRow] | None = None,
+) -> int:
+    """Writes the usable rows of a data CSV, with absolute image paths.
+
+    A row is dropped, with its reason appended to ``dropped``, when: it has no
+    delimiter; its label is empty or has an empty unit; a unit is not in the
+    alphabet; it has more than ``max_chars_per_string`` units; the image is missing,
+    empty, not an image, of an unsupported format or cannot be decoded; or CTC
+    cannot emit the label from the image's width after resizing and downscaling
+    (one step per unit plus one per pair of equal neighbours). Repeated rows are
+    dropped after their first occurrence.
+
+    Returns:
+        The number of rows kept.
+    """
+    csv_filename = Path(csv_filename)
+    if not csv_filename.is_file():
+        raise FileNotFoundError(f"data file {csv_filename} does not exist")
+    dropped = dropped if dropped is not None else []
+    alphabet = parameters.alphabet
+    base = csv_filename.resolve().parent
+    height, max_width = parameters.input_shape
+
+    candidates = []
+    seen: set[tuple[str, str]] = set()
+    for number, path, label in read_csv_rows(csv_filename, parameters.csv_delimiter):
+
+        def drop(reason: str, number=number, path=path) -> None:
+            dropped.append(DroppedRow(str(csv_filename), number, path, reason))
+
+        if "\ufffd" in path or (label is not None and "\ufffd" in label):
+            drop("row is not valid UTF-8")
+            continue
+        if label is None:
+            drop(f"no '{parameters.csv_delimiter}' between image path and label")
+            continue
+        path = path.strip()
+        if not path:
+            drop("empty image path")
+            continue
+        units = split_label(label, parameters.string_split_delimiter)
+        if not units:
+            drop("empty label")
+            continue
+        if "" in units:
+            drop(f"empty unit in label (two '{parameters.string_split_delimiter}' in a row)")
+            continue
+        unknown = sorted({u for u in units if u not in alphabet.lookup})
+        if unknown:
+            drop(f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}")
+            continue
+        if len(units) > parameters.max_chars_per_string:
+            drop(f"label has {len(units)} units, more than max_chars_per_string={parameters.max_chars_per_string}")
+            continue
+        full_path = path if os.path.isabs(path) else str(base / path)
+        key = (os.path.normpath(full_path), label)
+        if key in seen:
+            drop("duplicate of an earlier row")
+            continue
+        seen.add(key)
+        candidates.append((number, path, full_path, units))
+
+    with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
+        checks = list(pool.map(lambda c: _check_image(c[2]), candidates))
+
+    kept = []
+    for (number, path, full_path, units), check in zip(candidates, checks):
+        if isinstance(check, str):
+            dropped.append(DroppedRow(str(csv_filename), number, path, check))
+            continue
+        width, image_height = check
+        steps = parameters.output_width(get_resized_width(width, image_height, height, max_width))
+        needed = ctc_min_length(units)
+        if needed > steps:
+            dropped.append(
+                DroppedRow(
+                    str(csv_filename),
+                    number,
+                    path,
+                    f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}",
+                )
+            )
+            continue
+        kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
+
+    write_csv_rows(output_csv_filename, kept, parameters.csv_delimiter)
+    return len(kept)
+
+
+def write_report(dropped: list[DroppedRow], report_filename: str | os.PathLike) -> None:
+    """Writes the dropped rows as a standard CSV: file, row, path, reason."""
+    path = Path(report_filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", encoding="utf-8", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["csv_file", "row", "path", "reason"])
+        for d in dropped:
+            writer.writerow([d.csv_file, d.row, d.path, d.reason])
+    os.replace(tmp, path)
+
+
+def summarise(dropped: list[DroppedRow]) -> str:
+    """One line per reason kind with its count, most frequent first."""
+    kinds = Counter(d.reason.split(":")[0].split(" (")[0] for d in dropped)
+    return "; ".join(f"{count} x {kind}" for kind, count in kinds.most_common())
+
+
+def _preprocess_set(files: list[str], parameters: Params, out_csv: Path, dropped: list[DroppedRow]) -> int:
+    parts = []
+    for i, filename in enumerate(files):
+        part = out_csv.with_name(f"{out_csv.stem}.part{i}.csv")
+        preprocess_csv(filename, parameters, part, dropped)
+        parts.append(part)
+    rows = []
+    for part in parts:
+        rows.extend(read_csv_rows(part, parameters.csv_delimiter))
+        part.unlink()
+    write_csv_rows(out_csv, [(p, lab or "") for _, p, lab in rows], parameters.csv_delimiter)
+    return len(rows)
+
+
+def data_preprocessing(params: Params) -> tuple[str, str | None, int, int]:
+    """Cleans the training and evaluation CSVs into ``output_model_dir/preprocessed``.
+
+    Writes ``train.csv``, ``eval.csv`` and ``dropped_rows.csv`` (every dropped row
+    with its reason) there and logs a summary.
+
+    Returns:
+        ``(train csv, eval csv or None, n_train, n_eval)``.
+
+    Raises:
+        NoDataError: no training row is usable.
+    """
+    if not params.train_csv_files:
+        raise NoDataError("csv_files_train: no training CSV given")
+    out_dir = Path(params.output_model_dir) / PREPROCESSED_DIR
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dropped: list[DroppedRow] = []
+    train_csv = out_dir / "train.csv"
+    n_train = _preprocess_set(params.train_csv_files, params, train_csv, dropped)
+    n_train_dropped = len(dropped)
+    eval_csv: Path | None = None
+    n_eval = 0
+    if params.eval_csv_files:
+        eval_csv = out_dir / "eval.csv"
+        n_eval = _preprocess_set(params.eval_csv_files, params, eval_csv, dropped)
+    write_report(dropped, out_dir / REPORT_FILENAME)
+    logger.info(
+        "Data: %d training rows kept, %d dropped; %d evaluation rows kept, %d dropped",
+        n_train,
+        n_train_dropped,
+        n_eval,
+        len(dropped) - n_train_dropped,
+    )
+    if dropped:
+        logger.warning(
+            "%d rows dropped (%s); see %s", len(dropped), summarise(dropped), out_dir / REPORT_FILENAME
+        )
+    if n_train == 0:
+        raise NoDataError(
+            f"no usable training rows in {', '.join(params.train_csv_files)} "
+            f"({len(dropped)} dropped: {summarise(dropped)}); see {out_dir / REPORT_FILENAME}"
+        )
+    if params.eval_csv_files and n_eval == 0:
+        raise NoDataError(
+            f"no usable evaluation rows in {', '.join(params.eval_csv_files)}; see {out_dir / REPORT_FILENAME}"
+        )
+    return str(train_csv), (str(eval_csv) if eval_csv else None), n_train, n_eval
+
+
+__all__ = ["DroppedRow", "NoDataError", "ctc_min_length", "data_preprocessing", "preprocess_csv", "write_report"]

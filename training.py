@@ -1,0 +1,49 @@
+"""The original entry point: ``python training.py with config.json [key=value ...]``.
+
+A sacred experiment over the same code as ``tf-crnn train``.
+"""
+
+import logging
+import os
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+from sacred import Experiment  # noqa: E402
+from sacred.config.custom_containers import ReadOnlyDict, ReadOnlyList  # noqa: E402
+
+from tf_crnn.config import ConfigError, Params  # noqa: E402
+
+ex = Experiment("tf_crnn", save_git_info=False)
+ex.add_config(Params().to_dict())
+ex.logger = logging.getLogger("tf_crnn")
+
+
+def _plain(value):
+    if isinstance(value, (dict, ReadOnlyDict)):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, ReadOnlyList)):
+        return [_plain(v) for v in value]
+    return value
+
+
+@ex.main
+def run(_config):
+    from tf_crnn.training import TrainingError, train
+
+    config = {k: _plain(v) for k, v in _config.items()}
+    try:
+        params = Params.from_dict(config, source="config")
+        result = train(params)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
+    except TrainingError as e:
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(1)
+    return {"epochs": result.epochs_done, "val_cer": result.val_cer, "export": str(result.export_path)}
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", datefmt="%H:%M:%S")
+    ex.run_commandline()
