@@ -91,7 +91,7 @@ class Params:
     """Export a SavedModel every this many epochs (and always at the end)."""
     keep_max_models: int = 5
     lr_reduce_patience: int = 4
-    """Evaluations without a lower validation CER before the learning rate is halved; 0: never."""
+    """Evaluations without a lower validation loss before the learning rate is halved; 0: never."""
     early_stopping_patience: int = 10
     """Evaluations without a lower validation CER before training stops; 0: never."""
     bucket_by_width: bool = True

@@ -78,22 +78,35 @@ class ConvBlock(layers.Layer):
         self.cnn_padding = cnn_padding
         self.pool_size = _as_pair(pool_size)
         self.batchnorm = batchnorm
+        # 'same' padding is explicit and anchored at the left edge: TensorFlow's own 'same'
+        # centres the padding by the input size, so a strided grid would shift with the
+        # padded batch width.
         self.conv = layers.Conv2D(
             features,
             self.kernel_size,
             strides=self.stride,
-            padding=cnn_padding,
+            padding="valid",
             use_bias=not batchnorm,
             name="conv",
         )
         self.bn = layers.BatchNormalization(name="batch_norm") if batchnorm else None
         self.pool = (
-            layers.MaxPooling2D(self.pool_size, padding="same", name="pool") if self.pool_size != (1, 1) else None
+            layers.MaxPooling2D(self.pool_size, padding="valid", name="pool") if self.pool_size != (1, 1) else None
         )
 
+    def _conv_padding(self):
+        if self.cnn_padding != "same":
+            return [[0, 0], [0, 0], [0, 0], [0, 0]]
+        (kh, kw) = self.kernel_size
+        return [[0, 0], [(kh - 1) // 2, kh - 1 - (kh - 1) // 2], [(kw - 1) // 2, kw - 1 - (kw - 1) // 2], [0, 0]]
+
     def build(self, inputs_shape, widths_shape=None):
-        self.conv.build(inputs_shape)
-        out_shape = self.conv.compute_output_shape(inputs_shape)
+        pad = self._conv_padding()
+        padded_shape = tuple(
+            None if d is None else d + sum(p) for d, p in zip(inputs_shape, pad)
+        )
+        self.conv.build(padded_shape)
+        out_shape = self.conv.compute_output_shape(padded_shape)
         if self.bn is not None:
             self.bn.build(out_shape)
         if self.pool is not None:
@@ -103,8 +116,15 @@ class ConvBlock(layers.Layer):
         widths = conv_output_size(widths, self.kernel_size[1], self.stride[1], self.cnn_padding)
         return pool_output_size(widths, self.pool_size[1])
 
+    def _pool(self, x):
+        # Pad to whole pooling windows at the bottom/right; zeros never beat ReLU outputs.
+        ph, pw = self.pool_size
+        h, w = ops.shape(x)[1], ops.shape(x)[2]
+        x = ops.pad(x, [[0, 0], [0, (-h) % ph], [0, (-w) % pw], [0, 0]])
+        return self.pool(x)
+
     def call(self, inputs, widths, training=None):
-        x = self.conv(inputs)
+        x = self.conv(ops.pad(inputs, self._conv_padding()))
         conv_widths = conv_output_size(widths, self.kernel_size[1], self.stride[1], self.cnn_padding)
         mask = _width_mask(conv_widths, ops.shape(x)[2])
         if self.bn is not None:
@@ -112,13 +132,18 @@ class ConvBlock(layers.Layer):
             x = self.bn(x, training=training, mask=full_mask)
         x = ops.relu(x) * ops.cast(mask, x.dtype)[:, None, :, None]
         if self.pool is not None:
-            x = self.pool(x)
+            x = self._pool(x)
         return x, pool_output_size(conv_widths, self.pool_size[1])
 
     def compute_output_spec(self, inputs, widths, training=None):
-        x = self.conv.compute_output_spec(inputs)
-        if self.pool is not None:
-            x = self.pool.compute_output_spec(x)
+        def size(d, axis):
+            if d is None:
+                return None
+            d = conv_output_size(d, self.kernel_size[axis], self.stride[axis], self.cnn_padding)
+            return pool_output_size(d, self.pool_size[axis])
+
+        b, h, w, _ = inputs.shape
+        x = keras.KerasTensor((b, size(h, 0), size(w, 1), self.features), dtype=self.compute_dtype)
         return x, keras.KerasTensor(widths.shape, dtype="int32")
 
     def get_config(self):

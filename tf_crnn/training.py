@@ -217,8 +217,9 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
     stateful = {}
     callbacks: list[keras.callbacks.Callback] = []
     if eval_ds is not None and params.lr_reduce_patience:
+        # The loss, not the CER: the CER sits at 1.0 while CTC still learns to emit anything.
         stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-            monitor=MONITOR, mode="min", factor=0.5, patience=params.lr_reduce_patience, min_lr=1e-6, verbose=1
+            monitor="val_loss", mode="min", factor=0.5, patience=params.lr_reduce_patience, min_lr=1e-6, verbose=1
         )
     if eval_ds is not None and params.early_stopping_patience:
         stateful["early_stopping"] = keras.callbacks.EarlyStopping(

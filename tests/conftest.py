@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny synthetic data sets and one trained tiny model for the session."""
+
+import os
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tf_crnn.config import Params
+from tf_crnn.synthetic import make_dataset
+
+TINY_ARCHITECTURE = dict(
+    input_shape=[32, 128],
+    cnn_features_list=[16, 32],
+    cnn_kernel_size=[3, 3],
+    cnn_stride_size=[1, 1],
+    cnn_pool_size=[2, [2, 1]],
+    cnn_batch_norm=[False, False],
+    rnn_units=[48],
+    rnn_dropout=0.0,
+)
+
+
+def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
+    config = dict(
+        TINY_ARCHITECTURE,
+        csv_files_train=str(data["train"]),
+        csv_files_eval=str(data["eval"]),
+        lookup_alphabet_file=str(data["alphabet"]),
+        data_augmentation=False,
+        n_epochs=8,
+        steps_per_epoch=40,
+        train_batch_size=16,
+        eval_batch_size=16,
+        evaluate_every_epoch=1,
+        save_interval=100,
+        learning_rate=0.003,
+        output_model_dir=str(output_dir),
+    )
+    config.update(overrides)
+    return Params(**config)
+
+
+@pytest.fixture(scope="session")
+def digits_data(tmp_path_factory) -> dict:
+    """320 training and 32 evaluation lines of 2-7 digits, one font size."""
+    out = tmp_path_factory.mktemp("digits")
+    return make_dataset(out, n_train=320, n_eval=32, charset="0123456789", min_words=1, max_words=1,
+                        font_sizes=(24, 24), seed=1)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, digits_data):
+    """A tiny model trained to read digits: ``(params, TrainingResult)``."""
+    from tf_crnn.training import train
+
+    params = tiny_params(digits_data, tmp_path_factory.mktemp("run") / "model")
+    result = train(params, verbose=0)
+    return params, result
+
+
+@pytest.fixture
+def lookup_file(tmp_path):
+    def write(lookup, name="lookup.json"):
+        path = tmp_path / name
+        path.write_text(json.dumps(lookup), encoding="utf-8")
+        return path
+
+    return write

@@ -1,0 +1,57 @@
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tf_crnn.config import Params
+from tf_crnn.data_handler import (
+    augment_data,
+    dataset_generator,
+    get_resized_width,
+    padding_inputs_width,
+    resize_image,
+)
+
+
+def test_resized_width_agrees_between_python_and_graph():
+    for w, h in [(100, 32), (7, 50), (5000, 40), (33, 17), (1, 140)]:
+        py = get_resized_width(w, h, 32, 800)
+        tf_value = int(get_resized_width(tf.constant(w), tf.constant(h), 32, 800))
+        assert py == tf_value
+        image = tf.zeros([h, w, 1], tf.uint8)
+        resized, width = resize_image(image, 32, 800)
+        assert resized.shape == (32, py, 1) and int(width) == py
+    assert get_resized_width(5000, 40, 32, 800) == 800
+
+
+def test_padding_adds_background_only():
+    image = np.full((4, 3, 1), 230, np.uint8)
+    image[1:3, 1] = 10  # ink in the middle, paper on the border
+    padded = padding_inputs_width(tf.constant(image), 8).numpy()
+    assert padded.shape == (4, 8, 1)
+    assert (padded[:, 3:] == 230).all()
+    np.testing.assert_array_equal(padded[:, :3], image)
+
+
+def test_augmentation_keeps_height_and_max_width():
+    params = Params(input_shape=[32, 120])
+    image = tf.constant(np.full((32, 100, 1), 240, np.uint8))
+    for _ in range(5):
+        out = augment_data(image, params)
+        assert out.shape[0] == 32 and 100 <= out.shape[1] <= 120 and out.dtype == tf.uint8
+
+
+def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
+    rows = []
+    for i, w in enumerate([40, 60, 200, 90]):
+        Image.new("L", (w, 32), 255).save(tmp_path / f"{i}.png")
+        rows.append(f"{tmp_path / f'{i}.png'};|a|b|")
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    params = Params(input_shape=[32, 800], lookup_alphabet_file=str(lookup_file({"a": 1, "b": 2})))
+    ds = dataset_generator(tmp_path / "d.csv", params, batch_size=2, shuffle=False, num_epochs=1)
+    batches = list(ds)
+    assert [b[0]["images"].shape[2] for b in batches] == [60, 200]
+    assert batches[0][0]["widths"].numpy().tolist() == [40, 60]
+    assert batches[0][1].numpy().tolist() == [[1, 2], [1, 2]]
+    fixed = Params(input_shape=[32, 800], bucket_by_width=False, lookup_alphabet_file=params.lookup_alphabet_file)
+    batch = next(iter(dataset_generator(tmp_path / "d.csv", fixed, batch_size=2, shuffle=False)))
+    assert batch[0]["images"].shape[2] == 800

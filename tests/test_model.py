@@ -1,0 +1,63 @@
+import keras
+import numpy as np
+import pytest
+
+from tf_crnn.config import Params
+from tf_crnn.loss import ctc_loss
+from tf_crnn.model import ConvBlock, get_model_inference, get_model_train
+
+
+@pytest.fixture
+def params(lookup_file):
+    return Params(input_shape=[16, 128], cnn_features_list=[4, 8], cnn_kernel_size=[3, 3], cnn_stride_size=[1, [1, 2]],
+                  cnn_pool_size=[2, [2, 1]], cnn_batch_norm=[True, True], rnn_units=[8], rnn_dropout=0.0,
+                  lookup_alphabet_file=str(lookup_file({c: i for i, c in enumerate("abcdef", start=1)})))
+
+
+def test_layers_have_stable_names(params):
+    model = get_model_inference(params)
+    names = {layer.name for layer in model.layers}
+    assert {"normalize", "conv_block_0", "conv_block_1", "to_sequence", "bilstm_0", "logits", "blank_padding"} <= names
+    assert model.get_layer("logits").units == params.alphabet.n_classes
+
+
+def test_output_length_matches_params(params):
+    model = get_model_inference(params)
+    images = np.full((2, 16, 100, 1), 255, np.float32)
+    logits = model({"images": images, "widths": np.array([100, 37])})
+    assert logits.shape == (2, params.output_width(100), params.alphabet.n_classes)
+    # Frames past the second sample's own length are pure blank.
+    padded = keras.ops.convert_to_numpy(keras.ops.argmax(logits[1, params.output_width(37):], axis=-1))
+    assert (padded == 0).all()
+
+
+def test_logits_and_loss_do_not_depend_on_padding(params):
+    model = get_model_train(params)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (2, 16, 45, 1)).astype(np.float32)
+    labels = np.array([[1, 2, 3], [4, 4, 0]], np.int32)
+    widths = np.array([45, 30], np.int32)
+    # One training step so that batch-norm statistics are not the identity.
+    model.train_on_batch({"images": images, "widths": widths}, labels)
+    base = model({"images": images, "widths": widths}, training=False)
+    padded_images = np.concatenate([images, rng.integers(0, 256, (2, 16, 83, 1)).astype(np.float32)], axis=2)
+    padded = model({"images": padded_images, "widths": widths}, training=False)
+    t = base.shape[1]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(padded[:, :t]), keras.ops.convert_to_numpy(base), atol=1e-4)
+    np.testing.assert_allclose(
+        keras.ops.convert_to_numpy(ctc_loss(labels, padded)), keras.ops.convert_to_numpy(ctc_loss(labels, base)),
+        rtol=1e-4,
+    )
+
+
+def test_conv_block_config_round_trip():
+    block = ConvBlock(8, (3, 5), (1, 2), "valid", (2, 1), True, name="conv_block_3")
+    clone = ConvBlock.from_config(block.get_config())
+    assert clone.get_config() == block.get_config()
+    assert block.output_width(20) == 8  # valid 5-wide kernel, stride 2: (20-5)//2+1
+
+
+def test_impossible_labels_do_not_make_the_loss_infinite(params):
+    logits = np.zeros((1, 2, params.alphabet.n_classes), np.float32)
+    loss = keras.ops.convert_to_numpy(ctc_loss(np.array([[1, 2, 3, 4]]), logits))
+    assert np.isfinite(loss).all()

@@ -1,0 +1,141 @@
+"""End to end: training writes everything, learns, exports, resumes; exports read like the model."""
+
+import json
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tf_crnn.callbacks import list_checkpoints
+from tf_crnn.config import ConfigError, Params
+from tf_crnn.data_handler import dataset_generator
+from tf_crnn.decoding import decode_to_text, greedy_decode
+from tf_crnn.loader import PredictionModel
+from tf_crnn.model import get_model_inference
+from tf_crnn.training import OutputLock, TrainingError, train
+
+from conftest import tiny_params
+
+
+def test_training_writes_the_output_layout(trained):
+    params, result = trained
+    out = Path(params.output_model_dir)
+    assert Params.from_json_file(out / "config.json").to_dict() == params.to_dict()
+    assert (out / "alphabet.json").is_file()
+    for name in ("train.csv", "eval.csv", "dropped_rows.csv"):
+        assert (out / "preprocessed" / name).is_file()
+    assert list((out / "logs").glob("**/events.out.tfevents.*"))
+    assert (out / "logs" / "history.csv").is_file()
+    checkpoints = list_checkpoints(out / "checkpoints")
+    assert checkpoints and checkpoints[-1].name == "epoch-0008"
+    assert (checkpoints[-1] / "model.keras").is_file()
+    assert (out / "checkpoints" / "best.weights.h5").is_file()
+    assert (result.export_path / "saved_model.pb").is_file()
+    assert result.export_path.parent == out / "export"
+    assert not list((out / "export").glob(".tmp-*"))
+
+
+def test_training_lowers_the_cer(trained):
+    params, result = trained
+    state = json.loads((list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1] / "state.json").read_text())
+    cers = [h["val_cer"] for h in state["history"]]
+    assert cers[0] > 0.9  # nothing read after one short epoch
+    assert result.val_cer is not None and result.val_cer < 0.2 < cers[0]
+
+
+def in_memory_predictions(params, weights, csv_file):
+    model = get_model_inference(params, weights_path=str(weights))
+    texts = []
+    for features, _ in dataset_generator(csv_file, params, batch_size=8, shuffle=False, num_epochs=1):
+        codes, _ = greedy_decode(model(features, training=False))
+        texts += decode_to_text(codes, params.alphabet)
+    return texts
+
+
+def test_export_reads_exactly_like_the_in_memory_model(trained):
+    params, result = trained
+    out = Path(params.output_model_dir)
+    eval_csv = out / "preprocessed" / "eval.csv"
+    paths = [line.split(";")[0] for line in eval_csv.read_text().splitlines()]
+    expected = in_memory_predictions(params, out / "checkpoints" / "best.weights.h5", eval_csv)
+    model = PredictionModel(out)  # an output_model_dir means its newest export
+    assert model.export_path == result.export_path
+    assert model.predict(paths) == expected
+    assert model.predict(paths[0]) == expected[0]
+    by_bytes = PredictionModel(result.export_path, signature="serving_default")
+    assert by_bytes.predict([Path(p).read_bytes() for p in paths[:4]]) == expected[:4]
+
+
+def test_a_process_without_tf_crnn_reads_the_savedmodel(trained):
+    params, result = trained
+    eval_csv = Path(params.output_model_dir) / "preprocessed" / "eval.csv"
+    paths = [line.split(";")[0] for line in eval_csv.read_text().splitlines()][:6]
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+        import tensorflow as tf
+        model = tf.saved_model.load({str(result.export_path)!r})
+        out = model.signatures["filename"](filenames=tf.constant({paths!r}))
+        texts = [t.decode() for t in out["transcriptions"].numpy()]
+        assert not any(m.startswith("tf_crnn") for m in sys.modules)
+        print(json.dumps(texts))
+        """
+    )
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd="/", timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == PredictionModel(result.export_path).predict(paths)
+
+
+def test_evaluating_the_export_reproduces_the_logged_cer(trained):
+    from tf_crnn.evaluation import evaluate
+
+    params, result = trained
+    evaluation = evaluate(result.export_path, params.csv_files_eval)
+    assert len(evaluation.lines) == result.n_eval
+    assert abs(evaluation.cer - result.val_cer) < 1e-6
+
+
+def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
+    params, _ = trained
+    out = tmp_path / "resumed"
+    shutil.copytree(params.output_model_dir, out)
+    (out / ".lock").unlink(missing_ok=True)
+    resumed = Params(**dict(params.to_dict(), output_model_dir=str(out), restore_model=True, n_epochs=9))
+    result = train(resumed, verbose=0)
+    assert result.epochs_done == 9
+    state = json.loads((list_checkpoints(out / "checkpoints")[-1] / "state.json").read_text())
+    assert [h["epoch"] for h in state["history"]] == list(range(1, 10))
+    assert state["history"][-1]["val_cer"] < 0.2  # continued from trained weights, not from scratch
+
+
+def test_a_used_output_dir_is_never_overwritten(trained):
+    params, _ = trained
+    with pytest.raises(ConfigError, match="is not empty; set restore_model=true"):
+        train(params)
+
+
+def test_a_second_run_on_the_same_folder_is_refused(tmp_path):
+    with OutputLock(tmp_path):
+        with pytest.raises(TrainingError, match="in use by another training run"):
+            with OutputLock(tmp_path):
+                pass
+
+
+def test_changing_the_architecture_on_resume_is_refused(trained, tmp_path):
+    params, _ = trained
+    out = tmp_path / "other"
+    shutil.copytree(params.output_model_dir, out)
+    changed = Params(**dict(params.to_dict(), output_model_dir=str(out), restore_model=True, rnn_units=[16]))
+    with pytest.raises(ConfigError, match="rnn_units"):
+        train(changed)
+
+
+def test_missing_input_files_fail_before_any_work(digits_data, tmp_path):
+    params = tiny_params(digits_data, tmp_path / "out", csv_files_eval=str(tmp_path / "nope.csv"))
+    with pytest.raises(ConfigError, match="csv_files_eval: .*nope.csv does not exist"):
+        train(params)
+    assert not (tmp_path / "out").exists()
