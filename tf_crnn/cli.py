@@ -4,7 +4,6 @@ TensorFlow is imported inside them so that ``--help`` answers at once."""
 from __future__ import annotations
 
 import functools
-import json
 import logging
 import os
 import sys
@@ -244,8 +243,18 @@ def synth(output_dir, n_train, n_eval, seed) -> None:
     click.echo(f"Wrote {n_train} training and {n_eval} evaluation lines: {paths['train']}, {paths['eval']}")
 
 
-def _json(obj) -> str:
-    return json.dumps(obj, ensure_ascii=False)
+@main.command()
+@click.option("--output-dir", default="demo_output", show_default=True, type=click.Path(file_okay=False),
+              help="Folder for the data, model and exports (replaced if it exists).")
+@click.option("--n-train", default=3000, show_default=True, type=click.IntRange(1))
+@click.option("--config", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="Training config (default: configs/demo.json).")
+@user_errors
+def demo(output_dir, n_train, config) -> None:
+    """Synthetic lines -> train -> evaluate -> predict -> export, in a few minutes on a CPU."""
+    from tf_crnn.demo import DEMO_CONFIG, run_demo
+
+    run_demo(output_dir, n_train=n_train, config=config or DEMO_CONFIG, echo=click.echo)
 
 
 if __name__ == "__main__":

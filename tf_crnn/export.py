@@ -31,6 +31,7 @@ import tensorflow as tf
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.data_handler import decode_image, resize_image
 from tf_crnn.decoding import CodesToText, beam_search_decode, greedy_decode
+from tf_crnn.model import get_model_inference
 
 logger = logging.getLogger(__name__)
 
@@ -44,7 +45,12 @@ class ExportModule(tf.Module):
 
     def __init__(self, model: keras.Model, params: Params):
         super().__init__(name="tf_crnn")
-        self.model = model
+        # A fresh inference network without dropout, so that no training-only state
+        # (dropout seed generators) is captured by the graph.
+        inference_params = Params(**dict(params.to_dict(), rnn_dropout=0.0))
+        inference_params.__dict__["alphabet"] = params.alphabet
+        self.model = get_model_inference(inference_params)
+        self.model.set_weights(model.get_weights())
         self.codes_to_text = CodesToText(params.alphabet)
         height, max_width = params.input_shape
         channels = params.input_channels

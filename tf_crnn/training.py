@@ -27,6 +27,9 @@ import keras
 # Validation sets have no known length (rows that break are skipped), so every pass ends on
 # "ran out of data"; that is the normal end here, not a problem to report.
 warnings.filterwarnings("ignore", message="Your input ran out of data")
+# Plateau and early-stopping callbacks only act on epochs with a validation pass.
+warnings.filterwarnings("ignore", message="Learning rate reduction is conditioned on metric")
+warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
 
 from tf_crnn.callbacks import (
     BEST_WEIGHTS,

@@ -1,0 +1,31 @@
+# The README's commands. Each target sets up what it needs in .venv.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.PHONY: demo test lint install install-dev clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+install: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e .
+
+install-dev: $(BIN)/python
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+## make demo: synthetic lines -> train -> evaluate -> predict -> export (a few minutes on 2 CPU cores)
+demo: install
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tf-crnn demo --output-dir demo_output
+
+## make test: install with dev dependencies and run the whole test suite
+test: install-dev
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+
+lint: install-dev
+	$(BIN)/ruff check tf_crnn tests benchmarks training.py
+	$(BIN)/ruff format --check tf_crnn tests benchmarks training.py
+
+clean:
+	rm -rf demo_output .pytest_cache build *.egg-info

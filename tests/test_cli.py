@@ -1,0 +1,106 @@
+"""The tf-crnn command as a user runs it."""
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tf_crnn.cli import main
+
+from conftest import tiny_params
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def test_help_lists_the_commands(runner):
+    result = runner.invoke(main, ["--help"])
+    assert result.exit_code == 0
+    for command in ("train", "predict", "evaluate", "alphabet", "synth"):
+        assert command in result.output
+
+
+def test_train_config_errors_are_one_line_with_exit_code_2(runner, tmp_path):
+    config = tmp_path / "c.json"
+    config.write_text(json.dumps({"n_epoch": 3}))
+    result = runner.invoke(main, ["train", str(config)])
+    assert result.exit_code == 2
+    assert result.output.strip() == f"Error: {config}: unknown key 'n_epoch'; did you mean 'n_epochs'?"
+    config.write_text(json.dumps({"optimizer": "sgd"}))
+    result = runner.invoke(main, ["train", str(config)])
+    assert result.exit_code == 2 and "optimizer: must be one of adam, rms, ada, got 'sgd'" in result.output
+    result = runner.invoke(main, ["train", str(tmp_path / "missing.json")])
+    assert result.exit_code == 2 and "config file does not exist" in result.output
+    assert "Traceback" not in result.output
+
+
+def test_alphabet_build_and_check(runner, tmp_path):
+    data = tmp_path / "d.csv"
+    data.write_text("a.png;|x|y|\nb.png;|y|z|\n")
+    lookup = tmp_path / "lookup.json"
+    result = runner.invoke(main, ["alphabet", "build", str(data), "-o", str(lookup)])
+    assert result.exit_code == 0, result.output
+    assert json.loads(lookup.read_text()) == {"x": 1, "y": 2, "z": 3}
+    assert runner.invoke(main, ["alphabet", "check", str(lookup), str(data)]).exit_code == 0
+    lookup.write_text(json.dumps({"x": 1}))
+    result = runner.invoke(main, ["alphabet", "check", str(lookup), str(data)])
+    assert result.exit_code == 1
+    assert "'y'\t2 times" in result.output and f"{data}:1" in result.output
+
+
+def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path):
+    params, result = trained
+    images = Path(params.csv_files_eval).parent / "images"
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    for p in sorted(images.glob("eval_*.png"))[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "broken.png").write_bytes(b"not a png")
+    out = tmp_path / "out.csv"
+    r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    rows = list(csv.DictReader(out.open()))
+    assert [Path(row["path"]).name for row in rows] == sorted(p.name for p in folder.glob("eval_*.png"))
+    assert all(0 < float(row["confidence"]) <= 1 for row in rows)
+
+    jsonl = tmp_path / "out.jsonl"
+    r = runner.invoke(main, ["predict", params.output_model_dir, params.csv_files_eval, "-o", str(jsonl)])
+    assert r.exit_code == 0, r.output
+    assert len(jsonl.read_text().splitlines()) == result.n_eval
+
+    report = tmp_path / "report.csv"
+    r = runner.invoke(main, ["evaluate", str(result.export_path), params.csv_files_eval, "--report", str(report)])
+    assert r.exit_code == 0, r.output
+    assert f"CER: {result.val_cer:.4f}" in r.output
+    assert "WER:" in r.output and "Line accuracy:" in r.output
+    lines = list(csv.DictReader(report.open()))
+    errors = [int(line["char_errors"]) for line in lines]
+    assert errors == sorted(errors, reverse=True) and len(lines) == result.n_eval
+
+
+@pytest.mark.slow
+def test_sacred_entry_point_trains(digits_data, tmp_path):
+    params = tiny_params(digits_data, tmp_path / "model", n_epochs=1, steps_per_epoch=5)
+    config = tmp_path / "config.json"
+    params.to_json_file(config)
+    root = Path(__file__).resolve().parent.parent
+    proc = subprocess.run(
+        [sys.executable, "training.py", "with", str(config), "n_epochs=2"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    saved = json.loads((tmp_path / "model" / "config.json").read_text())
+    assert saved["n_epochs"] == 2
+    assert list((tmp_path / "model" / "export").iterdir())
+    bad = subprocess.run(
+        [sys.executable, "training.py", "with", str(config), "optimizer=sgd"],
+        cwd=root, capture_output=True, text=True, timeout=600,
+    )
+    assert bad.returncode == 2
+    assert "optimizer: must be one of adam, rms, ada, got 'sgd'" in bad.stderr
