@@ -48,8 +48,9 @@ def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
 def digits_data(tmp_path_factory) -> dict:
     """320 training and 32 evaluation lines of 2-7 digits, one font size."""
     out = tmp_path_factory.mktemp("digits")
-    return make_dataset(out, n_train=320, n_eval=32, charset="0123456789", min_words=1, max_words=1,
-                        font_sizes=(24, 24), seed=1)
+    return make_dataset(
+        out, n_train=320, n_eval=32, charset="0123456789", min_words=1, max_words=1, font_sizes=(24, 24), seed=1
+    )
 
 
 @pytest.fixture(scope="session")

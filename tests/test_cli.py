@@ -8,10 +8,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import tiny_params
 
 from tf_crnn.cli import main
-
-from conftest import tiny_params
 
 
 @pytest.fixture
@@ -92,7 +91,10 @@ def test_sacred_entry_point_trains(digits_data, tmp_path):
     root = Path(__file__).resolve().parent.parent
     proc = subprocess.run(
         [sys.executable, "training.py", "with", str(config), "n_epochs=2"],
-        cwd=root, capture_output=True, text=True, timeout=600,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
@@ -100,7 +102,10 @@ def test_sacred_entry_point_trains(digits_data, tmp_path):
     assert list((tmp_path / "model" / "export").iterdir())
     bad = subprocess.run(
         [sys.executable, "training.py", "with", str(config), "optimizer=sgd"],
-        cwd=root, capture_output=True, text=True, timeout=600,
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert bad.returncode == 2
     assert "optimizer: must be one of adam, rms, ada, got 'sgd'" in bad.stderr

@@ -69,8 +69,14 @@ def test_from_json_file_with_overrides_and_errors(tmp_path):
 
 
 def test_output_width_follows_the_layers():
-    p = Params(input_shape=[32, 800], cnn_features_list=[8, 8, 8], cnn_kernel_size=[3, 3, 3],
-               cnn_stride_size=[1, [1, 2], 1], cnn_pool_size=[2, [2, 1], [1, 2]], cnn_batch_norm=[False] * 3)
+    p = Params(
+        input_shape=[32, 800],
+        cnn_features_list=[8, 8, 8],
+        cnn_kernel_size=[3, 3, 3],
+        cnn_stride_size=[1, [1, 2], 1],
+        cnn_pool_size=[2, [2, 1], [1, 2]],
+        cnn_batch_norm=[False] * 3,
+    )
     assert p.downscale_factor == 8
     assert p.output_width(100) == 13  # ceil(100/2)=50 -> stride 2: 25 -> pool 2: 13
     assert p.feature_height == 8

@@ -9,9 +9,17 @@ from tf_crnn.model import ConvBlock, get_model_inference, get_model_train
 
 @pytest.fixture
 def params(lookup_file):
-    return Params(input_shape=[16, 128], cnn_features_list=[4, 8], cnn_kernel_size=[3, 3], cnn_stride_size=[1, [1, 2]],
-                  cnn_pool_size=[2, [2, 1]], cnn_batch_norm=[True, True], rnn_units=[8], rnn_dropout=0.0,
-                  lookup_alphabet_file=str(lookup_file({c: i for i, c in enumerate("abcdef", start=1)})))
+    return Params(
+        input_shape=[16, 128],
+        cnn_features_list=[4, 8],
+        cnn_kernel_size=[3, 3],
+        cnn_stride_size=[1, [1, 2]],
+        cnn_pool_size=[2, [2, 1]],
+        cnn_batch_norm=[True, True],
+        rnn_units=[8],
+        rnn_dropout=0.0,
+        lookup_alphabet_file=str(lookup_file({c: i for i, c in enumerate("abcdef", start=1)})),
+    )
 
 
 def test_layers_have_stable_names(params):
@@ -27,7 +35,7 @@ def test_output_length_matches_params(params):
     logits = model({"images": images, "widths": np.array([100, 37])})
     assert logits.shape == (2, params.output_width(100), params.alphabet.n_classes)
     # Frames past the second sample's own length are pure blank.
-    padded = keras.ops.convert_to_numpy(keras.ops.argmax(logits[1, params.output_width(37):], axis=-1))
+    padded = keras.ops.convert_to_numpy(keras.ops.argmax(logits[1, params.output_width(37) :], axis=-1))
     assert (padded == 0).all()
 
 
@@ -45,7 +53,8 @@ def test_logits_and_loss_do_not_depend_on_padding(params):
     t = base.shape[1]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(padded[:, :t]), keras.ops.convert_to_numpy(base), atol=1e-4)
     np.testing.assert_allclose(
-        keras.ops.convert_to_numpy(ctc_loss(labels, padded)), keras.ops.convert_to_numpy(ctc_loss(labels, base)),
+        keras.ops.convert_to_numpy(ctc_loss(labels, padded)),
+        keras.ops.convert_to_numpy(ctc_loss(labels, base)),
         rtol=1e-4,
     )
 

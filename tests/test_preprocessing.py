@@ -3,17 +3,26 @@ import csv
 import pytest
 from PIL import Image
 
+from tf_crnn.alphabet import read_csv_rows
 from tf_crnn.config import Params
 from tf_crnn.preprocessing import NoDataError, ctc_min_length, data_preprocessing, preprocess_csv
-from tf_crnn.alphabet import read_csv_rows
 
 
 @pytest.fixture
 def params(tmp_path, lookup_file):
     alphabet = lookup_file({c: i for i, c in enumerate("abcdefgh ", start=1)})
-    return Params(input_shape=[32, 200], cnn_features_list=[4, 4], cnn_kernel_size=[3, 3], cnn_stride_size=[1, 1],
-                  cnn_pool_size=[2, 2], cnn_batch_norm=[False, False], rnn_units=[4], max_chars_per_string=10,
-                  lookup_alphabet_file=str(alphabet), output_model_dir=str(tmp_path / "out"))
+    return Params(
+        input_shape=[32, 200],
+        cnn_features_list=[4, 4],
+        cnn_kernel_size=[3, 3],
+        cnn_stride_size=[1, 1],
+        cnn_pool_size=[2, 2],
+        cnn_batch_norm=[False, False],
+        rnn_units=[4],
+        max_chars_per_string=10,
+        lookup_alphabet_file=str(alphabet),
+        output_model_dir=str(tmp_path / "out"),
+    )
 
 
 def image(path, width=120, height=32):

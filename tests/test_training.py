@@ -7,8 +7,8 @@ import sys
 import textwrap
 from pathlib import Path
 
-import numpy as np
 import pytest
+from conftest import tiny_params
 
 from tf_crnn.callbacks import list_checkpoints
 from tf_crnn.config import ConfigError, Params
@@ -17,8 +17,6 @@ from tf_crnn.decoding import decode_to_text, greedy_decode
 from tf_crnn.loader import PredictionModel
 from tf_crnn.model import get_model_inference
 from tf_crnn.training import OutputLock, TrainingError, train
-
-from conftest import tiny_params
 
 
 def test_training_writes_the_output_layout(trained):

@@ -17,9 +17,9 @@ import collections
 import json
 import logging
 import os
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
 
 logger = logging.getLogger(__name__)
 
@@ -67,9 +67,7 @@ def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
     return d + d.join(units) + d
 
 
-def read_csv_rows(
-    csv_filename: str | os.PathLike, csv_delimiter: str = ";"
-) -> Iterable[tuple[int, str, str | None]]:
+def read_csv_rows(csv_filename: str | os.PathLike, csv_delimiter: str = ";") -> Iterable[tuple[int, str, str | None]]:
     """Yields ``(row number, path field, label field or None)`` of a data CSV.
 
     The first ``csv_delimiter`` of a line separates the path from the label; later

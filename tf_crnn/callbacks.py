@@ -41,9 +41,7 @@ def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
     checkpoint_dir = Path(checkpoint_dir)
     if not checkpoint_dir.is_dir():
         return []
-    return sorted(
-        p for p in checkpoint_dir.glob("epoch-*") if p.is_dir() and (p / "state.json").is_file()
-    )
+    return sorted(p for p in checkpoint_dir.glob("epoch-*") if p.is_dir() and (p / "state.json").is_file())
 
 
 def save_checkpoint(model: keras.Model, checkpoint_dir: str | os.PathLike, state: dict, keep: int = 2) -> Path:
@@ -113,9 +111,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
     def callback_states(self) -> dict:
         states = {}
         for name, cb in self.stateful_callbacks.items():
-            states[name] = {
-                a: _jsonable(getattr(cb, a)) for a in self.STATE_ATTRIBUTES if hasattr(cb, a)
-            }
+            states[name] = {a: _jsonable(getattr(cb, a)) for a in self.STATE_ATTRIBUTES if hasattr(cb, a)}
         return states
 
     def load_state(self, state: dict) -> None:
@@ -179,8 +175,14 @@ class CustomSavingCallback(keras.callbacks.Callback):
         parameters: experiment parameters, for SavedModel exports.
     """
 
-    def __init__(self, output_dir, saving_freq: int, save_best_only: bool = False, keep_max_models: int = 5,
-                 parameters: Params | None = None):
+    def __init__(
+        self,
+        output_dir,
+        saving_freq: int,
+        save_best_only: bool = False,
+        keep_max_models: int = 5,
+        parameters: Params | None = None,
+    ):
         super().__init__()
         self.output_dir = Path(output_dir)
         self.saving_freq = saving_freq

@@ -176,7 +176,9 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
 @main.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
 @click.argument("inputs", nargs=-1, required=True)
-@click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write .csv or .jsonl here (default: CSV on stdout).")
+@click.option(
+    "-o", "--output", type=click.Path(dir_okay=False), help="Write .csv or .jsonl here (default: CSV on stdout)."
+)
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
 def predict(model, inputs, output, batch_size) -> None:
@@ -244,11 +246,20 @@ def synth(output_dir, n_train, n_eval, seed) -> None:
 
 
 @main.command()
-@click.option("--output-dir", default="demo_output", show_default=True, type=click.Path(file_okay=False),
-              help="Folder for the data, model and exports (replaced if it exists).")
+@click.option(
+    "--output-dir",
+    default="demo_output",
+    show_default=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the data, model and exports (replaced if it exists).",
+)
 @click.option("--n-train", default=3000, show_default=True, type=click.IntRange(1))
-@click.option("--config", default=None, type=click.Path(exists=True, dir_okay=False),
-              help="Training config (default: configs/demo.json).")
+@click.option(
+    "--config",
+    default=None,
+    type=click.Path(exists=True, dir_okay=False),
+    help="Training config (default: configs/demo.json).",
+)
 @user_errors
 def demo(output_dir, n_train, config) -> None:
     """Synthetic lines -> train -> evaluate -> predict -> export, in a few minutes on a CPU."""

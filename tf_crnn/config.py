@@ -201,7 +201,9 @@ class Params:
         for name in ("data_augmentation", "restore_model", "bucket_by_width"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
-        if not (isinstance(self.data_augmentation_max_rotation, (int, float)) and self.data_augmentation_max_rotation >= 0):
+        if not (
+            isinstance(self.data_augmentation_max_rotation, (int, float)) and self.data_augmentation_max_rotation >= 0
+        ):
             fail("data_augmentation_max_rotation", "must be a non-negative number of radians")
         if not (isinstance(self.data_augmentation_max_slant, (int, float)) and self.data_augmentation_max_slant >= 0):
             fail("data_augmentation_max_slant", "must be a non-negative number")

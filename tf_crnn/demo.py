@@ -14,8 +14,14 @@ logger = logging.getLogger(__name__)
 DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.json"
 
 
-def run_demo(output_dir: str | Path = "demo_output", n_train: int = 3000, n_eval: int = 300, n_show: int = 8,
-             config: str | Path = DEMO_CONFIG, echo=print) -> float:
+def run_demo(
+    output_dir: str | Path = "demo_output",
+    n_train: int = 3000,
+    n_eval: int = 300,
+    n_show: int = 8,
+    config: str | Path = DEMO_CONFIG,
+    echo=print,
+) -> float:
     """Runs the whole job on a synthetic data set made on the fly; returns the validation CER."""
     from tf_crnn.evaluation import evaluate
     from tf_crnn.loader import PredictionModel
@@ -38,8 +44,10 @@ def run_demo(output_dir: str | Path = "demo_output", n_train: int = 3000, n_eval
     result = train(params)
     echo(f"[3/4] Evaluating the export {result.export_path}")
     evaluation = evaluate(result.export_path, data["eval"])
-    echo(f"      validation CER {evaluation.cer:.4f}, WER {evaluation.wer:.4f}, "
-         f"line accuracy {evaluation.line_accuracy:.4f} on {len(evaluation.lines)} lines")
+    echo(
+        f"      validation CER {evaluation.cer:.4f}, WER {evaluation.wer:.4f}, "
+        f"line accuracy {evaluation.line_accuracy:.4f} on {len(evaluation.lines)} lines"
+    )
     echo("[4/4] Reading a few validation images with PredictionModel:")
     lines = random.Random(0).sample(evaluation.lines, min(n_show, len(evaluation.lines)))
     predictions = PredictionModel(out / "model").predict([line.path for line in lines])

@@ -82,8 +82,12 @@ def alignment_confusions(reference: str, prediction: str) -> list[tuple[str, str
     return pairs
 
 
-def evaluate(model_directory: str | os.PathLike, csv_filename: str | os.PathLike, batch_size: int = 64,
-             params: Params | None = None) -> EvaluationResult:
+def evaluate(
+    model_directory: str | os.PathLike,
+    csv_filename: str | os.PathLike,
+    batch_size: int = 64,
+    params: Params | None = None,
+) -> EvaluationResult:
     """Reads every usable row of ``csv_filename`` with the export and compares with the labels.
 
     Args:
@@ -129,8 +133,15 @@ def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -
         for line in sorted(result.lines, key=lambda r: (-r.char_errors, r.path)):
             cer = line.char_errors / max(len(line.reference), 1)
             writer.writerow(
-                [line.path, line.reference, line.prediction, line.char_errors, f"{cer:.4f}", line.word_errors,
-                 f"{line.confidence:.4f}"]
+                [
+                    line.path,
+                    line.reference,
+                    line.prediction,
+                    line.char_errors,
+                    f"{cer:.4f}",
+                    line.word_errors,
+                    f"{line.confidence:.4f}",
+                ]
             )
     os.replace(tmp, path)
 

@@ -159,7 +159,11 @@ def list_exports(export_dir: str | os.PathLike) -> list[Path]:
     if not export_dir.is_dir():
         return []
     return sorted(
-        (p for p in export_dir.iterdir() if p.is_dir() and not p.name.startswith(".") and (p / "saved_model.pb").is_file()),
+        (
+            p
+            for p in export_dir.iterdir()
+            if p.is_dir() and not p.name.startswith(".") and (p / "saved_model.pb").is_file()
+        ),
         key=lambda p: p.name,
     )
 

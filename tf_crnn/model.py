@@ -102,9 +102,7 @@ class ConvBlock(layers.Layer):
 
     def build(self, inputs_shape, widths_shape=None):
         pad = self._conv_padding()
-        padded_shape = tuple(
-            None if d is None else d + sum(p) for d, p in zip(inputs_shape, pad)
-        )
+        padded_shape = tuple(None if d is None else d + sum(p) for d, p in zip(inputs_shape, pad))
         self.conv.build(padded_shape)
         out_shape = self.conv.compute_output_shape(padded_shape)
         if self.bn is not None:

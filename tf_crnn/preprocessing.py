@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -170,7 +171,7 @@ def write_report(dropped: list[DroppedRow], report_filename: str | os.PathLike) 
 
 def summarise(dropped: list[DroppedRow]) -> str:
     """One line per reason kind with its count, most frequent first."""
-    kinds = Counter(d.reason.split(":")[0].split(" (")[0] for d in dropped)
+    kinds = Counter(re.sub(r"\d+", "N", d.reason.split(":")[0].split(" (")[0]) for d in dropped)
     return "; ".join(f"{count} x {kind}" for kind, count in kinds.most_common())
 
 
@@ -222,9 +223,7 @@ def data_preprocessing(params: Params) -> tuple[str, str | None, int, int]:
         len(dropped) - n_train_dropped,
     )
     if dropped:
-        logger.warning(
-            "%d rows dropped (%s); see %s", len(dropped), summarise(dropped), out_dir / REPORT_FILENAME
-        )
+        logger.warning("%d rows dropped (%s); see %s", len(dropped), summarise(dropped), out_dir / REPORT_FILENAME)
     if n_train == 0:
         raise NoDataError(
             f"no usable training rows in {', '.join(params.train_csv_files)} "

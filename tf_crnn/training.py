@@ -24,13 +24,6 @@ from pathlib import Path
 
 import keras
 
-# Validation sets have no known length (rows that break are skipped), so every pass ends on
-# "ran out of data"; that is the normal end here, not a problem to report.
-warnings.filterwarnings("ignore", message="Your input ran out of data")
-# Plateau and early-stopping callbacks only act on epochs with a validation pass.
-warnings.filterwarnings("ignore", message="Learning rate reduction is conditioned on metric")
-warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
-
 from tf_crnn.callbacks import (
     BEST_WEIGHTS,
     CHECKPOINT_DIR,
@@ -48,6 +41,13 @@ from tf_crnn.model import get_model_train
 from tf_crnn.preprocessing import data_preprocessing
 
 logger = logging.getLogger(__name__)
+
+# Validation sets have no known length (rows that break are skipped), so every pass ends on
+# "ran out of data"; that is the normal end here, not a problem to report.
+warnings.filterwarnings("ignore", message="Your input ran out of data")
+# Plateau and early-stopping callbacks only act on epochs with a validation pass.
+warnings.filterwarnings("ignore", message="Learning rate reduction is conditioned on metric")
+warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
 
 LOCK_FILENAME = ".lock"
 
@@ -148,8 +148,7 @@ def prepare_output_dir(params: Params) -> Path:
         raise ConfigError(f"output_model_dir: {out} exists and is not a directory")
     if out.is_dir() and any(p.name != LOCK_FILENAME for p in out.iterdir()) and not params.restore_model:
         raise ConfigError(
-            f"output_model_dir: {out} is not empty; set restore_model=true to resume it, "
-            "or choose a new folder"
+            f"output_model_dir: {out} is not empty; set restore_model=true to resume it, or choose a new folder"
         )
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -240,8 +239,9 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
 
     stop = GracefulStop()
     nan_guard = StopOnNaN()
-    exporter = CustomSavingCallback(out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models,
-                                    parameters=params)
+    exporter = CustomSavingCallback(
+        out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
+    )
     callbacks += [
         nan_guard,
         stop,
@@ -254,7 +254,10 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
     (out / "logs").mkdir(exist_ok=True)
     logger.info(
         "Training on %d lines (%d steps per epoch), validating on %d lines every %d epochs",
-        n_train, steps, n_eval, params.evaluate_every_epoch,
+        n_train,
+        steps,
+        n_eval,
+        params.evaluate_every_epoch,
     )
     if initial_epoch < params.n_epochs:
         model.fit(
@@ -294,8 +297,15 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
 
 
 ARCHITECTURE_KEYS = (
-    "input_shape", "input_channels", "cnn_features_list", "cnn_kernel_size", "cnn_stride_size", "cnn_pool_size",
-    "cnn_batch_norm", "cnn_padding", "rnn_units",
+    "input_shape",
+    "input_channels",
+    "cnn_features_list",
+    "cnn_kernel_size",
+    "cnn_stride_size",
+    "cnn_pool_size",
+    "cnn_batch_norm",
+    "cnn_padding",
+    "rnn_units",
 )
 
 
@@ -311,4 +321,3 @@ def _check_same_architecture(params: Params, saved_config: Path) -> None:
 
 
 __all__ = ["OutputLock", "TrainingError", "TrainingResult", "check_inputs", "prepare_output_dir", "train"]
-
