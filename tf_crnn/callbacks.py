@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import warnings
 from pathlib import Path
 
 import keras
@@ -77,7 +78,11 @@ def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike, with_o
         state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
         if with_optimizer and model.optimizer is not None:
             model.optimizer.build(model.trainable_variables)
-        model.load_weights(checkpoint / "model.keras")
+        with warnings.catch_warnings():
+            # Loading weights only: the saved optimizer state is skipped on purpose.
+            if not with_optimizer:
+                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
+            model.load_weights(checkpoint / "model.keras")
     except Exception as e:  # noqa: BLE001 - any failure here means an unusable file
         raise CheckpointError(
             f"checkpoint {checkpoint} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
