@@ -99,6 +99,9 @@ def train(config: str, overrides: tuple[str, ...]) -> None:
         f"Trained {result.epochs_done} epochs on {result.n_train} lines; validation CER {cer} "
         f"(best epoch {result.best_epoch}); exported to {result.export_path}"
     )
+    if result.stopped_by_signal is not None:
+        click.echo("Stopped early by a signal; resume with restore_model=true", err=True)
+        sys.exit(128 + result.stopped_by_signal)
 
 
 # --- alphabet ---------------------------------------------------------------------

@@ -64,6 +64,7 @@ class TrainingResult:
     export_path: Path
     n_train: int
     n_eval: int
+    stopped_by_signal: int | None = None
 
 
 class OutputLock:
@@ -293,7 +294,9 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
     )
     if stop.signal_received is not None:
         logger.warning("Stopped by signal after epoch %d; resume with restore_model=true", epochs_done)
-    return TrainingResult(epochs_done, val_cer, checkpoint_cb.best_epoch, export_path, n_train, n_eval)
+    return TrainingResult(
+        epochs_done, val_cer, checkpoint_cb.best_epoch, export_path, n_train, n_eval, stop.signal_received
+    )
 
 
 ARCHITECTURE_KEYS = (
