@@ -55,6 +55,8 @@ class ExportModule(tf.Module):
         height, max_width = params.input_shape
         channels = params.input_channels
         top_paths = params.num_beam_paths
+        # Plain integer arithmetic on tensors: no AutoGraph conversion needed.
+        output_width = tf.autograph.experimental.do_not_convert(params.output_width)
         beam_width = params.beam_width
 
         def batch_images(decode_fn, inputs):
@@ -71,7 +73,7 @@ class ExportModule(tf.Module):
 
         def read(images, widths):
             logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
-            frames = tf.cast(tf.maximum(params.output_width(widths), 1), tf.float32)
+            frames = tf.cast(tf.maximum(output_width(widths), 1), tf.float32)
             if top_paths == 1:
                 codes, scores = greedy_decode(logits)
                 result = {"transcriptions": self.codes_to_text(codes), "scores": scores}
