@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from tf_crnn.atomic import atomic_open, write_json
+
 logger = logging.getLogger(__name__)
 
 BLANK_INDEX = 0
@@ -284,22 +286,14 @@ def _validate_lookup(lookup: dict, source: str) -> None:
 
 
 def _write_json_atomic(filename: str | os.PathLike, data: object) -> None:
-    path = Path(filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_json(filename, data, indent=1)
 
 
 def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]], delimiter: str = ";") -> None:
     """Writes ``path<delimiter>label`` lines atomically (no quoting, as the format wants)."""
-    path = Path(filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
+    with atomic_open(filename, newline="\n") as f:
         for image_path, label in rows:
             f.write(f"{image_path}{delimiter}{label}\n")
-    os.replace(tmp, path)
 
 
 __all__ = [

@@ -24,6 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
+from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 
 logger = logging.getLogger(__name__)
@@ -292,13 +293,10 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
 
     def on_predict_end(self, logs=None):
         self.output_dir.mkdir(parents=True, exist_ok=True)
-        path = self.output_dir / "predictions.csv"
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8", newline="") as f:
+        with atomic_open(self.output_dir / "predictions.csv", newline="") as f:
             writer = csv.writer(f)
             writer.writerow(["index", "transcription", "confidence"])
             writer.writerows(self._rows)
-        os.replace(tmp, path)
 
 
 def _finite_loss(logs: dict) -> bool:

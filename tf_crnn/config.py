@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tf_crnn.alphabet import Alphabet
+from tf_crnn.atomic import write_json
 
 logger = logging.getLogger(__name__)
 
@@ -268,10 +269,7 @@ class Params:
         return self.to_dict()
 
     def to_json_file(self, json_filename: str | os.PathLike) -> None:
-        path = Path(json_filename)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        write_json(json_filename, self.to_dict())
 
     @classmethod
     def from_dict(cls, config: dict[str, Any], source: str = "config") -> Params:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tf_crnn.alphabet import read_csv_rows, split_label
+from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 from tf_crnn.loader import PredictionModel
 from tf_crnn.metrics import levenshtein
@@ -124,10 +125,7 @@ def evaluate(
 
 def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -> None:
     """Per-line CSV sorted by character errors, worst first."""
-    path = Path(report_filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(report_filename, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "reference", "prediction", "char_errors", "cer", "word_errors", "confidence"])
         for line in sorted(result.lines, key=lambda r: (-r.char_errors, r.path)):
@@ -143,7 +141,6 @@ def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -
                     f"{line.confidence:.4f}",
                 ]
             )
-    os.replace(tmp, path)
 
 
 __all__ = ["EvaluationResult", "LineResult", "alignment_confusions", "evaluate", "write_report"]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import sys
-from pathlib import Path
 
+from tf_crnn.atomic import atomic_open
 from tf_crnn.loader import PredictionModel
 from tf_crnn.preprocessing import _check_image
 
@@ -60,27 +61,15 @@ def predict_files(
 def write_predictions(results: list[dict], output: str | os.PathLike | None) -> None:
     """CSV (``path,transcription,confidence``) to ``output`` or stdout; JSON Lines for ``.jsonl``."""
     if output is not None and str(output).endswith(".jsonl"):
-        path = Path(output)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", encoding="utf-8") as f:
+        with atomic_open(output) as f:
             for item in results:
                 f.write(json.dumps(item, ensure_ascii=False) + "\n")
-        os.replace(tmp, path)
         return
-    if output is None:
-        writer = csv.writer(sys.stdout)
-        writer.writerow(["path", "transcription", "confidence"])
-        for item in results:
-            writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
-        return
-    path = Path(output)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with contextlib.nullcontext(sys.stdout) if output is None else atomic_open(output, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "transcription", "confidence"])
         for item in results:
             writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
-    os.replace(tmp, path)
 
 
 __all__ = ["predict_files", "write_predictions"]

@@ -14,6 +14,7 @@ from pathlib import Path
 from PIL import Image, UnidentifiedImageError
 
 from tf_crnn.alphabet import join_units, read_csv_rows, split_label, write_csv_rows
+from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 from tf_crnn.data_handler import get_resized_width
 
@@ -158,15 +159,11 @@ def preprocess_csv(
 
 def write_report(dropped: list[DroppedRow], report_filename: str | os.PathLike) -> None:
     """Writes the dropped rows as a standard CSV: file, row, path, reason."""
-    path = Path(report_filename)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
+    with atomic_open(report_filename, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["csv_file", "row", "path", "reason"])
         for d in dropped:
             writer.writerow([d.csv_file, d.row, d.path, d.reason])
-    os.replace(tmp, path)
 
 
 def summarise(dropped: list[DroppedRow]) -> str:

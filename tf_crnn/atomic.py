@@ -1,0 +1,33 @@
+"""Atomic file writes: a file is complete under its name, or not there at all."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+
+@contextlib.contextmanager
+def atomic_open(filename: str | os.PathLike, newline: str | None = None) -> Iterator[IO[str]]:
+    """Opens ``filename + '.tmp'`` for UTF-8 text; renames it over ``filename`` on success."""
+    path = Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline=newline) as f:
+            yield f
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(filename: str | os.PathLike, data: Any, indent: int = 2) -> None:
+    """Writes ``data`` as UTF-8 JSON, atomically."""
+    with atomic_open(filename) as f:
+        f.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
+
+
+__all__ = ["atomic_open", "write_json"]
