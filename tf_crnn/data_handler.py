@@ -12,7 +12,6 @@ import logging
 import math
 import os
 
-import numpy as np
 import tensorflow as tf
 
 from tf_crnn.alphabet import read_csv_rows, split_label
@@ -322,23 +321,12 @@ def count_steps(n_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_samples / batch_size))
 
 
-def images_to_batch(images: list[np.ndarray], params: Params) -> dict[str, np.ndarray]:
-    """Resizes decoded ``(height, width, channels)`` uint8 images into one padded batch."""
-    resized = [resize_image(tf.convert_to_tensor(im), params.input_shape[0], params.input_shape[1]) for im in images]
-    widths = np.array([int(w) for _, w in resized], dtype=np.int32)
-    batch = np.full((len(images), params.input_shape[0], int(widths.max()), params.input_channels), 255, np.uint8)
-    for i, (im, w) in enumerate(resized):
-        batch[i, :, : int(w)] = im.numpy()
-    return {"images": batch, "widths": widths}
-
-
 __all__ = [
     "augment_data",
     "dataset_generator",
     "decode_image",
     "estimate_background",
     "get_resized_width",
-    "images_to_batch",
     "load_csv",
     "padding_inputs_width",
     "random_rotation",
