@@ -83,29 +83,23 @@ def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path):
     assert errors == sorted(errors, reverse=True) and len(lines) == result.n_eval
 
 
+def run_training_py(config, *overrides):
+    """``python training.py with CONFIG OVERRIDES...`` at the repository root, as the original README says."""
+    root = Path(__file__).resolve().parent.parent
+    command = [sys.executable, "training.py", "with", str(config), *overrides]
+    return subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+
+
 @pytest.mark.slow
 def test_sacred_entry_point_trains(digits_data, tmp_path):
     params = tiny_params(digits_data, tmp_path / "model", n_epochs=1, steps_per_epoch=5)
     config = tmp_path / "config.json"
     params.to_json_file(config)
-    root = Path(__file__).resolve().parent.parent
-    proc = subprocess.run(
-        [sys.executable, "training.py", "with", str(config), "n_epochs=2"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    proc = run_training_py(config, "n_epochs=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     saved = json.loads((tmp_path / "model" / "config.json").read_text())
     assert saved["n_epochs"] == 2
     assert list((tmp_path / "model" / "export").iterdir())
-    bad = subprocess.run(
-        [sys.executable, "training.py", "with", str(config), "optimizer=sgd"],
-        cwd=root,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
+    bad = run_training_py(config, "optimizer=sgd")
     assert bad.returncode == 2
     assert "optimizer: must be one of adam, rms, ada, got 'sgd'" in bad.stderr

@@ -60,6 +60,14 @@ def split_label(label: str, string_split_delimiter: str = "|") -> list[str]:
     return label.split(d)
 
 
+def resolve_image_path(csv_filename: str | os.PathLike, path: str) -> str:
+    """An image path of a CSV row: absolute as given, else relative to the CSV's own folder."""
+    path = path.strip()
+    if os.path.isabs(path):
+        return path
+    return str(Path(csv_filename).resolve().parent / path)
+
+
 def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
     """Writes units back in the CSV label format ``|u|n|i|t|s|``."""
     units = list(units)
@@ -302,6 +310,7 @@ __all__ = [
     "UnitReport",
     "join_units",
     "read_csv_rows",
+    "resolve_image_path",
     "split_label",
     "write_csv_rows",
 ]

@@ -157,7 +157,7 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
 
 def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
     """Image paths from files, folders (recursive) and data CSVs, in order."""
-    from tf_crnn.alphabet import read_csv_rows
+    from tf_crnn.alphabet import read_csv_rows, resolve_image_path
 
     paths: list[str] = []
     for item in inputs:
@@ -165,10 +165,7 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
         if p.is_dir():
             paths.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
         elif p.suffix.lower() == ".csv" and p.is_file():
-            base = p.resolve().parent
-            for _, path, _ in read_csv_rows(p, csv_delimiter):
-                path = path.strip()
-                paths.append(path if os.path.isabs(path) else str(base / path))
+            paths.extend(resolve_image_path(p, path) for _, path, _ in read_csv_rows(p, csv_delimiter))
         elif p.exists():
             paths.append(str(p))
         else:

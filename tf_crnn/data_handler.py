@@ -14,7 +14,7 @@ import os
 
 import tensorflow as tf
 
-from tf_crnn.alphabet import read_csv_rows, split_label
+from tf_crnn.alphabet import read_csv_rows, resolve_image_path, split_label
 from tf_crnn.config import Params
 
 logger = logging.getLogger(__name__)
@@ -200,7 +200,6 @@ def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str]
     Rows whose label has units outside the alphabet raise ``ValueError``; run
     ``tf_crnn.preprocessing.preprocess_csv`` first to drop them.
     """
-    base = os.path.dirname(os.path.abspath(csv_filename))
     paths: list[str] = []
     labels: list[list[int]] = []
     for number, path, label in read_csv_rows(csv_filename, params.csv_delimiter):
@@ -209,7 +208,7 @@ def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str]
             codes = params.alphabet.encode(units)
         except KeyError as e:
             raise ValueError(f"{csv_filename}:{number}: unit {e.args[0]!r} is not in the alphabet") from None
-        paths.append(path if os.path.isabs(path) else os.path.join(base, path))
+        paths.append(resolve_image_path(csv_filename, path))
         labels.append(codes)
     return paths, labels
 

@@ -10,7 +10,7 @@ import sys
 
 from tf_crnn.atomic import atomic_open
 from tf_crnn.loader import PredictionModel
-from tf_crnn.preprocessing import _check_image
+from tf_crnn.preprocessing import check_image
 
 
 def predict_files(
@@ -28,7 +28,7 @@ def predict_files(
     model = PredictionModel(model_directory, signature="filename")
     readable, skipped = [], []
     for path in paths:
-        check = _check_image(path)
+        check = check_image(path)
         if isinstance(check, str):
             skipped.append((path, check))
         else:

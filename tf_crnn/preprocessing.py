@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from tf_crnn.alphabet import join_units, read_csv_rows, split_label, write_csv_rows
+from tf_crnn.alphabet import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 from tf_crnn.data_handler import get_resized_width
@@ -43,7 +43,7 @@ def ctc_min_length(units: list[str]) -> int:
     return len(units) + sum(1 for a, b in zip(units, units[1:]) if a == b)
 
 
-def _check_image(path: str) -> tuple[int, int] | str:
+def check_image(path: str) -> tuple[int, int] | str:
     """``(width, height)`` of a readable image, or the reason it is unusable."""
     try:
         if os.path.getsize(path) == 0:
@@ -88,7 +88,6 @@ def preprocess_csv(
         raise FileNotFoundError(f"data file {csv_filename} does not exist")
     dropped = dropped if dropped is not None else []
     alphabet = parameters.alphabet
-    base = csv_filename.resolve().parent
     height, max_width = parameters.input_shape
 
     candidates = []
@@ -122,7 +121,7 @@ def preprocess_csv(
         if len(units) > parameters.max_chars_per_string:
             drop(f"label has {len(units)} units, more than max_chars_per_string={parameters.max_chars_per_string}")
             continue
-        full_path = path if os.path.isabs(path) else str(base / path)
+        full_path = resolve_image_path(csv_filename, path)
         key = (os.path.normpath(full_path), label)
         if key in seen:
             drop("duplicate of an earlier row")
@@ -131,7 +130,7 @@ def preprocess_csv(
         candidates.append((number, path, full_path, units))
 
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        checks = list(pool.map(lambda c: _check_image(c[2]), candidates))
+        checks = list(pool.map(lambda c: check_image(c[2]), candidates))
 
     kept = []
     for (number, path, full_path, units), check in zip(candidates, checks):
@@ -233,4 +232,12 @@ def data_preprocessing(params: Params) -> tuple[str, str | None, int, int]:
     return str(train_csv), (str(eval_csv) if eval_csv else None), n_train, n_eval
 
 
-__all__ = ["DroppedRow", "NoDataError", "ctc_min_length", "data_preprocessing", "preprocess_csv", "write_report"]
+__all__ = [
+    "check_image",
+    "DroppedRow",
+    "NoDataError",
+    "ctc_min_length",
+    "data_preprocessing",
+    "preprocess_csv",
+    "write_report",
+]
