@@ -24,10 +24,22 @@ def atomic_open(filename: str | os.PathLike, newline: str | None = None) -> Iter
         tmp.unlink(missing_ok=True)
 
 
+def write_bytes(filename: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``filename``, atomically."""
+    path = Path(filename)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def write_json(filename: str | os.PathLike, data: Any, indent: int = 2) -> None:
     """Writes ``data`` as UTF-8 JSON, atomically."""
     with atomic_open(filename) as f:
         f.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
-__all__ = ["atomic_open", "write_json"]
+__all__ = ["atomic_open", "write_bytes", "write_json"]

@@ -180,16 +180,36 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     "-o", "--output", type=click.Path(dir_okay=False), help="Write .csv or .jsonl here (default: CSV on stdout)."
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--beam-width",
+    type=click.IntRange(1),
+    help="Decode by CTC beam search with this many beams (default: greedy best path).",
+)
+@click.option(
+    "--top-paths",
+    type=click.IntRange(1),
+    help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
+)
 @user_errors
-def predict(model, inputs, output, batch_size) -> None:
+def predict(model, inputs, output, batch_size, beam_width, top_paths) -> None:
     """Transcribe images with MODEL (an export folder or an output_model_dir).
 
     INPUTS are image files, folders (searched recursively for images) and data CSVs.
+    CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl) adds
+    the score, per-character confidences and the n-best list.
     """
     from tf_crnn.prediction import predict_files, write_predictions
 
     paths = collect_inputs(inputs)
-    results, skipped = predict_files(model, paths, batch_size=batch_size, progress=sys.stderr.isatty())
+    results, skipped = predict_files(
+        model,
+        paths,
+        batch_size=batch_size,
+        beam_width=beam_width,
+        top_paths=top_paths,
+        details=output is not None and str(output).endswith(".jsonl"),
+        progress=sys.stderr.isatty(),
+    )
     for path, reason in skipped:
         logger.warning("Skipped %s: %s", path, reason)
     write_predictions(results, output)
@@ -226,6 +246,44 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
     if report:
         write_report(result, report)
         click.echo(f"Report: {report}")
+
+
+# --- export -----------------------------------------------------------------------
+
+
+@main.command("export")
+@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["savedmodel", "tflite", "onnx"]),
+    default="tflite",
+    show_default=True,
+    help="savedmodel: copy of the export; tflite / onnx: the network alone (see README, Export).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Folder to write into (default: the export folder itself; required for savedmodel).",
+)
+@user_errors
+def export_command(model, export_format, output) -> None:
+    """Write MODEL (an export folder or an output_model_dir) as SavedModel, TFLite or ONNX.
+
+    TFLite and ONNX files hold the network from resized pixels to log-probabilities,
+    with config.json and alphabet.json beside them; tf_crnn/portable_reader.py reads
+    them with numpy and Pillow only.
+    """
+    from tf_crnn.portable import ExportFormatError, export_model
+
+    if export_format == "savedmodel" and output is None:
+        raise UserError("--format savedmodel copies an export: give the new folder with -o")
+    try:
+        path = export_model(model, export_format, output)
+    except ExportFormatError as e:
+        raise UserError(str(e), 1) from None
+    click.echo(f"Wrote {path}")
 
 
 # --- synthetic data / demo --------------------------------------------------------

@@ -306,8 +306,9 @@ class Params:
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
     """Output length of a convolution along one axis (TensorFlow's rule); ints or int tensors."""
+    # Ceiling division written without negative operands: ONNX integer division truncates.
     if padding == "same":
-        return -(-size // stride)
+        return (size + stride - 1) // stride
     out = (size - kernel) // stride + 1
     # Tensors (in the graph) stay unclamped: a negative length masks everything anyway.
     return max(0, out) if isinstance(out, int) else out
@@ -315,7 +316,7 @@ def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
 
 def pool_output_size(size: int, pool: int) -> int:
     """Output length of 'same' max pooling with stride equal to the pool size."""
-    return -(-size // pool)
+    return (size + pool - 1) // pool
 
 
 def parse_overrides(items: list[str]) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""The demo behind ``make demo``: synthetic lines, training, evaluation, prediction, export."""
+"""The demo behind ``make demo``: synthetic lines, training, evaluation, prediction, exports."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def run_demo(
     if out.exists():
         shutil.rmtree(out)
     data = make_dataset(out / "data", n_train=n_train, n_eval=n_eval, seed=0)
-    echo(f"[1/4] Rendered {n_train} training and {n_eval} validation lines into {out / 'data'}")
+    echo(f"[1/5] Rendered {n_train} training and {n_eval} validation lines into {out / 'data'}")
     params = Params.from_json_file(
         config,
         csv_files_train=str(data["train"]),
@@ -40,19 +40,24 @@ def run_demo(
         lookup_alphabet_file=str(data["alphabet"]),
         output_model_dir=str(out / "model"),
     )
-    echo(f"[2/4] Training ({params.n_epochs} epochs) into {params.output_model_dir}")
+    echo(f"[2/5] Training ({params.n_epochs} epochs) into {params.output_model_dir}")
     result = train(params)
-    echo(f"[3/4] Evaluating the export {result.export_path}")
+    echo(f"[3/5] Evaluating the export {result.export_path}")
     evaluation = evaluate(result.export_path, data["eval"])
     echo(
         f"      validation CER {evaluation.cer:.4f}, WER {evaluation.wer:.4f}, "
         f"line accuracy {evaluation.line_accuracy:.4f} on {len(evaluation.lines)} lines"
     )
-    echo("[4/4] Reading a few validation images with PredictionModel:")
+    echo("[4/5] Reading a few validation images with PredictionModel:")
     lines = random.Random(0).sample(evaluation.lines, min(n_show, len(evaluation.lines)))
     predictions = PredictionModel(out / "model").predict([line.path for line in lines])
     for line, prediction in zip(lines, predictions):
         mark = "ok " if prediction == line.reference else "ERR"
         echo(f"  {mark} truth: {line.reference!r:32} read: {prediction!r}")
-    echo(f"Export (SavedModel, raw image bytes -> text): {result.export_path}")
+    echo(f"[5/5] Export: SavedModel (image bytes -> text) in {result.export_path}")
+    from tf_crnn.portable import export_model
+
+    tflite = export_model(result.export_path, "tflite")
+    echo(f"      TFLite (resized pixels -> log-probabilities): {tflite}")
+    echo(f"      read it without TensorFlow: python tf_crnn/portable_reader.py {tflite} IMAGE...")
     return evaluation.cer

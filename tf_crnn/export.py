@@ -9,9 +9,15 @@ with it. Signatures, each batched over images of any size:
 - ``filename(filenames: string[batch])``: image paths.
 - ``image(images: uint8[batch, height, width, channels])``: decoded pixels.
 
-Each returns ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
-log-probability of the decoded path), ``confidences: float32[batch]`` (``exp`` of
-the score per emitted frame, see ``tf_crnn.decoding``), and, with
+- ``log_probs(filenames: string[batch])``: the network's output before decoding,
+  ``log_probs: float32[batch, time, n_classes]`` (natural log; class 0 is the CTC
+  blank, class ``c`` the unit with code ``c`` in ``alphabet.json``) and
+  ``lengths: int32[batch]`` (each line's own number of frames); ``tf-crnn predict``
+  decodes it with a beam width chosen at run time.
+
+The first three return ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
+log-probability of the transcription), ``confidences: float32[batch]`` (geometric
+mean of the best path's character confidences, see ``tf_crnn.decoding``), and, with
 ``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
 ``[batch, num_beam_paths]``.
 """
@@ -30,7 +36,13 @@ import tensorflow as tf
 
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.data_handler import decode_image, resize_image
-from tf_crnn.decoding import CodesToText, beam_search_decode, greedy_decode
+from tf_crnn.decoding import (
+    CodesToText,
+    beam_search_decode,
+    greedy_character_log_probs,
+    greedy_decode,
+    line_confidences,
+)
 from tf_crnn.model import get_model_inference
 
 logger = logging.getLogger(__name__)
@@ -38,6 +50,7 @@ logger = logging.getLogger(__name__)
 EXPORT_DIR = "export"
 METADATA_FILENAME = "tf_crnn.json"
 ALPHABET_FILENAME = "alphabet.json"
+WEIGHTS_FILENAME = "model.weights.h5"
 
 
 class ExportModule(tf.Module):
@@ -73,7 +86,7 @@ class ExportModule(tf.Module):
 
         def read(images, widths):
             logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
-            frames = tf.cast(tf.maximum(output_width(widths), 1), tf.float32)
+            confidences = line_confidences(greedy_character_log_probs(logits))
             if top_paths == 1:
                 codes, scores = greedy_decode(logits)
                 result = {"transcriptions": self.codes_to_text(codes), "scores": scores}
@@ -86,8 +99,14 @@ class ExportModule(tf.Module):
                     "top_transcriptions": texts,
                     "top_scores": scores,
                 }
-            result["confidences"] = tf.exp(result["scores"] / frames)
+            result["confidences"] = confidences
             return result
+
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
+        def serve_log_probs(filenames):
+            images, widths = batch_images(lambda f: decode_image(tf.io.read_file(f), channels), filenames)
+            logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+            return {"log_probs": tf.nn.log_softmax(logits, axis=-1), "lengths": output_width(widths)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
         def serve_bytes(images):
@@ -104,6 +123,7 @@ class ExportModule(tf.Module):
         self.serve_bytes = serve_bytes
         self.serve_filenames = serve_filenames
         self.serve_image = serve_image
+        self.serve_log_probs = serve_log_probs
 
     @property
     def signatures(self) -> dict:
@@ -111,6 +131,7 @@ class ExportModule(tf.Module):
             "serving_default": self.serve_bytes.get_concrete_function(),
             "filename": self.serve_filenames.get_concrete_function(),
             "image": self.serve_image.get_concrete_function(),
+            "log_probs": self.serve_log_probs.get_concrete_function(),
         }
 
 
@@ -127,9 +148,10 @@ def export_savedmodel(
 ) -> Path:
     """Writes a SavedModel to ``export_dir/<timestamp>``, atomically.
 
-    The folder also holds ``config.json`` (the parameters), ``alphabet.json`` and
-    ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...) for people and tools;
-    loading needs none of them.
+    The folder also holds ``config.json`` (the parameters), ``alphabet.json``,
+    ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...) and the network's
+    weights (``model.weights.h5``, from which ``tf-crnn export`` builds the TFLite and
+    ONNX files) for people and tools; loading the SavedModel needs none of them.
 
     Returns:
         The path of the new export.
@@ -149,6 +171,7 @@ def export_savedmodel(
     tf.saved_model.save(module, str(tmp), signatures=module.signatures)
     params.to_json_file(tmp / CONFIG_FILENAME)
     params.alphabet.save(tmp / ALPHABET_FILENAME)
+    module.model.save_weights(tmp / WEIGHTS_FILENAME)
     (tmp / METADATA_FILENAME).write_text(json.dumps(metadata or {}, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
     logger.info("Exported SavedModel to %s", target)
@@ -190,4 +213,11 @@ def resolve_export(model_directory: str | os.PathLike) -> Path:
     return exports[-1]
 
 
-__all__ = ["ExportModule", "export_savedmodel", "list_exports", "resolve_export"]
+__all__ = [
+    "ALPHABET_FILENAME",
+    "WEIGHTS_FILENAME",
+    "ExportModule",
+    "export_savedmodel",
+    "list_exports",
+    "resolve_export",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -9,7 +10,8 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from tf_crnn.export import resolve_export
+from tf_crnn.alphabet import Alphabet
+from tf_crnn.export import ALPHABET_FILENAME, resolve_export
 
 SIGNATURES = ("filename", "serving_default", "image")
 
@@ -57,6 +59,25 @@ class PredictionModel:
             if key in result:
                 result[key] = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(result[key])
         return result
+
+    def log_probs(self, paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
+        """The network's output for image files, before decoding (the ``log_probs`` signature).
+
+        Returns:
+            ``(log_probs, lengths)``: ``(batch, time, n_classes)`` natural-log
+            probabilities (class 0 is the CTC blank) and each line's own number of frames.
+        """
+        if "log_probs" not in self.model.signatures:
+            raise ValueError(
+                f"{self.export_path} has no 'log_probs' signature: export the model again with this tf_crnn"
+            )
+        outputs = self.model.signatures["log_probs"](filenames=tf.constant([os.fspath(p) for p in paths]))
+        return outputs["log_probs"].numpy(), outputs["lengths"].numpy()
+
+    @functools.cached_property
+    def alphabet(self) -> Alphabet:
+        """The export's alphabet (its ``alphabet.json``)."""
+        return Alphabet(self.export_path / ALPHABET_FILENAME)
 
     def predict(self, inputs: Any) -> str | list[str]:
         """Transcribes one input (path, bytes or array) or a list of them.

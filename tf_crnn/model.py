@@ -117,8 +117,12 @@ class ConvBlock(layers.Layer):
     def _pool(self, x):
         # Pad to whole pooling windows at the bottom/right; zeros never beat ReLU outputs.
         ph, pw = self.pool_size
-        h, w = ops.shape(x)[1], ops.shape(x)[2]
-        x = ops.pad(x, [[0, 0], [0, (-h) % ph], [0, (-w) % pw], [0, 0]])
+        _, h, _, channels = x.shape  # static: the input height is fixed
+        # No negative operands: integer division and modulo round differently in ONNX.
+        x = ops.pad(x, [[0, 0], [0, (-h) % ph], [0, (pw - ops.shape(x)[2] % pw) % pw], [0, 0]])
+        # A padding amount known only at run time hides every static dimension; the
+        # convolutions of TFLite and ONNX need the static height and channels back.
+        x = ops.reshape(x, (ops.shape(x)[0], h + (-h) % ph, ops.shape(x)[2], channels))
         return self.pool(x)
 
     def call(self, inputs, widths, training=None):

@@ -8,22 +8,48 @@ import json
 import os
 import sys
 
+import tensorflow as tf
+
 from tf_crnn.atomic import atomic_open
+from tf_crnn.config import import_params_from_json
+from tf_crnn.decoding import (
+    beam_search_decode,
+    character_confidences,
+    greedy_character_log_probs,
+    greedy_decode,
+    line_confidence,
+)
 from tf_crnn.loader import PredictionModel
 from tf_crnn.preprocessing import check_image
 
 
 def predict_files(
-    model_directory: str | os.PathLike, paths: list[str], batch_size: int = 64, progress: bool = False
+    model_directory: str | os.PathLike,
+    paths: list[str],
+    batch_size: int = 64,
+    beam_width: int | None = None,
+    top_paths: int | None = None,
+    details: bool = False,
+    progress: bool = False,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Transcribes image files in batches.
 
-    Unreadable images are skipped, never fatal.
+    Unreadable images are skipped, never fatal. Without ``beam_width``,
+    ``top_paths`` or ``details`` the SavedModel decodes (the export's own
+    decoding); otherwise its log-probabilities are decoded here, with the same
+    functions.
+
+    Args:
+        beam_width: decode by CTC beam search with this many beams (default: greedy,
+            or the export's ``beam_width`` when only ``top_paths`` is given).
+        top_paths: alternatives to return per line (beam search when above 1).
+        details: add ``character_confidences`` and ``alternatives`` to each result.
 
     Returns:
         ``(results, skipped)``: one dict per readable image (``path``,
-        ``transcription``, ``confidence``, ``score`` and, with beam search,
-        ``alternatives``), and ``(path, reason)`` per skipped image.
+        ``transcription``, ``confidence``, ``score`` and, as asked,
+        ``character_confidences`` and ``alternatives``: ``[{"text", "log_prob"}]``
+        best first), and ``(path, reason)`` per skipped image.
     """
     model = PredictionModel(model_directory, signature="filename")
     readable, skipped = [], []
@@ -33,29 +59,74 @@ def predict_files(
             skipped.append((path, check))
         else:
             readable.append(path)
+    decode_here = details or beam_width is not None or top_paths is not None
+    if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
+        beam_width = import_params_from_json(model.export_path).get("beam_width", 100)
+    if beam_width is not None and top_paths is not None and top_paths > beam_width:
+        raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
     results: list[dict] = []
     for start in range(0, len(readable), batch_size):
         chunk = readable[start : start + batch_size]
-        out = model.predict_full(chunk)
-        for i, path in enumerate(chunk):
-            item = {
-                "path": path,
-                "transcription": out["transcriptions"][i],
-                "confidence": float(out["confidences"][i]),
-                "score": float(out["scores"][i]),
-            }
-            if "top_transcriptions" in out:
-                item["alternatives"] = [
-                    {"text": t, "log_prob": float(s)}
-                    for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
-                ]
-            results.append(item)
+        if decode_here:
+            results.extend(_decode(model, chunk, beam_width, top_paths or 1))
+        else:
+            results.extend(_read(model, chunk))
         if progress:
             done = min(start + batch_size, len(readable))
             print(f"\r{done}/{len(readable)} images", end="", file=sys.stderr, flush=True)
     if progress and readable:
         print(file=sys.stderr)
     return results, skipped
+
+
+def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
+    out = model.predict_full(chunk)
+    results = []
+    for i, path in enumerate(chunk):
+        item = {
+            "path": path,
+            "transcription": out["transcriptions"][i],
+            "confidence": float(out["confidences"][i]),
+            "score": float(out["scores"][i]),
+        }
+        if "top_transcriptions" in out:
+            item["alternatives"] = [
+                {"text": t, "log_prob": float(s)} for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
+            ]
+        results.append(item)
+    return results
+
+
+def _decode(model: PredictionModel, chunk: list[str], beam_width: int | None, top_paths: int) -> list[dict]:
+    log_probs, lengths = model.log_probs(chunk)
+    alphabet = model.alphabet
+    if beam_width is None:
+        codes, scores = greedy_decode(log_probs)
+        codes, scores = codes.numpy()[None], scores.numpy()[:, None]
+    else:
+        codes, scores = beam_search_decode(log_probs, beam_width, top_paths)
+        codes, scores = codes.numpy(), scores.numpy()
+    results = []
+    greedy_characters = tf.exp(greedy_character_log_probs(log_probs)).to_list()
+    for i, path in enumerate(chunk):
+        paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
+        if beam_width is None:
+            characters = greedy_characters[i]
+        else:
+            characters = character_confidences(log_probs[i], paths[0], max(int(lengths[i]), 1))
+        results.append(
+            {
+                "path": path,
+                "transcription": alphabet.decode(paths[0]),
+                "confidence": line_confidence(characters),
+                "score": float(scores[i, 0]),
+                "character_confidences": [round(c, 4) for c in characters],
+                "alternatives": [
+                    {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
+                ],
+            }
+        )
+    return results
 
 
 def write_predictions(results: list[dict], output: str | os.PathLike | None) -> None:

@@ -1,0 +1,232 @@
+"""Reading with a trained model: confidences, beam search at run time, TFLite and ONNX exports."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from tf_crnn.alphabet import read_csv_rows, resolve_image_path
+from tf_crnn.cli import main
+from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
+from tf_crnn.loader import PredictionModel
+from tf_crnn.metrics import levenshtein
+from tf_crnn.portable import export_model
+from tf_crnn.prediction import predict_files
+from tf_crnn.synthetic import make_dataset
+
+READER = Path(__file__).parents[1] / "tf_crnn" / "portable_reader.py"
+
+
+def eval_images(data) -> tuple[list[str], list[str]]:
+    rows = list(read_csv_rows(data["eval"]))
+    return [resolve_image_path(data["eval"], path) for _, path, _ in rows], [
+        label.replace("|", "") for *_, label in rows
+    ]
+
+
+# --- character confidences --------------------------------------------------------
+
+
+def test_character_confidences_of_a_known_alignment():
+    probs = np.array(
+        [  # blank, a, b
+            [0.1, 0.8, 0.1],
+            [0.2, 0.6, 0.2],
+            [0.9, 0.05, 0.05],
+            [0.3, 0.1, 0.6],
+        ]
+    )
+    # Best alignment of "ab": a a _ b (the second 'a' frame beats a blank there).
+    assert character_confidences(np.log(probs), [1, 2]) == pytest.approx([0.8, 0.6])
+    # "aa" needs a blank between the two: a _ _ a or a a _ a; each 'a' keeps its best frame.
+    assert character_confidences(np.log(probs), [1, 1]) == pytest.approx([0.8, 0.1])
+    # Three characters with a repeat cannot fit in 4 frames... "aab" needs a_ab: fits exactly.
+    assert character_confidences(np.log(probs), [1, 1, 2]) == pytest.approx([0.8, 0.05, 0.6])
+    assert character_confidences(np.log(probs), [1, 1, 1]) == [0.0, 0.0, 0.0]  # needs 5 frames
+    assert character_confidences(np.log(probs), []) == []
+
+
+def test_greedy_character_confidences_are_the_viterbi_ones_of_the_greedy_text():
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(20, 30, 6)).astype(np.float32) * 3
+    logits[3, :, 0] = 100.0  # a line read as nothing
+    shifted = logits - logits.max(-1, keepdims=True)
+    log_probs = shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+    greedy = greedy_character_log_probs(logits)
+    lines = line_confidences(greedy).numpy()
+    for i, line in enumerate(log_probs):
+        best = np.argmax(line, -1)
+        codes = [int(c) for t, c in enumerate(best) if c != 0 and (t == 0 or c != best[t - 1])]
+        viterbi = character_confidences(line, codes)
+        assert np.exp(greedy[i].numpy()) == pytest.approx(viterbi, rel=1e-4)
+        assert lines[i] == pytest.approx(line_confidence(viterbi), rel=1e-4)
+    assert greedy[3].shape == (0,) and lines[3] == 0.0
+
+
+# --- confidences against errors -----------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def hard_digits(tmp_path_factory):
+    """Digits in font sizes the model never saw: enough of them are misread to rank."""
+    return make_dataset(
+        tmp_path_factory.mktemp("hard"), n_train=1, n_eval=120, charset="0123456789", min_words=1, max_words=1,
+        font_sizes=(11, 40), seed=7,
+    )  # fmt: skip
+
+
+def test_lines_with_higher_confidence_have_fewer_errors(trained, hard_digits):
+    params, _ = trained
+    paths, truths = eval_images(hard_digits)
+    results, skipped = predict_files(params.output_model_dir, paths, details=True)
+    assert not skipped
+    errors = np.array([levenshtein(r["transcription"], t) for r, t in zip(results, truths)])
+    confidences = np.array([r["confidence"] for r in results])
+    assert 10 <= np.count_nonzero(errors) <= len(errors) - 10, "the set must hold both read and misread lines"
+    order = np.argsort(-confidences)
+    half = len(order) // 2
+    confident, doubtful = errors[order[:half]].sum(), errors[order[half:]].sum()
+    assert confident < 0.5 * doubtful
+    # Correct characters get higher confidences than wrong ones, on average.
+    right, wrong = [], []
+    for r, t in zip(results, truths):
+        if len(r["transcription"]) == len(t):
+            for c, ok in zip(r["character_confidences"], (a == b for a, b in zip(r["transcription"], t))):
+                (right if ok else wrong).append(c)
+    assert wrong and np.mean(right) > np.mean(wrong)
+
+
+# --- run-time decoding ---------------------------------------------------------------
+
+
+def test_predict_with_beam_search_gives_an_n_best_list(trained, digits_data, tmp_path):
+    params, _ = trained
+    paths, _ = eval_images(digits_data)
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(
+        main,
+        ["predict", params.output_model_dir, str(digits_data["eval"]), "--beam-width", "8", "--top-paths", "3", "-o", str(out)],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    items = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    greedy = PredictionModel(params.output_model_dir).predict(paths)
+    assert [i["path"] for i in items] == paths
+    agree = 0
+    for item, text in zip(items, greedy):
+        alternatives = item["alternatives"]
+        assert len(alternatives) == 3
+        log_probs = [a["log_prob"] for a in alternatives]
+        assert log_probs == sorted(log_probs, reverse=True)
+        assert len({a["text"] for a in alternatives}) == 3
+        assert item["transcription"] == alternatives[0]["text"]
+        assert len(item["character_confidences"]) == len(item["transcription"])
+        assert 0 < item["confidence"] <= 1
+        agree += item["transcription"] == text
+    assert agree >= 0.9 * len(items)
+
+
+def test_jsonl_without_beam_matches_the_savedmodel(trained, digits_data):
+    params, _ = trained
+    paths, _ = eval_images(digits_data)
+    here, _ = predict_files(params.output_model_dir, paths, details=True)
+    graph, _ = predict_files(params.output_model_dir, paths)
+    for a, b in zip(here, graph):
+        assert a["transcription"] == b["transcription"]
+        assert a["score"] == pytest.approx(b["score"], abs=1e-3)
+        assert a["confidence"] == pytest.approx(b["confidence"], abs=1e-4)
+        assert [x["text"] for x in a["alternatives"]] == [a["transcription"]]
+
+
+def test_top_paths_above_beam_width_is_refused(trained, digits_data):
+    params, _ = trained
+    result = CliRunner().invoke(
+        main, ["predict", params.output_model_dir, str(digits_data["eval"]), "--beam-width", "2", "--top-paths", "3"]
+    )
+    assert result.exit_code == 2
+    assert "--top-paths (3) cannot exceed --beam-width (2)" in result.output
+
+
+# --- TFLite and ONNX -------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def portable_exports(trained, tmp_path_factory):
+    params, _ = trained
+    out = tmp_path_factory.mktemp("portable")
+    return {fmt: export_model(params.output_model_dir, fmt, out / fmt) for fmt in ("tflite", "onnx")}
+
+
+@pytest.fixture(scope="module")
+def resized_images(digits_data, trained, tmp_path_factory):
+    """The evaluation images already at the model's height, so both sides skip resizing."""
+    params, _ = trained
+    out = tmp_path_factory.mktemp("resized")
+    paths = []
+    for path in eval_images(digits_data)[0]:
+        with Image.open(path) as image:
+            height, max_width = params.input_shape
+            width = min(max(1, round(image.width * height / image.height)), max_width)
+            target = out / Path(path).name
+            image.convert("L").resize((width, height), Image.BILINEAR).save(target)
+        paths.append(str(target))
+    return paths
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_portable_export_reads_like_the_savedmodel(fmt, trained, portable_exports, digits_data, resized_images):
+    sys.path.insert(0, str(READER.parent))
+    try:
+        from portable_reader import PortableModel
+    finally:
+        sys.path.pop(0)
+    params, _ = trained
+    saved = PredictionModel(params.output_model_dir)
+    portable = PortableModel(portable_exports[fmt])
+    # Same pixels in: the same probabilities out, frame for frame (the runtimes' own
+    # kernels round differently, which shows in the logs of tiny probabilities).
+    log_probs, lengths = saved.log_probs(resized_images)
+    for ours, theirs, n in zip(portable.log_probs(resized_images), log_probs, lengths):
+        assert ours.shape == (n, log_probs.shape[-1])
+        np.testing.assert_allclose(np.exp(ours), np.exp(theirs[:n]), atol=1e-4)
+    # Original images, resized by Pillow there and by TensorFlow here: the same text.
+    paths, _ = eval_images(digits_data)
+    ours = [r["text"] for r in portable.predict(paths)]
+    assert ours == saved.predict(paths)
+
+
+def test_portable_reader_runs_without_tensorflow(portable_exports, digits_data):
+    paths, _ = eval_images(digits_data)
+    code = (
+        "import sys, runpy; sys.argv = sys.argv[1:]; "
+        "sys.exit(runpy.run_path(sys.argv[0], run_name='portable')['main'](sys.argv[1:]) "
+        "or ('tensorflow' in sys.modules and 'tensorflow was imported'))"
+    )
+    for fmt, model in portable_exports.items():
+        run = subprocess.run(
+            [sys.executable, "-c", code, str(READER), str(model.parent), *paths[:4]],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert run.returncode == 0, run.stderr
+        lines = run.stdout.splitlines()
+        assert [line.split("\t")[0] for line in lines] == paths[:4], fmt
+        assert all(0 < float(line.split("\t")[2]) <= 1 for line in lines)
+
+
+def test_export_command(trained, tmp_path):
+    params, _ = trained
+    runner = CliRunner()
+    result = runner.invoke(main, ["export", params.output_model_dir, "--format", "onnx", "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["alphabet.json", "config.json", "model.onnx"]
+    result = runner.invoke(main, ["export", params.output_model_dir, "--format", "savedmodel"])
+    assert result.exit_code == 2 and "give the new folder with -o" in result.output
+    result = runner.invoke(
+        main, ["export", params.output_model_dir, "--format", "savedmodel", "-o", str(tmp_path / "s")]
+    )
+    assert result.exit_code == 0 and (tmp_path / "s" / "saved_model.pb").is_file()
+    assert PredictionModel(tmp_path / "s").predict([]) == []

@@ -1,0 +1,154 @@
+"""TFLite and ONNX exports: the network alone, for runtimes without TensorFlow.
+
+Both files hold the network from pixels to per-frame log-probabilities; decoding
+the image file, resizing it and CTC decoding are left to the caller, because the
+ops that do them in the SavedModel (image decoding, antialiased resizing, string
+tables) are not part of either format. ``tf_crnn/portable_reader.py`` does those
+steps with numpy and Pillow only.
+
+- TFLite (``model.tflite``): input ``images``: ``uint8[1, height, width, channels]``,
+  one line resized to the model's height (``width`` free); output
+  ``float32[1, time, n_classes]`` log-probabilities. One image per call: the
+  converter needs a static batch for the recurrent layers.
+- ONNX (``model.onnx``, opset 17): inputs ``images``: ``uint8[batch, height, width,
+  channels]`` (lines padded on the right, with white) and ``widths``: ``int32[batch]``
+  (each line's width before padding); outputs ``log_probs``:
+  ``float32[batch, time, n_classes]`` and ``lengths``: ``int32[batch]`` (each line's
+  own frames; later frames are blank).
+
+Class 0 is the CTC blank; class ``c`` is the unit with code ``c`` in the
+``alphabet.json`` written beside the model, with the ``config.json`` that gives the
+height and channels.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import tensorflow as tf
+
+from tf_crnn.atomic import write_bytes
+from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
+from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, resolve_export
+from tf_crnn.model import get_model_inference
+
+FORMATS = ("savedmodel", "tflite", "onnx")
+FILENAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+ONNX_OPSET = 17
+
+
+class ExportFormatError(RuntimeError):
+    """A model cannot be written in the asked format."""
+
+
+def _load_network(export_path: Path):
+    weights = export_path / WEIGHTS_FILENAME
+    if not weights.is_file():
+        raise ExportFormatError(
+            f"{export_path} has no {WEIGHTS_FILENAME} (exports before tf_crnn 1.0 lack it): "
+            "export the model again from its output_model_dir with restore_model=true"
+        )
+    params = Params(**dict(import_params_from_json(export_path), rnn_dropout=0.0))
+    # The export's own alphabet file, not the path recorded in its config.
+    params.lookup_alphabet_file = str(export_path / ALPHABET_FILENAME)
+    return get_model_inference(params, str(weights)), params
+
+
+def _network_function(model, params: Params, batched: bool):
+    height, channels = params.input_shape[0], params.input_channels
+    output_width = tf.autograph.experimental.do_not_convert(params.output_width)
+    if not batched:
+
+        @tf.function(input_signature=[tf.TensorSpec([1, height, None, channels], tf.uint8, name="images")])
+        def single(images):
+            widths = tf.shape(images)[2:3]
+            logits = model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+            return {"log_probs": tf.nn.log_softmax(logits, axis=-1)}
+
+        return single
+
+    @tf.function(
+        input_signature=[
+            tf.TensorSpec([None, height, None, channels], tf.uint8, name="images"),
+            tf.TensorSpec([None], tf.int32, name="widths"),
+        ]
+    )
+    def batch(images, widths):
+        logits = model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+        return {"log_probs": tf.nn.log_softmax(logits, axis=-1), "lengths": output_width(widths)}
+
+    return batch
+
+
+def _to_tflite(model, params: Params) -> bytes:
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    # Variables read inside the LSTM loops fail in the LiteRT interpreter: freeze them.
+    frozen = convert_variables_to_constants_v2(_network_function(model, params, batched=False).get_concrete_function())
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([frozen])
+    return converter.convert()
+
+
+def _to_onnx(model, params: Params) -> bytes:
+    try:
+        import tf2onnx
+    except ImportError as error:
+        raise ExportFormatError("ONNX export needs tf2onnx: pip install 'tf_crnn[export]'") from error
+    function = _network_function(model, params, batched=True)
+    proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=ONNX_OPSET)
+    return proto.SerializeToString()
+
+
+def export_model(
+    model_directory: str | os.PathLike, export_format: str, output: str | os.PathLike | None = None
+) -> Path:
+    """Writes a model in ``export_format`` and returns the path written.
+
+    Args:
+        model_directory: an export folder or an ``output_model_dir`` (its newest export).
+        export_format: one of ``FORMATS``.
+        output: the folder to write into (created; an existing model file in it is
+            replaced). Default: the export folder itself for TFLite and ONNX; a
+            SavedModel is only copied when ``output`` is given.
+
+    Returns:
+        The model file (TFLite, ONNX) or folder (SavedModel).
+
+    Raises:
+        ExportFormatError: the format is unknown or the conversion failed.
+        FileNotFoundError: no export in ``model_directory``.
+    """
+    if export_format not in FORMATS:
+        raise ExportFormatError(f"unknown format {export_format!r}: use one of {', '.join(FORMATS)}")
+    export_path = resolve_export(model_directory)
+    if export_format == "savedmodel":
+        if output is None:
+            return export_path
+        target = Path(output)
+        if target.exists():
+            raise ExportFormatError(f"{target} exists: give a new folder for the SavedModel copy")
+        tmp = target.with_name(f".tmp-{target.name}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        shutil.copytree(export_path, tmp)
+        os.replace(tmp, target)
+        return target
+    out_dir = Path(output) if output is not None else export_path
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model, params = _load_network(export_path)
+    try:
+        data = _to_tflite(model, params) if export_format == "tflite" else _to_onnx(model, params)
+    except ExportFormatError:
+        raise
+    except Exception as error:  # converters raise many kinds; the user needs the format and the reason
+        raise ExportFormatError(f"{export_format} conversion of {export_path} failed: {error}") from error
+    if out_dir != export_path:
+        for name in (CONFIG_FILENAME, ALPHABET_FILENAME):
+            write_bytes(out_dir / name, (export_path / name).read_bytes())
+    target = out_dir / FILENAMES[export_format]
+    write_bytes(target, data)
+    return target
+
+
+__all__ = ["FILENAMES", "FORMATS", "ExportFormatError", "export_model"]

@@ -1,0 +1,141 @@
+"""Reads text lines with a tf_crnn TFLite or ONNX export, without TensorFlow.
+
+Standalone on purpose: it needs numpy, Pillow and either ``ai-edge-litert`` (for
+``model.tflite``) or ``onnxruntime`` (for ``model.onnx``), and nothing of tf_crnn, so
+it can be copied next to an application. It does what the SavedModel does in its
+graph: resize to the model's height keeping the aspect ratio, run the network,
+decode greedily (best path), map codes to units with ``alphabet.json``.
+
+    python portable_reader.py MODEL image.png [image.jpg ...]
+
+MODEL is a ``model.tflite`` or ``model.onnx`` file, or the folder holding one, with
+its ``config.json`` and ``alphabet.json`` beside it. Prints ``path<TAB>text<TAB>confidence``.
+
+Pillow's bilinear resizing differs from TensorFlow's antialiased bilinear resizing
+in the SavedModel by at most one grey level per pixel.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+BLANK_INDEX = 0
+
+
+def resized_width(width: int, height: int, target_height: int, max_width: int) -> int:
+    """Width after resizing to ``target_height`` (aspect ratio kept), at most ``max_width``."""
+    return max(1, min((width * target_height + height // 2) // height, max_width))
+
+
+def prepare_image(image, height: int, max_width: int, channels: int) -> np.ndarray:
+    """A path, PIL image or ``uint8`` array to ``uint8[height, width, channels]``."""
+    if isinstance(image, (str, Path)):
+        with Image.open(image) as opened:
+            image = opened.convert("L" if channels == 1 else "RGB")
+    elif isinstance(image, np.ndarray):
+        image = Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image)
+    image = image.convert("L" if channels == 1 else "RGB")
+    width = resized_width(image.width, image.height, height, max_width)
+    array = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.uint8)
+    return array.reshape(height, width, channels)
+
+
+def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
+    """Best-path CTC decoding of one line's ``(frames, n_classes)`` log-probabilities.
+
+    Returns ``text``, ``score`` (log-probability of the best path),
+    ``character_confidences`` (per character, its highest probability over the
+    frames of the path that emit it) and ``confidence`` (their geometric mean, 0
+    for an empty text).
+    """
+    best = np.argmax(log_probs, axis=-1)
+    best_log_probs = np.max(log_probs, axis=-1)
+    text, confidences, previous = [], [], -1
+    for label, log_prob in zip(best.tolist(), best_log_probs.tolist()):
+        if label != BLANK_INDEX and label != previous:
+            text.append(units[label])
+            confidences.append(math.exp(log_prob))
+        elif label != BLANK_INDEX:
+            confidences[-1] = max(confidences[-1], math.exp(log_prob))
+        previous = label
+    score = float(np.sum(best_log_probs))
+    return {
+        "text": "".join(text),
+        "score": score,
+        "confidence": math.exp(sum(map(math.log, confidences)) / len(confidences)) if confidences else 0.0,
+        "character_confidences": confidences,
+    }
+
+
+class PortableModel:
+    """A ``model.tflite`` or ``model.onnx`` export with its ``config.json`` and ``alphabet.json``."""
+
+    def __init__(self, path: str | Path):
+        path = Path(path)
+        if path.is_dir():
+            found = [path / name for name in ("model.tflite", "model.onnx") if (path / name).is_file()]
+            if not found:
+                raise FileNotFoundError(f"{path} holds no model.tflite or model.onnx")
+            path = found[0]
+        self.path = path
+        config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
+        self.height, self.max_width = config["input_shape"]
+        self.channels = config.get("input_channels", 1)
+        lookup = json.loads((path.parent / "alphabet.json").read_text(encoding="utf-8"))
+        self.units = {code: unit for unit, code in lookup.items()}
+        if path.suffix == ".tflite":
+            from ai_edge_litert.interpreter import Interpreter
+
+            self._interpreter = Interpreter(model_path=str(path))
+            self._input = self._interpreter.get_input_details()[0]["index"]
+            self._output = self._interpreter.get_output_details()[0]["index"]
+            self._session = None
+        else:
+            import onnxruntime
+
+            self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+    def log_probs(self, images: list) -> list[np.ndarray]:
+        """Each line's ``(frames, n_classes)`` log-probabilities, its own frames only."""
+        arrays = [prepare_image(image, self.height, self.max_width, self.channels) for image in images]
+        if self._session is None:
+            return [self._run_tflite(array) for array in arrays]
+        if not arrays:
+            return []
+        widths = np.array([a.shape[1] for a in arrays], dtype=np.int32)
+        batch = np.full((len(arrays), self.height, widths.max(), self.channels), 255, dtype=np.uint8)
+        for i, array in enumerate(arrays):
+            batch[i, :, : array.shape[1]] = array
+        log_probs, lengths = self._session.run(["log_probs", "lengths"], {"images": batch, "widths": widths})
+        return [lp[:n] for lp, n in zip(log_probs, lengths)]
+
+    def _run_tflite(self, array: np.ndarray) -> np.ndarray:
+        self._interpreter.resize_tensor_input(self._input, (1, *array.shape))
+        self._interpreter.allocate_tensors()
+        self._interpreter.set_tensor(self._input, array[None])
+        self._interpreter.invoke()
+        return self._interpreter.get_tensor(self._output)[0]
+
+    def predict(self, images: list) -> list[dict]:
+        """Reads each image (path, PIL image or ``uint8`` array); see ``greedy_decode`` for the fields."""
+        return [greedy_decode(lp, self.units) for lp in self.log_probs(images)]
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print(__doc__.split("\n\n")[2].strip(), file=sys.stderr)
+        return 2
+    model = PortableModel(argv[0])
+    for path, result in zip(argv[1:], model.predict(argv[1:])):
+        print(f"{path}\t{result['text']}\t{result['confidence']:.4f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
