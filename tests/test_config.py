@@ -33,6 +33,8 @@ def test_unknown_key_suggests_the_closest():
         ("input_shape", [32], "input_shape"),
         ("cnn_kernel_size", [3, 3], "cnn_kernel_size: has 2 entries but cnn_features_list has 5"),
         ("csv_delimiter", "|", "string_split_delimiter: must differ from csv_delimiter"),
+        ("save_every_steps", -5, "save_every_steps: must be a non-negative integer, got -5"),
+        ("time_limit_minutes", "1h", "time_limit_minutes: must be a non-negative number"),
     ],
 )
 def test_invalid_values_name_the_field(key, value, message):

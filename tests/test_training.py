@@ -111,6 +111,31 @@ def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     assert state["history"][-1]["val_cer"] < 0.2  # continued from trained weights, not from scratch
 
 
+def test_resumed_callback_counters_survive_the_start_of_training(tmp_path):
+    import keras
+
+    from tf_crnn.callbacks import TrainingCheckpoint
+
+    plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=4)
+    stopping = keras.callbacks.EarlyStopping(monitor="val_cer", patience=10)
+    checkpoint = TrainingCheckpoint(tmp_path, {"reduce_lr": plateau, "early_stopping": stopping})
+    checkpoint.load_state(
+        {"callbacks": {"reduce_lr": {"wait": 3, "best": 1.5}, "early_stopping": {"wait": 7, "best": 0.1}}}
+    )
+    for callback in (plateau, stopping, checkpoint):  # the order of train()'s list
+        callback.on_train_begin()
+    assert (plateau.wait, plateau.best, stopping.wait, stopping.best) == (3, 1.5, 7, 0.1)
+
+
+def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
+    params = tiny_params(digits_data, tmp_path / "model", n_epochs=3, steps_per_epoch=5000, time_limit_minutes=0.1)
+    result = train(params, verbose=0)
+    assert result.export_path.is_dir()
+    state = json.loads((list_checkpoints(tmp_path / "model" / "checkpoints")[-1] / "state.json").read_text())
+    assert state["epoch"] == 0 and 0 < state["step"] < 5000
+    assert 6 <= state["history"][-1]["time_s"] < 60
+
+
 def test_a_used_output_dir_is_never_overwritten(trained):
     params, _ = trained
     with pytest.raises(ConfigError, match="is not empty; set restore_model=true"):

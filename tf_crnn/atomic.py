@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import signal
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -36,10 +37,28 @@ def write_bytes(filename: str | os.PathLike, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+_fault_counts: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Test hook of the fault-injection tests: with ``TF_CRNN_FAULT_AT=name`` (or
+    ``name:N``, the N-th time) in the environment the process kills itself here
+    (SIGKILL, as a crash or ``kill -9`` would): between writing a temporary file or
+    folder and renaming it."""
+    wanted = os.environ.get("TF_CRNN_FAULT_AT")
+    if not wanted:
+        return
+    target, _, nth = wanted.partition(":")
+    if target == name:
+        _fault_counts[name] = _fault_counts.get(name, 0) + 1
+        if _fault_counts[name] == int(nth or 1):
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
 def write_json(filename: str | os.PathLike, data: Any, indent: int = 2) -> None:
     """Writes ``data`` as UTF-8 JSON, atomically."""
     with atomic_open(filename) as f:
         f.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
-__all__ = ["atomic_open", "write_bytes", "write_json"]
+__all__ = ["atomic_open", "fault_point", "write_bytes", "write_json"]

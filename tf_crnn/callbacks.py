@@ -24,7 +24,7 @@ from pathlib import Path
 import keras
 import numpy as np
 
-from tf_crnn.atomic import atomic_open
+from tf_crnn.atomic import atomic_open, fault_point
 from tf_crnn.config import Params
 
 logger = logging.getLogger(__name__)
@@ -60,6 +60,7 @@ def save_checkpoint(model: keras.Model, checkpoint_dir: str | os.PathLike, state
     tmp.mkdir()
     model.save(tmp / "model.keras")
     (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
+    fault_point("checkpoint")
     if target.exists():
         shutil.rmtree(target)
     os.replace(tmp, target)
@@ -95,24 +96,39 @@ def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike, with_o
 class TrainingCheckpoint(keras.callbacks.Callback):
     """Saves a resumable checkpoint after every epoch (and every ``save_every_steps`` batches).
 
+    An epoch cut short (signal, time limit) is saved as a step checkpoint of that
+    epoch, so that a resumed run trains its remaining steps.
+
     Args:
         checkpoint_dir: folder of the checkpoints.
         stateful_callbacks: ``{name: callback}`` whose ``wait``/``best``/``cooldown_counter``
             are stored, so that a resumed run continues their counts.
         save_every_steps: also checkpoint every this many training batches; 0: only per epoch.
+        steps_per_epoch: batches in a full epoch.
     """
 
     STATE_ATTRIBUTES = ("wait", "best", "cooldown_counter", "best_epoch")
 
-    def __init__(self, checkpoint_dir, stateful_callbacks: dict | None = None, save_every_steps: int = 0):
+    def __init__(
+        self,
+        checkpoint_dir,
+        stateful_callbacks: dict | None = None,
+        save_every_steps: int = 0,
+        steps_per_epoch: int = 0,
+    ):
         super().__init__()
         self.checkpoint_dir = Path(checkpoint_dir)
         self.stateful_callbacks = stateful_callbacks or {}
         self.save_every_steps = save_every_steps
+        self.steps_per_epoch = steps_per_epoch
+        self.step_offset = 0
+        """Batches of the current epoch done before this ``fit`` (a resumed partial epoch)."""
         self.best_cer = math.inf
         self.best_epoch = -1
         self.history: list[dict] = []
+        self._states: dict = {}
         self._epoch = 0
+        self._batches = 0
 
     def callback_states(self) -> dict:
         states = {}
@@ -121,10 +137,14 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         return states
 
     def load_state(self, state: dict) -> None:
-        self.best_cer = state.get("best_cer", math.inf)
+        self.best_cer = state.get("best_cer") or math.inf
         self.best_epoch = state.get("best_epoch", -1)
         self.history = state.get("history", [])
-        for name, values in state.get("callbacks", {}).items():
+        self._states = state.get("callbacks", {})
+
+    def on_train_begin(self, logs=None):
+        # Keras callbacks reset their counters when training begins; this runs after them.
+        for name, values in self._states.items():
             cb = self.stateful_callbacks.get(name)
             for attribute, value in values.items():
                 if cb is not None:
@@ -132,19 +152,30 @@ class TrainingCheckpoint(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        self._batches = self.step_offset
 
     def on_train_batch_end(self, batch, logs=None):
-        if not _finite_loss(logs or {}):
+        self._batches = self.step_offset + batch + 1
+        if not _finite_loss(logs or {}) or self.model.stop_training:
             return
-        if self.save_every_steps and batch > 0 and batch % self.save_every_steps == 0:
-            self._save(epoch=self._epoch, step=batch)
+        if (
+            self.save_every_steps
+            and self._batches % self.save_every_steps == 0
+            and self._batches < self.steps_per_epoch
+        ):
+            self._save(epoch=self._epoch, step=self._batches)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
         if not _finite_loss(logs):
             return  # never checkpoint weights that a NaN step has spoilt
+        self.step_offset = 0
+        partial = 0 < self._batches < self.steps_per_epoch
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
-        self.history.append({"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}})
+        entry = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        if partial:
+            entry["steps"] = self._batches
+        self.history.append(entry)
         cer = logs.get(MONITOR)
         if cer is not None and cer < self.best_cer:
             self.best_cer = float(cer)
@@ -153,7 +184,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
             self.model.save_weights(tmp)
             os.replace(tmp, self.checkpoint_dir / BEST_WEIGHTS)
-        self._save(epoch=epoch + 1)
+        self._states = self.callback_states()
+        if partial:
+            self._save(epoch=epoch, step=self._batches)
+        else:
+            self._save(epoch=epoch + 1)
 
     def _save(self, epoch: int, step: int = 0) -> None:
         state = {

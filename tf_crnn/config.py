@@ -98,6 +98,11 @@ class Params:
     bucket_by_width: bool = True
     """Batch lines of similar widths and pad each batch to its own widest line; false pads
     every image to ``input_shape[1]`` like the original tf_crnn."""
+    save_every_steps: int = 0
+    """Also checkpoint every this many training batches, so that a crash loses at most
+    that many; 0: at the end of each epoch only."""
+    time_limit_minutes: float = 0.0
+    """Stop cleanly (checkpoint, evaluation, export) after this many minutes of training; 0: no limit."""
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0
@@ -177,10 +182,14 @@ class Params:
             value = getattr(self, name)
             if not _is_int(value) or value < 1:
                 fail(name, "must be a positive integer")
-        for name in ("lr_reduce_patience", "early_stopping_patience", "steps_per_epoch", "seed"):
+        for name in ("lr_reduce_patience", "early_stopping_patience", "steps_per_epoch", "save_every_steps", "seed"):
             value = getattr(self, name)
             if not _is_int(value) or value < 0:
                 fail(name, "must be a non-negative integer")
+        if isinstance(self.time_limit_minutes, bool) or not (
+            isinstance(self.time_limit_minutes, (int, float)) and self.time_limit_minutes >= 0
+        ):
+            fail("time_limit_minutes", "must be a non-negative number (0: no limit)")
         if self.num_beam_paths > self.beam_width:
             fail("num_beam_paths", f"cannot exceed beam_width ({self.beam_width})")
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from tf_crnn.atomic import fault_point
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.data_handler import decode_image, resize_image
 from tf_crnn.decoding import (
@@ -172,6 +173,7 @@ def export_savedmodel(
     params.to_json_file(tmp / CONFIG_FILENAME)
     params.alphabet.save(tmp / ALPHABET_FILENAME)
     module.model.save_weights(tmp / WEIGHTS_FILENAME)
+    fault_point("export")
     (tmp / METADATA_FILENAME).write_text(json.dumps(metadata or {}, indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, target)
     logger.info("Exported SavedModel to %s", target)

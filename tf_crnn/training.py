@@ -13,11 +13,13 @@
 from __future__ import annotations
 
 import fcntl
+import functools
 import json
 import logging
 import math
 import signal
 import sys
+import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -119,6 +121,27 @@ class GracefulStop(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Adds ``time_s`` (seconds since this run started training) to each epoch's logs,
+    and stops at the end of the batch that passes ``limit_s`` (0: no limit)."""
+
+    def __init__(self, limit_s: float = 0.0):
+        super().__init__()
+        self.limit_s = limit_s
+        self.reached = False
+        self._start = time.monotonic()  # not reset by a second fit of the same run
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.limit_s and not self.reached and time.monotonic() - self._start >= self.limit_s:
+            logger.info("time_limit_minutes reached: stopping after this batch")
+            self.reached = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["time_s"] = round(time.monotonic() - self._start, 1)
 
 
 class StopOnNaN(keras.callbacks.Callback):
@@ -228,27 +251,37 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
         stateful["early_stopping"] = keras.callbacks.EarlyStopping(
             monitor=MONITOR, mode="min", patience=params.early_stopping_patience, verbose=1
         )
-    checkpoint_cb = TrainingCheckpoint(checkpoint_dir, stateful)
-    initial_epoch = 0
+    checkpoint_cb = TrainingCheckpoint(checkpoint_dir, stateful, params.save_every_steps, steps)
+    initial_epoch = initial_step = 0
     if params.restore_model and checkpoints:
         state = restore_checkpoint(model, checkpoints[-1])
         checkpoint_cb.load_state(state)
-        initial_epoch = state["epoch"]
-        logger.info("Resuming from %s (epoch %d)", checkpoints[-1], initial_epoch)
+        initial_epoch, initial_step = state["epoch"], state.get("step", 0)
+        if initial_step >= steps:  # steps_per_epoch changed since: start the next epoch
+            initial_epoch, initial_step = initial_epoch + 1, 0
+        logger.info(
+            "Resuming from %s (%d epochs done%s)",
+            checkpoints[-1],
+            initial_epoch,
+            f", and {initial_step} steps of the next" if initial_step else "",
+        )
     elif params.restore_model:
         logger.info("restore_model: no checkpoint in %s yet, starting from scratch", checkpoint_dir)
 
     stop = GracefulStop()
     nan_guard = StopOnNaN()
+    clock = TrainingClock(params.time_limit_minutes * 60)
     exporter = CustomSavingCallback(
         out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
     )
     callbacks += [
+        clock,  # first: the callbacks after it log its time_s
         nan_guard,
         stop,
         *stateful.values(),
         checkpoint_cb,
-        keras.callbacks.CSVLogger(str(out / "logs" / "history.csv"), append=initial_epoch > 0),
+        # Appends: a resumed run (or the second fit of a resumed partial epoch) adds rows.
+        keras.callbacks.CSVLogger(str(out / "logs" / "history.csv"), append=True),
         LRTensorBoard(out / "logs", write_graph=False, profile_batch=0),
         exporter,
     ]
@@ -260,18 +293,23 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
         n_eval,
         params.evaluate_every_epoch,
     )
-    if initial_epoch < params.n_epochs:
-        model.fit(
-            train_ds,
-            epochs=params.n_epochs,
-            initial_epoch=initial_epoch,
-            steps_per_epoch=steps,
-            validation_data=eval_ds,
-            validation_freq=params.evaluate_every_epoch,
-            callbacks=callbacks,
-            verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-            shuffle=False,  # the pipeline shuffles
-        )
+    fit = functools.partial(
+        model.fit,
+        train_ds,
+        validation_data=eval_ds,
+        validation_freq=params.evaluate_every_epoch,
+        callbacks=callbacks,
+        verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+        shuffle=False,  # the pipeline shuffles
+    )
+    if initial_step and initial_epoch < params.n_epochs:
+        # The rest of an interrupted epoch first (on freshly shuffled data: tf.data
+        # positions are not saved), then whole epochs.
+        checkpoint_cb.step_offset = initial_step
+        fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch, steps_per_epoch=steps - initial_step)
+        initial_epoch += 1
+    if initial_epoch < params.n_epochs and not model.stop_training:
+        fit(epochs=params.n_epochs, initial_epoch=initial_epoch, steps_per_epoch=steps)
     history = checkpoint_cb.history
     if nan_guard.stopped:
         raise TrainingError(

@@ -1,0 +1,111 @@
+"""Benchmark 3: accuracy in a time budget.
+
+Trains ``configs/lines.json`` on ``train.csv`` for M minutes (``time_limit_minutes``:
+the clock starts with the first training step; data checks before it and the final
+evaluation and export after it are timed apart), then evaluates the export on
+``val.csv`` and saves the learning curve (validation CER against wall-clock time).
+
+    python benchmarks/budget.py --minutes 20 [--config configs/lines.json] [--output runs/budget-20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import DATA, ROOT, machine, peak_rss_mb, print_table  # noqa: E402
+
+
+def plot_curve(history_csv: Path, png: Path, title: str) -> bool:
+    rows = [r for r in csv.DictReader(history_csv.open()) if r.get("val_cer")]
+    if not rows:
+        return False
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no PNG (pip install 'tf_crnn[dev]')", file=sys.stderr)
+        return False
+    minutes = [float(r["time_s"]) / 60 for r in rows]
+    cers = [100 * float(r["val_cer"]) for r in rows]
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    ax.plot(minutes, cers, marker="o")
+    ax.set_yscale("log")
+    ax.set_xlabel("training time (minutes)")
+    ax.set_ylabel("validation CER (%)")
+    ax.set_title(title)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(png)
+    return True
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, required=True, help="training time budget")
+    parser.add_argument("--config", default="configs/lines.json")
+    parser.add_argument("--output", help="output_model_dir (default: runs/budget-<minutes>min-<time>)")
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+    from tf_crnn.config import Params
+    from tf_crnn.evaluation import evaluate
+    from tf_crnn.training import train
+
+    output = Path(args.output or f"runs/budget-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}")
+    params = Params.from_json_file(
+        ROOT / args.config,
+        csv_files_train=str(DATA / "train.csv"),
+        csv_files_eval=str(DATA / "val.csv"),
+        lookup_alphabet_file=str(DATA / "alphabet.json"),
+        output_model_dir=str(output),
+        time_limit_minutes=args.minutes,
+        n_epochs=10_000,
+        early_stopping_patience=0,
+    )
+    print(f"Machine: {machine()}")
+    print(f"Config: {args.config}; budget {args.minutes:g} min; output {output}", flush=True)
+    start = time.monotonic()
+    result = train(params, verbose=2)
+    trained = time.monotonic() - start
+    evaluation = evaluate(result.export_path, DATA / "val.csv")
+    total = time.monotonic() - start
+    history = list(csv.DictReader((output / "logs" / "history.csv").open()))
+    train_minutes = float(history[-1]["time_s"]) / 60 if history else 0.0
+    png = output / "learning_curve.png"
+    plotted = plot_curve(output / "logs" / "history.csv", png, f"{args.config}, {args.minutes:g} min, 2 CPU cores")
+    print()
+    print_table(
+        ["budget min", "trained min", "epochs", "val CER %", "val WER %", "line acc %", "wall min", "peak RSS MiB"],
+        [
+            [
+                f"{args.minutes:g}",
+                f"{train_minutes:.1f}",
+                result.epochs_done,
+                f"{100 * evaluation.cer:.2f}",
+                f"{100 * evaluation.wer:.2f}",
+                f"{100 * evaluation.line_accuracy:.1f}",
+                f"{total / 60:.1f}",
+                f"{peak_rss_mb():.0f}",
+            ]
+        ],
+    )
+    print("\nLearning curve (validation CER after each epoch):")
+    print_table(["time min", "epoch", "val CER %", "learning rate"], [
+        [f"{float(r['time_s']) / 60:.1f}", int(r["epoch"]) + 1, f"{100 * float(r['val_cer']):.2f}", f"{float(r['learning_rate']):.2g}" if r.get("learning_rate") else ""]
+        for r in history if r.get("val_cer")
+    ])  # fmt: skip
+    if plotted:
+        print(f"\nPNG: {png}")
+    print(f"Export: {result.export_path} (training {trained / 60:.1f} min incl. data checks and export)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""Benchmark 1: training throughput, variable-width batches against the original's fixed width.
+
+Trains the same network on the same data in both modes, each in its own process,
+and prints steady-state images/s, time per step and peak memory:
+
+- ``bucketed`` (tf_crnn's default): lines batched by width, each batch padded to its
+  own widest line;
+- ``fixed`` (the original tf_crnn): every image padded to ``input_shape[1]``.
+
+    python benchmarks/train_throughput.py [--config original|configs/lines.json] [--batch-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import DATA, ORIGINAL_ARCHITECTURE, ROOT, machine, peak_rss_mb, print_table, run_child  # noqa: E402
+
+
+def params_for(config: str, bucket: bool, batch_size: int):
+    from tf_crnn.config import Params
+
+    base = dict(
+        csv_files_train=str(DATA / "train.csv"),
+        csv_files_eval=str(DATA / "val.csv"),
+        lookup_alphabet_file=str(DATA / "alphabet.json"),
+        data_augmentation=False,
+    )
+    if config == "original":
+        base.update(ORIGINAL_ARCHITECTURE, rnn_dropout=0.5, learning_rate=1e-4)
+        params = Params(**base)
+    else:
+        params = Params.from_json_file(ROOT / config, **base)
+    return Params(**dict(params.to_dict(), bucket_by_width=bucket, train_batch_size=batch_size))
+
+
+def measure(config: str, bucket: bool, batch_size: int, warmup: int, steps: int) -> dict:
+    import keras
+
+    from tf_crnn.data_handler import dataset_generator
+    from tf_crnn.model import get_model_train
+
+    params = params_for(config, bucket, batch_size)
+    keras.utils.set_random_seed(0)
+    ds = dataset_generator(params.csv_files_train, params, batch_size=batch_size, shuffle=True)
+    model = get_model_train(params)
+    times: list[float] = []
+
+    class Clock(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            times.append(time.perf_counter())
+
+    start = time.perf_counter()
+    model.fit(ds, steps_per_epoch=warmup + steps, epochs=1, verbose=0, callbacks=[Clock()])
+    steady = times[-1] - times[warmup - 1]
+    return {
+        "images_per_s": steps * batch_size / steady,
+        "ms_per_step": 1000 * steady / steps,
+        "warmup_s": times[warmup - 1] - start,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", default="original", help="'original' (the original's network) or a config file")
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--warmup", type=int, default=10, help="steps left out of the measure")
+    parser.add_argument("--steps", type=int, default=40, help="steps measured")
+    parser.add_argument("--child", choices=["bucketed", "fixed"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        result = measure(args.config, args.child == "bucketed", args.batch_size, args.warmup, args.steps)
+        print(json.dumps(result))
+        return
+    print(f"Machine: {machine()}")
+    print(
+        f"Config: {args.config}, batch {args.batch_size}, {args.warmup} warm-up + {args.steps} measured steps, no augmentation\n"
+    )
+    results = {}
+    for mode in ("bucketed", "fixed"):
+        common = ["--config", args.config, "--batch-size", str(args.batch_size)]
+        steps = ["--warmup", str(args.warmup), "--steps", str(args.steps)]
+        results[mode] = json.loads(run_child([__file__, *common, *steps, "--child", mode]))
+    rows = [
+        [mode, f"{r['images_per_s']:.1f}", f"{r['ms_per_step']:.0f}", f"{r['warmup_s']:.0f}", f"{r['peak_rss_mb']:.0f}"]
+        for mode, r in results.items()
+    ]
+    print_table(["mode", "images/s", "ms/step", "warm-up s", "peak RSS MiB"], rows)
+    ratio = results["bucketed"]["images_per_s"] / results["fixed"]["images_per_s"]
+    print(f"\nbucketed / fixed: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
