@@ -55,9 +55,7 @@ def measure(fmt: str, model: str, csv_file: Path, batch_size: int, n_latency: in
 
         reader.predict(paths[:batch_size])
         start = time.perf_counter()
-        results = []
-        for i in range(0, len(paths), batch_size):
-            results += reader.predict(paths[i : i + batch_size])
+        results = reader.predict(paths)  # batches of similar widths for ONNX; one by one for TFLite
     elapsed = time.perf_counter() - start
     for path in paths[:5]:
         read_one(path)

@@ -53,7 +53,7 @@ def test_alphabet_build_and_check(runner, tmp_path):
     assert "'y'\t2 times" in result.output and f"{data}:1" in result.output
 
 
-def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path):
+def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path, caplog):
     params, result = trained
     images = Path(params.csv_files_eval).parent / "images"
     folder = tmp_path / "lines"
@@ -61,11 +61,15 @@ def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path):
     for p in sorted(images.glob("eval_*.png"))[:3]:
         (folder / p.name).write_bytes(p.read_bytes())
     (folder / "broken.png").write_bytes(b"not a png")
+    data = (folder / "eval_00001.png").read_bytes()
+    (folder / "eval_00001_truncated.png").write_bytes(data[: len(data) // 2])  # a valid header: fails in the graph
     out = tmp_path / "out.csv"
     r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(out)])
     assert r.exit_code == 0, r.output
+    assert "broken.png: not an image file" in caplog.text
+    assert "eval_00001_truncated.png: image cannot be decoded" in caplog.text
     rows = list(csv.DictReader(out.open()))
-    assert [Path(row["path"]).name for row in rows] == sorted(p.name for p in folder.glob("eval_*.png"))
+    assert [Path(row["path"]).name for row in rows] == ["eval_00000.png", "eval_00001.png", "eval_00002.png"]
     assert all(0 < float(row["confidence"]) <= 1 for row in rows)
 
     jsonl = tmp_path / "out.jsonl"

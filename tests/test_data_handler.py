@@ -55,3 +55,17 @@ def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
     fixed = Params(input_shape=[32, 800], bucket_by_width=False, lookup_alphabet_file=params.lookup_alphabet_file)
     batch = next(iter(dataset_generator(tmp_path / "d.csv", fixed, batch_size=2, shuffle=False)))
     assert batch[0]["images"].shape[2] == 800
+
+
+def test_an_image_gone_or_broken_after_preprocessing_is_skipped(tmp_path, lookup_file):
+    rows = []
+    for i in range(4):
+        Image.new("L", (50 + 10 * i, 32), 255).save(tmp_path / f"{i}.png")
+        rows.append(f"{tmp_path / f'{i}.png'};|a|b|")
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    (tmp_path / "1.png").unlink()
+    (tmp_path / "2.png").write_bytes(b"broken")
+    params = Params(input_shape=[32, 800], lookup_alphabet_file=str(lookup_file({"a": 1, "b": 2})))
+    ds = dataset_generator(tmp_path / "d.csv", params, batch_size=8, shuffle=False, num_epochs=1)
+    (batch,) = list(ds)
+    assert batch[0]["widths"].numpy().tolist() == [50, 80]

@@ -37,6 +37,8 @@ def test_each_bad_row_is_dropped_with_its_reason(tmp_path, params):
     (tmp_path / "text.png").write_text("not an image")
     data = (tmp_path / "good.png").read_bytes()
     (tmp_path / "truncated.png").write_bytes(data[: len(data) // 2])
+    image(tmp_path / "flat.png", width=300, height=1)
+    image(tmp_path / "long.png", width=50_000, height=32)
     rows = [
         f"{good};|a|b|",
         "missing.png;|a|",
@@ -50,6 +52,8 @@ def test_each_bad_row_is_dropped_with_its_reason(tmp_path, params):
         f"{good}",
         f"{good};|a||b|",
         f"{good};|a|b|",
+        "flat.png;|a|",
+        "long.png;|a|b|",
     ]
     csv_file = tmp_path / "data.csv"
     csv_file.write_text("\n".join(rows) + "\n")
@@ -68,6 +72,11 @@ def test_each_bad_row_is_dropped_with_its_reason(tmp_path, params):
     assert reasons[10].startswith("no ';' between image path and label")
     assert reasons[11].startswith("empty unit in label")
     assert reasons[12] == "duplicate of an earlier row"
+    assert reasons[13] == "image is 300x1: too low to hold a line of text"
+    assert reasons[14] == (
+        "image is 50000x32: at height 32 it would be 50000 px wide, more than 2x input_shape[1]=200; "
+        "crop it or raise input_shape[1]"
+    )
     clean = list(read_csv_rows(tmp_path / "clean.csv"))
     assert clean == [(1, str(tmp_path / "good.png"), "|a|b|")]
 

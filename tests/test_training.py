@@ -165,6 +165,13 @@ def test_missing_input_files_fail_before_any_work(digits_data, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_an_output_dir_that_cannot_be_written_fails_before_any_work(digits_data, tmp_path):
+    (tmp_path / "file").write_text("")
+    params = tiny_params(digits_data, tmp_path / "file" / "model")
+    with pytest.raises(ConfigError, match=r"output_model_dir: cannot write to .*file/model"):
+        train(params)
+
+
 def test_prediction_saver_and_loader_callbacks(trained, tmp_path):
     import csv
 

@@ -36,7 +36,7 @@ def _setup_logging(verbose: bool) -> None:
         datefmt="%H:%M:%S",
         stream=sys.stderr,
     )
-    for noisy in ("tensorflow", "absl", "h5py", "PIL"):
+    for noisy in ("tensorflow", "absl", "h5py", "PIL", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 

@@ -38,8 +38,17 @@ def get_resized_width(width, height, target_height: int, max_width: int):
 
 
 def decode_image(contents: tf.Tensor, channels: int) -> tf.Tensor:
-    """Decodes PNG, JPEG, BMP or GIF bytes to a ``uint8`` ``(height, width, channels)`` image."""
-    image = tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8)
+    """Decodes PNG, JPEG, BMP or GIF bytes to a ``uint8`` ``(height, width, channels)`` image.
+
+    JPEGs use the accurate integer DCT, as Pillow, OpenCV and libjpeg do by default, so
+    that readers outside TensorFlow (``portable_reader.py``) get the same pixels; TF's
+    own default differs from them by up to a few grey levels.
+    """
+    image = tf.cond(
+        tf.io.is_jpeg(contents),
+        lambda: tf.io.decode_jpeg(contents, channels=channels, dct_method="INTEGER_ACCURATE"),
+        lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8),
+    )
     image.set_shape([None, None, channels])
     return image
 

@@ -4,15 +4,15 @@ Standalone on purpose: it needs numpy, Pillow and either ``ai-edge-litert`` (for
 ``model.tflite``) or ``onnxruntime`` (for ``model.onnx``), and nothing of tf_crnn, so
 it can be copied next to an application. It does what the SavedModel does in its
 graph: resize to the model's height keeping the aspect ratio, run the network,
-decode greedily (best path), map codes to units with ``alphabet.json``.
+decode greedily (best path), map codes to units with ``alphabet.json``. The resizing
+here is the SavedModel's own formula, so both read the same pixels (up to float
+rounding: a pixel may rarely differ by one grey level).
 
     python portable_reader.py MODEL image.png [image.jpg ...]
 
 MODEL is a ``model.tflite`` or ``model.onnx`` file, or the folder holding one, with
 its ``config.json`` and ``alphabet.json`` beside it. Prints ``path<TAB>text<TAB>confidence``.
 
-Pillow's bilinear resizing differs from TensorFlow's antialiased bilinear resizing
-in the SavedModel by at most one grey level per pixel.
 """
 
 from __future__ import annotations
@@ -33,17 +33,34 @@ def resized_width(width: int, height: int, target_height: int, max_width: int) -
     return max(1, min((width * target_height + height // 2) // height, max_width))
 
 
+def resize_weights(in_size: int, out_size: int) -> np.ndarray:
+    """``(out_size, in_size)`` weights of antialiased bilinear resizing along one axis:
+    a triangle filter widened by the shrink factor, sampled at pixel centres, each row
+    summing to 1 (TensorFlow's ``tf.image.resize(..., antialias=True)``)."""
+    scale = out_size / in_size
+    kernel_scale = max(1.0 / scale, 1.0)
+    sample = (np.arange(out_size) + 0.5) / scale
+    weights = np.maximum(0.0, 1.0 - np.abs(np.arange(in_size)[None, :] + 0.5 - sample[:, None]) / kernel_scale)
+    return weights / weights.sum(axis=1, keepdims=True)
+
+
 def prepare_image(image, height: int, max_width: int, channels: int) -> np.ndarray:
-    """A path, PIL image or ``uint8`` array to ``uint8[height, width, channels]``."""
+    """A path, PIL image or ``uint8`` array to the model's ``uint8[height, width, channels]``.
+
+    Resizes exactly as the SavedModel does (antialiased bilinear, rounded to
+    integers), and decodes JPEGs as TensorFlow does in tf_crnn (accurate integer DCT,
+    Pillow's default).
+    """
     if isinstance(image, (str, Path)):
         with Image.open(image) as opened:
             image = opened.convert("L" if channels == 1 else "RGB")
-    elif isinstance(image, np.ndarray):
-        image = Image.fromarray(image.squeeze(-1) if image.ndim == 3 and image.shape[-1] == 1 else image)
-    image = image.convert("L" if channels == 1 else "RGB")
-    width = resized_width(image.width, image.height, height, max_width)
-    array = np.asarray(image.resize((width, height), Image.BILINEAR), dtype=np.uint8)
-    return array.reshape(height, width, channels)
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+    array = np.asarray(image, dtype=np.float64).reshape(image.shape[0], image.shape[1], -1)
+    width = resized_width(array.shape[1], array.shape[0], height, max_width)
+    rows, columns = resize_weights(array.shape[0], height), resize_weights(array.shape[1], width)
+    resized = np.tensordot(np.tensordot(rows, array, axes=(1, 0)), columns, axes=(1, 1)).transpose(0, 2, 1)
+    return np.clip(np.round(resized), 0, 255).astype(np.uint8)
 
 
 def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
@@ -101,19 +118,24 @@ class PortableModel:
 
             self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
-    def log_probs(self, images: list) -> list[np.ndarray]:
+    def log_probs(self, images: list, batch_size: int = 64) -> list[np.ndarray]:
         """Each line's ``(frames, n_classes)`` log-probabilities, its own frames only."""
         arrays = [prepare_image(image, self.height, self.max_width, self.channels) for image in images]
         if self._session is None:
             return [self._run_tflite(array) for array in arrays]
-        if not arrays:
-            return []
-        widths = np.array([a.shape[1] for a in arrays], dtype=np.int32)
-        batch = np.full((len(arrays), self.height, widths.max(), self.channels), 255, dtype=np.uint8)
-        for i, array in enumerate(arrays):
-            batch[i, :, : array.shape[1]] = array
-        log_probs, lengths = self._session.run(["log_probs", "lengths"], {"images": batch, "widths": widths})
-        return [lp[:n] for lp, n in zip(log_probs, lengths)]
+        # ONNX: batches of similar widths, padded with white on the right.
+        order = sorted(range(len(arrays)), key=lambda i: arrays[i].shape[1])
+        results: list[np.ndarray] = [np.empty(0)] * len(arrays)
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            widths = np.array([arrays[i].shape[1] for i in chunk], dtype=np.int32)
+            batch = np.full((len(chunk), self.height, widths.max(), self.channels), 255, dtype=np.uint8)
+            for row, i in enumerate(chunk):
+                batch[row, :, : widths[row]] = arrays[i]
+            log_probs, lengths = self._session.run(["log_probs", "lengths"], {"images": batch, "widths": widths})
+            for row, i in enumerate(chunk):
+                results[i] = log_probs[row, : lengths[row]]
+        return results
 
     def _run_tflite(self, array: np.ndarray) -> np.ndarray:
         self._interpreter.resize_tensor_input(self._input, (1, *array.shape))

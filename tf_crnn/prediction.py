@@ -52,31 +52,50 @@ def predict_files(
         best first), and ``(path, reason)`` per skipped image.
     """
     model = PredictionModel(model_directory, signature="filename")
-    readable, skipped = [], []
+    readable, aspect, skipped = [], {}, []
     for path in paths:
-        check = check_image(path)
+        check = check_image(path, decode=False)  # headers only: the graph decodes once
         if isinstance(check, str):
             skipped.append((path, check))
         else:
             readable.append(path)
+            aspect[path] = check[0] / max(check[1], 1)
+    # Batches of similar widths pad little; results are put back in input order.
+    order = sorted(range(len(readable)), key=lambda i: aspect[readable[i]])
     decode_here = details or beam_width is not None or top_paths is not None
     if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
         beam_width = import_params_from_json(model.export_path).get("beam_width", 100)
     if beam_width is not None and top_paths is not None and top_paths > beam_width:
         raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
-    results: list[dict] = []
-    for start in range(0, len(readable), batch_size):
-        chunk = readable[start : start + batch_size]
-        if decode_here:
-            results.extend(_decode(model, chunk, beam_width, top_paths or 1))
-        else:
-            results.extend(_read(model, chunk))
+
+    def read(chunk: list[str]) -> list[dict]:
+        return _decode(model, chunk, beam_width, top_paths or 1) if decode_here else _read(model, chunk)
+
+    by_index: dict[int, dict] = {}
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        chunk = [readable[i] for i in indices]
+        try:
+            results = read(chunk)
+        except tf.errors.InvalidArgumentError:
+            # An image the header check passed but the decoder refuses: read the batch one by one.
+            results = []
+            for path in chunk:
+                try:
+                    results.extend(read([path]))
+                except tf.errors.InvalidArgumentError as error:
+                    reason = [line for line in error.message.splitlines() if line.strip()][-1].strip()
+                    skipped.append((path, f"image cannot be decoded ({reason[:160]})"))
+                    results.append(None)
+        for i, result in zip(indices, results):
+            if result is not None:
+                by_index[i] = result
         if progress:
             done = min(start + batch_size, len(readable))
             print(f"\r{done}/{len(readable)} images", end="", file=sys.stderr, flush=True)
     if progress and readable:
         print(file=sys.stderr)
-    return results, skipped
+    return [by_index[i] for i in sorted(by_index)], skipped
 
 
 def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:

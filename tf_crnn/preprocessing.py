@@ -38,20 +38,32 @@ class DroppedRow:
     reason: str
 
 
+MIN_IMAGE_HEIGHT = 4
+"""Images lower than this (in pixels) are dropped: no line of text fits."""
+MAX_SQUEEZE = 2
+"""Images that resizing would have to squeeze horizontally more than this are dropped:
+their characters would be unreadable."""
+
+
 def ctc_min_length(units: list[str]) -> int:
     """Time steps CTC needs to emit ``units``: one each, plus a blank between equal neighbours."""
     return len(units) + sum(1 for a, b in zip(units, units[1:]) if a == b)
 
 
-def check_image(path: str) -> tuple[int, int] | str:
-    """``(width, height)`` of a readable image, or the reason it is unusable."""
+def check_image(path: str, decode: bool = True) -> tuple[int, int] | str:
+    """``(width, height)`` of a readable image, or the reason it is unusable.
+
+    Args:
+        decode: decode the pixels too (catches truncated files); False reads the header only.
+    """
     try:
         if os.path.getsize(path) == 0:
             return "image file is empty (0 bytes)"
         with Image.open(path) as image:
             if image.format not in IMAGE_FORMATS:
                 return f"image format {image.format} is not supported (use PNG, JPEG, BMP or GIF)"
-            image.load()
+            if decode:
+                image.load()
             width, height = image.size
     except FileNotFoundError:
         return "image file not found"
@@ -75,7 +87,9 @@ def preprocess_csv(
     A row is dropped, with its reason appended to ``dropped``, when: it has no
     delimiter; its label is empty or has an empty unit; a unit is not in the
     alphabet; it has more than ``max_chars_per_string`` units; the image is missing,
-    empty, not an image, of an unsupported format or cannot be decoded; or CTC
+    empty, not an image, of an unsupported format or cannot be decoded; it is lower
+    than ``MIN_IMAGE_HEIGHT`` or, at the target height, wider than ``MAX_SQUEEZE``
+    times the maximum width; or CTC
     cannot emit the label from the image's width after resizing and downscaling
     (one step per unit plus one per pair of equal neighbours). Repeated rows are
     dropped after their first occurrence.
@@ -138,6 +152,25 @@ def preprocess_csv(
             dropped.append(DroppedRow(str(csv_filename), number, path, check))
             continue
         width, image_height = check
+        if image_height < MIN_IMAGE_HEIGHT:
+            dropped.append(
+                DroppedRow(
+                    str(csv_filename), number, path, f"image is {width}x{image_height}: too low to hold a line of text"
+                )
+            )
+            continue
+        natural_width = (width * height + image_height // 2) // image_height
+        if natural_width > MAX_SQUEEZE * max_width:
+            dropped.append(
+                DroppedRow(
+                    str(csv_filename),
+                    number,
+                    path,
+                    f"image is {width}x{image_height}: at height {height} it would be {natural_width} px wide, more "
+                    f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]",
+                )
+            )
+            continue
         steps = parameters.output_width(get_resized_width(width, image_height, height, max_width))
         needed = ctc_min_length(units)
         if needed > steps:
