@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
+TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo"}
 
 logger = logging.getLogger("tf_crnn")
 
@@ -27,6 +28,27 @@ class UserError(click.ClickException):
 def _quiet_tensorflow() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
+
+
+def _import_tensorflow_silently() -> None:
+    """Imports TensorFlow and finds its devices with file descriptor 2 closed: its C++
+    start-up lines (CUDA probing, oneDNN notices) ignore TF_CPP_MIN_LOG_LEVEL and
+    would bury the one-line messages of this command."""
+    try:
+        fd = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # not a real file (tests): nothing to hide
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, fd)
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()
+    finally:
+        os.dup2(saved, fd)
+        os.close(saved)
+        os.close(devnull)
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -69,10 +91,13 @@ def user_errors(fn):
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="tf_crnn")
 @click.option("-v", "--verbose", is_flag=True, help="Log debugging details.")
-def main(verbose: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, verbose: bool) -> None:
     """tf-crnn: train, evaluate, run and export CRNN text-line recognizers."""
     _quiet_tensorflow()
     _setup_logging(verbose)
+    if not verbose and ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv:
+        _import_tensorflow_silently()
 
 
 # --- train ------------------------------------------------------------------------
