@@ -136,6 +136,15 @@ def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
     assert 6 <= state["history"][-1]["time_s"] < 60
 
 
+def test_a_nan_loss_stops_with_a_clear_error_and_no_spoilt_checkpoint(digits_data, tmp_path):
+    params = tiny_params(digits_data, tmp_path / "model", n_epochs=3, steps_per_epoch=10, learning_rate=1e30)
+    with pytest.raises(TrainingError, match="loss became NaN or infinite; the last good checkpoint is kept"):
+        train(params, verbose=0)
+    for checkpoint in list_checkpoints(tmp_path / "model" / "checkpoints"):
+        state = json.loads((checkpoint / "state.json").read_text())
+        assert all(np.isfinite(h["loss"]) for h in state["history"])
+
+
 def test_a_used_output_dir_is_never_overwritten(trained):
     params, _ = trained
     with pytest.raises(ConfigError, match="is not empty; set restore_model=true"):

@@ -27,7 +27,9 @@ def ctc_loss(y_true, y_pred):
     logit_length = ops.full((batch,), ops.shape(y_pred)[1], dtype="int32")
     label_length = ops.sum(ops.cast(ops.not_equal(y_true, BLANK_INDEX), "int32"), axis=-1)
     loss = ops.ctc_loss(y_true, y_pred, label_length, logit_length, mask_index=BLANK_INDEX)
-    return ops.where(ops.isfinite(loss), loss, ops.zeros_like(loss))
+    # An infinite loss (no alignment: the label cannot fit) adds nothing; NaN is kept,
+    # so that a diverging run is stopped rather than trained on.
+    return ops.where(ops.isinf(loss), ops.zeros_like(loss), loss)
 
 
 @keras.saving.register_keras_serializable(package="tf_crnn")
