@@ -273,6 +273,39 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
         click.echo(f"Report: {report}")
 
 
+# --- import -----------------------------------------------------------------------
+
+
+@main.command("import")
+@click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv"]))
+@click.argument("source", type=click.Path(exists=True))
+@click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder for the data set.")
+@click.option(
+    "--normalization",
+    type=click.Choice(["NFC", "NFD", "NFKC", "NFKD", "none"]),
+    default="NFC",
+    show_default=True,
+    help="Unicode normalisation of the transcriptions.",
+)
+@click.option("--split", default="0.9,0.1", show_default=True, help="Fractions train,val[,test], shuffled with --seed.")
+@click.option("--seed", default=0, show_default=True, type=int)
+@user_errors
+def import_command(source_format, source, output, normalization, split, seed) -> None:
+    """Convert a data set to the project's format: images/, train.csv, val.csv[, test.csv], alphabet.json.
+
+    FORMAT folder: SOURCE is a folder of line images with same-name transcriptions
+    (name.png + name.gt.txt or name.txt). FORMAT tsv: SOURCE is a path<TAB>label list,
+    paths relative to it. Samples left out are listed in import_report.csv.
+    """
+    from tf_crnn.importers import folder_samples, parse_split, tsv_samples, write_dataset
+
+    fractions = parse_split(split)
+    samples, skipped = (folder_samples if source_format == "folder" else tsv_samples)(source)
+    result = write_dataset(samples, output, skipped, normalization, fractions, seed)
+    counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
+    click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
+
+
 # --- export -----------------------------------------------------------------------
 
 

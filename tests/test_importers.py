@@ -1,0 +1,86 @@
+"""Importers: folders of images with transcriptions, TSV lists; normalisation and splitting."""
+
+import csv
+import unicodedata
+
+from click.testing import CliRunner
+from PIL import Image
+
+from tf_crnn.alphabet import Alphabet, read_csv_rows
+from tf_crnn.cli import main
+from tf_crnn.config import Params
+from tf_crnn.preprocessing import preprocess_csv
+
+
+def line_image(path, width=120):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("L", (width, 32), 255).save(path)
+
+
+def test_folder_import_gives_a_data_set_that_training_accepts(tmp_path):
+    src = tmp_path / "src"
+    texts = {f"l{i:02d}": f"line {i} caf\u0065\u0301" for i in range(20)}  # é written decomposed
+    for name, text in texts.items():
+        line_image(src / "a" / f"{name}.png", width=300)
+        suffix = ".gt.txt" if name < "l10" else ".txt"
+        (src / "a" / f"{name}{suffix}").write_text(text + "\n", encoding="utf-8")
+    line_image(src / "b" / "l00.png", width=300)  # same name in another folder
+    (src / "b" / "l00.gt.txt").write_text("other\r\n", encoding="utf-8")
+    line_image(src / "b" / "lonely.png")
+    line_image(src / "b" / "blank.png")
+    (src / "b" / "blank.gt.txt").write_text("  \n", encoding="utf-8")
+    line_image(src / "b" / "pipe.png")
+    (src / "b" / "pipe.gt.txt").write_text("a|b", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["import", "folder", str(src), "-o", str(out), "--split", "0.8,0.1,0.1"])
+    assert result.exit_code == 0, result.output
+    assert "Wrote 17 train, 2 val, 2 test lines" in result.output and "3 left out" in result.output
+    rows = {split: list(read_csv_rows(out / f"{split}.csv")) for split in ("train", "val", "test")}
+    labels = ["".join(label.split("|")) for split in rows.values() for *_, label in split]
+    assert len(labels) == 21 and "other" in labels
+    assert all(unicodedata.is_normalized("NFC", t) for t in labels) and "line 3 caf\u00e9" in labels
+    assert len({path for split in rows.values() for _, path, _ in split}) == 21  # no name collision
+    report = list(csv.DictReader((out / "import_report.csv").open()))
+    assert sorted(r["reason"].split(",")[0] for r in report) == [
+        "empty transcription",
+        "no lonely.gt.txt or lonely.txt beside it",
+        "transcription contains '|'",
+    ]
+    params = Params(
+        input_shape=[32, 400], cnn_features_list=[8, 8], cnn_kernel_size=[3, 3], cnn_stride_size=[1, 1],
+        cnn_pool_size=[2, [2, 1]], cnn_batch_norm=[False, False], rnn_units=[8],
+        lookup_alphabet_file=str(out / "alphabet.json"),
+    )  # fmt: skip
+    assert "\u00e9" in Alphabet(out / "alphabet.json").lookup
+    dropped = []
+    assert preprocess_csv(out / "train.csv", params, tmp_path / "clean.csv", dropped) == 17 and not dropped
+
+
+def test_tsv_import_with_nfd_and_a_fixed_seed(tmp_path):
+    lines = []
+    for i in range(10):
+        line_image(tmp_path / "imgs" / f"{i}.jpg".replace(".jpg", ".png"))
+        lines.append(f"imgs/{i}.png\tcaf\u00e9 {i}")
+    lines += ["imgs/missing.png\tx", "no tab here"]
+    (tmp_path / "list.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    runs = []
+    for out in ("o1", "o2"):
+        result = CliRunner().invoke(
+            main, ["import", "tsv", str(tmp_path / "list.tsv"), "-o", str(tmp_path / out), "--normalization", "NFD"]
+        )
+        assert result.exit_code == 0, result.output
+        runs.append((tmp_path / out / "val.csv").read_text(encoding="utf-8"))
+    assert runs[0] == runs[1]  # the split is reproducible
+    train = list(read_csv_rows(tmp_path / "o1" / "train.csv"))
+    assert len(train) == 9 and all("e|\u0301" in label for *_, label in train)
+    reasons = [r["reason"] for r in csv.DictReader((tmp_path / "o1" / "import_report.csv").open())]
+    assert reasons[0].startswith("image file not found") and reasons[1] == "no tab between image path and label"
+
+
+def test_import_refusals_are_one_line(tmp_path):
+    (tmp_path / "src").mkdir()
+    runner = CliRunner()
+    result = runner.invoke(main, ["import", "folder", str(tmp_path / "src"), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 2 and "no usable samples" in result.output
+    result = runner.invoke(main, ["import", "folder", str(tmp_path / "src"), "-o", str(tmp_path), "--split", "0.5,0.6"])
+    assert result.exit_code == 2 and "summing to 1" in result.output

@@ -1,0 +1,183 @@
+"""Data sets in the formats of other tools, converted to the project's CSV and alphabet.
+
+- ``folder``: line images with same-name transcriptions (``name.png`` + ``name.gt.txt``
+  or ``name.txt``), as Calamari, kraken and Tesseract's training use.
+- ``tsv``: ``path<TAB>label`` lists (PaddleOCR, deep-text-recognition-benchmark),
+  paths relative to the list's folder.
+
+Each import writes ``images/`` (copies, so the data set is self-contained),
+``train.csv``, ``val.csv`` (and ``test.csv`` when asked), ``alphabet.json`` built from
+every label, and ``import_report.csv`` with the samples left out and why. Labels
+are Unicode-normalised (NFC by default) and split into characters.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+import random
+import shutil
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tf_crnn.alphabet import Alphabet, join_units, write_csv_rows
+from tf_crnn.atomic import atomic_open
+
+logger = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class ImportResult:
+    """Counts per split, the files written, and the samples left out with reasons."""
+
+    counts: dict[str, int]
+    files: dict[str, Path]
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+
+def normalize(text: str, form: str = "NFC") -> str:
+    """Unicode normalisation ``form`` (one of ``NORMALIZATIONS``) of ``text``."""
+    if form not in NORMALIZATIONS:
+        raise ValueError(f"unicode normalization must be one of {', '.join(NORMALIZATIONS)}, got {form!r}")
+    return text if form == "none" else unicodedata.normalize(form, text)
+
+
+def parse_split(text: str) -> tuple[float, float, float]:
+    """``"0.8,0.1,0.1"`` (train, val[, test]) to fractions that sum to 1."""
+    try:
+        parts = [float(p) for p in text.split(",")]
+    except ValueError:
+        raise ValueError(f"split {text!r}: give fractions like 0.9,0.1 or 0.8,0.1,0.1") from None
+    if len(parts) not in (2, 3) or any(p < 0 for p in parts) or abs(sum(parts) - 1) > 1e-6 or parts[0] == 0:
+        raise ValueError(f"split {text!r}: two or three non-negative fractions (train, val, test) summing to 1")
+    return (parts[0], parts[1], parts[2] if len(parts) == 3 else 0.0)
+
+
+def _read_text(path: Path) -> str:
+    text = path.read_text(encoding="utf-8-sig")
+    return text.replace("\r\n", "\n").split("\n")[0].strip()
+
+
+def folder_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """``(image, raw text)`` pairs of a folder (searched recursively), and the images left out."""
+    samples, skipped = [], []
+    for image in sorted(Path(source).rglob("*")):
+        if not image.is_file() or image.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        stem = image.with_suffix("")
+        for candidate in (stem.with_name(stem.name + ".gt.txt"), stem.with_name(stem.name + ".txt")):
+            if candidate.is_file():
+                try:
+                    samples.append((image, _read_text(candidate)))
+                except UnicodeDecodeError:
+                    skipped.append((str(candidate), "transcription is not UTF-8"))
+                break
+        else:
+            skipped.append((str(image), f"no {stem.name}.gt.txt or {stem.name}.txt beside it"))
+    return samples, skipped
+
+
+def tsv_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """``(image, raw text)`` pairs of a ``path<TAB>label`` list, and the rows left out."""
+    source = Path(source)
+    samples, skipped = [], []
+    with open(source, encoding="utf-8-sig", errors="replace", newline="") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            path, sep, label = line.partition("\t")
+            where = f"{source}:{number}"
+            if not sep:
+                skipped.append((where, "no tab between image path and label"))
+            elif "\ufffd" in line:
+                skipped.append((where, "row is not valid UTF-8"))
+            else:
+                image = Path(path) if os.path.isabs(path) else source.parent / path
+                if image.is_file():
+                    samples.append((image, label.strip()))
+                else:
+                    skipped.append((where, f"image file not found: {image}"))
+    return samples, skipped
+
+
+def write_dataset(
+    samples: list[tuple[Path, str]],
+    output_dir: str | os.PathLike,
+    skipped: list[tuple[str, str]] | None = None,
+    normalization: str = "NFC",
+    split: tuple[float, float, float] = (0.9, 0.1, 0.0),
+    seed: int = 0,
+) -> ImportResult:
+    """Copies the images, writes the split CSVs, the alphabet and the report into ``output_dir``.
+
+    Raises:
+        ValueError: ``output_dir`` is not empty, or no sample has a transcription.
+    """
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()):
+        raise ValueError(f"{out} is not empty: choose a new output folder")
+    skipped = list(skipped or [])
+    rows = []
+    for image, text in samples:
+        text = normalize(text, normalization)
+        if not text:
+            skipped.append((str(image), "empty transcription"))
+            continue
+        if "|" in text:
+            skipped.append((str(image), "transcription contains '|', the unit delimiter of the CSV format"))
+            continue
+        rows.append((image, text))
+    if not rows:
+        raise ValueError(f"no usable samples ({len(skipped)} left out); nothing written")
+    random.Random(seed).shuffle(rows)
+    n_train = round(split[0] * len(rows))
+    n_val = round(split[1] * len(rows)) if split[2] else len(rows) - n_train
+    parts = {"train": rows[:n_train], "val": rows[n_train : n_train + n_val], "test": rows[n_train + n_val :]}
+
+    (out / "images").mkdir(parents=True)
+    files, counts = {}, {}
+    used_names: set[str] = set()
+    for name in SPLITS:
+        if name == "test" and not split[2]:
+            continue
+        csv_rows = []
+        for image, text in parts[name]:
+            target = image.name
+            n = 1
+            while target in used_names:  # same names from different folders
+                target = f"{image.stem}-{n}{image.suffix}"
+                n += 1
+            used_names.add(target)
+            shutil.copyfile(image, out / "images" / target)
+            csv_rows.append((f"images/{target}", join_units(list(text))))
+        files[name] = out / f"{name}.csv"
+        write_csv_rows(files[name], csv_rows)
+        counts[name] = len(csv_rows)
+    files["alphabet"] = out / "alphabet.json"
+    Alphabet.create_lookup_from_labels([files[n] for n in SPLITS if n in files], files["alphabet"])
+    files["report"] = out / "import_report.csv"
+    with atomic_open(files["report"], newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["source", "reason"])
+        writer.writerows(skipped)
+    for where, reason in skipped:
+        logger.warning("Left out %s: %s", where, reason)
+    return ImportResult(counts, files, skipped)
+
+
+__all__ = [
+    "NORMALIZATIONS",
+    "ImportResult",
+    "folder_samples",
+    "normalize",
+    "parse_split",
+    "tsv_samples",
+    "write_dataset",
+]
