@@ -24,7 +24,7 @@ def test_folder_import_gives_a_data_set_that_training_accepts(tmp_path):
         line_image(src / "a" / f"{name}.png", width=300)
         suffix = ".gt.txt" if name < "l10" else ".txt"
         (src / "a" / f"{name}{suffix}").write_text(text + "\n", encoding="utf-8")
-    line_image(src / "b" / "l00.png", width=300)  # same name in another folder
+    line_image(src / "b" / "l00.tif", width=300)  # same name in another folder, and TIFF
     (src / "b" / "l00.gt.txt").write_text("other\r\n", encoding="utf-8")
     line_image(src / "b" / "lonely.png")
     line_image(src / "b" / "blank.png")
@@ -39,7 +39,9 @@ def test_folder_import_gives_a_data_set_that_training_accepts(tmp_path):
     labels = ["".join(label.split("|")) for split in rows.values() for *_, label in split]
     assert len(labels) == 21 and "other" in labels
     assert all(unicodedata.is_normalized("NFC", t) for t in labels) and "line 3 caf\u00e9" in labels
-    assert len({path for split in rows.values() for _, path, _ in split}) == 21  # no name collision
+    paths = {path for split in rows.values() for _, path, _ in split}
+    assert len(paths) == 21 and {"images/l00.png", "images/l00-1.png"} <= paths
+    assert not any(p.endswith(".tif") for p in paths)
     report = list(csv.DictReader((out / "import_report.csv").open()))
     assert sorted(r["reason"].split(",")[0] for r in report) == [
         "empty transcription",

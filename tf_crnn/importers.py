@@ -5,7 +5,8 @@
 - ``tsv``: ``path<TAB>label`` lists (PaddleOCR, deep-text-recognition-benchmark),
   paths relative to the list's folder.
 
-Each import writes ``images/`` (copies, so the data set is self-contained),
+Each import writes ``images/`` (copies, so the data set is self-contained; TIFF
+converted to PNG),
 ``train.csv``, ``val.csv`` (and ``test.csv`` when asked), ``alphabet.json`` built from
 every label, and ``import_report.csv`` with the samples left out and why. Labels
 are Unicode-normalised (NFC by default) and split into characters.
@@ -21,6 +22,8 @@ import shutil
 import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from PIL import Image
 
 from tf_crnn.alphabet import Alphabet, join_units, write_csv_rows
 from tf_crnn.atomic import atomic_open
@@ -149,13 +152,19 @@ def write_dataset(
             continue
         csv_rows = []
         for image, text in parts[name]:
-            target = image.name
+            # TIFF (common in scans) is not among the formats TensorFlow decodes: stored as PNG.
+            suffix = ".png" if image.suffix.lower() in (".tif", ".tiff") else image.suffix
+            target = image.stem + suffix
             n = 1
             while target in used_names:  # same names from different folders
-                target = f"{image.stem}-{n}{image.suffix}"
+                target = f"{image.stem}-{n}{suffix}"
                 n += 1
             used_names.add(target)
-            shutil.copyfile(image, out / "images" / target)
+            if suffix == image.suffix:
+                shutil.copyfile(image, out / "images" / target)
+            else:
+                with Image.open(image) as opened:
+                    opened.save(out / "images" / target)
             csv_rows.append((f"images/{target}", join_units(list(text))))
         files[name] = out / f"{name}.csv"
         write_csv_rows(files[name], csv_rows)
