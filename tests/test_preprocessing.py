@@ -110,3 +110,26 @@ def test_data_preprocessing_writes_report_and_refuses_empty_sets(tmp_path, param
     train.write_text("missing.png;|a|\n")
     with pytest.raises(NoDataError, match="no usable training rows"):
         data_preprocessing(params)
+
+
+def test_labels_and_alphabet_are_normalised_alike(tmp_path, lookup_file):
+    decomposed, composed = "e\u0301", "\u00e9"
+    alphabet = lookup_file({decomposed: 1, "a": 2})  # a lookup written in NFD
+    Image.new("L", (120, 32), 255).save(tmp_path / "x.png")
+    (tmp_path / "d.csv").write_text(f"x.png;|a|{composed}|\ny.png;|{decomposed}|\n", encoding="utf-8")
+    common = dict(
+        input_shape=[32, 200], cnn_features_list=[4], cnn_kernel_size=[3], cnn_stride_size=[1], cnn_pool_size=[2],
+        cnn_batch_norm=[False], rnn_units=[4], lookup_alphabet_file=str(alphabet),
+    )  # fmt: skip
+    nfc = Params(**common)
+    assert nfc.alphabet.encode(["a", composed]) == [2, 1]
+    dropped = []
+    assert preprocess_csv(tmp_path / "d.csv", nfc, tmp_path / "clean.csv", dropped) == 1
+    assert [label for *_, label in read_csv_rows(tmp_path / "clean.csv")] == [f"|a|{composed}|"]
+    raw = Params(**common, unicode_normalization="none")
+    dropped = []
+    assert preprocess_csv(tmp_path / "d.csv", raw, tmp_path / "clean2.csv", dropped) == 0
+    assert dropped[0].reason == f"units not in the alphabet: {composed!r}"
+    clash = lookup_file({decomposed: 1, composed: 2}, name="clash.json")
+    with pytest.raises(ValueError, match="become 'é' after NFC normalisation"):
+        Params(**dict(common, lookup_alphabet_file=str(clash))).alphabet  # noqa: B018

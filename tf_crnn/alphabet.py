@@ -17,6 +17,7 @@ import collections
 import json
 import logging
 import os
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -104,12 +105,18 @@ class Alphabet:
             CTC blank; an entry with it and the largest code is dropped on load.
     """
 
-    def __init__(self, lookup_alphabet_file: str | os.PathLike | None = None, blank_symbol: str = "$"):
+    def __init__(
+        self,
+        lookup_alphabet_file: str | os.PathLike | None = None,
+        blank_symbol: str = "$",
+        normalization: str = "none",
+    ):
         self._blank_symbol = blank_symbol
         self._lookup: dict[str, int] = {}
         if lookup_alphabet_file is not None:
             lookup = self.load_lookup_from_json(lookup_alphabet_file)
-            self._set_lookup(self._drop_legacy_blank(lookup, str(lookup_alphabet_file)))
+            lookup = self._drop_legacy_blank(lookup, str(lookup_alphabet_file))
+            self._set_lookup(_normalize_lookup(lookup, normalization, str(lookup_alphabet_file)))
 
     @classmethod
     def from_lookup(cls, lookup: dict[str, int], blank_symbol: str = "$") -> Alphabet:
@@ -210,8 +217,10 @@ class Alphabet:
         original_lookup_filename: str | os.PathLike | None = None,
         csv_delimiter: str = ";",
         string_split_delimiter: str = "|",
+        normalization: str = "NFC",
     ) -> dict[str, int]:
-        """Builds a lookup from the units of CSV labels and writes it as JSON.
+        """Builds a lookup from the units of CSV labels (Unicode-normalised as training
+        will read them) and writes it as JSON.
 
         Units of ``original_lookup_filename`` keep their codes; new units get the
         next codes in sorted order, so that the result does not depend on row order.
@@ -226,7 +235,7 @@ class Alphabet:
         for filename in csv_files:
             for _, _, label in read_csv_rows(filename, csv_delimiter):
                 if label is not None:
-                    units.update(u for u in split_label(label, string_split_delimiter) if u)
+                    units.update(u for u in split_label(normalize(label, normalization), string_split_delimiter) if u)
         next_code = max(lookup.values(), default=0) + 1
         for unit in sorted(units - set(lookup)):
             lookup[unit] = next_code
@@ -272,6 +281,30 @@ class Alphabet:
     def save(self, json_filename: str | os.PathLike) -> None:
         """Writes the lookup as JSON (atomically)."""
         _write_json_atomic(json_filename, self._lookup)
+
+
+NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
+"""Unicode normalisation forms of labels and alphabet units ('none': as written)."""
+
+
+def normalize(text: str, form: str = "NFC") -> str:
+    """Unicode normalisation ``form`` (one of ``NORMALIZATIONS``) of ``text``."""
+    if form not in NORMALIZATIONS:
+        raise ValueError(f"unicode normalization must be one of {', '.join(NORMALIZATIONS)}, got {form!r}")
+    return text if form == "none" else unicodedata.normalize(form, text)
+
+
+def _normalize_lookup(lookup: dict[str, int], form: str, source: str) -> dict[str, int]:
+    normalized: dict[str, int] = {}
+    for unit, code in lookup.items():
+        key = normalize(unit, form)
+        if key in normalized and normalized[key] != code:
+            raise ValueError(
+                f"alphabet lookup {source}: units {unit!r} and another become {key!r} after {form} "
+                "normalisation; keep one of them"
+            )
+        normalized[key] = code
+    return normalized
 
 
 def _validate_lookup(lookup: dict, source: str) -> None:

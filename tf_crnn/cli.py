@@ -143,13 +143,25 @@ def alphabet() -> None:
 @click.option("--extend", type=click.Path(exists=True, dir_okay=False), help="Existing lookup whose codes are kept.")
 @click.option("--csv-delimiter", default=";", show_default=True)
 @click.option("--string-split-delimiter", default="|", show_default=True)
+@click.option(
+    "--normalization",
+    type=click.Choice(["NFC", "NFD", "NFKC", "NFKD", "none"]),
+    default="NFC",
+    show_default=True,
+    help="Unicode form of the units: the config's unicode_normalization.",
+)
 @user_errors
-def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimiter) -> None:
+def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimiter, normalization) -> None:
     """Make a lookup from the label units of CSV_FILES."""
     from tf_crnn.alphabet import Alphabet
 
     lookup = Alphabet.create_lookup_from_labels(
-        list(csv_files), output, extend, csv_delimiter=csv_delimiter, string_split_delimiter=string_split_delimiter
+        list(csv_files),
+        output,
+        extend,
+        csv_delimiter=csv_delimiter,
+        string_split_delimiter=string_split_delimiter,
+        normalization=normalization,
     )
     click.echo(f"Wrote {output}: {len(lookup)} units, codes 1..{max(lookup.values())}")
 

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from tf_crnn.alphabet import Alphabet
+from tf_crnn.alphabet import NORMALIZATIONS, Alphabet
 from tf_crnn.atomic import write_json
 
 logger = logging.getLogger(__name__)
@@ -72,6 +72,9 @@ class Params:
     csv_files_eval: str | list[str] | None = None
     lookup_alphabet_file: str | None = None
     blank_symbol: str = "$"
+    unicode_normalization: str = "NFC"
+    """Unicode form of labels and alphabet units, applied alike in training and evaluation
+    (NFC, NFD, NFKC, NFKD, or none)."""
     max_chars_per_string: int = 75
 
     # --- Data augmentation (training only) ---
@@ -201,6 +204,8 @@ class Params:
             fail("string_split_delimiter", "must differ from csv_delimiter")
         if not (isinstance(self.blank_symbol, str) and self.blank_symbol):
             fail("blank_symbol", "must be a non-empty string")
+        if self.unicode_normalization not in NORMALIZATIONS:
+            fail("unicode_normalization", f"must be one of {', '.join(NORMALIZATIONS)}")
         for name in ("csv_files_train", "csv_files_eval"):
             value = getattr(self, name)
             if value is not None and not (
@@ -262,7 +267,9 @@ class Params:
         """The alphabet read from ``lookup_alphabet_file`` (on first use)."""
         if not self.lookup_alphabet_file:
             raise ConfigError("lookup_alphabet_file: no alphabet lookup given; set it to a JSON {unit: code} file")
-        return Alphabet(self.lookup_alphabet_file, blank_symbol=self.blank_symbol)
+        return Alphabet(
+            self.lookup_alphabet_file, blank_symbol=self.blank_symbol, normalization=self.unicode_normalization
+        )
 
     # --- Serialisation ----------------------------------------------------------
 

@@ -19,19 +19,17 @@ import logging
 import os
 import random
 import shutil
-import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
-from tf_crnn.alphabet import Alphabet, join_units, write_csv_rows
+from tf_crnn.alphabet import Alphabet, join_units, normalize, write_csv_rows
 from tf_crnn.atomic import atomic_open
 
 logger = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
-NORMALIZATIONS = ("NFC", "NFD", "NFKC", "NFKD", "none")
 SPLITS = ("train", "val", "test")
 
 
@@ -42,13 +40,6 @@ class ImportResult:
     counts: dict[str, int]
     files: dict[str, Path]
     skipped: list[tuple[str, str]] = field(default_factory=list)
-
-
-def normalize(text: str, form: str = "NFC") -> str:
-    """Unicode normalisation ``form`` (one of ``NORMALIZATIONS``) of ``text``."""
-    if form not in NORMALIZATIONS:
-        raise ValueError(f"unicode normalization must be one of {', '.join(NORMALIZATIONS)}, got {form!r}")
-    return text if form == "none" else unicodedata.normalize(form, text)
 
 
 def parse_split(text: str) -> tuple[float, float, float]:
@@ -170,7 +161,9 @@ def write_dataset(
         write_csv_rows(files[name], csv_rows)
         counts[name] = len(csv_rows)
     files["alphabet"] = out / "alphabet.json"
-    Alphabet.create_lookup_from_labels([files[n] for n in SPLITS if n in files], files["alphabet"])
+    Alphabet.create_lookup_from_labels(
+        [files[n] for n in SPLITS if n in files], files["alphabet"], normalization=normalization
+    )
     files["report"] = out / "import_report.csv"
     with atomic_open(files["report"], newline="") as f:
         writer = csv.writer(f)
@@ -182,10 +175,8 @@ def write_dataset(
 
 
 __all__ = [
-    "NORMALIZATIONS",
     "ImportResult",
     "folder_samples",
-    "normalize",
     "parse_split",
     "tsv_samples",
     "write_dataset",

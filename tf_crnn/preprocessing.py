@@ -13,7 +13,7 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from tf_crnn.alphabet import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
+from tf_crnn.alphabet import join_units, normalize, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 from tf_crnn.data_handler import get_resized_width
@@ -121,7 +121,7 @@ def preprocess_csv(
         if not path:
             drop("empty image path")
             continue
-        units = split_label(label, parameters.string_split_delimiter)
+        units = split_label(normalize(label, parameters.unicode_normalization), parameters.string_split_delimiter)
         if not units:
             drop("empty label")
             continue
