@@ -86,3 +86,52 @@ def test_import_refusals_are_one_line(tmp_path):
     assert result.exit_code == 2 and "no usable samples" in result.output
     result = runner.invoke(main, ["import", "folder", str(tmp_path / "src"), "-o", str(tmp_path), "--split", "0.5,0.6"])
     assert result.exit_code == 2 and "summing to 1" in result.output
+
+
+PAGE = """<?xml version="1.0" encoding="UTF-8"?>
+<PcGts xmlns="http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15">
+  <Page imageFilename="page.png" imageWidth="400" imageHeight="200">
+    <TextRegion id="r1"><Coords points="0,0 400,0 400,200 0,200"/>
+      <TextLine id="l1"><Coords points="10,10 210,10 210,50 10,50"/><Baseline points="10,45 210,45"/>
+        <TextEquiv><Unicode>first line</Unicode></TextEquiv></TextLine>
+      <TextLine id="l2"><Coords points="10,100 310,60 310,110 10,150"/><Baseline points="10,140 310,100"/>
+        <TextEquiv><Unicode>cafe\u0301</Unicode></TextEquiv></TextLine>
+      <TextLine id="l3"><Coords points="10,160 100,160 100,190 10,190"/></TextLine>
+    </TextRegion>
+  </Page>
+</PcGts>
+"""
+
+
+def test_page_xml_lines_are_cropped_by_their_polygons(tmp_path):
+    Image.new("L", (400, 200), 0).save(tmp_path / "page.png")  # all ink: masking shows as white
+    (tmp_path / "page.xml").write_text(PAGE, encoding="utf-8")
+    (tmp_path / "broken.xml").write_text("<PcGts", encoding="utf-8")
+    runner = CliRunner()
+    for out, extra in (("flat", []), ("deskewed", ["--deskew"])):
+        result = runner.invoke(
+            main, ["import", "page", str(tmp_path), "-o", str(tmp_path / out), "--split", "0.5,0.5", *extra]
+        )
+        assert result.exit_code == 0, result.output
+        assert "Wrote 1 train, 1 val lines" in result.output and "2 left out" in result.output
+    rows = {
+        label: path
+        for split in ("train", "val")
+        for _, path, label in read_csv_rows(tmp_path / "flat" / f"{split}.csv")
+    }
+    assert set(rows) == {"|f|i|r|s|t| |l|i|n|e|", "|c|a|f|\u00e9|"}
+    with Image.open(tmp_path / "flat" / rows["|f|i|r|s|t| |l|i|n|e|"]) as first:
+        assert first.size == (201, 41) and first.getpixel((100, 20)) == 0
+    with Image.open(tmp_path / "flat" / rows["|c|a|f|\u00e9|"]) as slanted:
+        assert slanted.size == (301, 91)
+        assert slanted.getpixel((2, 2)) == 255 and slanted.getpixel((150, 45)) == 0  # outside / inside the polygon
+    deskewed = {
+        label: path
+        for split in ("train", "val")
+        for _, path, label in read_csv_rows(tmp_path / "deskewed" / f"{split}.csv")
+    }
+    with Image.open(tmp_path / "deskewed" / deskewed["|c|a|f|\u00e9|"]) as rotated:
+        assert rotated.size[1] > 91  # rotated by the baseline's 7.6 degrees, canvas expanded
+    report = [r["reason"] for r in csv.DictReader((tmp_path / "flat" / "import_report.csv").open())]
+    assert any(r.startswith("not valid XML") for r in report)
+    assert "TextLine has no TextEquiv/Unicode text" in report

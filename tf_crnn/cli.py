@@ -289,7 +289,7 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
 
 
 @main.command("import")
-@click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv"]))
+@click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv", "page"]))
 @click.argument("source", type=click.Path(exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder for the data set.")
 @click.option(
@@ -301,19 +301,28 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
 )
 @click.option("--split", default="0.9,0.1", show_default=True, help="Fractions train,val[,test], shuffled with --seed.")
 @click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--deskew", is_flag=True, help="page: rotate each line so that its baseline is horizontal.")
 @user_errors
-def import_command(source_format, source, output, normalization, split, seed) -> None:
+def import_command(source_format, source, output, normalization, split, seed, deskew) -> None:
     """Convert a data set to the project's format: images/, train.csv, val.csv[, test.csv], alphabet.json.
 
     FORMAT folder: SOURCE is a folder of line images with same-name transcriptions
     (name.png + name.gt.txt or name.txt). FORMAT tsv: SOURCE is a path<TAB>label list,
-    paths relative to it. Samples left out are listed in import_report.csv.
+    paths relative to it. FORMAT page: SOURCE is a PAGE XML file or a folder of them
+    (each names its page image); every TextLine is cropped by its polygon.
+    Samples left out are listed in import_report.csv.
     """
-    from tf_crnn.importers import folder_samples, parse_split, tsv_samples, write_dataset
+    import tempfile
+
+    from tf_crnn.importers import folder_samples, page_samples, parse_split, tsv_samples, write_dataset
 
     fractions = parse_split(split)
-    samples, skipped = (folder_samples if source_format == "folder" else tsv_samples)(source)
-    result = write_dataset(samples, output, skipped, normalization, fractions, seed)
+    with tempfile.TemporaryDirectory() as crops:
+        if source_format == "page":
+            samples, skipped = page_samples([source], crops, deskew=deskew)
+        else:
+            samples, skipped = (folder_samples if source_format == "folder" else tsv_samples)(source)
+        result = write_dataset(samples, output, skipped, normalization, fractions, seed)
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
 

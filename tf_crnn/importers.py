@@ -4,6 +4,8 @@
   or ``name.txt``), as Calamari, kraken and Tesseract's training use.
 - ``tsv``: ``path<TAB>label`` lists (PaddleOCR, deep-text-recognition-benchmark),
   paths relative to the list's folder.
+- ``page``: PAGE XML pages (Transkribus, eScriptorium): each ``TextLine`` cropped from
+  the page image by its polygon, optionally deskewed by its baseline.
 
 Each import writes ``images/`` (copies, so the data set is self-contained; TIFF
 converted to PNG),
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import math
 import os
 import random
 import shutil
@@ -101,6 +104,77 @@ def tsv_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list
     return samples, skipped
 
 
+def _points(element) -> list[tuple[float, float]]:
+    """PAGE ``points="x1,y1 x2,y2 ..."`` to a list of ``(x, y)``."""
+    text = element.get("points", "") if element is not None else ""
+    return [tuple(float(v) for v in pair.split(",")) for pair in text.split() if "," in pair]
+
+
+def page_samples(
+    sources: list[str | os.PathLike], crops_dir: str | os.PathLike, deskew: bool = False
+) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
+    """Line images cropped from PAGE XML pages (Transkribus, eScriptorium) and their texts.
+
+    Each ``TextLine`` with a ``TextEquiv/Unicode`` becomes one image: the bounding box of
+    its ``Coords`` polygon, white outside the polygon; with ``deskew`` it is rotated so
+    that its ``Baseline`` is horizontal. Crops are written to ``crops_dir`` (PNG).
+    """
+    import xml.etree.ElementTree as ElementTree
+
+    from PIL import ImageDraw
+
+    crops_dir = Path(crops_dir)
+    crops_dir.mkdir(parents=True, exist_ok=True)
+    samples, skipped = [], []
+    files = []
+    for source in sources:
+        source = Path(source)
+        files += sorted(source.rglob("*.xml")) if source.is_dir() else [source]
+    for xml_file in files:
+        try:
+            root = ElementTree.parse(xml_file).getroot()
+        except ElementTree.ParseError as error:
+            skipped.append((str(xml_file), f"not valid XML ({error})"))
+            continue
+        namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
+        page = root.find(f"{namespace}Page")
+        if page is None:
+            skipped.append((str(xml_file), "no Page element: not a PAGE XML file"))
+            continue
+        image_path = xml_file.parent / page.get("imageFilename", "")
+        if not image_path.is_file():
+            skipped.append((str(xml_file), f"page image not found: {image_path}"))
+            continue
+        with Image.open(image_path) as opened:
+            page_image = opened.convert("L")
+        for number, line in enumerate(page.iter(f"{namespace}TextLine"), start=1):
+            where = f"{xml_file}:{line.get('id', number)}"
+            unicode = line.find(f"{namespace}TextEquiv/{namespace}Unicode")
+            polygon = _points(line.find(f"{namespace}Coords"))
+            if unicode is None or not (unicode.text or "").strip():
+                skipped.append((where, "TextLine has no TextEquiv/Unicode text"))
+                continue
+            if len(polygon) < 3:
+                skipped.append((where, "TextLine has no Coords polygon"))
+                continue
+            mask = Image.new("L", page_image.size, 0)
+            ImageDraw.Draw(mask).polygon(polygon, fill=255)
+            masked = Image.composite(page_image, Image.new("L", page_image.size, 255), mask)
+            xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
+            box = (max(0, int(min(xs))), max(0, int(min(ys))), int(max(xs)) + 1, int(max(ys)) + 1)
+            crop = masked.crop(box)
+            baseline = _points(line.find(f"{namespace}Baseline"))
+            if deskew and len(baseline) >= 2:
+                (x0, y0), (x1, y1) = baseline[0], baseline[-1]
+                if x1 != x0:
+                    angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
+                    crop = crop.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=255)
+            target = crops_dir / f"{xml_file.stem}_{line.get('id', number)}.png"
+            crop.save(target)
+            samples.append((target, unicode.text.strip()))
+    return samples, skipped
+
+
 def write_dataset(
     samples: list[tuple[Path, str]],
     output_dir: str | os.PathLike,
@@ -177,6 +251,7 @@ def write_dataset(
 __all__ = [
     "ImportResult",
     "folder_samples",
+    "page_samples",
     "parse_split",
     "tsv_samples",
     "write_dataset",
