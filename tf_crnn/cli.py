@@ -122,7 +122,7 @@ def train(config: str, overrides: tuple[str, ...]) -> None:
     cer = "n/a" if result.val_cer is None else f"{result.val_cer:.4f}"
     click.echo(
         f"Trained {result.epochs_done} epochs on {result.n_train} lines; validation CER {cer} "
-        f"(best epoch {result.best_epoch}); exported to {result.export_path}"
+        f"(best epoch {result.best_epoch if result.best_epoch > 0 else 'n/a'}); exported to {result.export_path}"
     )
     if result.stopped_by_signal is not None:
         click.echo("Stopped early by a signal; resume with restore_model=true", err=True)

@@ -316,7 +316,8 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
             "the training loss became NaN or infinite; the last good checkpoint is kept in "
             f"{checkpoint_dir}. Lower learning_rate and resume with restore_model=true"
         )
-    epochs_done = history[-1]["epoch"] if history else initial_epoch
+    # Full epochs only: one cut short by a signal or the time limit is not done.
+    epochs_done = max((h["epoch"] for h in history if "steps" not in h), default=initial_epoch)
     if (checkpoint_dir / BEST_WEIGHTS).is_file():
         model.load_weights(checkpoint_dir / BEST_WEIGHTS)
         logger.info("Using the weights of epoch %d (lowest validation CER)", checkpoint_cb.best_epoch)
