@@ -11,6 +11,8 @@ from pathlib import Path
 
 import click
 
+from tf_crnn.alphabet import NORMALIZATIONS
+
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo"}
 
@@ -60,6 +62,13 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("tensorflow", "absl", "h5py", "PIL", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
+def normalization_option(help_text: str):
+    """The ``--normalization`` option of the commands that read labels."""
+    return click.option(
+        "--normalization", type=click.Choice(NORMALIZATIONS), default="NFC", show_default=True, help=help_text
+    )
 
 
 def user_errors(fn):
@@ -143,13 +152,7 @@ def alphabet() -> None:
 @click.option("--extend", type=click.Path(exists=True, dir_okay=False), help="Existing lookup whose codes are kept.")
 @click.option("--csv-delimiter", default=";", show_default=True)
 @click.option("--string-split-delimiter", default="|", show_default=True)
-@click.option(
-    "--normalization",
-    type=click.Choice(["NFC", "NFD", "NFKC", "NFKD", "none"]),
-    default="NFC",
-    show_default=True,
-    help="Unicode form of the units: the config's unicode_normalization.",
-)
+@normalization_option("Unicode form of the units: the config's unicode_normalization.")
 @user_errors
 def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimiter, normalization) -> None:
     """Make a lookup from the label units of CSV_FILES."""
@@ -292,13 +295,7 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
 @click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv", "page"]))
 @click.argument("source", type=click.Path(exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder for the data set.")
-@click.option(
-    "--normalization",
-    type=click.Choice(["NFC", "NFD", "NFKC", "NFKD", "none"]),
-    default="NFC",
-    show_default=True,
-    help="Unicode normalisation of the transcriptions.",
-)
+@normalization_option("Unicode normalisation of the transcriptions.")
 @click.option("--split", default="0.9,0.1", show_default=True, help="Fractions train,val[,test], shuffled with --seed.")
 @click.option("--seed", default=0, show_default=True, type=int)
 @click.option("--deskew", is_flag=True, help="page: rotate each line so that its baseline is horizontal.")
