@@ -59,11 +59,8 @@ class ExportModule(tf.Module):
 
     def __init__(self, model: keras.Model, params: Params):
         super().__init__(name="tf_crnn")
-        # A fresh inference network without dropout, so that no training-only state
-        # (dropout seed generators) is captured by the graph.
-        inference_params = Params(**dict(params.to_dict(), rnn_dropout=0.0))
-        inference_params.__dict__["alphabet"] = params.alphabet
-        self.model = get_model_inference(inference_params)
+        # A fresh network without dropout: no training-only state in the graph.
+        self.model = get_model_inference(params, rnn_dropout=0.0)
         self.model.set_weights(model.get_weights())
         self.codes_to_text = CodesToText(params.alphabet)
         height, max_width = params.input_shape

@@ -219,7 +219,7 @@ def _as_pair(value):
 # === Functional model ===
 
 
-def get_crnn_output(input_images, parameters: Params, input_widths=None):
+def get_crnn_output(input_images, parameters: Params, input_widths=None, rnn_dropout: float | None = None):
     """Builds the network on Keras inputs.
 
     Args:
@@ -227,6 +227,7 @@ def get_crnn_output(input_images, parameters: Params, input_widths=None):
         parameters: the architecture.
         input_widths: ``(batch,)`` int32 Keras input with each image's width; when
             None every image is taken to fill the whole width.
+        rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads).
 
     Returns:
         Logits ``(batch, time, n_classes)``, blank on frames past each sample's length.
@@ -248,13 +249,16 @@ def get_crnn_output(input_images, parameters: Params, input_widths=None):
     x = FeatureSequence(name="to_sequence")(x)
     mask = SequenceMask(name="sequence_mask")(x, widths)
     for i, units in enumerate(parameters.rnn_units):
-        lstm = layers.LSTM(units, return_sequences=True, dropout=parameters.rnn_dropout)
+        dropout = parameters.rnn_dropout if rnn_dropout is None else rnn_dropout
+        lstm = layers.LSTM(units, return_sequences=True, dropout=dropout)
         x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
     logits = layers.Dense(parameters.alphabet.n_classes, name="logits")(x)
     return BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
 
 
-def get_model_inference(parameters: Params, weights_path: str | None = None) -> keras.Model:
+def get_model_inference(
+    parameters: Params, weights_path: str | None = None, rnn_dropout: float | None = None
+) -> keras.Model:
     """The network as an uncompiled Keras model.
 
     Inputs: ``{"images": (batch, height, width, channels), "widths": (batch,) int32}``.
@@ -263,11 +267,13 @@ def get_model_inference(parameters: Params, weights_path: str | None = None) -> 
     Args:
         parameters: the architecture and alphabet.
         weights_path: a ``.weights.h5`` file to load, if any.
+        rnn_dropout: overrides ``parameters.rnn_dropout``; 0 builds a network without
+            dropout layers, so no training-only state (seed generators) is in its graph.
     """
     height, _ = parameters.input_shape
     images = keras.Input((height, None, parameters.input_channels), name="images")
     widths = keras.Input((), dtype="int32", name="widths")
-    logits = get_crnn_output(images, parameters, widths)
+    logits = get_crnn_output(images, parameters, widths, rnn_dropout)
     model = keras.Model({"images": images, "widths": widths}, logits, name="crnn")
     if weights_path is not None:
         model.load_weights(weights_path)

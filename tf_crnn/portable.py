@@ -50,10 +50,11 @@ def _load_network(export_path: Path):
             f"{export_path} has no {WEIGHTS_FILENAME} (exports before tf_crnn 1.0 lack it): "
             "export the model again from its output_model_dir with restore_model=true"
         )
-    params = Params(**dict(import_params_from_json(export_path), rnn_dropout=0.0))
     # The export's own alphabet file, not the path recorded in its config.
-    params.lookup_alphabet_file = str(export_path / ALPHABET_FILENAME)
-    return get_model_inference(params, str(weights)), params
+    params = Params(
+        **dict(import_params_from_json(export_path), lookup_alphabet_file=str(export_path / ALPHABET_FILENAME))
+    )
+    return get_model_inference(params, str(weights), rnn_dropout=0.0), params
 
 
 def _network_function(model, params: Params, batched: bool):
