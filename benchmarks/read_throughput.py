@@ -40,9 +40,9 @@ def measure(fmt: str, model: str, csv_file: Path, batch_size: int, n_latency: in
         reader = PredictionModel(model)
         read_one = reader.predict
         load_s = time.perf_counter() - start
-        predict_files(model, paths[:batch_size], batch_size=batch_size)  # warm-up (traces the graph)
+        predict_files(reader, paths[:batch_size], batch_size=batch_size)  # warm-up
         start = time.perf_counter()
-        results, _ = predict_files(model, paths, batch_size=batch_size)
+        results, _ = predict_files(reader, paths, batch_size=batch_size)  # the loaded model, not a new load
     else:
         sys.path.insert(0, str(ROOT / "tf_crnn"))
         from portable_reader import PortableModel

@@ -24,7 +24,7 @@ from tf_crnn.preprocessing import check_image
 
 
 def predict_files(
-    model_directory: str | os.PathLike,
+    model_directory: str | os.PathLike | PredictionModel,
     paths: list[str],
     batch_size: int = 64,
     beam_width: int | None = None,
@@ -40,6 +40,8 @@ def predict_files(
     functions.
 
     Args:
+        model_directory: an export folder or ``output_model_dir``, or a
+            ``PredictionModel`` with the ``filename`` signature already loaded.
         beam_width: decode by CTC beam search with this many beams (default: greedy,
             or the export's ``beam_width`` when only ``top_paths`` is given).
         top_paths: alternatives to return per line (beam search when above 1).
@@ -51,7 +53,10 @@ def predict_files(
         ``character_confidences`` and ``alternatives``: ``[{"text", "log_prob"}]``
         best first), and ``(path, reason)`` per skipped image.
     """
-    model = PredictionModel(model_directory, signature="filename")
+    if isinstance(model_directory, PredictionModel):
+        model = model_directory
+    else:
+        model = PredictionModel(model_directory, signature="filename")
     readable, aspect, skipped = [], {}, []
     for path in paths:
         check = check_image(path, decode=False)  # headers only: the graph decodes once
