@@ -26,6 +26,7 @@ def test_unknown_key_suggests_the_closest():
     "key, value, message",
     [
         ("optimizer", "sgd", "optimizer: must be one of adam, rms, ada, got 'sgd'"),
+        ("learning_rate_schedule", "step", "learning_rate_schedule: must be one of plateau, cosine, got 'step'"),
         ("input_channels", 2, "input_channels"),
         ("learning_rate", -1, "learning_rate"),
         ("n_epochs", "5", "n_epochs: must be a positive integer, got '5'"),

@@ -136,6 +136,41 @@ def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
     assert 6 <= state["history"][-1]["time_s"] < 60
 
 
+def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, tmp_path):
+    params = tiny_params(
+        digits_data,
+        tmp_path / "model",
+        n_epochs=3,
+        steps_per_epoch=10,
+        learning_rate=0.01,
+        learning_rate_schedule="cosine",
+    )
+    train(params, verbose=0)
+    state = json.loads((list_checkpoints(tmp_path / "model" / "checkpoints")[-1] / "state.json").read_text())
+    rates = [h["learning_rate"] for h in state["history"]]
+    # Set before each batch: after 10, 20 and 30 of 30 steps the last rates were those of
+    # steps 9, 19 and 29 on the cosine from 0.01 to 0.0001.
+    expected = [0.0001 + 0.5 * 0.0099 * (1 + np.cos(np.pi * s / 30)) for s in (9, 19, 29)]
+    np.testing.assert_allclose(rates, expected, rtol=1e-5)
+
+
+def test_the_cosine_schedule_follows_the_time_limit():
+    import keras
+
+    from tf_crnn.callbacks import CosineLearningRate
+
+    model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
+    model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
+    schedule = CosineLearningRate(0.01, total_steps=10**6, limit_s=100)
+    schedule.set_model(model)
+    schedule._start -= 50  # half the time budget spent
+    schedule.on_train_batch_begin(0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.00505, rel=1e-4)
+    schedule._start -= 1000  # past the budget: the floor, never below
+    schedule.on_train_batch_begin(0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.0001, rel=1e-4)
+
+
 def test_a_nan_loss_stops_with_a_clear_error_and_no_spoilt_checkpoint(digits_data, tmp_path):
     params = tiny_params(digits_data, tmp_path / "model", n_epochs=3, steps_per_epoch=10, learning_rate=1e30)
     with pytest.raises(TrainingError, match="loss became NaN or infinite; the last good checkpoint is kept"):

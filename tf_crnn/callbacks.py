@@ -18,6 +18,7 @@ import logging
 import math
 import os
 import shutil
+import time
 import warnings
 from pathlib import Path
 
@@ -283,6 +284,37 @@ class CustomLoaderCallback(keras.callbacks.Callback):
             raise CheckpointError(f"no checkpoint in {folder}")
         restore_checkpoint(self.model, checkpoints[-1], with_optimizer=False)
         logger.info("Loaded weights of %s", checkpoints[-1])
+
+
+class CosineLearningRate(keras.callbacks.Callback):
+    """Sets the learning rate before each batch along a half cosine, from ``peak`` at
+    the start to ``peak * final_fraction`` at the end of the run.
+
+    The run's progress is the larger of the time spent over ``limit_s`` (when a time
+    limit is set; a resumed run starts a new budget, hence a new cycle) and the
+    optimizer's step count over ``total_steps`` (which a resumed run continues).
+    """
+
+    def __init__(self, peak: float, total_steps: int, limit_s: float = 0.0, final_fraction: float = 0.01):
+        super().__init__()
+        self.peak = peak
+        self.total_steps = max(total_steps, 1)
+        self.limit_s = limit_s
+        self.final_fraction = final_fraction
+        self._start = time.monotonic()
+
+    def progress(self) -> float:
+        done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) / self.total_steps
+        if self.limit_s:
+            done = max(done, (time.monotonic() - self._start) / self.limit_s)
+        return min(done, 1.0)
+
+    def learning_rate(self, progress: float) -> float:
+        floor = self.peak * self.final_fraction
+        return floor + 0.5 * (self.peak - floor) * (1.0 + math.cos(math.pi * progress))
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.model.optimizer.learning_rate.assign(self.learning_rate(self.progress()))
 
 
 class LRTensorBoard(keras.callbacks.TensorBoard):

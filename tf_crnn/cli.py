@@ -12,6 +12,7 @@ from pathlib import Path
 import click
 
 from tf_crnn.alphabet import NORMALIZATIONS
+from tf_crnn.iam import DEFAULT_BASE_URL as DEFAULT_IAM_URL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo"}
@@ -322,6 +323,70 @@ def import_command(source_format, source, output, normalization, split, seed, de
         result = write_dataset(samples, output, skipped, normalization, fractions, seed)
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
+
+
+@main.command("prepare-iam")
+@click.option(
+    "--download-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where archives are downloaded and extracted.",
+)
+@click.option(
+    "--generated-data-dir",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Where the CSVs, alphabet and config go.",
+)
+@click.option("--base-url", default=DEFAULT_IAM_URL, show_default=True, help="IAM server (mirrors, tests).")
+@click.option(
+    "--auth",
+    type=click.Choice(["form", "basic"]),
+    default="form",
+    show_default=True,
+    help="form: POST e-mail and password to <base-url>/login; basic: HTTP basic auth (older fki.inf.unibe.ch).",
+)
+@click.option(
+    "--segmentation",
+    type=click.Choice(["all", "ok"]),
+    default="all",
+    show_default=True,
+    help="Lines kept by lines.txt's word-segmentation flag; ok: leave out the 'err' lines.",
+)
+@normalization_option("Unicode normalisation of the transcriptions.")
+@click.option(
+    "--retries", default=3, show_default=True, type=click.IntRange(0), help="Resumes after a dropped connection."
+)
+@user_errors
+def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmentation, normalization, retries) -> None:
+    """Download the IAM Handwriting Database and write its line-recognition experiment.
+
+    Credentials come from IAM_USER and IAM_PWD (your account at fki.tic.heia-fr.ch).
+    Writes generated_csv/{trainset,validationset1,validationset2,testset}.csv (the Large
+    Writer Independent Text Line Recognition Task), generated_alphabet/iam_alphabet_lookup.json
+    and a ready config.json. Downloads resume where they stopped; complete ones are skipped.
+    """
+    from tf_crnn.iam import CredentialsError, IamError, prepare_iam
+
+    try:
+        result = prepare_iam(
+            download_dir,
+            generated_data_dir,
+            base_url=base_url,
+            auth=auth,
+            segmentation=segmentation,
+            normalization=normalization,
+            retries=retries,
+            progress=sys.stderr.isatty(),
+        )
+    except IamError as e:
+        raise UserError(str(e), 2 if isinstance(e, CredentialsError) else 1) from None
+    counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
+    click.echo(
+        f"Wrote {counts} lines to {result.files['trainset'].parent} ({len(result.skipped)} left out, "
+        f"see {result.files['report']})"
+    )
+    click.echo(f"Train with: tf-crnn train {result.files['config']}")
 
 
 # --- export -----------------------------------------------------------------------

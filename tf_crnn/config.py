@@ -18,6 +18,7 @@ from tf_crnn.atomic import write_json
 logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "rms", "ada")
+LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
 CONFIG_FILENAME = "config.json"
 
 
@@ -94,8 +95,13 @@ class Params:
     save_interval: int = 20
     """Export a SavedModel every this many epochs (and always at the end)."""
     keep_max_models: int = 5
+    learning_rate_schedule: str = "plateau"
+    """``plateau``: halve the rate after ``lr_reduce_patience`` evaluations without a lower
+    validation loss. ``cosine``: decay it along a half cosine to 1% over the run (over
+    ``time_limit_minutes`` when set, else over ``n_epochs``)."""
     lr_reduce_patience: int = 4
-    """Evaluations without a lower validation loss before the learning rate is halved; 0: never."""
+    """Evaluations without a lower validation loss before the learning rate is halved; 0: never
+    (``plateau`` schedule only)."""
     early_stopping_patience: int = 10
     """Evaluations without a lower validation CER before training stops; 0: never."""
     bucket_by_width: bool = True
@@ -226,6 +232,8 @@ class Params:
             fail("learning_rate", "must be a positive number")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
+            fail("learning_rate_schedule", f"must be one of {', '.join(LEARNING_RATE_SCHEDULES)}")
         if not isinstance(self.output_model_dir, str):
             fail("output_model_dir", "must be a directory path")
 

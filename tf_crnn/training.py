@@ -30,6 +30,7 @@ from tf_crnn.callbacks import (
     BEST_WEIGHTS,
     CHECKPOINT_DIR,
     MONITOR,
+    CosineLearningRate,
     CustomSavingCallback,
     LRTensorBoard,
     TrainingCheckpoint,
@@ -242,7 +243,11 @@ def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingRes
     model = get_model_train(params)
     stateful = {}
     callbacks: list[keras.callbacks.Callback] = []
-    if eval_ds is not None and params.lr_reduce_patience:
+    if params.learning_rate_schedule == "cosine":
+        callbacks.append(
+            CosineLearningRate(params.learning_rate, params.n_epochs * steps, params.time_limit_minutes * 60)
+        )
+    elif eval_ds is not None and params.lr_reduce_patience:
         # The loss, not the CER: the CER sits at 1.0 while CTC still learns to emit anything.
         stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
             monitor="val_loss", mode="min", factor=0.5, patience=params.lr_reduce_patience, min_lr=1e-6, verbose=1
