@@ -8,6 +8,7 @@ and prints steady-state images/s, time per step and peak memory:
 - ``fixed`` (the original tf_crnn): every image padded to ``input_shape[1]``.
 
     python benchmarks/train_throughput.py [--config original|configs/lines.json] [--batch-size 64]
+        [--mixed-precision none|mixed_bfloat16|mixed_float16] [--modes bucketed,fixed]
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import DATA, ORIGINAL_ARCHITECTURE, ROOT, machine, peak_rss_mb, print_table, run_child  # noqa: E402
 
 
-def params_for(config: str, bucket: bool, batch_size: int):
+def params_for(config: str, bucket: bool, batch_size: int, mixed_precision: str = "none"):
     from tf_crnn.config import Params
 
     base = dict(
@@ -36,16 +37,17 @@ def params_for(config: str, bucket: bool, batch_size: int):
         params = Params(**base)
     else:
         params = Params.from_json_file(ROOT / config, **base)
-    return Params(**dict(params.to_dict(), bucket_by_width=bucket, train_batch_size=batch_size))
+    overrides = dict(bucket_by_width=bucket, train_batch_size=batch_size, mixed_precision=mixed_precision)
+    return Params(**dict(params.to_dict(), **overrides))
 
 
-def measure(config: str, bucket: bool, batch_size: int, warmup: int, steps: int) -> dict:
+def measure(config: str, bucket: bool, batch_size: int, warmup: int, steps: int, mixed_precision: str) -> dict:
     import keras
 
     from tf_crnn.data_handler import dataset_generator
     from tf_crnn.model import get_model_train
 
-    params = params_for(config, bucket, batch_size)
+    params = params_for(config, bucket, batch_size, mixed_precision)
     keras.utils.set_random_seed(0)
     ds = dataset_generator(params.csv_files_train, params, batch_size=batch_size, shuffle=True)
     model = get_model_train(params)
@@ -72,19 +74,30 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--warmup", type=int, default=10, help="steps left out of the measure")
     parser.add_argument("--steps", type=int, default=40, help="steps measured")
+    parser.add_argument("--mixed-precision", default="none", choices=["none", "mixed_bfloat16", "mixed_float16"])
+    parser.add_argument("--modes", default="bucketed,fixed", help="comma-separated: bucketed, fixed")
     parser.add_argument("--child", choices=["bucketed", "fixed"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        result = measure(args.config, args.child == "bucketed", args.batch_size, args.warmup, args.steps)
+        bucket = args.child == "bucketed"
+        result = measure(args.config, bucket, args.batch_size, args.warmup, args.steps, args.mixed_precision)
         print(json.dumps(result))
         return
     print(f"Machine: {machine()}")
     print(
-        f"Config: {args.config}, batch {args.batch_size}, {args.warmup} warm-up + {args.steps} measured steps, no augmentation\n"
+        f"Config: {args.config}, batch {args.batch_size}, {args.warmup} warm-up + {args.steps} measured steps, "
+        f"no augmentation, mixed precision: {args.mixed_precision}\n"
     )
     results = {}
-    for mode in ("bucketed", "fixed"):
-        common = ["--config", args.config, "--batch-size", str(args.batch_size)]
+    for mode in args.modes.split(","):
+        common = [
+            "--config",
+            args.config,
+            "--batch-size",
+            str(args.batch_size),
+            "--mixed-precision",
+            args.mixed_precision,
+        ]
         steps = ["--warmup", str(args.warmup), "--steps", str(args.steps)]
         results[mode] = json.loads(run_child([__file__, *common, *steps, "--child", mode]))
     rows = [
@@ -92,8 +105,9 @@ def main() -> None:
         for mode, r in results.items()
     ]
     print_table(["mode", "images/s", "ms/step", "warm-up s", "peak RSS MiB"], rows)
-    ratio = results["bucketed"]["images_per_s"] / results["fixed"]["images_per_s"]
-    print(f"\nbucketed / fixed: {ratio:.2f}x")
+    if {"bucketed", "fixed"} <= results.keys():
+        ratio = results["bucketed"]["images_per_s"] / results["fixed"]["images_per_s"]
+        print(f"\nbucketed / fixed: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

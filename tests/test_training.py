@@ -154,6 +154,24 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
 
 
+def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path):
+    import keras
+
+    from tf_crnn.model import get_model_train
+
+    params = tiny_params(
+        digits_data, tmp_path / "model", n_epochs=1, steps_per_epoch=5, mixed_precision="mixed_bfloat16"
+    )
+    model = get_model_train(params)
+    assert model.get_layer("conv_block_0").compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in model.weights)
+    assert keras.config.dtype_policy().name == "float32"  # the global policy is left as it was
+    result = train(params, verbose=0)
+    assert np.isfinite(result.val_cer)
+    image = next(iter((digits_data["eval"].parent / "images").iterdir()))
+    assert isinstance(PredictionModel(result.export_path).predict(str(image)), str)
+
+
 def test_the_cosine_schedule_follows_the_time_limit():
     import keras
 

@@ -72,6 +72,11 @@ def normalization_option(help_text: str):
     )
 
 
+def choice_option(name: str, choices: tuple[str, ...], help_text: str):
+    """An option taking one of ``choices``, the first by default."""
+    return click.option(name, type=click.Choice(choices), default=choices[0], show_default=True, help=help_text)
+
+
 def user_errors(fn):
     """Turns the library's input errors into one-line messages and exit codes."""
 
@@ -339,19 +344,13 @@ def import_command(source_format, source, output, normalization, split, seed, de
     help="Where the CSVs, alphabet and config go.",
 )
 @click.option("--base-url", default=DEFAULT_IAM_URL, show_default=True, help="IAM server (mirrors, tests).")
-@click.option(
+@choice_option(
     "--auth",
-    type=click.Choice(["form", "basic"]),
-    default="form",
-    show_default=True,
-    help="form: POST e-mail and password to <base-url>/login; basic: HTTP basic auth (older fki.inf.unibe.ch).",
+    ("form", "basic"),
+    "form: POST e-mail and password to <base-url>/login; basic: HTTP basic auth (older fki.inf.unibe.ch).",
 )
-@click.option(
-    "--segmentation",
-    type=click.Choice(["all", "ok"]),
-    default="all",
-    show_default=True,
-    help="Lines kept by lines.txt's word-segmentation flag; ok: leave out the 'err' lines.",
+@choice_option(
+    "--segmentation", ("all", "ok"), "Lines kept by lines.txt's word-segmentation flag; ok: leave out the 'err' lines."
 )
 @normalization_option("Unicode normalisation of the transcriptions.")
 @click.option(

@@ -19,6 +19,7 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "rms", "ada")
 LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 CONFIG_FILENAME = "config.json"
 
 
@@ -104,6 +105,10 @@ class Params:
     (``plateau`` schedule only)."""
     early_stopping_patience: int = 10
     """Evaluations without a lower validation CER before training stops; 0: never."""
+    mixed_precision: str = "none"
+    """``mixed_float16`` (GPUs with tensor cores) or ``mixed_bfloat16`` (recent GPUs and CPUs
+    with AVX-512 BF16 / AMX): layers compute in 16 bits, weights, logits and the loss stay
+    float32; exports are float32 whatever this says. ``none``: float32 throughout."""
     bucket_by_width: bool = True
     """Batch lines of similar widths and pad each batch to its own widest line; false pads
     every image to ``input_shape[1]`` like the original tf_crnn."""
@@ -232,6 +237,8 @@ class Params:
             fail("learning_rate", "must be a positive number")
         if self.optimizer not in OPTIMIZERS:
             fail("optimizer", f"must be one of {', '.join(OPTIMIZERS)}")
+        if self.mixed_precision not in MIXED_PRECISION:
+            fail("mixed_precision", f"must be one of {', '.join(MIXED_PRECISION)}")
         if self.learning_rate_schedule not in LEARNING_RATE_SCHEDULES:
             fail("learning_rate_schedule", f"must be one of {', '.join(LEARNING_RATE_SCHEDULES)}")
         if not isinstance(self.output_model_dir, str):

@@ -13,6 +13,7 @@ decoding are therefore the same whatever width its batch is padded to.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import keras
@@ -280,6 +281,17 @@ def get_model_inference(
     return model
 
 
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Builds layers under the Keras dtype policy ``name``, restoring the previous one after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
 def make_optimizer(parameters: Params) -> keras.optimizers.Optimizer:
     """The optimizer named by ``parameters.optimizer``, with gradient clipping."""
     if parameters.optimizer == "adam":
@@ -294,7 +306,9 @@ def get_model_train(parameters: Params) -> keras.Model:
     from tf_crnn.loss import CTCLoss
     from tf_crnn.metrics import CharacterErrorRate
 
-    model = get_model_inference(parameters)
+    with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
+        model = get_model_inference(parameters)
+    # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
     model.compile(
         optimizer=make_optimizer(parameters),
         loss=CTCLoss(),
