@@ -1,7 +1,7 @@
 """A stand-in for the IAM server on 127.0.0.1: form login with a session cookie (or HTTP
 basic auth), archives in IAM's layout, HTTP Range, and faults on request.
 
-    python tests/iam_server.py [--port 8000]   # serves made-up archives until Ctrl-C
+    python tests/iam_server.py [--port 8000] [--drop-after N]   # serves made-up archives until Ctrl-C
 """
 
 from __future__ import annotations
@@ -180,8 +180,11 @@ if __name__ == "__main__":
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--drop-after", type=int, help="close the first lines.tgz answer after N bytes")
     args = parser.parse_args()
     server = IamServer(make_archives())
+    if args.drop_after is not None:
+        server.drop_after["/DBs/iamDB/data/lines.tgz"] = args.drop_after
     server.httpd.server_close()
     server.httpd = ThreadingHTTPServer(("127.0.0.1", args.port), server.httpd.RequestHandlerClass)
     with server.running():

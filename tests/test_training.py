@@ -152,6 +152,8 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
     # steps 9, 19 and 29 on the cosine from 0.01 to 0.0001.
     expected = [0.0001 + 0.5 * 0.0099 * (1 + np.cos(np.pi * s / 30)) for s in (9, 19, 29)]
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
+    history = (tmp_path / "model" / "logs" / "history.csv").read_text().splitlines()
+    assert "learning_rate" in history[0].split(",") and len(history) == 4
 
 
 def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path):

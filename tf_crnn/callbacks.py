@@ -316,6 +316,10 @@ class CosineLearningRate(keras.callbacks.Callback):
     def on_train_batch_begin(self, batch, logs=None):
         self.model.optimizer.learning_rate.assign(self.learning_rate(self.progress()))
 
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # for history.csv, as ReduceLROnPlateau does
+            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
 
 class LRTensorBoard(keras.callbacks.TensorBoard):
     """TensorBoard logging that also records the learning rate every epoch."""

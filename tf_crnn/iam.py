@@ -211,6 +211,9 @@ class IamDownloader:
                 self._check(response, url, name)
                 if response.status_code != 206:
                     offset = 0  # the server ignored the Range: start over
+                elif not response.headers.get("Content-Range", "").startswith(f"bytes {offset}-"):
+                    part.unlink()
+                    raise _Retryable(f"the server resumed elsewhere ({response.headers.get('Content-Range')})")
                 length = response.headers.get("Content-Length")
                 total = offset + int(length) if length is not None else None
                 with open(part, "ab" if offset else "wb") as f, _progress(self.progress, name, total, offset) as bar:
@@ -456,7 +459,9 @@ def prepare_iam(
     download_dir.mkdir(parents=True, exist_ok=True)
     downloaded = []
     missing = [a for a in ARCHIVES if not (download_dir / a.folder).is_dir()]
-    if missing:
+    if not missing:
+        logger.info("%s holds every archive extracted: nothing to download", download_dir)
+    else:
         user, password = credentials or credentials_from_env()
         downloader = IamDownloader(base_url, user, password, auth=auth, retries=retries, progress=progress)
         for archive in missing:
