@@ -24,8 +24,8 @@ test: install-dev
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
 lint: install-dev
-	$(BIN)/ruff check tf_crnn tests benchmarks training.py
-	$(BIN)/ruff format --check tf_crnn tests benchmarks training.py
+	$(BIN)/ruff check tf_crnn tests benchmarks hlp training.py
+	$(BIN)/ruff format --check tf_crnn tests benchmarks hlp training.py
 
 clean:
 	rm -rf demo_output .pytest_cache build *.egg-info
