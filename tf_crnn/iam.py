@@ -21,7 +21,6 @@ a second run skips it.
 
 from __future__ import annotations
 
-import csv
 import gzip
 import logging
 import os
@@ -37,7 +36,8 @@ import requests
 import urllib3
 
 from tf_crnn.alphabet import Alphabet, join_units, normalize, write_csv_rows
-from tf_crnn.atomic import atomic_open, write_json
+from tf_crnn.atomic import write_json
+from tf_crnn.importers import write_report
 
 logger = logging.getLogger(__name__)
 
@@ -412,10 +412,7 @@ def generate(
     files["alphabet"].parent.mkdir(parents=True, exist_ok=True)
     Alphabet.create_lookup_from_labels([files[s] for s in SPLITS], files["alphabet"], normalization=normalization)
     files["report"] = generated_data_dir / "import_report.csv"
-    with atomic_open(files["report"], newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["source", "reason"])
-        writer.writerows(skipped)
+    write_report(files["report"], skipped)
     files["config"] = generated_data_dir / "config.json"
     write_json(files["config"], iam_config(files, generated_data_dir / "model", normalization))
     return counts, files, skipped
@@ -471,8 +468,6 @@ def prepare_iam(
             logger.info("Extracting %s", archive.name)
             extract(download_dir / archive.name, download_dir / archive.folder)
     counts, files, skipped = generate(download_dir, generated_data_dir, segmentation, normalization)
-    for where, reason in skipped:
-        logger.warning("Left out %s: %s", where, reason)
     return PrepareResult(counts, files, skipped, downloaded)
 
 

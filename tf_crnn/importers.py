@@ -239,13 +239,18 @@ def write_dataset(
         [files[n] for n in SPLITS if n in files], files["alphabet"], normalization=normalization
     )
     files["report"] = out / "import_report.csv"
-    with atomic_open(files["report"], newline="") as f:
+    write_report(files["report"], skipped)
+    return ImportResult(counts, files, skipped)
+
+
+def write_report(path: Path, skipped: list[tuple[str, str]]) -> None:
+    """Writes ``source,reason`` rows of the samples left out, and logs each."""
+    with atomic_open(path, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["source", "reason"])
         writer.writerows(skipped)
     for where, reason in skipped:
         logger.warning("Left out %s: %s", where, reason)
-    return ImportResult(counts, files, skipped)
 
 
 __all__ = [
@@ -255,4 +260,5 @@ __all__ = [
     "parse_split",
     "tsv_samples",
     "write_dataset",
+    "write_report",
 ]
