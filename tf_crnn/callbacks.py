@@ -172,7 +172,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             return  # never checkpoint weights that a NaN step has spoilt
         self.step_offset = 0
         partial = 0 < self._batches < self.steps_per_epoch
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["learning_rate"] = current_learning_rate(self.model)
         entry = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         if partial:
             entry["steps"] = self._batches
@@ -318,7 +318,7 @@ class CosineLearningRate(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # for history.csv, as ReduceLROnPlateau does
-            logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+            logs["learning_rate"] = current_learning_rate(self.model)
 
 
 class LRTensorBoard(keras.callbacks.TensorBoard):
@@ -329,7 +329,7 @@ class LRTensorBoard(keras.callbacks.TensorBoard):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = dict(logs or {})
-        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+        logs["learning_rate"] = current_learning_rate(self.model)
         super().on_epoch_end(epoch, logs)
 
 
@@ -368,6 +368,10 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
             writer = csv.writer(f)
             writer.writerow(["index", "transcription", "confidence"])
             writer.writerows(self._rows)
+
+
+def current_learning_rate(model: keras.Model) -> float:
+    return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
 
 def _finite_loss(logs: dict) -> bool:
