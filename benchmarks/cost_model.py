@@ -67,11 +67,11 @@ def main() -> None:
     import tensorflow as tf
     from PIL import Image
 
-    from tf_crnn.alphabet import read_csv_rows, resolve_image_path
     from tf_crnn.config import Params
     from tf_crnn.data_handler import get_resized_width
     from tf_crnn.loss import ctc_loss
-    from tf_crnn.model import get_model_train
+    from tf_crnn.records import read_csv_rows, resolve_image_path
+    from tf_crnn.training import get_model_train
 
     data = dict(
         csv_files_train=str(DATA / "train.csv"), lookup_alphabet_file=str(DATA / "alphabet.json"), rnn_dropout=0.0

@@ -25,7 +25,7 @@ from _common import DATA, ROOT, machine, peak_rss_mb, print_table, run_child  # 
 
 
 def image_paths(csv_file: Path) -> list[str]:
-    from tf_crnn.alphabet import read_csv_rows, resolve_image_path
+    from tf_crnn.records import read_csv_rows, resolve_image_path
 
     return [resolve_image_path(csv_file, path) for _, path, _ in read_csv_rows(csv_file)]
 
@@ -34,8 +34,7 @@ def measure(fmt: str, model: str, csv_file: Path, batch_size: int, n_latency: in
     paths = image_paths(csv_file)
     start = time.perf_counter()
     if fmt == "savedmodel":
-        from tf_crnn.loader import PredictionModel
-        from tf_crnn.prediction import predict_files
+        from tf_crnn.loader import PredictionModel, predict_files
 
         reader = PredictionModel(model)
         read_one = reader.predict

@@ -45,7 +45,7 @@ def measure(config: str, bucket: bool, batch_size: int, warmup: int, steps: int,
     import keras
 
     from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.model import get_model_train
+    from tf_crnn.training import get_model_train
 
     params = params_for(config, bucket, batch_size, mixed_precision)
     keras.utils.set_random_seed(0)

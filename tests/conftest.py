@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from tf_crnn.config import Params
-from tf_crnn.synthetic import make_dataset
+from tf_crnn.datasets.synthetic import make_dataset
 
 TINY_ARCHITECTURE = dict(
     input_shape=[32, 128],

@@ -16,7 +16,7 @@ import zipfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
-from tf_crnn.synthetic import render_line
+from tf_crnn.datasets.synthetic import render_line
 
 USER, PASSWORD = "reader@example.org", "s3cret"
 

@@ -2,7 +2,8 @@ import json
 
 import pytest
 
-from tf_crnn.alphabet import BLANK_INDEX, Alphabet, join_units, read_csv_rows, split_label
+from tf_crnn.alphabet import BLANK_INDEX, Alphabet
+from tf_crnn.records import join_units, read_csv_rows, split_label
 
 
 def test_blank_is_class_zero_and_codes_are_classes(lookup_file):

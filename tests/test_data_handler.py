@@ -4,6 +4,7 @@ from PIL import Image
 
 from tf_crnn.config import Params
 from tf_crnn.data_handler import (
+    PADDING_VALUE,
     augment_data,
     dataset_generator,
     get_resized_width,
@@ -23,13 +24,14 @@ def test_resized_width_agrees_between_python_and_graph():
     assert get_resized_width(5000, 40, 32, 800) == 800
 
 
-def test_padding_adds_background_only():
+def test_padding_adds_white_paper_only():
     image = np.full((4, 3, 1), 230, np.uint8)
     image[1:3, 1] = 10  # ink in the middle, paper on the border
     padded = padding_inputs_width(tf.constant(image), 8).numpy()
     assert padded.shape == (4, 8, 1)
-    assert (padded[:, 3:] == 230).all()
+    assert (padded[:, 3:] == PADDING_VALUE).all()
     np.testing.assert_array_equal(padded[:, :3], image)
+    assert padding_inputs_width(tf.constant(image), 2).shape == (4, 3, 1)
 
 
 def test_augmentation_keeps_height_and_max_width():
@@ -43,7 +45,7 @@ def test_augmentation_keeps_height_and_max_width():
 def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
     rows = []
     for i, w in enumerate([40, 60, 200, 90]):
-        Image.new("L", (w, 32), 255).save(tmp_path / f"{i}.png")
+        Image.new("L", (w, 32), 40).save(tmp_path / f"{i}.png")
         rows.append(f"{tmp_path / f'{i}.png'};|a|b|")
     (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
     params = Params(input_shape=[32, 800], lookup_alphabet_file=str(lookup_file({"a": 1, "b": 2})))
@@ -51,6 +53,9 @@ def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
     batches = list(ds)
     assert [b[0]["images"].shape[2] for b in batches] == [60, 200]
     assert batches[0][0]["widths"].numpy().tolist() == [40, 60]
+    # The batch pads as padding_inputs_width does (the SavedModel's padding).
+    first = batches[0][0]["images"][0]
+    np.testing.assert_array_equal(first.numpy(), padding_inputs_width(first[:, :40], 60).numpy())
     assert batches[0][1].numpy().tolist() == [[1, 2], [1, 2]]
     fixed = Params(input_shape=[32, 800], bucket_by_width=False, lookup_alphabet_file=params.lookup_alphabet_file)
     batch = next(iter(dataset_generator(tmp_path / "d.csv", fixed, batch_size=2, shuffle=False)))

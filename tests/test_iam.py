@@ -8,10 +8,11 @@ import pytest
 from click.testing import CliRunner
 from iam_server import LINES, PASSWORD, USER, IamServer, make_archives
 
-from tf_crnn.alphabet import Alphabet, read_csv_rows, resolve_image_path, split_label
+from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
 from tf_crnn.config import Params
-from tf_crnn.iam import IamError, prepare_iam
+from tf_crnn.datasets.iam import IamError, prepare_iam
+from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
 ROOT = Path(__file__).resolve().parents[1]
 LINES_TGZ = "/DBs/iamDB/data/lines.tgz"
@@ -53,7 +54,7 @@ def test_prepare_downloads_extracts_and_writes_the_experiment(server, tmp_path):
     # Word separators become spaces; every row names an existing image under lines/.
     assert split_label(rows[0][1]) == list("A MOVE to stop Mr. Gaitskell")
     assert all(Path(path).is_file() and "/lines/" in path for path, _ in rows)
-    assert not list((tmp_path / "iam").glob("*.part")) and not list((tmp_path / "iam").glob("*.extracting"))
+    assert not list((tmp_path / "iam").glob("*.part")) and not list((tmp_path / "iam").glob(".tmp-*"))
     units = set(Alphabet(result.files["alphabet"]).lookup)
     assert {"A", " ", ".", "-", ","} <= units
     params = Params.from_json_file(result.files["config"])

@@ -6,10 +6,11 @@ import unicodedata
 from click.testing import CliRunner
 from PIL import Image
 
-from tf_crnn.alphabet import Alphabet, read_csv_rows
+from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
 from tf_crnn.config import Params
 from tf_crnn.preprocessing import preprocess_csv
+from tf_crnn.records import read_csv_rows
 
 
 def line_image(path, width=120):

@@ -4,7 +4,8 @@ import pytest
 
 from tf_crnn.config import Params
 from tf_crnn.loss import ctc_loss
-from tf_crnn.model import ConvBlock, get_model_inference, get_model_train
+from tf_crnn.model import ConvBlock, get_model_inference
+from tf_crnn.training import get_model_train
 
 
 @pytest.fixture

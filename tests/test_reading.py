@@ -10,14 +10,13 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tf_crnn.alphabet import read_csv_rows, resolve_image_path
 from tf_crnn.cli import main
+from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
-from tf_crnn.loader import PredictionModel
+from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.metrics import levenshtein
 from tf_crnn.portable import export_model
-from tf_crnn.prediction import predict_files
-from tf_crnn.synthetic import make_dataset
+from tf_crnn.records import read_csv_rows, resolve_image_path
 
 READER = Path(__file__).parents[1] / "tf_crnn" / "portable_reader.py"
 

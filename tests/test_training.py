@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import tiny_params
 
-from tf_crnn.callbacks import list_checkpoints
+from tf_crnn.checkpoint import list_checkpoints
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.data_handler import dataset_generator
 from tf_crnn.decoding import decode_to_text, greedy_decode
@@ -159,7 +159,7 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
 def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path):
     import keras
 
-    from tf_crnn.model import get_model_train
+    from tf_crnn.training import get_model_train
 
     params = tiny_params(
         digits_data, tmp_path / "model", n_epochs=1, steps_per_epoch=5, mixed_precision="mixed_bfloat16"
@@ -242,7 +242,7 @@ def test_prediction_saver_and_loader_callbacks(trained, tmp_path):
     import keras
 
     from tf_crnn.callbacks import CustomLoaderCallback, CustomPredictionSaverCallback
-    from tf_crnn.model import get_model_train
+    from tf_crnn.training import get_model_train
 
     params, _ = trained
     out = Path(params.output_model_dir)
@@ -269,8 +269,8 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_checkpoint_restores_weights_and_optimizer_state(trained):
-    from tf_crnn.callbacks import restore_checkpoint
-    from tf_crnn.model import get_model_train
+    from tf_crnn.checkpoint import restore_checkpoint
+    from tf_crnn.training import get_model_train
 
     params, _ = trained
     checkpoint = list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1]
@@ -285,8 +285,8 @@ def test_checkpoint_restores_weights_and_optimizer_state(trained):
 
 
 def test_a_tampered_checkpoint_is_a_clear_error(trained, tmp_path):
-    from tf_crnn.callbacks import CheckpointError, restore_checkpoint
-    from tf_crnn.model import get_model_train
+    from tf_crnn.checkpoint import CheckpointError, restore_checkpoint
+    from tf_crnn.training import get_model_train
 
     params, _ = trained
     checkpoint = list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1]

@@ -22,7 +22,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tf_crnn.atomic import atomic_open, write_json
+from tf_crnn.atomic import write_json
+from tf_crnn.records import read_csv_rows, split_label
 
 logger = logging.getLogger(__name__)
 
@@ -36,63 +37,6 @@ class UnitReport:
 
     count: int = 0
     examples: list[str] = field(default_factory=list)
-
-
-def split_label(label: str, string_split_delimiter: str = "|") -> list[str]:
-    """Splits a label written ``|u|n|i|t|s|`` into its units.
-
-    One leading and one trailing delimiter are optional. An empty unit (two
-    delimiters in a row) is kept as ``""`` so that callers can reject the label.
-
-    Args:
-        label: the label field of a CSV row.
-        string_split_delimiter: the character between units.
-
-    Returns:
-        The units, in order.
-    """
-    d = string_split_delimiter
-    if label.startswith(d):
-        label = label[len(d) :]
-    if label.endswith(d):
-        label = label[: -len(d)]
-    if label == "":
-        return []
-    return label.split(d)
-
-
-def resolve_image_path(csv_filename: str | os.PathLike, path: str) -> str:
-    """An image path of a CSV row: absolute as given, else relative to the CSV's own folder."""
-    path = path.strip()
-    if os.path.isabs(path):
-        return path
-    return str(Path(csv_filename).resolve().parent / path)
-
-
-def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
-    """Writes units back in the CSV label format ``|u|n|i|t|s|``."""
-    units = list(units)
-    if not units:
-        return ""
-    d = string_split_delimiter
-    return d + d.join(units) + d
-
-
-def read_csv_rows(csv_filename: str | os.PathLike, csv_delimiter: str = ";") -> Iterable[tuple[int, str, str | None]]:
-    """Yields ``(row number, path field, label field or None)`` of a data CSV.
-
-    The first ``csv_delimiter`` of a line separates the path from the label; later
-    ones belong to the label. A UTF-8 BOM and CRLF line ends are accepted. Bytes
-    that are not UTF-8 are replaced, so that the row is reported rather than the
-    whole file refused. Blank lines are skipped. Row numbers start at 1.
-    """
-    with open(csv_filename, encoding="utf-8-sig", errors="replace", newline="") as f:
-        for number, line in enumerate(f, start=1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            path, sep, label = line.partition(csv_delimiter)
-            yield number, path, (label if sep else None)
 
 
 class Alphabet:
@@ -160,6 +104,14 @@ class Alphabet:
     def n_classes(self) -> int:
         """Width of the logits: the largest code plus one (class 0 is the blank)."""
         return max(self._lookup.values(), default=0) + 1
+
+    @property
+    def units_by_code(self) -> list[str]:
+        """``units_by_code[code]`` is the unit with that code; ``""`` for the blank and unused codes."""
+        units = [""] * self.n_classes
+        for unit, code in self._lookup.items():
+            units[code] = unit
+        return units
 
     @property
     def blank_symbol(self) -> str:
@@ -330,20 +282,4 @@ def _write_json_atomic(filename: str | os.PathLike, data: object) -> None:
     write_json(filename, data, indent=1)
 
 
-def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]], delimiter: str = ";") -> None:
-    """Writes ``path<delimiter>label`` lines atomically (no quoting, as the format wants)."""
-    with atomic_open(filename, newline="\n") as f:
-        for image_path, label in rows:
-            f.write(f"{image_path}{delimiter}{label}\n")
-
-
-__all__ = [
-    "BLANK_INDEX",
-    "Alphabet",
-    "UnitReport",
-    "join_units",
-    "read_csv_rows",
-    "resolve_image_path",
-    "split_label",
-    "write_csv_rows",
-]
+__all__ = ["BLANK_INDEX", "NORMALIZATIONS", "Alphabet", "UnitReport", "normalize"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import signal
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,6 +38,33 @@ def write_bytes(filename: str | os.PathLike, data: bytes) -> None:
         tmp.unlink(missing_ok=True)
 
 
+@contextlib.contextmanager
+def atomic_dir(target: str | os.PathLike, fault: str | None = None, replace: bool = False) -> Iterator[Path]:
+    """Yields a temporary folder beside ``target`` (``.tmp-<name>``) to fill; on success it is
+    renamed to ``target``, so ``target`` is either complete or absent. On failure the
+    temporary folder is removed.
+
+    Args:
+        target: the folder to make.
+        fault: name of the ``fault_point`` between filling and renaming (tests).
+        replace: remove an existing ``target`` first (else renaming over it fails).
+    """
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".tmp-{target.name}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if fault:
+            fault_point(fault)
+        if replace and target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 _fault_counts: dict[str, int] = {}
 
 
@@ -61,4 +89,4 @@ def write_json(filename: str | os.PathLike, data: Any, indent: int = 2) -> None:
         f.write(json.dumps(data, ensure_ascii=False, indent=indent) + "\n")
 
 
-__all__ = ["atomic_open", "fault_point", "write_bytes", "write_json"]
+__all__ = ["atomic_dir", "atomic_open", "fault_point", "write_bytes", "write_json"]

@@ -1,97 +1,34 @@
-"""Training callbacks: checkpoints for resuming, exports, learning-rate logging, prediction saving.
-
-Checkpoint layout in ``output_model_dir/checkpoints``::
-
-    epoch-0007/model.keras   weights and optimizer state (Keras archive: JSON + HDF5, no pickle)
-    epoch-0007/state.json    epoch, callback states (plateau, early stopping, best CER)
-    best.weights.h5          weights of the epoch with the lowest validation CER
-
-Each checkpoint folder is written under a temporary name and renamed when complete,
-so the newest ``epoch-*`` folder is always whole.
-"""
+"""Every callback of the project: checkpoints for resuming, exports, the learning-rate
+schedule and its logging, prediction saving, and the guards of a run (signals, time
+limit, NaN loss)."""
 
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import math
 import os
 import shutil
+import signal
 import time
-import warnings
 from pathlib import Path
 
 import keras
 import numpy as np
 
-from tf_crnn.atomic import atomic_open, fault_point
+from tf_crnn.atomic import atomic_open
+from tf_crnn.checkpoint import (
+    BEST_WEIGHTS,
+    CHECKPOINT_DIR,
+    MONITOR,
+    CheckpointError,
+    list_checkpoints,
+    restore_checkpoint,
+    save_checkpoint,
+)
 from tf_crnn.config import Params
 
 logger = logging.getLogger(__name__)
-
-CHECKPOINT_DIR = "checkpoints"
-BEST_WEIGHTS = "best.weights.h5"
-MONITOR = "val_cer"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read."""
-
-
-def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:
-    """Complete checkpoints, oldest first."""
-    checkpoint_dir = Path(checkpoint_dir)
-    if not checkpoint_dir.is_dir():
-        return []
-    return sorted(p for p in checkpoint_dir.glob("epoch-*") if p.is_dir() and (p / "state.json").is_file())
-
-
-def save_checkpoint(model: keras.Model, checkpoint_dir: str | os.PathLike, state: dict, keep: int = 2) -> Path:
-    """Writes ``model`` (weights and optimizer state) and ``state`` as a new complete checkpoint."""
-    checkpoint_dir = Path(checkpoint_dir)
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    name = f"epoch-{state['epoch']:04d}"
-    if state.get("step"):
-        name += f"-step-{state['step']:07d}"
-    target = checkpoint_dir / name
-    tmp = checkpoint_dir / f".tmp-{name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir()
-    model.save(tmp / "model.keras")
-    (tmp / "state.json").write_text(json.dumps(state, indent=2) + "\n", encoding="utf-8")
-    fault_point("checkpoint")
-    if target.exists():
-        shutil.rmtree(target)
-    os.replace(tmp, target)
-    for old in list_checkpoints(checkpoint_dir)[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return target
-
-
-def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike, with_optimizer: bool = True) -> dict:
-    """Loads a checkpoint folder into a compiled ``model``; returns its state.
-
-    Raises:
-        CheckpointError: the checkpoint is truncated, tampered with, or for another architecture.
-    """
-    checkpoint = Path(checkpoint)
-    try:
-        state = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))
-        if with_optimizer and model.optimizer is not None:
-            model.optimizer.build(model.trainable_variables)
-        with warnings.catch_warnings():
-            # Loading weights only: the saved optimizer state is skipped on purpose.
-            if not with_optimizer:
-                warnings.filterwarnings("ignore", message="Skipping variable loading for optimizer")
-            model.load_weights(checkpoint / "model.keras")
-    except Exception as e:  # noqa: BLE001 - any failure here means an unusable file
-        raise CheckpointError(
-            f"checkpoint {checkpoint} cannot be loaded ({type(e).__name__}: {str(e).splitlines()[0][:200]}); "
-            "delete it to resume from an earlier one"
-        ) from None
-    return state
 
 
 class TrainingCheckpoint(keras.callbacks.Callback):
@@ -123,7 +60,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.save_every_steps = save_every_steps
         self.steps_per_epoch = steps_per_epoch
         self.step_offset = 0
-        """Batches of the current epoch done before this ``fit`` (a resumed partial epoch)."""
         self.best_cer = math.inf
         self.best_epoch = -1
         self.history: list[dict] = []
@@ -152,6 +88,8 @@ class TrainingCheckpoint(keras.callbacks.Callback):
                     setattr(cb, attribute, value)
 
     def on_epoch_begin(self, epoch, logs=None):
+        # A fit of fewer steps than an epoch finishes a resumed one: the batches before it were done.
+        self.step_offset = max(self.steps_per_epoch - (self.params.get("steps") or self.steps_per_epoch), 0)
         self._epoch = epoch
         self._batches = self.step_offset
 
@@ -170,7 +108,6 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         logs = dict(logs or {})
         if not _finite_loss(logs):
             return  # never checkpoint weights that a NaN step has spoilt
-        self.step_offset = 0
         partial = 0 < self._batches < self.steps_per_epoch
         logs["learning_rate"] = current_learning_rate(self.model)
         entry = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
@@ -336,8 +273,8 @@ class LRTensorBoard(keras.callbacks.TensorBoard):
 class CustomPredictionSaverCallback(keras.callbacks.Callback):
     """Writes the transcriptions of ``model.predict`` batches to ``output_dir/predictions.csv``.
 
-    Rows are ``index,transcription,confidence`` in input order; confidence as in
-    ``tf_crnn.export``.
+    Rows are ``index,transcription,confidence`` in input order; the confidence is the
+    line confidence of ``tf_crnn.decoding``, as in the export and ``tf-crnn predict``.
     """
 
     def __init__(self, output_dir, parameters: Params):
@@ -350,17 +287,17 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
         self._rows = []
 
     def on_predict_batch_end(self, batch, logs=None):
-        from tf_crnn.decoding import decode_to_text, greedy_decode
+        from tf_crnn.decoding import decode_to_text, greedy_character_log_probs, greedy_decode, line_confidences
 
         logits = (logs or {}).get("outputs")
         if logits is None:
             return
-        codes, scores = greedy_decode(logits)
+        codes, _ = greedy_decode(logits)
         texts = decode_to_text(codes, self.parameters.alphabet)
-        time_steps = max(int(np.shape(logits)[1]), 1)
+        confidences = line_confidences(greedy_character_log_probs(logits)).numpy().tolist()
         start = len(self._rows)
-        for i, (text, score) in enumerate(zip(texts, np.asarray(scores).tolist())):
-            self._rows.append((start + i, text, math.exp(score / time_steps)))
+        for i, (text, confidence) in enumerate(zip(texts, confidences)):
+            self._rows.append((start + i, text, confidence))
 
     def on_predict_end(self, logs=None):
         self.output_dir.mkdir(parents=True, exist_ok=True)
@@ -368,6 +305,72 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
             writer = csv.writer(f)
             writer.writerow(["index", "transcription", "confidence"])
             writer.writerows(self._rows)
+
+
+class GracefulStop(keras.callbacks.Callback):
+    """Turns SIGINT/SIGTERM into a clean stop at the end of the current batch."""
+
+    def __init__(self):
+        super().__init__()
+        self.signal_received: int | None = None
+        self._previous: dict = {}
+
+    def _handle(self, signum, frame):
+        if self.signal_received is not None:  # a second Ctrl-C: stop now
+            raise KeyboardInterrupt
+        self.signal_received = signum
+        logger.warning("Received %s: stopping after this batch and saving a checkpoint", signal.Signals(signum).name)
+
+    def on_train_begin(self, logs=None):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.signal_received is not None:
+            self.model.stop_training = True
+
+    def on_train_end(self, logs=None):
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class TrainingClock(keras.callbacks.Callback):
+    """Adds ``time_s`` (seconds since this run started training) to each epoch's logs,
+    and stops at the end of the batch that passes ``limit_s`` (0: no limit)."""
+
+    def __init__(self, limit_s: float = 0.0):
+        super().__init__()
+        self.limit_s = limit_s
+        self.reached = False
+        self._start = time.monotonic()  # not reset by a second fit of the same run
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.limit_s and not self.reached and time.monotonic() - self._start >= self.limit_s:
+            logger.info("time_limit_minutes reached: stopping after this batch")
+            self.reached = True
+            self.model.stop_training = True
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["time_s"] = round(time.monotonic() - self._start, 1)
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Stops training at the first non-finite batch loss; nothing after it is saved."""
+
+    def __init__(self):
+        super().__init__()
+        self.stopped = False
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            logger.error("Batch %d: the loss is %s; stopping", batch, loss)
+            self.stopped = True
+            self.model.stop_training = True
 
 
 def current_learning_rate(model: keras.Model) -> float:
@@ -388,13 +391,14 @@ def _jsonable(value):
 
 
 __all__ = [
-    "CheckpointError",
+    "CosineLearningRate",
     "CustomLoaderCallback",
     "CustomPredictionSaverCallback",
     "CustomSavingCallback",
+    "GracefulStop",
     "LRTensorBoard",
+    "StopOnNaN",
     "TrainingCheckpoint",
-    "list_checkpoints",
-    "restore_checkpoint",
-    "save_checkpoint",
+    "TrainingClock",
+    "current_learning_rate",
 ]

@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 
 from tf_crnn.alphabet import NORMALIZATIONS
-from tf_crnn.iam import DEFAULT_BASE_URL as DEFAULT_IAM_URL
+from tf_crnn.datasets import IAM_BASE_URL
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
 TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo"}
@@ -93,7 +93,7 @@ def user_errors(fn):
         except (FileNotFoundError, ValueError) as e:
             raise UserError(str(e), 2) from None
         except RuntimeError as e:
-            from tf_crnn.callbacks import CheckpointError
+            from tf_crnn.checkpoint import CheckpointError
             from tf_crnn.training import TrainingError
 
             if isinstance(e, (TrainingError, CheckpointError)):
@@ -203,7 +203,7 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
 
 def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
     """Image paths from files, folders (recursive) and data CSVs, in order."""
-    from tf_crnn.alphabet import read_csv_rows, resolve_image_path
+    from tf_crnn.records import read_csv_rows, resolve_image_path
 
     paths: list[str] = []
     for item in inputs:
@@ -244,7 +244,7 @@ def predict(model, inputs, output, batch_size, beam_width, top_paths) -> None:
     CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl) adds
     the score, per-character confidences and the n-best list.
     """
-    from tf_crnn.prediction import predict_files, write_predictions
+    from tf_crnn.loader import predict_files, write_predictions
 
     paths = collect_inputs(inputs)
     results, skipped = predict_files(
@@ -317,7 +317,7 @@ def import_command(source_format, source, output, normalization, split, seed, de
     """
     import tempfile
 
-    from tf_crnn.importers import folder_samples, page_samples, parse_split, tsv_samples, write_dataset
+    from tf_crnn.datasets.importers import folder_samples, page_samples, parse_split, tsv_samples, write_dataset
 
     fractions = parse_split(split)
     with tempfile.TemporaryDirectory() as crops:
@@ -343,7 +343,7 @@ def import_command(source_format, source, output, normalization, split, seed, de
     type=click.Path(file_okay=False),
     help="Where the CSVs, alphabet and config go.",
 )
-@click.option("--base-url", default=DEFAULT_IAM_URL, show_default=True, help="IAM server (mirrors, tests).")
+@click.option("--base-url", default=IAM_BASE_URL, show_default=True, help="IAM server (mirrors, tests).")
 @choice_option(
     "--auth",
     ("form", "basic"),
@@ -365,7 +365,7 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
     Writer Independent Text Line Recognition Task), generated_alphabet/iam_alphabet_lookup.json
     and a ready config.json. Downloads resume where they stopped; complete ones are skipped.
     """
-    from tf_crnn.iam import CredentialsError, IamError, prepare_iam
+    from tf_crnn.datasets.iam import CredentialsError, IamError, prepare_iam
 
     try:
         result = prepare_iam(
@@ -437,7 +437,7 @@ def export_command(model, export_format, output) -> None:
 @user_errors
 def synth(output_dir, n_train, n_eval, seed) -> None:
     """Render a synthetic line data set (images, train.csv, eval.csv, alphabet.json)."""
-    from tf_crnn.synthetic import make_dataset
+    from tf_crnn.datasets.synthetic import make_dataset
 
     paths = make_dataset(output_dir, n_train=n_train, n_eval=n_eval, seed=seed)
     click.echo(f"Wrote {n_train} training and {n_eval} evaluation lines: {paths['train']}, {paths['eval']}")
@@ -449,14 +449,14 @@ def synth(output_dir, n_train, n_eval, seed) -> None:
     default="demo_output",
     show_default=True,
     type=click.Path(file_okay=False),
-    help="Folder for the data, model and exports (replaced if it exists).",
+    help="Folder for the data, model and exports (an earlier demo's output is replaced; any other existing folder is refused).",
 )
 @click.option("--n-train", default=3000, show_default=True, type=click.IntRange(1))
 @click.option(
     "--config",
     default=None,
     type=click.Path(exists=True, dir_okay=False),
-    help="Training config (default: configs/demo.json).",
+    help="Training config (default: the demo config shipped with the package).",
 )
 @user_errors
 def demo(output_dir, n_train, config) -> None:

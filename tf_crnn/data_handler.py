@@ -14,14 +14,25 @@ import os
 
 import tensorflow as tf
 
-from tf_crnn.alphabet import read_csv_rows, resolve_image_path, split_label
 from tf_crnn.config import Params
+from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
 logger = logging.getLogger(__name__)
 
 AUTOTUNE = tf.data.AUTOTUNE
 WIDTH_BUCKET = 32
 """Width step, in pixels, between the buckets of the training pipeline."""
+
+
+PADDING_VALUE = 255
+"""The value right of a line in a batch: white paper. The network zeroes every column past
+a line's own width (``tf_crnn.model``), so the value only matters to people looking at batches."""
+
+
+def scaled_width(width, height, target_height: int):
+    """Width of a ``width`` x ``height`` image scaled to ``target_height``, aspect ratio kept,
+    rounded to the nearest pixel (integer arithmetic, on ints and int32 tensors alike)."""
+    return (width * target_height + height // 2) // height
 
 
 def get_resized_width(width, height, target_height: int, max_width: int):
@@ -31,7 +42,7 @@ def get_resized_width(width, height, target_height: int, max_width: int):
     Works on Python integers (preprocessing) and on int32 tensors (the graph), with
     the same integer arithmetic, so both agree to the pixel.
     """
-    resized = (width * target_height + height // 2) // height
+    resized = scaled_width(width, height, target_height)
     if isinstance(resized, int):
         return max(1, min(resized, max_width))
     return tf.clip_by_value(resized, 1, max_width)
@@ -92,23 +103,21 @@ def estimate_background(image: tf.Tensor) -> tf.Tensor:
     return tf.cast(ordered[tf.shape(ordered)[0] // 2], image.dtype)
 
 
-def padding_inputs_width(image: tf.Tensor, target_width, background: tf.Tensor | None = None) -> tf.Tensor:
-    """Pads an image on the right to ``target_width`` with its background colour.
+def padding_inputs_width(image: tf.Tensor, target_width, fill=PADDING_VALUE) -> tf.Tensor:
+    """Pads an image on the right to ``target_width`` with ``fill`` (white paper).
 
-    The padding holds no ink: it is the paper colour, never a mirror or repeat of
-    the image. Images already at least ``target_width`` wide are returned as they are.
+    The padding of every batch: the SavedModel pads each line with it, and the input
+    pipeline's batches pad with the same ``PADDING_VALUE``. It holds no ink, never a
+    mirror or repeat of the image. Images already at least ``target_width`` wide are
+    returned as they are.
 
     Args:
         image: ``(height, width, channels)``.
         target_width: width to pad to.
-        background: ``(channels,)`` fill colour; estimated from the border if None.
+        fill: the value of the added pixels.
     """
-    if background is None:
-        background = estimate_background(image)
-    shape = tf.shape(image)
-    pad = tf.maximum(target_width - shape[1], 0)
-    filler = tf.ones([shape[0], pad, shape[2]], dtype=image.dtype) * tf.reshape(background, [1, 1, -1])
-    return tf.concat([image, filler], axis=1)
+    pad = tf.maximum(target_width - tf.shape(image)[1], 0)
+    return tf.pad(image, [[0, 0], [0, pad], [0, 0]], constant_values=tf.cast(fill, image.dtype))
 
 
 def _projective(image: tf.Tensor, transform: tf.Tensor, out_width, background: tf.Tensor) -> tf.Tensor:
@@ -302,7 +311,7 @@ def dataset_generator(
         },
         [None],
     )
-    padding_values = ({"images": tf.constant(255, tf.uint8), "widths": 0, "filenames": ""}, 0)
+    padding_values = ({"images": tf.constant(PADDING_VALUE, tf.uint8), "widths": 0, "filenames": ""}, 0)
     if params.bucket_by_width and shuffle:
         boundaries = list(range(WIDTH_BUCKET, max_width + 1, WIDTH_BUCKET))
         ds = ds.bucket_by_sequence_length(
@@ -337,6 +346,7 @@ __all__ = [
     "get_resized_width",
     "load_csv",
     "padding_inputs_width",
+    "scaled_width",
     "random_rotation",
     "resize_image",
 ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.resources
 import logging
 import random
 import shutil
@@ -11,7 +12,10 @@ from tf_crnn.config import Params
 
 logger = logging.getLogger(__name__)
 
-DEMO_CONFIG = Path(__file__).resolve().parent.parent / "configs" / "demo.json"
+DEMO_CONFIG = importlib.resources.files("tf_crnn") / "configs" / "demo.json"
+"""The demo's training config, shipped inside the package."""
+DEMO_MARKER = ".tf_crnn-demo"
+"""Marks a folder made by the demo: the only kind of existing folder it replaces."""
 
 
 def run_demo(
@@ -23,23 +27,28 @@ def run_demo(
     echo=print,
 ) -> float:
     """Runs the whole job on a synthetic data set made on the fly; returns the validation CER."""
+    from tf_crnn.datasets.synthetic import make_dataset
     from tf_crnn.evaluation import evaluate
     from tf_crnn.loader import PredictionModel
-    from tf_crnn.synthetic import make_dataset
     from tf_crnn.training import train
 
     out = Path(output_dir)
-    if out.exists():
-        shutil.rmtree(out)
+    if out.exists() and any(out.iterdir()):
+        if not (out / DEMO_MARKER).is_file():
+            raise ValueError(f"{out} exists and was not made by tf-crnn demo: give a new --output-dir")
+        shutil.rmtree(out)  # an earlier demo's output, made by this command
+    out.mkdir(parents=True, exist_ok=True)
+    (out / DEMO_MARKER).write_text("made by tf-crnn demo; the next demo run may replace this folder\n")
     data = make_dataset(out / "data", n_train=n_train, n_eval=n_eval, seed=0)
     echo(f"[1/5] Rendered {n_train} training and {n_eval} validation lines into {out / 'data'}")
-    params = Params.from_json_file(
-        config,
-        csv_files_train=str(data["train"]),
-        csv_files_eval=str(data["eval"]),
-        lookup_alphabet_file=str(data["alphabet"]),
-        output_model_dir=str(out / "model"),
-    )
+    with importlib.resources.as_file(config) as config_file:
+        params = Params.from_json_file(
+            config_file,
+            csv_files_train=str(data["train"]),
+            csv_files_eval=str(data["eval"]),
+            lookup_alphabet_file=str(data["alphabet"]),
+            output_model_dir=str(out / "model"),
+        )
     echo(f"[2/5] Training ({params.n_epochs} epochs) into {params.output_model_dir}")
     result = train(params)
     echo(f"[3/5] Evaluating the export {result.export_path}")
@@ -59,5 +68,7 @@ def run_demo(
 
     tflite = export_model(result.export_path, "tflite")
     echo(f"      TFLite (resized pixels -> log-probabilities): {tflite}")
-    echo(f"      read it without TensorFlow: python tf_crnn/portable_reader.py {tflite} IMAGE...")
+    from tf_crnn import portable_reader
+
+    echo(f"      read it without TensorFlow: python {portable_reader.__file__} {tflite} IMAGE...")
     return evaluation.cer

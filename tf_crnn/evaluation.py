@@ -1,6 +1,7 @@
 """Evaluation of an exported model on a labelled CSV: CER, WER, line accuracy, report, confusions.
 
-Rates are corpus-level: the sum of edit distances over the sum of reference lengths.
+Rates are corpus-level, as ``tf_crnn.metrics`` defines them (CER over the characters of
+the text, the same count as training's ``cer`` metric).
 Rows are checked with the same rules as training preprocessing (``preprocess_csv``),
 so the CER of the export on the validation CSV equals the one training logged; every
 skipped row is counted with its reason.
@@ -15,12 +16,12 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tf_crnn.alphabet import read_csv_rows, split_label
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
 from tf_crnn.loader import PredictionModel
-from tf_crnn.metrics import levenshtein
+from tf_crnn.metrics import alignment_confusions, levenshtein
 from tf_crnn.preprocessing import DroppedRow, preprocess_csv
+from tf_crnn.records import read_csv_rows, split_label
 
 
 @dataclass
@@ -54,33 +55,6 @@ class EvaluationResult:
     @property
     def line_accuracy(self) -> float:
         return sum(1 for line in self.lines if line.char_errors == 0) / max(len(self.lines), 1)
-
-
-def alignment_confusions(reference: str, prediction: str) -> list[tuple[str, str]]:
-    """``(reference char, predicted char)`` pairs of a minimal alignment; '' marks insertion/deletion."""
-    n, m = len(reference), len(prediction)
-    d = [[0] * (m + 1) for _ in range(n + 1)]
-    for i in range(n + 1):
-        d[i][0] = i
-    for j in range(m + 1):
-        d[0][j] = j
-    for i in range(1, n + 1):
-        for j in range(1, m + 1):
-            d[i][j] = min(d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + (reference[i - 1] != prediction[j - 1]))
-    pairs = []
-    i, j = n, m
-    while i > 0 or j > 0:
-        if i > 0 and j > 0 and d[i][j] == d[i - 1][j - 1] + (reference[i - 1] != prediction[j - 1]):
-            if reference[i - 1] != prediction[j - 1]:
-                pairs.append((reference[i - 1], prediction[j - 1]))
-            i, j = i - 1, j - 1
-        elif i > 0 and d[i][j] == d[i - 1][j] + 1:
-            pairs.append((reference[i - 1], ""))
-            i -= 1
-        else:
-            pairs.append(("", prediction[j - 1]))
-            j -= 1
-    return pairs
 
 
 def evaluate(
@@ -143,4 +117,4 @@ def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -
             )
 
 
-__all__ = ["EvaluationResult", "LineResult", "alignment_confusions", "evaluate", "write_report"]
+__all__ = ["EvaluationResult", "LineResult", "evaluate", "write_report"]

@@ -24,19 +24,17 @@ mean of the best path's character confidences, see ``tf_crnn.decoding``), and, w
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import shutil
 import time
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
-from tf_crnn.atomic import fault_point
+from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.config import CONFIG_FILENAME, Params
-from tf_crnn.data_handler import decode_image, resize_image
+from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import (
     CodesToText,
     beam_search_decode,
@@ -135,7 +133,7 @@ class ExportModule(tf.Module):
 
 def _pad_to(resized, max_width):
     image, width = resized
-    return tf.pad(image, [[0, 0], [0, max_width - width], [0, 0]], constant_values=255), width
+    return padding_inputs_width(image, max_width), width
 
 
 def export_savedmodel(
@@ -162,17 +160,13 @@ def export_savedmodel(
     while target.exists():
         target = export_dir / f"{stamp}-{n}"
         n += 1
-    tmp = export_dir / f".tmp-{target.name}"
-    if tmp.exists():
-        shutil.rmtree(tmp)
     module = ExportModule(model, params)
-    tf.saved_model.save(module, str(tmp), signatures=module.signatures)
-    params.to_json_file(tmp / CONFIG_FILENAME)
-    params.alphabet.save(tmp / ALPHABET_FILENAME)
-    module.model.save_weights(tmp / WEIGHTS_FILENAME)
-    fault_point("export")
-    (tmp / METADATA_FILENAME).write_text(json.dumps(metadata or {}, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, target)
+    with atomic_dir(target, fault="export") as tmp:
+        tf.saved_model.save(module, str(tmp), signatures=module.signatures)
+        params.to_json_file(tmp / CONFIG_FILENAME)
+        params.alphabet.save(tmp / ALPHABET_FILENAME)
+        module.model.save_weights(tmp / WEIGHTS_FILENAME)
+        write_json(tmp / METADATA_FILENAME, metadata or {})
     logger.info("Exported SavedModel to %s", target)
     return target
 

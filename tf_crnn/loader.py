@@ -1,9 +1,15 @@
-"""Reading text with an exported model: ``PredictionModel``."""
+"""Reading text with an exported model: ``PredictionModel`` for a few images from Python,
+``predict_files`` for batches of image files (the ``tf-crnn predict`` command), and
+``write_predictions`` for its CSV and JSON Lines output."""
 
 from __future__ import annotations
 
+import contextlib
+import csv
 import functools
+import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +17,17 @@ import numpy as np
 import tensorflow as tf
 
 from tf_crnn.alphabet import Alphabet
+from tf_crnn.atomic import atomic_open
+from tf_crnn.config import import_params_from_json
+from tf_crnn.decoding import (
+    beam_search_decode,
+    character_confidences,
+    greedy_character_log_probs,
+    greedy_decode,
+    line_confidence,
+)
 from tf_crnn.export import ALPHABET_FILENAME, resolve_export
+from tf_crnn.preprocessing import check_image
 
 SIGNATURES = ("filename", "serving_default", "image")
 
@@ -93,4 +109,148 @@ class PredictionModel:
         return texts[0] if single else texts
 
 
-__all__ = ["PredictionModel"]
+def predict_files(
+    model_directory: str | os.PathLike | PredictionModel,
+    paths: list[str],
+    batch_size: int = 64,
+    beam_width: int | None = None,
+    top_paths: int | None = None,
+    details: bool = False,
+    progress: bool = False,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Transcribes image files in batches.
+
+    Unreadable images are skipped, never fatal. Without ``beam_width``,
+    ``top_paths`` or ``details`` the SavedModel decodes (the export's own
+    decoding); otherwise its log-probabilities are decoded here, with the same
+    functions.
+
+    Args:
+        model_directory: an export folder or ``output_model_dir``, or a
+            ``PredictionModel`` with the ``filename`` signature already loaded.
+        beam_width: decode by CTC beam search with this many beams (default: greedy,
+            or the export's ``beam_width`` when only ``top_paths`` is given).
+        top_paths: alternatives to return per line (beam search when above 1).
+        details: add ``character_confidences`` and ``alternatives`` to each result.
+
+    Returns:
+        ``(results, skipped)``: one dict per readable image (``path``,
+        ``transcription``, ``confidence``, ``score`` and, as asked,
+        ``character_confidences`` and ``alternatives``: ``[{"text", "log_prob"}]``
+        best first), and ``(path, reason)`` per skipped image.
+    """
+    if isinstance(model_directory, PredictionModel):
+        model = model_directory
+    else:
+        model = PredictionModel(model_directory, signature="filename")
+    readable, aspect, skipped = [], {}, []
+    for path in paths:
+        check = check_image(path, decode=False)  # headers only: the graph decodes once
+        if isinstance(check, str):
+            skipped.append((path, check))
+        else:
+            readable.append(path)
+            aspect[path] = check[0] / max(check[1], 1)
+    # Batches of similar widths pad little; results are put back in input order.
+    order = sorted(range(len(readable)), key=lambda i: aspect[readable[i]])
+    decode_here = details or beam_width is not None or top_paths is not None
+    if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
+        beam_width = import_params_from_json(model.export_path).get("beam_width", 100)
+    if beam_width is not None and top_paths is not None and top_paths > beam_width:
+        raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
+
+    def read(chunk: list[str]) -> list[dict]:
+        return _decode(model, chunk, beam_width, top_paths or 1) if decode_here else _read(model, chunk)
+
+    by_index: dict[int, dict] = {}
+    for start in range(0, len(order), batch_size):
+        indices = order[start : start + batch_size]
+        chunk = [readable[i] for i in indices]
+        try:
+            results = read(chunk)
+        except tf.errors.InvalidArgumentError:
+            # An image the header check passed but the decoder refuses: read the batch one by one.
+            results = []
+            for path in chunk:
+                try:
+                    results.extend(read([path]))
+                except tf.errors.InvalidArgumentError as error:
+                    reason = [line for line in error.message.splitlines() if line.strip()][-1].strip()
+                    skipped.append((path, f"image cannot be decoded ({reason[:160]})"))
+                    results.append(None)
+        for i, result in zip(indices, results):
+            if result is not None:
+                by_index[i] = result
+        if progress:
+            done = min(start + batch_size, len(readable))
+            print(f"\r{done}/{len(readable)} images", end="", file=sys.stderr, flush=True)
+    if progress and readable:
+        print(file=sys.stderr)
+    return [by_index[i] for i in sorted(by_index)], skipped
+
+
+def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
+    out = model.predict_full(chunk)
+    results = []
+    for i, path in enumerate(chunk):
+        item = {
+            "path": path,
+            "transcription": out["transcriptions"][i],
+            "confidence": float(out["confidences"][i]),
+            "score": float(out["scores"][i]),
+        }
+        if "top_transcriptions" in out:
+            item["alternatives"] = [
+                {"text": t, "log_prob": float(s)} for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
+            ]
+        results.append(item)
+    return results
+
+
+def _decode(model: PredictionModel, chunk: list[str], beam_width: int | None, top_paths: int) -> list[dict]:
+    log_probs, lengths = model.log_probs(chunk)
+    alphabet = model.alphabet
+    if beam_width is None:
+        codes, scores = greedy_decode(log_probs)
+        codes, scores = codes.numpy()[None], scores.numpy()[:, None]
+    else:
+        codes, scores = beam_search_decode(log_probs, beam_width, top_paths)
+        codes, scores = codes.numpy(), scores.numpy()
+    results = []
+    greedy_characters = tf.exp(greedy_character_log_probs(log_probs)).to_list()
+    for i, path in enumerate(chunk):
+        paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
+        if beam_width is None:
+            characters = greedy_characters[i]
+        else:
+            characters = character_confidences(log_probs[i], paths[0], max(int(lengths[i]), 1))
+        results.append(
+            {
+                "path": path,
+                "transcription": alphabet.decode(paths[0]),
+                "confidence": line_confidence(characters),
+                "score": float(scores[i, 0]),
+                "character_confidences": [round(c, 4) for c in characters],
+                "alternatives": [
+                    {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
+                ],
+            }
+        )
+    return results
+
+
+def write_predictions(results: list[dict], output: str | os.PathLike | None) -> None:
+    """CSV (``path,transcription,confidence``) to ``output`` or stdout; JSON Lines for ``.jsonl``."""
+    if output is not None and str(output).endswith(".jsonl"):
+        with atomic_open(output) as f:
+            for item in results:
+                f.write(json.dumps(item, ensure_ascii=False) + "\n")
+        return
+    with contextlib.nullcontext(sys.stdout) if output is None else atomic_open(output, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "transcription", "confidence"])
+        for item in results:
+            writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
+
+
+__all__ = ["PredictionModel", "predict_files", "write_predictions"]

@@ -13,7 +13,6 @@ decoding are therefore the same whatever width its batch is padded to.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 
 import keras
@@ -281,41 +280,14 @@ def get_model_inference(
     return model
 
 
-@contextlib.contextmanager
-def dtype_policy(name: str):
-    """Builds layers under the Keras dtype policy ``name``, restoring the previous one after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
+def __getattr__(name: str):
+    # The original's tf_crnn.model.get_model_train compiles for training, so it lives with
+    # the training system; this keeps ``from tf_crnn.model import get_model_train`` working.
+    if name == "get_model_train":
+        from tf_crnn.training import get_model_train
 
-
-def make_optimizer(parameters: Params) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``parameters.optimizer``, with gradient clipping."""
-    if parameters.optimizer == "adam":
-        return keras.optimizers.Adam(parameters.learning_rate, clipnorm=5.0)
-    if parameters.optimizer == "rms":
-        return keras.optimizers.RMSprop(parameters.learning_rate, clipnorm=5.0)
-    return keras.optimizers.Adadelta(parameters.learning_rate, clipnorm=5.0)
-
-
-def get_model_train(parameters: Params) -> keras.Model:
-    """The network compiled for training: CTC loss and corpus-level CER metric."""
-    from tf_crnn.loss import CTCLoss
-    from tf_crnn.metrics import CharacterErrorRate
-
-    with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
-        model = get_model_inference(parameters)
-    # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
-    model.compile(
-        optimizer=make_optimizer(parameters),
-        loss=CTCLoss(),
-        metrics=[CharacterErrorRate(name="cer")],
-        jit_compile=False,
-    )
-    return model
+        return get_model_train
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = [
@@ -326,6 +298,4 @@ __all__ = [
     "SequenceMask",
     "get_crnn_output",
     "get_model_inference",
-    "get_model_train",
-    "make_optimizer",
 ]

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tf_crnn.atomic import write_bytes
+from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
 from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, resolve_export
 from tf_crnn.model import get_model_inference
@@ -130,10 +130,8 @@ def export_model(
         target = Path(output)
         if target.exists():
             raise ExportFormatError(f"{target} exists: give a new folder for the SavedModel copy")
-        tmp = target.with_name(f".tmp-{target.name}")
-        shutil.rmtree(tmp, ignore_errors=True)
-        shutil.copytree(export_path, tmp)
-        os.replace(tmp, target)
+        with atomic_dir(target) as tmp:
+            shutil.copytree(export_path, tmp, dirs_exist_ok=True)
         return target
     out_dir = Path(output) if output is not None else export_path
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 import os
 import re
@@ -13,10 +12,11 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
-from tf_crnn.alphabet import join_units, normalize, read_csv_rows, resolve_image_path, split_label, write_csv_rows
-from tf_crnn.atomic import atomic_open
+from tf_crnn import records
+from tf_crnn.alphabet import normalize
 from tf_crnn.config import Params
-from tf_crnn.data_handler import get_resized_width
+from tf_crnn.data_handler import get_resized_width, scaled_width
+from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +159,7 @@ def preprocess_csv(
                 )
             )
             continue
-        natural_width = (width * height + image_height // 2) // image_height
+        natural_width = scaled_width(width, image_height, height)
         if natural_width > MAX_SQUEEZE * max_width:
             dropped.append(
                 DroppedRow(
@@ -191,11 +191,8 @@ def preprocess_csv(
 
 def write_report(dropped: list[DroppedRow], report_filename: str | os.PathLike) -> None:
     """Writes the dropped rows as a standard CSV: file, row, path, reason."""
-    with atomic_open(report_filename, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["csv_file", "row", "path", "reason"])
-        for d in dropped:
-            writer.writerow([d.csv_file, d.row, d.path, d.reason])
+    rows = [(d.csv_file, d.row, d.path, d.reason) for d in dropped]
+    records.write_report(report_filename, ["csv_file", "row", "path", "reason"], rows)
 
 
 def summarise(dropped: list[DroppedRow]) -> str:

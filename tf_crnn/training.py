@@ -1,4 +1,14 @@
-"""Training: wires data, model, loss, metric, callbacks and export together.
+"""The training system: everything around the network that training needs.
+
+``train(params)`` runs a few named steps:
+
+1. ``check_inputs`` and ``prepare_output_dir``: refuse unusable settings before writing anything;
+2. ``data_preprocessing`` and ``TrainingSystem``: clean the CSVs, build the input pipelines,
+   compile the network (``get_model_train``: loss, metric, optimizer, precision policy) and
+   its callbacks;
+3. ``TrainingSystem.restore``: resume from the newest checkpoint (``restore_model``);
+4. ``TrainingSystem.fit``: the rest of an interrupted epoch, then whole epochs;
+5. ``TrainingSystem.finish``: the best weights, their validation CER and the final export.
 
 ``output_model_dir`` after a run::
 
@@ -6,41 +16,39 @@
     alphabet.json      the alphabet used
     preprocessed/      cleaned train.csv / eval.csv and dropped_rows.csv
     logs/              TensorBoard (loss, CER, learning rate) and history.csv
-    checkpoints/       resumable checkpoints and best.weights.h5
+    checkpoints/       resumable checkpoints and best.weights.h5 (``tf_crnn.checkpoint``)
     export/<stamp>/    SavedModels (every save_interval epochs and at the end)
 """
 
 from __future__ import annotations
 
-import fcntl
-import functools
+import contextlib
 import json
 import logging
-import math
-import signal
 import sys
-import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
+import filelock
 import keras
 
 from tf_crnn.callbacks import (
-    BEST_WEIGHTS,
-    CHECKPOINT_DIR,
-    MONITOR,
     CosineLearningRate,
     CustomSavingCallback,
+    GracefulStop,
     LRTensorBoard,
+    StopOnNaN,
     TrainingCheckpoint,
-    list_checkpoints,
-    restore_checkpoint,
+    TrainingClock,
 )
+from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
 from tf_crnn.export import EXPORT_DIR, export_savedmodel
-from tf_crnn.model import get_model_train
+from tf_crnn.loss import CTCLoss
+from tf_crnn.metrics import CharacterErrorRate
+from tf_crnn.model import get_model_inference
 from tf_crnn.preprocessing import data_preprocessing
 
 logger = logging.getLogger(__name__)
@@ -71,18 +79,19 @@ class TrainingResult:
 
 
 class OutputLock:
-    """An exclusive lock on ``output_model_dir``: a second run on the same folder refuses to start."""
+    """An exclusive lock on ``output_model_dir``: a second run on the same folder refuses to start.
+
+    ``filelock`` locks with ``fcntl`` on Linux and macOS and ``msvcrt`` on Windows.
+    """
 
     def __init__(self, directory: Path):
-        self.path = directory / LOCK_FILENAME
-        self._file = None
+        self.path = Path(directory) / LOCK_FILENAME
+        self._lock = filelock.FileLock(self.path, timeout=0)
 
     def __enter__(self):
-        self._file = open(self.path, "a+")
         try:
-            fcntl.flock(self._file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            self._file.close()
+            self._lock.acquire()
+        except filelock.Timeout:
             raise TrainingError(
                 f"output_model_dir {self.path.parent} is in use by another training run; "
                 "wait for it to end or choose another output_model_dir"
@@ -90,74 +99,48 @@ class OutputLock:
         return self
 
     def __exit__(self, *exc):
-        fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._file.close()
+        self._lock.release()
 
 
-class GracefulStop(keras.callbacks.Callback):
-    """Turns SIGINT/SIGTERM into a clean stop at the end of the current batch."""
-
-    def __init__(self):
-        super().__init__()
-        self.signal_received: int | None = None
-        self._previous: dict = {}
-
-    def _handle(self, signum, frame):
-        if self.signal_received is not None:  # a second Ctrl-C: stop now
-            raise KeyboardInterrupt
-        self.signal_received = signum
-        logger.warning("Received %s: stopping after this batch and saving a checkpoint", signal.Signals(signum).name)
-
-    def on_train_begin(self, logs=None):
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._previous[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.signal_received is not None:
-            self.model.stop_training = True
-
-    def on_train_end(self, logs=None):
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+# === Compiling ===
 
 
-class TrainingClock(keras.callbacks.Callback):
-    """Adds ``time_s`` (seconds since this run started training) to each epoch's logs,
-    and stops at the end of the batch that passes ``limit_s`` (0: no limit)."""
-
-    def __init__(self, limit_s: float = 0.0):
-        super().__init__()
-        self.limit_s = limit_s
-        self.reached = False
-        self._start = time.monotonic()  # not reset by a second fit of the same run
-
-    def on_train_batch_end(self, batch, logs=None):
-        if self.limit_s and not self.reached and time.monotonic() - self._start >= self.limit_s:
-            logger.info("time_limit_minutes reached: stopping after this batch")
-            self.reached = True
-            self.model.stop_training = True
-
-    def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["time_s"] = round(time.monotonic() - self._start, 1)
+@contextlib.contextmanager
+def dtype_policy(name: str):
+    """Builds layers under the Keras dtype policy ``name``, restoring the previous one after."""
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(name)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
 
 
-class StopOnNaN(keras.callbacks.Callback):
-    """Stops training at the first non-finite batch loss; nothing after it is saved."""
+def make_optimizer(parameters: Params) -> keras.optimizers.Optimizer:
+    """The optimizer named by ``parameters.optimizer``, with gradient clipping."""
+    if parameters.optimizer == "adam":
+        return keras.optimizers.Adam(parameters.learning_rate, clipnorm=5.0)
+    if parameters.optimizer == "rms":
+        return keras.optimizers.RMSprop(parameters.learning_rate, clipnorm=5.0)
+    return keras.optimizers.Adadelta(parameters.learning_rate, clipnorm=5.0)
 
-    def __init__(self):
-        super().__init__()
-        self.stopped = False
 
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is not None and not math.isfinite(float(loss)):
-            logger.error("Batch %d: the loss is %s; stopping", batch, loss)
-            self.stopped = True
-            self.model.stop_training = True
+def get_model_train(parameters: Params) -> keras.Model:
+    """The network compiled for training: CTC loss, corpus-level CER over the characters of
+    the text, the optimizer, under the ``mixed_precision`` dtype policy."""
+    with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
+        model = get_model_inference(parameters)
+    # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
+    model.compile(
+        optimizer=make_optimizer(parameters),
+        loss=CTCLoss(),
+        metrics=[CharacterErrorRate(units=parameters.alphabet.units_by_code, name="cer")],
+        jit_compile=False,
+    )
+    return model
+
+
+# === Before any work ===
 
 
 def prepare_output_dir(params: Params) -> Path:
@@ -203,6 +186,190 @@ def check_inputs(params: Params) -> None:
         raise ConfigError(f"lookup_alphabet_file: {e}") from None
 
 
+# === The system ===
+
+
+@dataclass
+class TrainingData:
+    """The input pipelines of a run and their sizes."""
+
+    train: object
+    eval: object | None
+    n_train: int
+    n_eval: int
+    steps: int
+
+    @classmethod
+    def from_params(cls, params: Params) -> TrainingData:
+        train_csv, eval_csv, n_train, n_eval = data_preprocessing(params)
+        train = dataset_generator(
+            train_csv, params, batch_size=params.train_batch_size, data_augmentation=params.data_augmentation
+        )
+        evaluation = (
+            dataset_generator(eval_csv, params, batch_size=params.eval_batch_size, shuffle=False, num_epochs=1)
+            if eval_csv
+            else None
+        )
+        steps = params.steps_per_epoch or count_steps(n_train, params.train_batch_size)
+        return cls(train, evaluation, n_train, n_eval, steps)
+
+
+class TrainingSystem:
+    """The compiled network, its data and callbacks, and the steps of a run.
+
+    Args:
+        params: the experiment.
+        out: the prepared ``output_model_dir``.
+        data: the input pipelines.
+    """
+
+    def __init__(self, params: Params, out: Path, data: TrainingData):
+        self.params = params
+        self.out = out
+        self.data = data
+        self.checkpoint_dir = out / CHECKPOINT_DIR
+        keras.utils.set_random_seed(params.seed)
+        self.model = get_model_train(params)
+        self._build_callbacks()
+
+    def _build_callbacks(self) -> None:
+        params, has_eval = self.params, self.data.eval is not None
+        schedule: list[keras.callbacks.Callback] = []
+        stateful: dict[str, keras.callbacks.Callback] = {}
+        if params.learning_rate_schedule == "cosine":
+            schedule.append(
+                CosineLearningRate(
+                    params.learning_rate, params.n_epochs * self.data.steps, params.time_limit_minutes * 60
+                )
+            )
+        elif has_eval and params.lr_reduce_patience:
+            # The loss, not the CER: the CER sits at 1.0 while CTC still learns to emit anything.
+            stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
+                monitor="val_loss", mode="min", factor=0.5, patience=params.lr_reduce_patience, min_lr=1e-6, verbose=1
+            )
+        if has_eval and params.early_stopping_patience:
+            stateful["early_stopping"] = keras.callbacks.EarlyStopping(
+                monitor=MONITOR, mode="min", patience=params.early_stopping_patience, verbose=1
+            )
+        self.checkpoint = TrainingCheckpoint(self.checkpoint_dir, stateful, params.save_every_steps, self.data.steps)
+        self.stop = GracefulStop()
+        self.nan_guard = StopOnNaN()
+        (self.out / "logs").mkdir(exist_ok=True)
+        self.callbacks = [
+            *schedule,
+            TrainingClock(params.time_limit_minutes * 60),  # before the callbacks that log its time_s
+            self.nan_guard,
+            self.stop,
+            *stateful.values(),
+            self.checkpoint,
+            # Appends: a resumed run (or the second fit of a resumed partial epoch) adds rows.
+            keras.callbacks.CSVLogger(str(self.out / "logs" / "history.csv"), append=True),
+            LRTensorBoard(self.out / "logs", write_graph=False, profile_batch=0),
+            CustomSavingCallback(
+                self.out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
+            ),
+        ]
+
+    def restore(self) -> tuple[int, int]:
+        """Loads the newest checkpoint when ``restore_model`` is set.
+
+        Returns:
+            ``(epochs done, steps done of the next epoch)``.
+        """
+        checkpoints = list_checkpoints(self.checkpoint_dir)
+        if not self.params.restore_model:
+            return 0, 0
+        if not checkpoints:
+            logger.info("restore_model: no checkpoint in %s yet, starting from scratch", self.checkpoint_dir)
+            return 0, 0
+        state = restore_checkpoint(self.model, checkpoints[-1])
+        self.checkpoint.load_state(state)
+        epoch, step = state["epoch"], state.get("step", 0)
+        if step >= self.data.steps:  # steps_per_epoch changed since: start the next epoch
+            epoch, step = epoch + 1, 0
+        logger.info(
+            "Resuming from %s (%d epochs done%s)",
+            checkpoints[-1],
+            epoch,
+            f", and {step} steps of the next" if step else "",
+        )
+        return epoch, step
+
+    def fit(self, epoch: int, step: int, verbose: int | None = None) -> int:
+        """Trains from ``epoch`` (``step`` batches of it already done) to ``n_epochs``.
+
+        Returns:
+            The number of whole epochs done.
+
+        Raises:
+            TrainingError: the loss became NaN or infinite.
+        """
+        params, steps = self.params, self.data.steps
+        logger.info(
+            "Training on %d lines (%d steps per epoch), validating on %d lines every %d epochs",
+            self.data.n_train,
+            steps,
+            self.data.n_eval,
+            params.evaluate_every_epoch,
+        )
+
+        def run(epochs: int, steps_per_epoch: int) -> None:
+            self.model.fit(
+                self.data.train,
+                validation_data=self.data.eval,
+                validation_freq=params.evaluate_every_epoch,
+                callbacks=self.callbacks,
+                verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+                shuffle=False,  # the pipeline shuffles
+                epochs=epochs,
+                initial_epoch=epoch,
+                steps_per_epoch=steps_per_epoch,
+            )
+
+        if step and epoch < params.n_epochs:
+            # The rest of an interrupted epoch (on freshly shuffled data: tf.data positions
+            # are not saved); TrainingCheckpoint counts its batches from ``step``.
+            run(epoch + 1, steps - step)
+            epoch += 1
+        if epoch < params.n_epochs and not self.model.stop_training:
+            run(params.n_epochs, steps)
+        if self.nan_guard.stopped:
+            raise TrainingError(
+                "the training loss became NaN or infinite; the last good checkpoint is kept in "
+                f"{self.checkpoint_dir}. Lower learning_rate and resume with restore_model=true"
+            )
+        # Full epochs only: one cut short by a signal or the time limit is not done.
+        return max((h["epoch"] for h in self.checkpoint.history if "steps" not in h), default=epoch)
+
+    def finish(self, epochs_done: int) -> TrainingResult:
+        """Loads the weights of the best epoch, evaluates them and exports them."""
+        best_epoch = self.checkpoint.best_epoch
+        if (self.checkpoint_dir / BEST_WEIGHTS).is_file():
+            self.model.load_weights(self.checkpoint_dir / BEST_WEIGHTS)
+            logger.info("Using the weights of epoch %d (lowest validation CER)", best_epoch)
+        val_cer = None
+        if self.data.eval is not None:
+            val_cer = float(self.model.evaluate(self.data.eval, verbose=0, return_dict=True)["cer"])
+            logger.info("Validation CER of the exported model: %.4f", val_cer)
+        export_path = export_savedmodel(
+            self.model,
+            self.params,
+            self.out / EXPORT_DIR,
+            {"epoch": best_epoch if best_epoch > 0 else epochs_done, "val_cer": val_cer},
+        )
+        if self.stop.signal_received is not None:
+            logger.warning("Stopped by signal after epoch %d; resume with restore_model=true", epochs_done)
+        return TrainingResult(
+            epochs_done,
+            val_cer,
+            best_epoch,
+            export_path,
+            self.data.n_train,
+            self.data.n_eval,
+            self.stop.signal_received,
+        )
+
+
 def train(params: Params, verbose: int | None = None) -> TrainingResult:
     """Trains a CRNN as ``params`` say, writing everything to ``output_model_dir``.
 
@@ -217,130 +384,13 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
     check_inputs(params)
     out = prepare_output_dir(params)
     with OutputLock(out):
-        return _train_locked(params, out, verbose)
-
-
-def _train_locked(params: Params, out: Path, verbose: int | None) -> TrainingResult:
-    checkpoint_dir = out / CHECKPOINT_DIR
-    checkpoints = list_checkpoints(checkpoint_dir)
-    if params.restore_model and (out / CONFIG_FILENAME).is_file():
-        _check_same_architecture(params, out / CONFIG_FILENAME)
-    params.to_json_file(out / CONFIG_FILENAME)
-    params.alphabet.save(out / "alphabet.json")
-
-    train_csv, eval_csv, n_train, n_eval = data_preprocessing(params)
-    steps = params.steps_per_epoch or count_steps(n_train, params.train_batch_size)
-    train_ds = dataset_generator(
-        train_csv, params, batch_size=params.train_batch_size, data_augmentation=params.data_augmentation
-    )
-    eval_ds = (
-        dataset_generator(eval_csv, params, batch_size=params.eval_batch_size, shuffle=False, num_epochs=1)
-        if eval_csv
-        else None
-    )
-
-    keras.utils.set_random_seed(params.seed)
-    model = get_model_train(params)
-    stateful = {}
-    callbacks: list[keras.callbacks.Callback] = []
-    if params.learning_rate_schedule == "cosine":
-        callbacks.append(
-            CosineLearningRate(params.learning_rate, params.n_epochs * steps, params.time_limit_minutes * 60)
-        )
-    elif eval_ds is not None and params.lr_reduce_patience:
-        # The loss, not the CER: the CER sits at 1.0 while CTC still learns to emit anything.
-        stateful["reduce_lr"] = keras.callbacks.ReduceLROnPlateau(
-            monitor="val_loss", mode="min", factor=0.5, patience=params.lr_reduce_patience, min_lr=1e-6, verbose=1
-        )
-    if eval_ds is not None and params.early_stopping_patience:
-        stateful["early_stopping"] = keras.callbacks.EarlyStopping(
-            monitor=MONITOR, mode="min", patience=params.early_stopping_patience, verbose=1
-        )
-    checkpoint_cb = TrainingCheckpoint(checkpoint_dir, stateful, params.save_every_steps, steps)
-    initial_epoch = initial_step = 0
-    if params.restore_model and checkpoints:
-        state = restore_checkpoint(model, checkpoints[-1])
-        checkpoint_cb.load_state(state)
-        initial_epoch, initial_step = state["epoch"], state.get("step", 0)
-        if initial_step >= steps:  # steps_per_epoch changed since: start the next epoch
-            initial_epoch, initial_step = initial_epoch + 1, 0
-        logger.info(
-            "Resuming from %s (%d epochs done%s)",
-            checkpoints[-1],
-            initial_epoch,
-            f", and {initial_step} steps of the next" if initial_step else "",
-        )
-    elif params.restore_model:
-        logger.info("restore_model: no checkpoint in %s yet, starting from scratch", checkpoint_dir)
-
-    stop = GracefulStop()
-    nan_guard = StopOnNaN()
-    clock = TrainingClock(params.time_limit_minutes * 60)
-    exporter = CustomSavingCallback(
-        out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
-    )
-    callbacks += [
-        clock,  # first: the callbacks after it log its time_s
-        nan_guard,
-        stop,
-        *stateful.values(),
-        checkpoint_cb,
-        # Appends: a resumed run (or the second fit of a resumed partial epoch) adds rows.
-        keras.callbacks.CSVLogger(str(out / "logs" / "history.csv"), append=True),
-        LRTensorBoard(out / "logs", write_graph=False, profile_batch=0),
-        exporter,
-    ]
-    (out / "logs").mkdir(exist_ok=True)
-    logger.info(
-        "Training on %d lines (%d steps per epoch), validating on %d lines every %d epochs",
-        n_train,
-        steps,
-        n_eval,
-        params.evaluate_every_epoch,
-    )
-    fit = functools.partial(
-        model.fit,
-        train_ds,
-        validation_data=eval_ds,
-        validation_freq=params.evaluate_every_epoch,
-        callbacks=callbacks,
-        verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-        shuffle=False,  # the pipeline shuffles
-    )
-    if initial_step and initial_epoch < params.n_epochs:
-        # The rest of an interrupted epoch first (on freshly shuffled data: tf.data
-        # positions are not saved), then whole epochs.
-        checkpoint_cb.step_offset = initial_step
-        fit(epochs=initial_epoch + 1, initial_epoch=initial_epoch, steps_per_epoch=steps - initial_step)
-        initial_epoch += 1
-    if initial_epoch < params.n_epochs and not model.stop_training:
-        fit(epochs=params.n_epochs, initial_epoch=initial_epoch, steps_per_epoch=steps)
-    history = checkpoint_cb.history
-    if nan_guard.stopped:
-        raise TrainingError(
-            "the training loss became NaN or infinite; the last good checkpoint is kept in "
-            f"{checkpoint_dir}. Lower learning_rate and resume with restore_model=true"
-        )
-    # Full epochs only: one cut short by a signal or the time limit is not done.
-    epochs_done = max((h["epoch"] for h in history if "steps" not in h), default=initial_epoch)
-    if (checkpoint_dir / BEST_WEIGHTS).is_file():
-        model.load_weights(checkpoint_dir / BEST_WEIGHTS)
-        logger.info("Using the weights of epoch %d (lowest validation CER)", checkpoint_cb.best_epoch)
-    val_cer = None
-    if eval_ds is not None:
-        val_cer = float(model.evaluate(eval_ds, verbose=0, return_dict=True)["cer"])
-        logger.info("Validation CER of the exported model: %.4f", val_cer)
-    export_path = export_savedmodel(
-        model,
-        params,
-        out / EXPORT_DIR,
-        {"epoch": checkpoint_cb.best_epoch if checkpoint_cb.best_epoch > 0 else epochs_done, "val_cer": val_cer},
-    )
-    if stop.signal_received is not None:
-        logger.warning("Stopped by signal after epoch %d; resume with restore_model=true", epochs_done)
-    return TrainingResult(
-        epochs_done, val_cer, checkpoint_cb.best_epoch, export_path, n_train, n_eval, stop.signal_received
-    )
+        if params.restore_model and (out / CONFIG_FILENAME).is_file():
+            _check_same_architecture(params, out / CONFIG_FILENAME)
+        params.to_json_file(out / CONFIG_FILENAME)
+        params.alphabet.save(out / "alphabet.json")
+        system = TrainingSystem(params, out, TrainingData.from_params(params))
+        epoch, step = system.restore()
+        return system.finish(system.fit(epoch, step, verbose))
 
 
 ARCHITECTURE_KEYS = (
@@ -367,4 +417,15 @@ def _check_same_architecture(params: Params, saved_config: Path) -> None:
             )
 
 
-__all__ = ["OutputLock", "TrainingError", "TrainingResult", "check_inputs", "prepare_output_dir", "train"]
+__all__ = [
+    "OutputLock",
+    "TrainingData",
+    "TrainingError",
+    "TrainingResult",
+    "TrainingSystem",
+    "check_inputs",
+    "get_model_train",
+    "make_optimizer",
+    "prepare_output_dir",
+    "train",
+]

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
-from tf_crnn.alphabet import join_units, write_csv_rows
+from tf_crnn.records import join_units, write_csv_rows
 
 DEFAULT_CHARSET = "abcdefghijklmnopqrstuvwxyz0123456789 "
 

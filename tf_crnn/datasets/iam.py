@@ -24,7 +24,6 @@ from __future__ import annotations
 import gzip
 import logging
 import os
-import shutil
 import sys
 import tarfile
 import time
@@ -35,13 +34,14 @@ from pathlib import Path
 import requests
 import urllib3
 
-from tf_crnn.alphabet import Alphabet, join_units, normalize, write_csv_rows
-from tf_crnn.atomic import write_json
-from tf_crnn.importers import write_report
+from tf_crnn.alphabet import Alphabet, normalize
+from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.datasets import IAM_BASE_URL as DEFAULT_BASE_URL
+from tf_crnn.datasets.importers import write_report
+from tf_crnn.records import join_units, write_csv_rows
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_BASE_URL = "https://fki.tic.heia-fr.ch"
 SPLIT_TASK = "largeWriterIndependentTextLineRecognitionTask"
 SPLITS = ("trainset", "validationset1", "validationset2", "testset")
 SEGMENTATION_FLAGS = ("all", "ok")
@@ -313,22 +313,19 @@ def extract(path: Path, target: Path) -> bool:
     """Extracts into ``target`` (via a temporary folder); False if ``target`` already exists."""
     if target.is_dir():
         return False
-    tmp = target.with_name(target.name + ".extracting")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    if path.suffix == ".zip":
-        with zipfile.ZipFile(path) as z:
-            for member in z.namelist():
-                if member.startswith("/") or ".." in Path(member).parts:
-                    raise IamError(f"{path.name}: unsafe member path {member!r}")
-            z.extractall(tmp)
-    else:
-        with tarfile.open(path, "r:gz") as tar:
-            try:
-                tar.extractall(tmp, filter="data")
-            except tarfile.FilterError as e:
-                raise IamError(f"{path.name}: unsafe member ({e})") from None
-    os.replace(tmp, target)
+    with atomic_dir(target) as tmp:
+        if path.suffix == ".zip":
+            with zipfile.ZipFile(path) as z:
+                for member in z.namelist():
+                    if member.startswith("/") or ".." in Path(member).parts:
+                        raise IamError(f"{path.name}: unsafe member path {member!r}")
+                z.extractall(tmp)
+        else:
+            with tarfile.open(path, "r:gz") as tar:
+                try:
+                    tar.extractall(tmp, filter="data")
+                except tarfile.FilterError as e:
+                    raise IamError(f"{path.name}: unsafe member ({e})") from None
     return True
 
 

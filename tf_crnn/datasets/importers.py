@@ -16,7 +16,6 @@ are Unicode-normalised (NFC by default) and split into characters.
 
 from __future__ import annotations
 
-import csv
 import logging
 import math
 import os
@@ -27,8 +26,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from tf_crnn.alphabet import Alphabet, join_units, normalize, write_csv_rows
-from tf_crnn.atomic import atomic_open
+from tf_crnn import records
+from tf_crnn.alphabet import Alphabet, normalize
+from tf_crnn.records import join_units, write_csv_rows
 
 logger = logging.getLogger(__name__)
 
@@ -245,12 +245,7 @@ def write_dataset(
 
 def write_report(path: Path, skipped: list[tuple[str, str]]) -> None:
     """Writes ``source,reason`` rows of the samples left out, and logs each."""
-    with atomic_open(path, newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(["source", "reason"])
-        writer.writerows(skipped)
-    for where, reason in skipped:
-        logger.warning("Left out %s: %s", where, reason)
+    records.write_report(path, ["source", "reason"], skipped, log_prefix="Left out")
 
 
 __all__ = [

@@ -1,0 +1,106 @@
+"""The data CSV format: one line per sample, ``image path<delimiter>label``.
+
+The label is written ``|u|n|i|t|s|``: alphabet units between ``string_split_delimiter``
+characters (a unit may hold several characters). Image paths are absolute, or relative
+to the CSV's own folder. Pure Python: readers without TensorFlow use it as it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from tf_crnn.atomic import atomic_open
+
+logger = logging.getLogger(__name__)
+
+
+def split_label(label: str, string_split_delimiter: str = "|") -> list[str]:
+    """Splits a label written ``|u|n|i|t|s|`` into its units.
+
+    One leading and one trailing delimiter are optional. An empty unit (two
+    delimiters in a row) is kept as ``""`` so that callers can reject the label.
+
+    Args:
+        label: the label field of a CSV row.
+        string_split_delimiter: the character between units.
+
+    Returns:
+        The units, in order.
+    """
+    d = string_split_delimiter
+    if label.startswith(d):
+        label = label[len(d) :]
+    if label.endswith(d):
+        label = label[: -len(d)]
+    if label == "":
+        return []
+    return label.split(d)
+
+
+def resolve_image_path(csv_filename: str | os.PathLike, path: str) -> str:
+    """An image path of a CSV row: absolute as given, else relative to the CSV's own folder."""
+    path = path.strip()
+    if os.path.isabs(path):
+        return path
+    return str(Path(csv_filename).resolve().parent / path)
+
+
+def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
+    """Writes units back in the CSV label format ``|u|n|i|t|s|``."""
+    units = list(units)
+    if not units:
+        return ""
+    d = string_split_delimiter
+    return d + d.join(units) + d
+
+
+def read_csv_rows(csv_filename: str | os.PathLike, csv_delimiter: str = ";") -> Iterable[tuple[int, str, str | None]]:
+    """Yields ``(row number, path field, label field or None)`` of a data CSV.
+
+    The first ``csv_delimiter`` of a line separates the path from the label; later
+    ones belong to the label. A UTF-8 BOM and CRLF line ends are accepted. Bytes
+    that are not UTF-8 are replaced, so that the row is reported rather than the
+    whole file refused. Blank lines are skipped. Row numbers start at 1.
+    """
+    with open(csv_filename, encoding="utf-8-sig", errors="replace", newline="") as f:
+        for number, line in enumerate(f, start=1):
+            line = line.rstrip("\r\n")
+            if not line.strip():
+                continue
+            path, sep, label = line.partition(csv_delimiter)
+            yield number, path, (label if sep else None)
+
+
+def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]], delimiter: str = ";") -> None:
+    """Writes ``path<delimiter>label`` lines atomically (no quoting, as the format wants)."""
+    with atomic_open(filename, newline="\n") as f:
+        for image_path, label in rows:
+            f.write(f"{image_path}{delimiter}{label}\n")
+
+
+def write_report(
+    filename: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence], log_prefix: str | None = None
+) -> None:
+    """Writes the rows left out of a data set as a standard CSV (atomically): the one format
+    of ``dropped_rows.csv`` and ``import_report.csv``. The last column is the reason.
+
+    Args:
+        columns: the header.
+        rows: one sequence per row left out.
+        log_prefix: also log each row as a warning, ``"<prefix> <first column>: <reason>"``.
+    """
+    rows = list(rows)
+    with atomic_open(filename, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(columns)
+        writer.writerows(rows)
+    if log_prefix:
+        for row in rows:
+            logger.warning("%s %s: %s", log_prefix, row[0], row[-1])
+
+
+__all__ = ["join_units", "read_csv_rows", "resolve_image_path", "split_label", "write_csv_rows", "write_report"]
