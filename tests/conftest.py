@@ -63,6 +63,16 @@ def trained(tmp_path_factory, digits_data):
     return params, result
 
 
+@pytest.fixture(scope="session")
+def portable_exports(trained, tmp_path_factory):
+    """The trained model as TFLite and ONNX: ``{format: model file}``."""
+    from tf_crnn.portable import export_model
+
+    params, _ = trained
+    out = tmp_path_factory.mktemp("portable")
+    return {fmt: export_model(params.output_model_dir, fmt, out / fmt) for fmt in ("tflite", "onnx")}
+
+
 @pytest.fixture
 def lookup_file(tmp_path):
     def write(lookup, name="lookup.json"):

@@ -34,12 +34,21 @@ def test_padding_adds_white_paper_only():
     assert padding_inputs_width(tf.constant(image), 2).shape == (4, 3, 1)
 
 
-def test_augmentation_keeps_height_and_max_width():
-    params = Params(input_shape=[32, 120])
-    image = tf.constant(np.full((32, 100, 1), 240, np.uint8))
-    for _ in range(5):
-        out = augment_data(image, params)
-        assert out.shape[0] == 32 and 100 <= out.shape[1] <= 120 and out.dtype == tf.uint8
+def test_augmentation_changes_the_image_and_cuts_no_ink():
+    params = Params(input_shape=[32, 140], data_augmentation_max_rotation=0.05, data_augmentation_max_slant=0.3)
+    image = np.full((32, 100, 1), 240, np.uint8)
+    image[10:22, 30:70] = 20  # a block of ink well inside the paper
+    ink_area = 12 * 40
+    tf.random.set_seed(0)
+    for _ in range(10):
+        out = augment_data(tf.constant(image), params).numpy()
+        assert out.shape[0] == 32 and 100 <= out.shape[1] <= 140 and out.dtype == np.uint8
+        assert out.shape != image.shape or not np.array_equal(out, image), "augmentation left the image as it was"
+        paper, ink = np.median(out[0]), out.min()
+        dark = out < (int(paper) + int(ink)) / 2
+        assert paper - ink > 100  # the contrast jitter keeps ink readable
+        assert 0.8 * ink_area <= dark.sum() <= 1.25 * ink_area  # no ink cut or smeared away
+        assert not (dark[0].any() or dark[-1].any() or dark[:, 0].any() or dark[:, -1].any())
 
 
 def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):

@@ -15,7 +15,6 @@ from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
 from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.metrics import levenshtein
-from tf_crnn.portable import export_model
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
 READER = Path(__file__).parents[1] / "tf_crnn" / "portable_reader.py"
@@ -151,13 +150,6 @@ def test_top_paths_above_beam_width_is_refused(trained, digits_data):
 
 
 # --- TFLite and ONNX -------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def portable_exports(trained, tmp_path_factory):
-    params, _ = trained
-    out = tmp_path_factory.mktemp("portable")
-    return {fmt: export_model(params.output_model_dir, fmt, out / fmt) for fmt in ("tflite", "onnx")}
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
 """End to end: training writes everything, learns, exports, resumes; exports read like the model."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ from tf_crnn.data_handler import dataset_generator
 from tf_crnn.decoding import decode_to_text, greedy_decode
 from tf_crnn.loader import PredictionModel
 from tf_crnn.model import get_model_inference
-from tf_crnn.training import OutputLock, TrainingError, train
+from tf_crnn.records import read_csv_rows, resolve_image_path
+from tf_crnn.training import OutputLock, TrainingError, get_model_train, train
 
 
 def test_training_writes_the_output_layout(trained):
@@ -260,12 +262,19 @@ def test_prediction_saver_and_loader_callbacks(trained, tmp_path):
     assert [row["index"] for row in rows] == [str(i) for i in range(len(expected))]
     correct = sum(row["transcription"] == e for row, e in zip(rows, expected))
     assert correct >= 0.7 * len(expected)  # the loaded weights read, random ones would not
+    # The loader took the newest checkpoint's weights (a zero learning rate changed none).
+    saved = get_model_train(params)
+    saved.load_weights(list_checkpoints(out / "checkpoints")[-1] / "model.keras")
+    for loaded, expected_weights in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(loaded, expected_weights)
     assert isinstance(model, keras.Model)
 
 
 def test_python_dash_m_runs_the_cli():
     proc = subprocess.run([sys.executable, "-m", "tf_crnn", "--help"], capture_output=True, text=True, timeout=60)
-    assert proc.returncode == 0 and "train" in proc.stdout
+    assert proc.returncode == 0
+    commands = proc.stdout.split("Commands:")[1]
+    assert {"train", "predict", "evaluate"} <= {line.split()[0] for line in commands.splitlines() if line.strip()}
 
 
 def test_checkpoint_restores_weights_and_optimizer_state(trained):
@@ -296,3 +305,45 @@ def test_a_tampered_checkpoint_is_a_clear_error(trained, tmp_path):
     (broken / "model.keras").write_bytes(data[: len(data) // 3])
     with pytest.raises(CheckpointError, match="cannot be loaded"):
         restore_checkpoint(get_model_train(params), broken)
+
+
+def test_a_checkpoint_loads_back_as_a_keras_model(trained):
+    import keras
+
+    params, _ = trained
+    checkpoint = list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1]
+    loaded = keras.saving.load_model(checkpoint / "model.keras")
+    reference = get_model_train(params)
+    reference.load_weights(checkpoint / "model.keras")
+    features, labels = next(iter(dataset_generator(params.csv_files_eval, params, batch_size=8, shuffle=False)))
+    np.testing.assert_allclose(loaded.predict(features, verbose=0), reference.predict(features, verbose=0), atol=1e-5)
+    # Loss and CER metric come back with it, and count as the trained model's do.
+    scores = loaded.evaluate(features, labels, verbose=0, return_dict=True)
+    expected = reference.evaluate(features, labels, verbose=0, return_dict=True)
+    assert scores["cer"] == pytest.approx(expected["cer"]) and scores["loss"] == pytest.approx(
+        expected["loss"], rel=1e-4
+    )
+
+
+def test_augmented_training_with_periodic_exports_pruned_to_keep_max_models(digits_data, tmp_path):
+    params = tiny_params(
+        digits_data, tmp_path / "model", data_augmentation=True, n_epochs=4, steps_per_epoch=5,
+        save_interval=1, keep_max_models=2,
+    )  # fmt: skip
+    # The pipeline training uses augments: the same files, unshuffled, come out changed and wider.
+    plain = next(iter(dataset_generator(params.csv_files_eval, params, batch_size=16, shuffle=False)))[0]
+    augmented = next(
+        iter(dataset_generator(params.csv_files_eval, params, batch_size=16, shuffle=False, data_augmentation=True))
+    )[0]
+    assert (augmented["widths"].numpy() >= plain["widths"].numpy()).all()
+    assert augmented["widths"].numpy().sum() > plain["widths"].numpy().sum()
+    result = train(params, verbose=0)
+    with open(tmp_path / "model/logs/history.csv", newline="") as f:
+        losses = [float(row["loss"]) for row in csv.DictReader(f)]
+    assert len(losses) == 4 and all(np.isfinite(losses))
+    exports = sorted((tmp_path / "model/export").iterdir())
+    epochs = [json.loads((e / "tf_crnn.json").read_text())["epoch"] for e in exports if e != result.export_path]
+    assert epochs == [2, 3]  # saved after epochs 1, 2 and 3; the oldest pruned; epoch 4 is the final export
+    assert result.export_path in exports and len(exports) == 3
+    image = resolve_image_path(params.csv_files_eval, next(read_csv_rows(params.csv_files_eval))[1])
+    assert isinstance(PredictionModel(result.export_path).predict(image), str)
