@@ -152,6 +152,7 @@ def multi_unit_data(digits_data, tmp_path_factory):
     return {"train": out / "train.csv", "eval": out / "eval.csv", "alphabet": out / "alphabet.json"}
 
 
+@pytest.mark.slow
 def test_training_cer_equals_evaluate_cer_with_multi_character_units(multi_unit_data, tmp_path):
     from tf_crnn.training import train
 

@@ -193,6 +193,7 @@ def test_missing_credentials_fail_with_one_line(server, tmp_path, monkeypatch):
     ]
 
 
+@pytest.mark.slow
 def test_the_generated_data_trains(server, tmp_path):
     from conftest import TINY_ARCHITECTURE
 

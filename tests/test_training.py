@@ -71,6 +71,7 @@ def test_export_reads_exactly_like_the_in_memory_model(trained):
     assert by_bytes.predict([Path(p).read_bytes() for p in paths[:4]]) == expected[:4]
 
 
+@pytest.mark.slow
 def test_a_process_without_tf_crnn_reads_the_savedmodel(trained):
     params, result = trained
     eval_csv = Path(params.output_model_dir) / "preprocessed" / "eval.csv"
@@ -100,6 +101,7 @@ def test_evaluating_the_export_reproduces_the_logged_cer(trained):
     assert abs(evaluation.cer - result.val_cer) < 1e-6
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     params, _ = trained
     out = tmp_path / "resumed"
@@ -129,6 +131,7 @@ def test_resumed_callback_counters_survive_the_start_of_training(tmp_path):
     assert (plateau.wait, plateau.best, stopping.wait, stopping.best) == (3, 1.5, 7, 0.1)
 
 
+@pytest.mark.slow
 def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
     params = tiny_params(digits_data, tmp_path / "model", n_epochs=3, steps_per_epoch=5000, time_limit_minutes=0.1)
     result = train(params, verbose=0)
@@ -138,6 +141,7 @@ def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
     assert 6 <= state["history"][-1]["time_s"] < 60
 
 
+@pytest.mark.slow
 def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, tmp_path):
     params = tiny_params(
         digits_data,
@@ -158,6 +162,7 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
     assert "learning_rate" in history[0].split(",") and len(history) == 4
 
 
+@pytest.mark.slow
 def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path):
     import keras
 
@@ -193,6 +198,7 @@ def test_the_cosine_schedule_follows_the_time_limit():
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0001, rel=1e-4)
 
 
+@pytest.mark.slow
 def test_a_nan_loss_stops_with_a_clear_error_and_no_spoilt_checkpoint(digits_data, tmp_path):
     params = tiny_params(digits_data, tmp_path / "model", n_epochs=3, steps_per_epoch=10, learning_rate=1e30)
     with pytest.raises(TrainingError, match="loss became NaN or infinite; the last good checkpoint is kept"):
@@ -325,6 +331,7 @@ def test_a_checkpoint_loads_back_as_a_keras_model(trained):
     )
 
 
+@pytest.mark.slow
 def test_augmented_training_with_periodic_exports_pruned_to_keep_max_models(digits_data, tmp_path):
     params = tiny_params(
         digits_data, tmp_path / "model", data_augmentation=True, n_epochs=4, steps_per_epoch=5,
