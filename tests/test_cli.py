@@ -112,3 +112,49 @@ def test_sacred_entry_point_trains(digits_data, tmp_path):
     bad = run_training_py(config, "optimizer=sgd")
     assert bad.returncode == 2
     assert "optimizer: must be one of adam, rms, ada, got 'sgd'" in bad.stderr
+
+
+def test_demo_never_deletes_a_folder_it_did_not_make(runner, tmp_path, monkeypatch):
+    precious = tmp_path / "mine" / "precious.txt"
+    precious.parent.mkdir()
+    precious.write_text("keep me")
+    result = runner.invoke(main, ["demo", "--output-dir", str(precious.parent)])
+    assert result.exit_code == 2 and "was not made by tf-crnn demo" in result.output
+    assert precious.read_text() == "keep me"
+
+    # An earlier demo's folder (it holds the marker) is replaced.
+    from tf_crnn import demo
+    from tf_crnn.datasets import synthetic
+
+    earlier = tmp_path / "earlier"
+    earlier.mkdir()
+    (earlier / demo.DEMO_MARKER).write_text("")
+    (earlier / "old.txt").write_text("")
+
+    def stop(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(synthetic, "make_dataset", stop)
+    with pytest.raises(KeyboardInterrupt):
+        demo.run_demo(earlier)
+    assert sorted(p.name for p in earlier.iterdir()) == [demo.DEMO_MARKER]
+
+
+@pytest.mark.slow
+def test_the_wheel_ships_what_the_package_reads_at_run_time(tmp_path):
+    import zipfile
+
+    from tf_crnn import __version__
+    from tf_crnn.demo import DEMO_CONFIG
+
+    root = Path(__file__).parents[1]
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-w", str(tmp_path), str(root)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = tmp_path.glob("tf_crnn-*.whl")
+    assert wheel.name.startswith(f"tf_crnn-{__version__}-")  # the version is stated once
+    names = set(zipfile.ZipFile(wheel).namelist())
+    assert "tf_crnn/configs/demo.json" in names and "tf_crnn/datasets/importers.py" in names
+    assert json.loads(DEMO_CONFIG.read_text())["n_epochs"] > 0
