@@ -40,7 +40,7 @@ def test_train_config_errors_are_one_line_with_exit_code_2(runner, tmp_path):
     result = runner.invoke(main, ["train", str(config)])
     assert result.exit_code == 2 and "optimizer: must be one of adam, rms, ada, got 'sgd'" in result.output
     result = runner.invoke(main, ["train", str(tmp_path / "missing.json")])
-    assert result.exit_code == 2 and "config file does not exist" in result.output
+    assert result.exit_code == 2 and "missing.json does not exist" in result.output
     assert "Traceback" not in result.output
 
 

@@ -14,16 +14,14 @@ a blank symbol with any other code is an ordinary unit.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from tf_crnn.atomic import write_json
-from tf_crnn.records import read_csv_rows, split_label
+from tf_crnn.records import read_csv_rows, read_json_object, split_label
 
 logger = logging.getLogger(__name__)
 
@@ -206,16 +204,8 @@ class Alphabet:
                 not integers >= 1 or that repeat. The message names the file.
             FileNotFoundError: the file does not exist.
         """
-        path = Path(json_filename)
-        if not path.is_file():
-            raise FileNotFoundError(f"alphabet lookup {path} does not exist")
-        try:
-            lookup = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"alphabet lookup {path} is not valid JSON: {e}") from None
-        if not isinstance(lookup, dict):
-            raise ValueError(f"alphabet lookup {path} must be a JSON object {{unit: code}}")
-        _validate_lookup(lookup, str(path))
+        lookup = read_json_object(json_filename, "alphabet lookup")
+        _validate_lookup(lookup, str(json_filename))
         return lookup
 
     @staticmethod

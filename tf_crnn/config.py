@@ -14,6 +14,7 @@ from typing import Any
 
 from tf_crnn.alphabet import NORMALIZATIONS, Alphabet
 from tf_crnn.atomic import write_json
+from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -322,17 +323,9 @@ class Params:
         Relative paths in the file (CSV files, alphabet, output directory) are
         taken relative to the current directory, as in the original.
         """
-        path = Path(json_file)
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file does not exist")
-        try:
-            config = json.loads(path.read_text(encoding="utf-8-sig"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ConfigError(f"{path}: not valid JSON ({e})") from None
-        if not isinstance(config, dict):
-            raise ConfigError(f"{path}: must be a JSON object of parameters")
+        config = read_json_object(json_file, "config file", error=ConfigError, missing=ConfigError)
         config.update(overrides)
-        return cls.from_dict(config, source=str(path))
+        return cls.from_dict(config, source=str(json_file))
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:

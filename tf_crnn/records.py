@@ -1,13 +1,15 @@
-"""The data CSV format: one line per sample, ``image path<delimiter>label``.
+"""The data files' formats. The data CSV: one line per sample, ``image path<delimiter>label``.
 
 The label is written ``|u|n|i|t|s|``: alphabet units between ``string_split_delimiter``
 characters (a unit may hold several characters). Image paths are absolute, or relative
-to the CSV's own folder. Pure Python: readers without TensorFlow use it as it is.
+to the CSV's own folder. Alphabet lookups and configs are JSON objects (``read_json_object``). Pure Python:
+readers without TensorFlow use it as it is.
 """
 
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -82,6 +84,31 @@ def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]],
             f.write(f"{image_path}{delimiter}{label}\n")
 
 
+def read_json_object(
+    filename: str | os.PathLike,
+    kind: str,
+    error: type[Exception] = ValueError,
+    missing: type[Exception] = FileNotFoundError,
+) -> dict:
+    """Reads a file holding one JSON object (UTF-8, a BOM allowed).
+
+    Args:
+        kind: what the file is, for the messages (``"config file"``, ``"alphabet lookup"``).
+        error: raised, naming the file, when it is not JSON or not an object.
+        missing: raised, naming the file, when it does not exist.
+    """
+    path = Path(filename)
+    if not path.is_file():
+        raise missing(f"{kind} {path} does not exist")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise error(f"{kind} {path} is not valid JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise error(f"{kind} {path} must be a JSON object")
+    return data
+
+
 def write_report(
     filename: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence], log_prefix: str | None = None
 ) -> None:
@@ -103,4 +130,12 @@ def write_report(
             logger.warning("%s %s: %s", log_prefix, row[0], row[-1])
 
 
-__all__ = ["join_units", "read_csv_rows", "resolve_image_path", "split_label", "write_csv_rows", "write_report"]
+__all__ = [
+    "join_units",
+    "read_csv_rows",
+    "read_json_object",
+    "resolve_image_path",
+    "split_label",
+    "write_csv_rows",
+    "write_report",
+]
