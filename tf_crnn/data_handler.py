@@ -48,17 +48,41 @@ def get_resized_width(width, height, target_height: int, max_width: int):
     return tf.clip_by_value(resized, 1, max_width)
 
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _png_on_white(contents: tf.Tensor, channels: int) -> tf.Tensor:
+    """A PNG with its alpha composited on white paper (transparent paper is white, not black),
+    then reduced to ``channels`` with the ITU-R 601 luma weights in Pillow's integer arithmetic,
+    as ``preprocessing.open_image`` does."""
+    rgba = tf.cast(tf.io.decode_png(contents, channels=4), tf.int32)
+    alpha = rgba[..., 3:]
+    rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+    if channels == 3:
+        return tf.cast(rgb, tf.uint8)
+    r, g, b = rgb[..., 0:1], rgb[..., 1:2], rgb[..., 2:3]
+    return tf.cast((r * 19595 + g * 38470 + b * 7471 + 0x8000) // 65536, tf.uint8)
+
+
 def decode_image(contents: tf.Tensor, channels: int) -> tf.Tensor:
     """Decodes PNG, JPEG, BMP or GIF bytes to a ``uint8`` ``(height, width, channels)`` image.
 
     JPEGs use the accurate integer DCT, as Pillow, OpenCV and libjpeg do by default, so
     that readers outside TensorFlow (``portable_reader.py``) get the same pixels; TF's
-    own default differs from them by up to a few grey levels.
+    own default differs from them by up to a few grey levels. PNGs are composited on
+    white paper (an alpha channel is dropped otherwise, and transparent paper read as
+    black) and made grey with Pillow's weights.
     """
-    image = tf.cond(
-        tf.io.is_jpeg(contents),
-        lambda: tf.io.decode_jpeg(contents, channels=channels, dct_method="INTEGER_ACCURATE"),
-        lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8),
+    is_png = tf.equal(tf.strings.substr(contents, 0, len(PNG_SIGNATURE)), PNG_SIGNATURE)
+    image = tf.case(
+        [
+            (
+                tf.io.is_jpeg(contents),
+                lambda: tf.io.decode_jpeg(contents, channels=channels, dct_method="INTEGER_ACCURATE"),
+            ),
+            (is_png, lambda: _png_on_white(contents, channels)),
+        ],
+        default=lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8),
     )
     image.set_shape([None, None, channels])
     return image

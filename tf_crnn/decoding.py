@@ -86,11 +86,8 @@ class CodesToText(tf.Module):
         return tf.strings.reduce_join(self.table.lookup(tf.cast(codes, tf.int32)), axis=-1)
 
 
-def character_confidences(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[float]:
-    """Per-character confidences of ``codes`` under one line's ``log_probs``.
-
-    Finds the most probable CTC alignment of ``codes`` (Viterbi) and gives each
-    character the highest probability of its class over the frames aligned to it.
+def align(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[tuple[int, int]] | None:
+    """The most probable CTC alignment of ``codes`` under one line's ``log_probs`` (Viterbi).
 
     Args:
         log_probs: ``(time, n_classes)`` log-probabilities of one line.
@@ -98,8 +95,8 @@ def character_confidences(log_probs: np.ndarray, codes: list[int], length: int |
         length: the line's own number of frames (default: all).
 
     Returns:
-        One probability per code; empty for an empty transcription, and all 0 when
-        ``codes`` cannot be aligned in ``length`` frames.
+        ``(first frame, last frame)`` of each code, or None when ``codes`` cannot be
+        aligned in ``length`` frames.
     """
     log_probs = np.asarray(log_probs, dtype=np.float64)[: length or len(log_probs)]
     codes = [int(c) for c in codes]
@@ -126,14 +123,59 @@ def character_confidences(log_probs: np.ndarray, codes: list[int], length: int |
         score = candidates[choice, np.arange(n_states)] + log_probs[t, states]
     end = n_states - 1 if score[-1] >= score[-2] else n_states - 2
     if not np.isfinite(score[end]):
-        return [0.0] * len(codes)
-    best = np.zeros(len(codes))
+        return None
+    frames: list[list[int]] = [[] for _ in codes]
     state = end
     for t in range(n_frames - 1, -1, -1):
         if state % 2 == 1:
-            best[state // 2] = max(best[state // 2], np.exp(log_probs[t, states[state]]))
+            frames[state // 2].append(t)
         state = back[t, state]
-    return [float(b) for b in best]
+    return [(min(f), max(f)) for f in frames]
+
+
+def character_confidences(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[float]:
+    """Per-character confidences of ``codes`` under one line's ``log_probs``.
+
+    Each character gets the highest probability of its class over the frames the best
+    alignment (``align``) gives it.
+
+    Returns:
+        One probability per code; empty for an empty transcription, and all 0 when
+        ``codes`` cannot be aligned in ``length`` frames.
+    """
+    alignment = align(log_probs, codes, length)
+    if alignment is None:
+        return [0.0] * len(codes)
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    return [float(np.exp(log_probs[a : b + 1, int(c)].max())) for (a, b), c in zip(alignment, codes)]
+
+
+def character_spans(
+    alignment: list[tuple[int, int]], frame_width: float, image_width: float
+) -> list[tuple[float, float]]:
+    """Horizontal span of each aligned character, in pixels of an image ``image_width`` wide.
+
+    CTC emits a character on a frame or two near its middle, so a span runs from
+    midway between the previous character's frames and its own to midway between its
+    own and the next one's; the first and last characters extend as far on their outer
+    side as on their inner one (half a frame each side for a line of one character).
+
+    Args:
+        alignment: ``(first, last)`` frame of each character (``align``).
+        frame_width: pixels of the image per frame (its width over the line's frame count).
+        image_width: the image's width, which no span passes.
+    """
+    centres = [(a + b + 1) / 2 * frame_width for a, b in alignment]
+    if not centres:
+        return []
+    if len(centres) == 1:
+        ((a, b),) = alignment
+        return [(max(0.0, a * frame_width), min(image_width, (b + 1) * frame_width))]
+    bounds = [(x + y) / 2 for x, y in zip(centres, centres[1:])]
+    first = centres[0] - (bounds[0] - centres[0])
+    last = centres[-1] + (centres[-1] - bounds[-1])
+    edges = [max(0.0, first), *bounds, min(image_width, last)]
+    return [(edges[i], edges[i + 1]) for i in range(len(centres))]
 
 
 def greedy_character_log_probs(logits) -> tf.RaggedTensor:
@@ -176,6 +218,8 @@ def decode_to_text(codes, alphabet: Alphabet) -> list[str]:
 
 __all__ = [
     "CodesToText",
+    "align",
+    "character_spans",
     "beam_search_decode",
     "character_confidences",
     "decode_to_text",

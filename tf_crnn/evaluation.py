@@ -73,8 +73,7 @@ def evaluate(
     """
     model = PredictionModel(model_directory, signature="filename")
     if params is None:
-        params = Params.from_json_file(model.export_path / "config.json")
-        params.lookup_alphabet_file = str(model.export_path / "alphabet.json")
+        params = model.params
     skipped: list[DroppedRow] = []
     with tempfile.TemporaryDirectory() as tmp:
         cleaned = Path(tmp) / "rows.csv"

@@ -33,7 +33,7 @@ import keras
 import tensorflow as tf
 
 from tf_crnn.atomic import atomic_dir, write_json
-from tf_crnn.config import CONFIG_FILENAME, Params
+from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
 from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import (
     CodesToText,
@@ -171,6 +171,14 @@ def export_savedmodel(
     return target
 
 
+def export_params(export_path: str | os.PathLike) -> Params:
+    """An export's parameters (its ``config.json``) with its own alphabet file, not the path
+    recorded in the config (which may be gone, or on another machine)."""
+    export_path = Path(export_path)
+    config = import_params_from_json(export_path)
+    return Params(**dict(config, lookup_alphabet_file=str(export_path / ALPHABET_FILENAME)))
+
+
 def list_exports(export_dir: str | os.PathLike) -> list[Path]:
     """Complete exports in ``export_dir``, oldest first."""
     export_dir = Path(export_dir)
@@ -210,6 +218,7 @@ __all__ = [
     "ALPHABET_FILENAME",
     "WEIGHTS_FILENAME",
     "ExportModule",
+    "export_params",
     "export_savedmodel",
     "list_exports",
     "resolve_export",

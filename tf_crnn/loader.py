@@ -18,15 +18,18 @@ import tensorflow as tf
 
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.atomic import atomic_open
-from tf_crnn.config import import_params_from_json
+from tf_crnn.config import Params, import_params_from_json
+from tf_crnn.data_handler import get_resized_width
 from tf_crnn.decoding import (
+    align,
     beam_search_decode,
     character_confidences,
+    character_spans,
     greedy_character_log_probs,
     greedy_decode,
     line_confidence,
 )
-from tf_crnn.export import ALPHABET_FILENAME, resolve_export
+from tf_crnn.export import ALPHABET_FILENAME, export_params, resolve_export
 from tf_crnn.preprocessing import check_image
 
 SIGNATURES = ("filename", "serving_default", "image")
@@ -91,6 +94,11 @@ class PredictionModel:
         return outputs["log_probs"].numpy(), outputs["lengths"].numpy()
 
     @functools.cached_property
+    def params(self) -> Params:
+        """The export's parameters (its ``config.json``), with its own alphabet."""
+        return export_params(self.export_path)
+
+    @functools.cached_property
     def alphabet(self) -> Alphabet:
         """The export's alphabet (its ``alphabet.json``)."""
         return Alphabet(self.export_path / ALPHABET_FILENAME)
@@ -143,16 +151,16 @@ def predict_files(
         model = model_directory
     else:
         model = PredictionModel(model_directory, signature="filename")
-    readable, aspect, skipped = [], {}, []
+    readable, sizes, skipped = [], {}, []
     for path in paths:
         check = check_image(path, decode=False)  # headers only: the graph decodes once
         if isinstance(check, str):
             skipped.append((path, check))
         else:
             readable.append(path)
-            aspect[path] = check[0] / max(check[1], 1)
+            sizes[path] = check
     # Batches of similar widths pad little; results are put back in input order.
-    order = sorted(range(len(readable)), key=lambda i: aspect[readable[i]])
+    order = sorted(range(len(readable)), key=lambda i: sizes[readable[i]][0] / max(sizes[readable[i]][1], 1))
     decode_here = details or beam_width is not None or top_paths is not None
     if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
         beam_width = import_params_from_json(model.export_path).get("beam_width", 100)
@@ -160,7 +168,9 @@ def predict_files(
         raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
 
     def read(chunk: list[str]) -> list[dict]:
-        return _decode(model, chunk, beam_width, top_paths or 1) if decode_here else _read(model, chunk)
+        if decode_here:
+            return _decode(model, chunk, [sizes[p] for p in chunk], beam_width, top_paths or 1)
+        return _read(model, chunk)
 
     by_index: dict[int, dict] = {}
     for start in range(0, len(order), batch_size):
@@ -207,7 +217,9 @@ def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
     return results
 
 
-def _decode(model: PredictionModel, chunk: list[str], beam_width: int | None, top_paths: int) -> list[dict]:
+def _decode(
+    model: PredictionModel, chunk: list[str], sizes: list[tuple[int, int]], beam_width: int | None, top_paths: int
+) -> list[dict]:
     log_probs, lengths = model.log_probs(chunk)
     alphabet = model.alphabet
     if beam_width is None:
@@ -218,12 +230,17 @@ def _decode(model: PredictionModel, chunk: list[str], beam_width: int | None, to
         codes, scores = codes.numpy(), scores.numpy()
     results = []
     greedy_characters = tf.exp(greedy_character_log_probs(log_probs)).to_list()
+    height, max_width = model.params.input_shape
     for i, path in enumerate(chunk):
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
+        length = max(int(lengths[i]), 1)
         if beam_width is None:
             characters = greedy_characters[i]
         else:
-            characters = character_confidences(log_probs[i], paths[0], max(int(lengths[i]), 1))
+            characters = character_confidences(log_probs[i], paths[0], length)
+        width, image_height = sizes[i]
+        frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
+        spans = character_spans(align(log_probs[i], paths[0], length) or [], frame_width, width)
         results.append(
             {
                 "path": path,
@@ -231,6 +248,7 @@ def _decode(model: PredictionModel, chunk: list[str], beam_width: int | None, to
                 "confidence": line_confidence(characters),
                 "score": float(scores[i, 0]),
                 "character_confidences": [round(c, 4) for c in characters],
+                "character_spans": [[round(a, 1), round(b, 1)] for a, b in spans],
                 "alternatives": [
                     {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
                 ],

@@ -30,8 +30,8 @@ from pathlib import Path
 import tensorflow as tf
 
 from tf_crnn.atomic import atomic_dir, write_bytes
-from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
-from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, resolve_export
+from tf_crnn.config import CONFIG_FILENAME, Params
+from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
 from tf_crnn.model import get_model_inference
 
 FORMATS = ("savedmodel", "tflite", "onnx")
@@ -50,10 +50,7 @@ def _load_network(export_path: Path):
             f"{export_path} has no {WEIGHTS_FILENAME} (exports before tf_crnn 1.0 lack it): "
             "export the model again from its output_model_dir with restore_model=true"
         )
-    # The export's own alphabet file, not the path recorded in its config.
-    params = Params(
-        **dict(import_params_from_json(export_path), lookup_alphabet_file=str(export_path / ALPHABET_FILENAME))
-    )
+    params = export_params(export_path)
     return get_model_inference(params, str(weights), rnn_dropout=0.0), params
 
 

@@ -51,16 +51,26 @@ def prepare_image(image, height: int, max_width: int, channels: int) -> np.ndarr
     integers), and decodes JPEGs as TensorFlow does in tf_crnn (accurate integer DCT,
     Pillow's default).
     """
+    mode = "L" if channels == 1 else "RGB"
     if isinstance(image, (str, Path)):
         with Image.open(image) as opened:
-            image = opened.convert("L" if channels == 1 else "RGB")
+            opened.load()
+            image = on_white(opened, mode)
     if isinstance(image, Image.Image):
-        image = np.asarray(image.convert("L" if channels == 1 else "RGB"))
+        image = np.asarray(on_white(image, mode))
     array = np.asarray(image, dtype=np.float64).reshape(image.shape[0], image.shape[1], -1)
     width = resized_width(array.shape[1], array.shape[0], height, max_width)
     rows, columns = resize_weights(array.shape[0], height), resize_weights(array.shape[1], width)
     resized = np.tensordot(np.tensordot(rows, array, axes=(1, 0)), columns, axes=(1, 1)).transpose(0, 2, 1)
     return np.clip(np.round(resized), 0, 255).astype(np.uint8)
+
+
+def on_white(image: Image.Image, mode: str) -> Image.Image:
+    """``image`` in ``mode`` with any alpha composited on white paper, as tf_crnn decodes images."""
+    if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+    return image.convert(mode)
 
 
 def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:

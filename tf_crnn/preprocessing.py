@@ -50,6 +50,19 @@ def ctc_min_length(units: list[str]) -> int:
     return len(units) + sum(1 for a, b in zip(units, units[1:]) if a == b)
 
 
+def open_image(path: str | os.PathLike, mode: str = "L") -> Image.Image:
+    """Opens an image in ``mode`` (``L`` or ``RGB``) as the graph decodes it
+    (``data_handler.decode_image``): an alpha channel (or a transparent palette colour) is
+    composited on white paper first; TIFF, which the graph does not decode, is read too
+    (its first page)."""
+    with Image.open(path) as image:
+        image.load()
+        if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return image.convert(mode)
+
+
 def check_image(path: str, decode: bool = True) -> tuple[int, int] | str:
     """``(width, height)`` of a readable image, or the reason it is unusable.
 
@@ -264,6 +277,7 @@ def data_preprocessing(params: Params) -> tuple[str, str | None, int, int]:
 
 __all__ = [
     "check_image",
+    "open_image",
     "DroppedRow",
     "NoDataError",
     "ctc_min_length",

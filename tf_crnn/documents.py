@@ -1,0 +1,466 @@
+"""Page documents: ALTO (v2 to v4) and PAGE (2013, 2019) XML, read and written back.
+
+- ``read_document`` parses a file safely (``parse_xml``: no DTD, no entities, no network,
+  bounded size) and lists its ``TextLine``\\ s with their IDs, texts, polygons, baselines and
+  boxes, and finds the page image (beside the XML, or one folder up as Transkribus exports
+  keep it).
+- ``crop_line`` is the one rule that cuts a line image out of its page, for ``tf-crnn import``
+  and for ``tf-crnn predict --alto/--page`` alike: the bounding box of the line's polygon
+  (else its box), white outside the polygon, optionally rotated so that its baseline is
+  level. Its ``CropGeometry`` maps points of the crop back to the page.
+- ``write_recognition`` writes recognised lines into a copy of the document, everything else
+  kept: ALTO ``String`` (one per word, with its box and ``WC``) and ``SP``; PAGE
+  ``TextEquiv/Unicode`` with ``conf``; with glyphs, ALTO ``Glyph`` and PAGE ``Word``/``Glyph``
+  with their ``Coords``.
+
+Coordinates are pixels of the page image (ALTO ``MeasurementUnit`` ``pixel``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+from PIL import Image, ImageDraw
+
+from tf_crnn.atomic import write_bytes
+
+MAX_XML_BYTES = 64 * 2**20
+"""Larger XML files are refused before parsing: a page of text is far smaller."""
+IMAGE_SEARCH = (".", "..")
+"""Folders, relative to the XML file, where its page image is looked for."""
+
+ALTO = "alto"
+PAGE = "page"
+
+
+class DocumentError(ValueError):
+    """A document, or a line of it, that cannot be used; the message says why."""
+
+
+@dataclass
+class Line:
+    """One ``TextLine``: its ID, transcription (None when it has none) and geometry in page pixels."""
+
+    id: str
+    text: str | None
+    polygon: list[tuple[float, float]]
+    baseline: list[tuple[float, float]]
+    box: tuple[float, float, float, float] | None
+    """``(x0, y0, x1, y1)``: ALTO's HPOS/VPOS/WIDTH/HEIGHT, or the polygon's bounds."""
+    element: etree._Element = field(repr=False)
+
+
+@dataclass
+class Document:
+    path: Path
+    kind: str
+    """``ALTO`` or ``PAGE``."""
+    tree: etree._ElementTree = field(repr=False)
+    namespace: str
+    image_path: Path | None
+    """The page image, or None when it was not found."""
+    image_name: str
+    lines: list[Line]
+
+    @property
+    def name(self) -> str:
+        return self.path.stem
+
+
+# === Reading ===
+
+
+def parse_xml(path: str | os.PathLike) -> etree._ElementTree:
+    """Parses an untrusted XML file: no DTD (so no entity of any kind), no network, bounded size.
+
+    Raises:
+        DocumentError: too large, not XML, or holding a DOCTYPE.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_XML_BYTES:
+        raise DocumentError(f"{size} bytes, more than the {MAX_XML_BYTES} an XML page may have")
+    parser = etree.XMLParser(
+        resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
+    )
+    try:
+        tree = etree.parse(str(path), parser)
+    except etree.XMLSyntaxError as error:
+        raise DocumentError(f"not valid XML ({error})") from None
+    if tree.docinfo.doctype:
+        # Entities are declared in a DTD; ALTO and PAGE need none.
+        raise DocumentError("holds a DOCTYPE (DTD or entities): refused, ALTO and PAGE files need none")
+    return tree
+
+
+def _numbers(text: str | None) -> list[float]:
+    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", text or "")]
+
+
+def _pairs(text: str | None) -> list[tuple[float, float]]:
+    """``"x1,y1 x2,y2"`` (PAGE) or ``"x1 y1 x2 y2"`` (ALTO) to points."""
+    values = _numbers(text)
+    return list(zip(values[0::2], values[1::2]))
+
+
+def _bounds(points: list[tuple[float, float]]) -> tuple[float, float, float, float]:
+    xs, ys = [p[0] for p in points], [p[1] for p in points]
+    return (min(xs), min(ys), max(xs), max(ys))
+
+
+def _local(element) -> str:
+    return etree.QName(element).localname if isinstance(element.tag, str) else ""
+
+
+def _alto_line(element, ns: str) -> Line:
+    parts, strings = [], 0
+    for child in element:
+        name = _local(child)
+        if name == "String":
+            if strings and not parts[-1].endswith(" ") and element.find(f"{ns}SP") is None:
+                parts.append(" ")  # Strings with no SP at all between them: words of a line
+            parts.append(child.get("CONTENT", ""))
+            strings += 1
+        elif name == "SP":
+            parts.append(" ")
+    text = "".join(parts).strip() if strings else None
+    shape = element.find(f"{ns}Shape/{ns}Polygon")
+    polygon = _pairs(shape.get("POINTS")) if shape is not None else []
+    values = [element.get(a) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
+    box = None
+    if all(v is not None for v in values):
+        x, y, w, h = (float(v) for v in values)
+        box = (x, y, x + w, y + h)
+    elif len(polygon) >= 3:
+        box = _bounds(polygon)
+    baseline = _pairs(element.get("BASELINE"))  # ALTO 4.2+ points; a single number before is no line
+    return Line(element.get("ID", ""), text, polygon, baseline if len(baseline) >= 2 else [], box, element)
+
+
+def _page_line(element, ns: str) -> Line:
+    coords = element.find(f"{ns}Coords")
+    polygon = _pairs(coords.get("points")) if coords is not None else []
+    baseline_element = element.find(f"{ns}Baseline")
+    baseline = _pairs(baseline_element.get("points")) if baseline_element is not None else []
+    text = None
+    for equiv in element.findall(f"{ns}TextEquiv"):
+        unicode = equiv.find(f"{ns}Unicode")
+        if unicode is not None:
+            text = (unicode.text or "").strip()
+            break
+    box = _bounds(polygon) if len(polygon) >= 3 else None
+    return Line(element.get("id", ""), text, polygon, baseline, box, element)
+
+
+def find_image(xml_file: Path, name: str) -> Path | None:
+    """The page image ``name`` beside ``xml_file`` or one folder up (by its own path, then by its file name)."""
+    if not name:
+        return None
+    for folder in IMAGE_SEARCH:
+        for candidate in (name, Path(name.replace("\\", "/")).name):
+            path = (xml_file.parent / folder / candidate).resolve()
+            if path.is_file():
+                return path
+    return None
+
+
+def read_document(path: str | os.PathLike) -> Document:
+    """Reads an ALTO or PAGE file.
+
+    Raises:
+        DocumentError: unsafe or malformed XML, neither ALTO nor PAGE, or units other than pixels.
+    """
+    path = Path(path)
+    tree = parse_xml(path)
+    root = tree.getroot()
+    qname = etree.QName(root)
+    ns = f"{{{qname.namespace}}}" if qname.namespace else ""
+    if qname.localname.lower() == "alto":
+        unit = root.find(f"{ns}Description/{ns}MeasurementUnit")
+        if unit is not None and (unit.text or "").strip() not in ("", "pixel"):
+            raise DocumentError(f"MeasurementUnit is {unit.text.strip()!r}: only pixel coordinates are supported")
+        name_element = root.find(f"{ns}Description/{ns}sourceImageInformation/{ns}fileName")
+        image_name = (name_element.text or "").strip() if name_element is not None else ""
+        lines = [_alto_line(e, ns) for e in root.iter(f"{ns}TextLine")]
+        kind = ALTO
+    elif qname.localname == "PcGts":
+        page = root.find(f"{ns}Page")
+        if page is None:
+            raise DocumentError("PcGts without a Page element")
+        image_name = page.get("imageFilename", "")
+        lines = [_page_line(e, ns) for e in page.iter(f"{ns}TextLine")]
+        kind = PAGE
+    else:
+        raise DocumentError(f"root element {qname.localname!r}: neither ALTO (alto) nor PAGE (PcGts)")
+    return Document(path, kind, tree, ns, find_image(path, image_name), image_name, lines)
+
+
+def document_files(sources: list[str | os.PathLike]) -> list[Path]:
+    """XML files named, or found (recursively, sorted) in the folders named."""
+    files: list[Path] = []
+    for source in sources:
+        source = Path(source)
+        files += sorted(source.rglob("*.xml")) if source.is_dir() else [source]
+    return files
+
+
+# === Cropping ===
+
+
+@dataclass
+class CropGeometry:
+    """How a line crop relates to its page: ``offset`` of the unrotated crop, and the affine
+    ``matrix`` (Pillow's, output to input) of the deskew rotation."""
+
+    offset: tuple[int, int]
+    matrix: tuple[float, ...] = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+
+    def to_page(self, x: float, y: float) -> tuple[float, float]:
+        a, b, c, d, e, f = self.matrix
+        return (a * x + b * y + c + self.offset[0], d * x + e * y + f + self.offset[1])
+
+    def box_to_page(self, x0: float, y0: float, x1: float, y1: float) -> list[tuple[float, float]]:
+        """The four corners of a box of the crop, clockwise from top left, in page pixels."""
+        return [self.to_page(x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
+
+
+def _rotation(size: tuple[int, int], angle: float) -> tuple[tuple[float, ...], tuple[int, int]]:
+    """Pillow's ``rotate(angle, expand=True)``, written out: its output-to-input affine matrix
+    and output size, so that the crop and the way back to the page share one matrix."""
+    w, h = size
+    radians = -math.radians(angle)
+    cos, sin = round(math.cos(radians), 15), round(math.sin(radians), 15)
+    matrix = [cos, sin, 0.0, -sin, cos, 0.0]
+
+    def transform(x: float, y: float) -> tuple[float, float]:
+        a, b, c, d, e, f = matrix
+        return a * x + b * y + c, d * x + e * y + f
+
+    matrix[2], matrix[5] = transform(-w / 2.0, -h / 2.0)
+    matrix[2] += w / 2.0
+    matrix[5] += h / 2.0
+    xs, ys = zip(*(transform(x, y) for x, y in ((0, 0), (w, 0), (w, h), (0, h))))
+    nw, nh = math.ceil(max(xs)) - math.floor(min(xs)), math.ceil(max(ys)) - math.floor(min(ys))
+    matrix[2], matrix[5] = transform(-(nw - w) / 2.0, -(nh - h) / 2.0)
+    return tuple(matrix), (nw, nh)
+
+
+def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Image.Image, CropGeometry]:
+    """Cuts ``line`` out of its ``page`` image (mode ``L`` or ``RGB``).
+
+    Raises:
+        DocumentError: the line has no polygon nor box, or it lies outside the page or has no area.
+    """
+    white = 255 if page.mode == "L" else (255, 255, 255)
+    if len(line.polygon) >= 3:
+        x0, y0, x1, y1 = _bounds(line.polygon)
+    elif line.box is not None:
+        x0, y0, x1, y1 = line.box
+    else:
+        raise DocumentError("the line has neither a polygon nor a box")
+    if x1 - x0 < 1 or y1 - y0 < 1:
+        raise DocumentError(f"the line's box {x1 - x0:g}x{y1 - y0:g} has no area")
+    left, top = max(0, math.floor(x0)), max(0, math.floor(y0))
+    right, bottom = min(page.width, math.ceil(x1) + 1), min(page.height, math.ceil(y1) + 1)
+    if right - left < 1 or bottom - top < 1:
+        raise DocumentError(
+            f"the line ({x0:g},{y0:g})-({x1:g},{y1:g}) lies outside the {page.width}x{page.height} page"
+        )
+    crop = page.crop((left, top, right, bottom))
+    if len(line.polygon) >= 3:
+        mask = Image.new("L", crop.size, 0)
+        ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in line.polygon], fill=255)
+        crop = Image.composite(crop, Image.new(page.mode, crop.size, white), mask)
+    geometry = CropGeometry((left, top))
+    if deskew and len(line.baseline) >= 2:
+        (bx0, by0), (bx1, by1) = line.baseline[0], line.baseline[-1]
+        if bx1 != bx0:
+            angle = math.degrees(math.atan2(by1 - by0, bx1 - bx0))
+            matrix, size = _rotation(crop.size, angle)
+            crop = crop.transform(size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=white)
+            geometry = CropGeometry((left, top), matrix)
+    return crop, geometry
+
+
+def open_page(document: Document, mode: str = "L") -> Image.Image:
+    """The document's page image, alpha composited on white, in ``mode``."""
+    from tf_crnn.preprocessing import open_image
+
+    if document.image_path is None:
+        raise DocumentError(
+            f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"
+        )
+    return open_image(document.image_path, mode)
+
+
+# === Writing ===
+
+
+@dataclass
+class Glyph:
+    """A recognised character with its confidence and its box, corners in page pixels."""
+
+    text: str
+    confidence: float
+    corners: list[tuple[float, float]]
+
+
+@dataclass
+class LineReading:
+    text: str
+    confidence: float
+    glyphs: list[Glyph]
+    """One per character of ``text``, spaces included."""
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.4f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
+
+
+def _words(reading: LineReading) -> list[list[Glyph]]:
+    words, current = [], []
+    for glyph in reading.glyphs:
+        if glyph.text.isspace():
+            if current:
+                words.append(current)
+            current = []
+        else:
+            current.append(glyph)
+    if current:
+        words.append(current)
+    return words
+
+
+def _geometric_mean(values: list[float]) -> float:
+    from tf_crnn.decoding import line_confidence
+
+    return line_confidence(values)
+
+
+def _box(glyphs: list[Glyph]) -> tuple[float, float, float, float]:
+    return _bounds([p for g in glyphs for p in g.corners])
+
+
+def _alto_points(corners) -> str:
+    return " ".join(f"{_fmt(round(x))} {_fmt(round(y))}" for x, y in corners)
+
+
+def _page_points(corners) -> str:
+    return " ".join(f"{round(max(x, 0))},{round(max(y, 0))}" for x, y in corners)
+
+
+def _write_alto_line(line: Line, reading: LineReading, ns: str, glyphs: bool) -> None:
+    element = line.element
+    for child in list(element):
+        if _local(child) in ("String", "SP", "HYP"):
+            element.remove(child)
+    words = _words(reading)
+    if not words:  # ALTO wants a String in every TextLine
+        etree.SubElement(element, f"{ns}String", CONTENT="", WC="0")
+        return
+    for i, word in enumerate(words):
+        x0, y0, x1, y1 = _box(word)
+        if i:
+            previous = _box(words[i - 1])
+            etree.SubElement(
+                element, f"{ns}SP", HPOS=_fmt(round(previous[2])), WIDTH=_fmt(max(round(x0 - previous[2]), 0))
+            )
+        string = etree.SubElement(
+            element,
+            f"{ns}String",
+            ID=f"{line.id}_w{i}",
+            CONTENT="".join(g.text for g in word),
+            HPOS=_fmt(round(x0)),
+            VPOS=_fmt(round(y0)),
+            WIDTH=_fmt(round(x1 - x0)),
+            HEIGHT=_fmt(round(y1 - y0)),
+            WC=f"{_geometric_mean([g.confidence for g in word]):.4f}",
+        )
+        if glyphs:
+            for j, glyph in enumerate(word):
+                gx0, gy0, gx1, gy1 = _bounds(glyph.corners)
+                node = etree.SubElement(
+                    string,
+                    f"{ns}Glyph",
+                    ID=f"{line.id}_w{i}_g{j}",
+                    CONTENT=glyph.text,
+                    HPOS=_fmt(round(gx0)),
+                    VPOS=_fmt(round(gy0)),
+                    WIDTH=_fmt(round(gx1 - gx0)),
+                    HEIGHT=_fmt(round(gy1 - gy0)),
+                    GC=f"{glyph.confidence:.4f}",
+                )
+                shape = etree.SubElement(node, f"{ns}Shape")
+                etree.SubElement(shape, f"{ns}Polygon", POINTS=_alto_points(glyph.corners))
+
+
+def _text_equiv(parent, ns: str, text: str, confidence: float):
+    equiv = etree.SubElement(parent, f"{ns}TextEquiv", conf=f"{confidence:.4f}")
+    etree.SubElement(equiv, f"{ns}Unicode").text = text
+    return equiv
+
+
+def _write_page_line(line: Line, reading: LineReading, ns: str, glyphs: bool) -> None:
+    element = line.element
+    for child in list(element):
+        if _local(child) in ("Word", "TextEquiv"):
+            element.remove(child)
+    # PAGE's order: AlternativeImage*, Coords, Baseline?, Word*, TextEquiv*, TextStyle?, ...
+    position = max((i + 1 for i, c in enumerate(element) if _local(c) in ("AlternativeImage", "Coords", "Baseline")),
+                   default=0)  # fmt: skip
+    new = []
+    if glyphs:
+        for i, word in enumerate(_words(reading)):
+            node = etree.Element(f"{ns}Word", id=f"{line.id}_w{i}")
+            x0, y0, x1, y1 = _box(word)
+            etree.SubElement(node, f"{ns}Coords", points=_page_points([(x0, y0), (x1, y0), (x1, y1), (x0, y1)]))
+            for j, glyph in enumerate(word):
+                g = etree.SubElement(node, f"{ns}Glyph", id=f"{line.id}_w{i}_g{j}")
+                etree.SubElement(g, f"{ns}Coords", points=_page_points(glyph.corners))
+                _text_equiv(g, ns, glyph.text, glyph.confidence)
+            _text_equiv(node, ns, "".join(g.text for g in word), _geometric_mean([g.confidence for g in word]))
+            new.append(node)
+    equiv = etree.Element(f"{ns}TextEquiv", conf=f"{reading.confidence:.4f}")
+    etree.SubElement(equiv, f"{ns}Unicode").text = reading.text
+    new.append(equiv)
+    for offset, node in enumerate(new):
+        element.insert(position + offset, node)
+
+
+def write_recognition(
+    document: Document, readings: dict[str, LineReading], output: str | os.PathLike, glyphs: bool = False
+) -> Path:
+    """Writes a copy of ``document`` to ``output`` with each line of ``readings`` (by line ID)
+    replaced by its recognised text; every other element and attribute is kept as it was.
+    The document's own tree is changed too."""
+    write = _write_alto_line if document.kind == ALTO else _write_page_line
+    for line in document.lines:
+        if line.id in readings:
+            write(line, readings[line.id], document.namespace, glyphs)
+    data = etree.tostring(document.tree, xml_declaration=True, encoding="UTF-8")
+    write_bytes(output, data)
+    return Path(output)
+
+
+__all__ = [
+    "ALTO",
+    "PAGE",
+    "CropGeometry",
+    "Document",
+    "DocumentError",
+    "Glyph",
+    "Line",
+    "LineReading",
+    "crop_line",
+    "document_files",
+    "find_image",
+    "open_page",
+    "parse_xml",
+    "read_document",
+    "write_recognition",
+]
