@@ -135,4 +135,4 @@ def test_page_xml_lines_are_cropped_by_their_polygons(tmp_path):
         assert rotated.size[1] > 91  # rotated by the baseline's 7.6 degrees, canvas expanded
     report = [r["reason"] for r in csv.DictReader((tmp_path / "flat" / "import_report.csv").open())]
     assert any(r.startswith("not valid XML") for r in report)
-    assert "TextLine has no TextEquiv/Unicode text" in report
+    assert "TextLine has no transcription" in report

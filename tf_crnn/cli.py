@@ -14,8 +14,7 @@ import click
 from tf_crnn.alphabet import NORMALIZATIONS
 from tf_crnn.datasets import IAM_BASE_URL
 
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif"}
-TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo"}
+TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "import"}
 
 logger = logging.getLogger("tf_crnn")
 
@@ -203,6 +202,7 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
 
 def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
     """Image paths from files, folders (recursive) and data CSVs, in order."""
+    from tf_crnn.preprocessing import IMAGE_SUFFIXES
     from tf_crnn.records import read_csv_rows, resolve_image_path
 
     paths: list[str] = []
@@ -221,9 +221,22 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
 
 @main.command()
 @click.argument("model", type=click.Path(exists=True, file_okay=False))
-@click.argument("inputs", nargs=-1, required=True)
+@click.argument("inputs", nargs=-1)
 @click.option(
-    "-o", "--output", type=click.Path(dir_okay=False), help="Write .csv or .jsonl here (default: CSV on stdout)."
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="Write .csv or .jsonl here (default: CSV on stdout); with --alto/--page, the output folder.",
+)
+@click.option(
+    "--alto", "alto_files", multiple=True, type=click.Path(exists=True), help="ALTO file or folder to recognise."
+)
+@click.option(
+    "--page", "page_files", multiple=True, type=click.Path(exists=True), help="PAGE file or folder to recognise."
+)
+@click.option("--glyphs", is_flag=True, help="--alto/--page: also write a box per character (Glyph).")
+@click.option(
+    "--deskew", is_flag=True, help="--alto/--page: level each line by its baseline, as imported with --deskew."
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option(
@@ -237,15 +250,38 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
 )
 @user_errors
-def predict(model, inputs, output, batch_size, beam_width, top_paths) -> None:
+def predict(model, inputs, output, alto_files, page_files, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
     """Transcribe images with MODEL (an export folder or an output_model_dir).
 
-    INPUTS are image files, folders (searched recursively for images) and data CSVs.
-    CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl) adds
-    the score, per-character confidences and the n-best list.
-    """
-    from tf_crnn.loader import predict_files, write_predictions
+    INPUTS are image files, folders (searched recursively for images, TIFF included) and
+    data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
+    adds the score, per-character confidences and horizontal spans, and the n-best list.
 
+    With --alto or --page, every line of the documents is cut from its page image and read,
+    and each document is written recognised into the folder -o, under its own file name.
+    """
+    from tf_crnn.loader import predict_documents, predict_files, write_predictions
+
+    if alto_files or page_files:
+        from tf_crnn.documents import ALTO, PAGE, document_files, read_document
+
+        if inputs or not output:
+            raise UserError(
+                "--alto/--page read the documents' own images: give no INPUTS, and the output folder with -o"
+            )
+        files = []
+        for kind, sources in ((ALTO, alto_files), (PAGE, page_files)):
+            for path in document_files(list(sources)):
+                files.append(path)
+                if read_document(path).kind != kind:
+                    raise UserError(f"{path} is not {kind.upper()}: pass it with --{read_document(path).kind}")
+        written, skipped = predict_documents(model, files, output, glyphs=glyphs, deskew=deskew, batch_size=batch_size)
+        for where, reason in skipped:
+            logger.warning("Skipped %s: %s", where, reason)
+        click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
+        return
+    if not inputs:
+        raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
     paths = collect_inputs(inputs)
     results, skipped = predict_files(
         model,
@@ -298,36 +334,60 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
 
 
 @main.command("import")
-@click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv", "page"]))
+@click.argument("source_format", metavar="FORMAT", type=click.Choice(["folder", "tsv", "alto", "page"]))
 @click.argument("source", type=click.Path(exists=True))
 @click.option("-o", "--output", required=True, type=click.Path(file_okay=False), help="New folder for the data set.")
 @normalization_option("Unicode normalisation of the transcriptions.")
 @click.option("--split", default="0.9,0.1", show_default=True, help="Fractions train,val[,test], shuffled with --seed.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--deskew", is_flag=True, help="page: rotate each line so that its baseline is horizontal.")
+@choice_option(
+    "--split-by",
+    ("line", "document"),
+    "line: lines shuffled into the splits; document: no document (writer) has lines in two splits.",
+)
+@click.option(
+    "--document-pattern",
+    help="Regular expression whose first group (or match) in a page's file name names its document "
+    "(default: the name less a trailing -N or _N page number).",
+)
+@choice_option("--preset", ("printed", "handwriting"), "Settings of the config.json written beside the CSVs.")
+@click.option("--deskew", is_flag=True, help="alto, page: rotate each line so that its baseline is level.")
 @user_errors
-def import_command(source_format, source, output, normalization, split, seed, deskew) -> None:
-    """Convert a data set to the project's format: images/, train.csv, val.csv[, test.csv], alphabet.json.
+def import_command(
+    source_format, source, output, normalization, split, seed, split_by, document_pattern, preset, deskew
+) -> None:
+    """Convert a data set to the project's format: images/, train.csv, val.csv[, test.csv],
+    alphabet.json and a ready config.json.
 
-    FORMAT folder: SOURCE is a folder of line images with same-name transcriptions
-    (name.png + name.gt.txt or name.txt). FORMAT tsv: SOURCE is a path<TAB>label list,
-    paths relative to it. FORMAT page: SOURCE is a PAGE XML file or a folder of them
-    (each names its page image); every TextLine is cropped by its polygon.
-    Samples left out are listed in import_report.csv.
+    FORMAT folder: SOURCE is a folder of line images with their transcriptions (name.png,
+    name.bin.png, name.nrm.png or name.tif beside name.gt.txt or name.txt). FORMAT tsv: SOURCE
+    is a path<TAB>label list, paths relative to it. FORMAT alto / page: SOURCE is an ALTO or
+    PAGE XML file or a folder of them; each names its page image, found beside it or one
+    folder up, and every TextLine is cut out by its polygon (else its box). Samples left out
+    are listed in import_report.csv.
     """
     import tempfile
 
-    from tf_crnn.datasets.importers import folder_samples, page_samples, parse_split, tsv_samples, write_dataset
+    from tf_crnn.datasets.importers import (
+        document_samples,
+        folder_samples,
+        parse_split,
+        tsv_samples,
+        write_dataset,
+    )
 
     fractions = parse_split(split)
     with tempfile.TemporaryDirectory() as crops:
-        if source_format == "page":
-            samples, skipped = page_samples([source], crops, deskew=deskew)
+        if source_format in ("alto", "page"):
+            samples, skipped = document_samples([source], crops, source_format, deskew=deskew)
         else:
             samples, skipped = (folder_samples if source_format == "folder" else tsv_samples)(source)
-        result = write_dataset(samples, output, skipped, normalization, fractions, seed)
+        result = write_dataset(
+            samples, output, skipped, normalization, fractions, seed, split_by, document_pattern, preset
+        )
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
+    click.echo(f"Train with: tf-crnn train {result.files['config']}")
 
 
 @main.command("prepare-iam")

@@ -178,6 +178,20 @@ def character_spans(
     return [(edges[i], edges[i + 1]) for i in range(len(centres))]
 
 
+def expand_units(
+    units: list[str], confidences: list[float], spans: list[tuple[float, float]]
+) -> tuple[list[float], list[tuple[float, float]]]:
+    """Per-unit confidences and spans to per-character ones: each character of a
+    multi-character unit gets the unit's confidence and an equal share of its span."""
+    character_confidences, character_spans = [], []
+    for unit, confidence, (x0, x1) in zip(units, confidences, spans):
+        step = (x1 - x0) / max(len(unit), 1)
+        for k in range(len(unit)):
+            character_confidences.append(confidence)
+            character_spans.append((x0 + k * step, x0 + (k + 1) * step))
+    return character_confidences, character_spans
+
+
 def greedy_character_log_probs(logits) -> tf.RaggedTensor:
     """Per-character log-confidences of the greedy transcriptions, ``(batch, None)``.
 
@@ -220,6 +234,7 @@ __all__ = [
     "CodesToText",
     "align",
     "character_spans",
+    "expand_units",
     "beam_search_decode",
     "character_confidences",
     "decode_to_text",

@@ -10,11 +10,13 @@ import functools
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import tensorflow as tf
+from PIL import Image
 
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.atomic import atomic_open
@@ -25,12 +27,13 @@ from tf_crnn.decoding import (
     beam_search_decode,
     character_confidences,
     character_spans,
+    expand_units,
     greedy_character_log_probs,
     greedy_decode,
     line_confidence,
 )
 from tf_crnn.export import ALPHABET_FILENAME, export_params, resolve_export
-from tf_crnn.preprocessing import check_image
+from tf_crnn.preprocessing import TIFF_SUFFIXES, check_image, open_image
 
 SIGNATURES = ("filename", "serving_default", "image")
 
@@ -151,6 +154,27 @@ def predict_files(
         model = model_directory
     else:
         model = PredictionModel(model_directory, signature="filename")
+    with tempfile.TemporaryDirectory() as tmp:
+        # TIFF, which the graph cannot decode, is read through a PNG copy.
+        originals, converted, skipped = {}, [], []
+        for i, path in enumerate(paths):
+            if Path(path).suffix.lower() in TIFF_SUFFIXES:
+                copy = str(Path(tmp) / f"{i}.png")
+                try:
+                    open_image(path, "L" if model.params.input_channels == 1 else "RGB").save(copy)
+                except (OSError, ValueError, Image.DecompressionBombError) as error:
+                    skipped.append((path, f"image cannot be decoded ({error})"))
+                    continue
+                originals[copy] = path
+                path = copy
+            converted.append(path)
+        results, unreadable = _predict_files(model, converted, batch_size, beam_width, top_paths, details, progress)
+    for result in results:
+        result["path"] = originals.get(result["path"], result["path"])
+    return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
+
+
+def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress):
     readable, sizes, skipped = [], {}, []
     for path in paths:
         check = check_image(path, decode=False)  # headers only: the graph decodes once
@@ -235,17 +259,21 @@ def _decode(
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
         if beam_width is None:
-            characters = greedy_characters[i]
+            unit_confidences = greedy_characters[i]
         else:
-            characters = character_confidences(log_probs[i], paths[0], length)
+            unit_confidences = character_confidences(log_probs[i], paths[0], length)
         width, image_height = sizes[i]
         frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
         spans = character_spans(align(log_probs[i], paths[0], length) or [], frame_width, width)
+        if len(spans) != len(paths[0]):  # no alignment: the characters get no place
+            spans = [(0.0, 0.0)] * len(paths[0])
+        units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
+        characters, spans = expand_units(units, unit_confidences, spans)
         results.append(
             {
                 "path": path,
                 "transcription": alphabet.decode(paths[0]),
-                "confidence": line_confidence(characters),
+                "confidence": line_confidence(unit_confidences),
                 "score": float(scores[i, 0]),
                 "character_confidences": [round(c, 4) for c in characters],
                 "character_spans": [[round(a, 1), round(b, 1)] for a, b in spans],
@@ -255,6 +283,79 @@ def _decode(
             }
         )
     return results
+
+
+def predict_documents(
+    model_directory: str | os.PathLike | PredictionModel,
+    xml_files: list[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    glyphs: bool = False,
+    deskew: bool = False,
+    batch_size: int = 64,
+    kind: str | None = None,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
+
+    Each line is cut from its page by the importer's rule (``documents.crop_line``), read
+    with ``predict_files`` and written into a copy of its document, ``output_dir/<same
+    file name>``: ALTO ``String``/``SP`` with ``WC``, PAGE ``TextEquiv`` with ``conf``, and
+    with ``glyphs`` a box per character from the CTC alignment, mapped back to the page
+    through the crop, resize and deskew. With ``kind`` (``documents.ALTO`` or ``PAGE``), a
+    document of the other kind is left out.
+
+    Returns:
+        ``(files written, (file or line, reason) left out)``.
+    """
+    from tf_crnn.documents import (
+        DocumentError,
+        Glyph,
+        LineReading,
+        crop_line,
+        open_page,
+        read_document,
+        write_recognition,
+    )
+
+    model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
+    output_dir = Path(output_dir)
+    written, skipped = [], []
+    for xml_file in map(Path, xml_files):
+        target = output_dir / xml_file.name
+        if target.resolve() == xml_file.resolve():
+            raise ValueError(f"{target} is the input document: give another output folder with -o")
+        try:
+            document = read_document(xml_file)
+            if kind is not None and document.kind != kind:
+                raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}")
+            page = open_page(document, "L" if model.params.input_channels == 1 else "RGB")
+        except (DocumentError, OSError) as error:
+            skipped.append((str(xml_file), str(error)))
+            continue
+        with tempfile.TemporaryDirectory() as tmp:
+            crops = {}
+            for number, line in enumerate(document.lines):
+                try:
+                    crop, geometry = crop_line(page, line, deskew)
+                except DocumentError as error:
+                    skipped.append((f"{xml_file}:{line.id}", str(error)))
+                    continue
+                path = str(Path(tmp) / f"{number}.png")
+                crop.save(path)
+                crops[path] = (line, geometry, crop.height)
+            results, unreadable = predict_files(model, list(crops), batch_size=batch_size, details=True)
+        skipped += [(f"{xml_file}:{crops[path][0].id}", reason) for path, reason in unreadable]
+        readings = {}
+        for result in results:
+            line, geometry, height = crops[result["path"]]
+            characters = [
+                Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
+                for char, confidence, (x0, x1) in zip(
+                    result["transcription"], result["character_confidences"], result["character_spans"]
+                )
+            ]
+            readings[line.id] = LineReading(result["transcription"], result["confidence"], characters)
+        written.append(write_recognition(document, readings, target, glyphs=glyphs))
+    return written, skipped
 
 
 def write_predictions(results: list[dict], output: str | os.PathLike | None) -> None:
@@ -271,4 +372,4 @@ def write_predictions(results: list[dict], output: str | os.PathLike | None) -> 
             writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
 
 
-__all__ = ["PredictionModel", "predict_files", "write_predictions"]
+__all__ = ["PredictionModel", "predict_documents", "predict_files", "write_predictions"]

@@ -22,6 +22,10 @@ logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF"}
 """Formats that both Pillow (here) and TensorFlow (in the graph) decode."""
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
+"""File endings of images: those of ``IMAGE_FORMATS`` and TIFF, which is converted to PNG
+(by ``open_image``) before the graph reads it."""
+TIFF_SUFFIXES = (".tif", ".tiff")
 PREPROCESSED_DIR = "preprocessed"
 REPORT_FILENAME = "dropped_rows.csv"
 

@@ -1,26 +1,31 @@
 """Data sets in the formats of other tools, converted to the project's CSV and alphabet.
 
-- ``folder``: line images with same-name transcriptions (``name.png`` + ``name.gt.txt``
-  or ``name.txt``), as Calamari, kraken and Tesseract's training use.
+- ``folder``: line images with their transcriptions (``name.png``, ``name.bin.png``,
+  ``name.nrm.png`` or ``name.tif`` beside ``name.gt.txt`` or ``name.txt``), as OCRopus,
+  Calamari, kraken, tesstrain, OCR-D and GT4HistOCR keep them.
 - ``tsv``: ``path<TAB>label`` lists (PaddleOCR, deep-text-recognition-benchmark),
   paths relative to the list's folder.
-- ``page``: PAGE XML pages (Transkribus, eScriptorium): each ``TextLine`` cropped from
-  the page image by its polygon, optionally deskewed by its baseline.
+- ``alto`` and ``page``: ALTO (v2 to v4) or PAGE XML pages (eScriptorium, Transkribus):
+  each ``TextLine`` cut from its page image (``tf_crnn.documents.crop_line``).
 
 Each import writes ``images/`` (copies, so the data set is self-contained; TIFF
-converted to PNG),
-``train.csv``, ``val.csv`` (and ``test.csv`` when asked), ``alphabet.json`` built from
-every label, and ``import_report.csv`` with the samples left out and why. Labels
-are Unicode-normalised (NFC by default) and split into characters.
+converted to PNG), ``train.csv``, ``val.csv`` (and ``test.csv`` when asked),
+``alphabet.json`` built from every label, a ready ``config.json`` (a preset's settings
+fitted to the data) and ``import_report.csv`` with the samples left out and why. Labels
+are Unicode-normalised (NFC by default) and split into characters. Lines are split
+at random, or by document (``--split-by document``) so that no writer is in two splits.
 """
 
 from __future__ import annotations
 
+import importlib.resources
+import json
 import logging
-import math
 import os
 import random
+import re
 import shutil
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -28,12 +33,29 @@ from PIL import Image
 
 from tf_crnn import records
 from tf_crnn.alphabet import Alphabet, normalize
+from tf_crnn.atomic import write_json
+from tf_crnn.config import CONFIG_FILENAME
+from tf_crnn.data_handler import scaled_width
+from tf_crnn.preprocessing import IMAGE_SUFFIXES, TIFF_SUFFIXES
 from tf_crnn.records import join_units, write_csv_rows
 
 logger = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 SPLITS = ("train", "val", "test")
+SPLIT_BY = ("line", "document")
+PRESETS = ("printed", "handwriting")
+REPORT_FILENAME = "import_report.csv"
+
+
+@dataclass
+class Sample:
+    """A line image and its transcription, where it came from, and its document (page) if any."""
+
+    image: Path
+    text: str
+    source: str
+    """File or ``file:row`` / ``file:line ID``, for the report."""
+    document: str | None = None
 
 
 @dataclass
@@ -61,27 +83,52 @@ def _read_text(path: Path) -> str:
     return text.replace("\r\n", "\n").split("\n")[0].strip()
 
 
-def folder_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """``(image, raw text)`` pairs of a folder (searched recursively), and the images left out."""
-    samples, skipped = [], []
+# Renderings of one line in ground-truth sets (OCRopus, OCR-D, GT4HistOCR): the grey
+# normalised image is read best by a CRNN, the binarised one last.
+RENDERING_PREFERENCE = (".nrm", "", ".bin")
+
+
+def folder_samples(source: str | os.PathLike) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Line images and their transcriptions in a folder (searched recursively).
+
+    An image's transcription is ``STEM.gt.txt`` (or ``STEM.txt``) beside it, ``STEM``
+    being its name without its extension (``line.png``) or up to its first dot
+    (``line.bin.png``, ``line.nrm.png``: OCRopus, Calamari, kraken, tesstrain, OCR-D,
+    GT4HistOCR). Of several images of one transcription, the grey one is taken.
+    """
+    by_text: dict[Path, list[Path]] = {}
+    skipped = []
     for image in sorted(Path(source).rglob("*")):
         if not image.is_file() or image.suffix.lower() not in IMAGE_SUFFIXES:
             continue
-        stem = image.with_suffix("")
-        for candidate in (stem.with_name(stem.name + ".gt.txt"), stem.with_name(stem.name + ".txt")):
-            if candidate.is_file():
-                try:
-                    samples.append((image, _read_text(candidate)))
-                except UnicodeDecodeError:
-                    skipped.append((str(candidate), "transcription is not UTF-8"))
-                break
+        stems = dict.fromkeys([image.name[: -len(image.suffix)], image.name.split(".")[0]])
+        candidates = [image.with_name(stem + ext) for stem in stems for ext in (".gt.txt", ".txt")]
+        text_file = next((c for c in candidates if c.is_file()), None)
+        if text_file is None:
+            stem = image.name.split(".")[0]
+            skipped.append((str(image), f"no {stem}.gt.txt or {stem}.txt beside it"))
         else:
-            skipped.append((str(image), f"no {stem.name}.gt.txt or {stem.name}.txt beside it"))
+            by_text.setdefault(text_file, []).append(image)
+    samples = []
+    for text_file, images in sorted(by_text.items()):
+        stem = text_file.name.split(".")[0]
+
+        def rank(image: Path, stem=stem) -> int:
+            middle = image.name[len(stem) : -len(image.suffix)]
+            return RENDERING_PREFERENCE.index(middle) if middle in RENDERING_PREFERENCE else len(RENDERING_PREFERENCE)
+
+        images.sort(key=rank)
+        for other in images[1:]:
+            skipped.append((str(other), f"another image of {text_file.name} is used: {images[0].name}"))
+        try:
+            samples.append(Sample(images[0], _read_text(text_file), str(images[0])))
+        except UnicodeDecodeError:
+            skipped.append((str(text_file), "transcription is not UTF-8"))
     return samples, skipped
 
 
-def tsv_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """``(image, raw text)`` pairs of a ``path<TAB>label`` list, and the rows left out."""
+def tsv_samples(source: str | os.PathLike) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Line images and labels of a ``path<TAB>label`` list, and the rows left out."""
     source = Path(source)
     samples, skipped = [], []
     with open(source, encoding="utf-8-sig", errors="replace", newline="") as f:
@@ -98,127 +145,162 @@ def tsv_samples(source: str | os.PathLike) -> tuple[list[tuple[Path, str]], list
             else:
                 image = Path(path) if os.path.isabs(path) else source.parent / path
                 if image.is_file():
-                    samples.append((image, label.strip()))
+                    samples.append(Sample(image, label.strip(), where))
                 else:
                     skipped.append((where, f"image file not found: {image}"))
     return samples, skipped
 
 
-def _points(element) -> list[tuple[float, float]]:
-    """PAGE ``points="x1,y1 x2,y2 ..."`` to a list of ``(x, y)``."""
-    text = element.get("points", "") if element is not None else ""
-    return [tuple(float(v) for v in pair.split(",")) for pair in text.split() if "," in pair]
+def document_samples(
+    sources: list[str | os.PathLike], crops_dir: str | os.PathLike, kind: str, deskew: bool = False
+) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """Line images cut from the pages of ALTO or PAGE files (``kind``), with their texts.
 
-
-def page_samples(
-    sources: list[str | os.PathLike], crops_dir: str | os.PathLike, deskew: bool = False
-) -> tuple[list[tuple[Path, str]], list[tuple[str, str]]]:
-    """Line images cropped from PAGE XML pages (Transkribus, eScriptorium) and their texts.
-
-    Each ``TextLine`` with a ``TextEquiv/Unicode`` becomes one image: the bounding box of
-    its ``Coords`` polygon, white outside the polygon; with ``deskew`` it is rotated so
-    that its ``Baseline`` is horizontal. Crops are written to ``crops_dir`` (PNG).
+    Each ``TextLine`` with a transcription becomes ``crops_dir/<page>_<line ID>.png``,
+    cut by ``documents.crop_line`` (the rule ``tf-crnn predict --alto/--page`` uses);
+    lines without text, outside the page or without area, and files that are not
+    safe, valid XML of that kind, are left out with their reason.
     """
-    import xml.etree.ElementTree as ElementTree
-
-    from PIL import ImageDraw
+    from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
 
     crops_dir = Path(crops_dir)
     crops_dir.mkdir(parents=True, exist_ok=True)
     samples, skipped = [], []
-    files = []
-    for source in sources:
-        source = Path(source)
-        files += sorted(source.rglob("*.xml")) if source.is_dir() else [source]
-    for xml_file in files:
+    for xml_file in document_files(sources):
         try:
-            root = ElementTree.parse(xml_file).getroot()
-        except ElementTree.ParseError as error:
-            skipped.append((str(xml_file), f"not valid XML ({error})"))
+            document = read_document(xml_file)
+            if document.kind != kind:
+                raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}: import it as {document.kind}")
+            page = open_page(document)
+        except (DocumentError, OSError) as error:
+            skipped.append((str(xml_file), str(error)))
             continue
-        namespace = root.tag.split("}")[0] + "}" if root.tag.startswith("{") else ""
-        page = root.find(f"{namespace}Page")
-        if page is None:
-            skipped.append((str(xml_file), "no Page element: not a PAGE XML file"))
-            continue
-        image_path = xml_file.parent / page.get("imageFilename", "")
-        if not image_path.is_file():
-            skipped.append((str(xml_file), f"page image not found: {image_path}"))
-            continue
-        with Image.open(image_path) as opened:
-            page_image = opened.convert("L")
-        for number, line in enumerate(page.iter(f"{namespace}TextLine"), start=1):
-            where = f"{xml_file}:{line.get('id', number)}"
-            unicode = line.find(f"{namespace}TextEquiv/{namespace}Unicode")
-            polygon = _points(line.find(f"{namespace}Coords"))
-            if unicode is None or not (unicode.text or "").strip():
-                skipped.append((where, "TextLine has no TextEquiv/Unicode text"))
+        for number, line in enumerate(document.lines, start=1):
+            line_id = line.id or f"line{number}"
+            where = f"{xml_file}:{line_id}"
+            if not line.text:
+                skipped.append((where, "TextLine has no transcription"))
                 continue
-            if len(polygon) < 3:
-                skipped.append((where, "TextLine has no Coords polygon"))
+            try:
+                crop, _ = crop_line(page, line, deskew)
+            except DocumentError as error:
+                skipped.append((where, str(error)))
                 continue
-            mask = Image.new("L", page_image.size, 0)
-            ImageDraw.Draw(mask).polygon(polygon, fill=255)
-            masked = Image.composite(page_image, Image.new("L", page_image.size, 255), mask)
-            xs, ys = [p[0] for p in polygon], [p[1] for p in polygon]
-            box = (max(0, int(min(xs))), max(0, int(min(ys))), int(max(xs)) + 1, int(max(ys)) + 1)
-            crop = masked.crop(box)
-            baseline = _points(line.find(f"{namespace}Baseline"))
-            if deskew and len(baseline) >= 2:
-                (x0, y0), (x1, y1) = baseline[0], baseline[-1]
-                if x1 != x0:
-                    angle = math.degrees(math.atan2(y1 - y0, x1 - x0))
-                    crop = crop.rotate(angle, resample=Image.BILINEAR, expand=True, fillcolor=255)
-            target = crops_dir / f"{xml_file.stem}_{line.get('id', number)}.png"
+            target = crops_dir / f"{document.name}_{line_id}.png"
             crop.save(target)
-            samples.append((target, unicode.text.strip()))
+            samples.append(Sample(target, line.text, where, document.name))
     return samples, skipped
 
 
+def document_of(sample: Sample, pattern: str | None) -> str:
+    """The document (writer) a sample belongs to: ``pattern``'s first group (or match) in the
+    page name, else the page name less a trailing page number (``will_0005-1`` is ``will_0005``)."""
+    name = sample.document or Path(sample.image).stem
+    if pattern:
+        match = re.search(pattern, name)
+        if match is None:
+            return name
+        return match.group(1) if match.groups() else match.group(0)
+    return re.sub(r"[-_]\d+$", "", name)
+
+
+def _split_lines(rows: list, split: tuple[float, float, float], seed: int) -> dict[str, list]:
+    rows = list(rows)
+    random.Random(seed).shuffle(rows)
+    n_train = round(split[0] * len(rows))
+    n_val = round(split[1] * len(rows)) if split[2] else len(rows) - n_train
+    return {"train": rows[:n_train], "val": rows[n_train : n_train + n_val], "test": rows[n_train + n_val :]}
+
+
+def _split_documents(rows: list, documents: list[str], split: tuple[float, float, float], seed: int) -> dict[str, list]:
+    """Whole documents to each split, in shuffled order, until each holds its share of lines."""
+    groups: dict[str, list] = {}
+    for row, document in zip(rows, documents):
+        groups.setdefault(document, []).append(row)
+    names = sorted(groups)
+    random.Random(seed).shuffle(names)
+    if len(names) < 2:
+        raise ValueError(f"--split-by document needs at least two documents; found {len(names)}")
+    total, parts = len(rows), {name: [] for name in SPLITS}
+    targets = [split[0] * total, (split[0] + split[1]) * total]
+    done = 0
+    for name in names:
+        if done < targets[0] or not parts["train"]:
+            part = "train"
+        elif done < targets[1] or not split[2]:
+            part = "val"
+        else:
+            part = "test"
+        parts[part].extend(groups[name])
+        done += len(groups[name])
+    if not parts["val"] and split[1]:  # every document went to training: move the last one
+        parts["val"] = groups[names[-1]]
+        parts["train"] = [r for r in parts["train"] if r not in parts["val"]]
+    return parts
+
+
 def write_dataset(
-    samples: list[tuple[Path, str]],
+    samples: list[Sample],
     output_dir: str | os.PathLike,
     skipped: list[tuple[str, str]] | None = None,
     normalization: str = "NFC",
     split: tuple[float, float, float] = (0.9, 0.1, 0.0),
     seed: int = 0,
+    split_by: str = "line",
+    document_pattern: str | None = None,
+    preset: str = "printed",
 ) -> ImportResult:
-    """Copies the images, writes the split CSVs, the alphabet and the report into ``output_dir``.
+    """Copies the images, writes the split CSVs, the alphabet, a ready ``config.json`` and
+    the report into ``output_dir``.
+
+    Args:
+        split_by: ``line`` (lines shuffled into the splits) or ``document`` (no document,
+            hence no writer, has lines in two splits; see ``document_of``).
+        preset: ``printed`` or ``handwriting``: the settings of ``config.json``.
 
     Raises:
-        ValueError: ``output_dir`` is not empty, or no sample has a transcription.
+        ValueError: ``output_dir`` is not empty, or no sample is usable (the report is
+            written all the same, and the message gives the main reasons).
     """
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty: choose a new output folder")
+    if split_by not in SPLIT_BY:
+        raise ValueError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
+    settings = load_preset(preset)
     skipped = list(skipped or [])
     rows = []
-    for image, text in samples:
-        text = normalize(text, normalization)
+    for sample in samples:
+        text = normalize(sample.text, normalization)
         if not text:
-            skipped.append((str(image), "empty transcription"))
-            continue
-        if "|" in text:
-            skipped.append((str(image), "transcription contains '|', the unit delimiter of the CSV format"))
-            continue
-        rows.append((image, text))
+            skipped.append((sample.source, "empty transcription"))
+        elif "|" in text:
+            skipped.append((sample.source, "transcription contains '|', the unit delimiter of the CSV format"))
+        else:
+            rows.append((sample, text))
     if not rows:
-        raise ValueError(f"no usable samples ({len(skipped)} left out); nothing written")
-    random.Random(seed).shuffle(rows)
-    n_train = round(split[0] * len(rows))
-    n_val = round(split[1] * len(rows)) if split[2] else len(rows) - n_train
-    parts = {"train": rows[:n_train], "val": rows[n_train : n_train + n_val], "test": rows[n_train + n_val :]}
+        out.mkdir(parents=True, exist_ok=True)
+        write_report(out / REPORT_FILENAME, skipped)
+        reasons = Counter(re.sub(r"\d+", "N", reason.split(":")[0].split(" (")[0]) for _, reason in skipped)
+        summary = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3)) or "no samples found"
+        raise ValueError(f"no usable samples in the source ({summary}); see {out / REPORT_FILENAME}")
+    if split_by == "document":
+        parts = _split_documents(rows, [document_of(s, document_pattern) for s, _ in rows], split, seed)
+    else:
+        parts = _split_lines(rows, split, seed)
 
     (out / "images").mkdir(parents=True)
     files, counts = {}, {}
     used_names: set[str] = set()
+    sizes: list[tuple[int, int, int]] = []
     for name in SPLITS:
         if name == "test" and not split[2]:
             continue
         csv_rows = []
-        for image, text in parts[name]:
+        for sample, text in parts[name]:
+            image = Path(sample.image)
             # TIFF (common in scans) is not among the formats TensorFlow decodes: stored as PNG.
-            suffix = ".png" if image.suffix.lower() in (".tif", ".tiff") else image.suffix
+            suffix = ".png" if image.suffix.lower() in TIFF_SUFFIXES else image.suffix
             target = image.stem + suffix
             n = 1
             while target in used_names:  # same names from different folders
@@ -230,6 +312,8 @@ def write_dataset(
             else:
                 with Image.open(image) as opened:
                     opened.save(out / "images" / target)
+            with Image.open(out / "images" / target) as opened:
+                sizes.append((*opened.size, len(text)))
             csv_rows.append((f"images/{target}", join_units(list(text))))
         files[name] = out / f"{name}.csv"
         write_csv_rows(files[name], csv_rows)
@@ -238,9 +322,38 @@ def write_dataset(
     Alphabet.create_lookup_from_labels(
         [files[n] for n in SPLITS if n in files], files["alphabet"], normalization=normalization
     )
-    files["report"] = out / "import_report.csv"
+    files["config"] = out / CONFIG_FILENAME
+    write_json(files["config"], dataset_config(settings, files, sizes, normalization))
+    files["report"] = out / REPORT_FILENAME
     write_report(files["report"], skipped)
     return ImportResult(counts, files, skipped)
+
+
+def load_preset(name: str) -> dict:
+    """The settings of a shipped preset (``tf_crnn/configs/<name>.json``)."""
+    if name not in PRESETS:
+        raise ValueError(f"preset must be one of {', '.join(PRESETS)}, got {name!r}")
+    return json.loads((importlib.resources.files("tf_crnn") / "configs" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def dataset_config(
+    settings: dict, files: dict[str, Path], sizes: list[tuple[int, int, int]], normalization: str
+) -> dict:
+    """A preset's settings fitted to a data set: ``input_shape[1]`` holds its widest line at the
+    preset's height (rounded up to 32 px), ``max_chars_per_string`` its longest line; paths are
+    absolute, the model goes to ``model/`` beside the CSVs."""
+    height = settings["input_shape"][0]
+    widest = max(scaled_width(w, h, height) for w, h, _ in sizes)
+    config = dict(settings)
+    config["input_shape"] = [height, max(32, -(-widest // 32) * 32)]
+    config["max_chars_per_string"] = max(n for *_, n in sizes)
+    config["unicode_normalization"] = normalization
+    config["csv_files_train"] = str(files["train"].resolve())
+    if "val" in files and files["val"].stat().st_size:
+        config["csv_files_eval"] = str(files["val"].resolve())
+    config["lookup_alphabet_file"] = str(files["alphabet"].resolve())
+    config["output_model_dir"] = str((files["train"].parent / "model").resolve())
+    return config
 
 
 def write_report(path: Path, skipped: list[tuple[str, str]]) -> None:
@@ -251,7 +364,10 @@ def write_report(path: Path, skipped: list[tuple[str, str]]) -> None:
 __all__ = [
     "ImportResult",
     "folder_samples",
-    "page_samples",
+    "document_samples",
+    "document_of",
+    "load_preset",
+    "Sample",
     "parse_split",
     "tsv_samples",
     "write_dataset",
