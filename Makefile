@@ -12,8 +12,15 @@ $(BIN)/python:
 install: $(BIN)/python
 	$(BIN)/python -m pip install --quiet -e ".[export]"
 
-install-dev: $(BIN)/python
+install-dev: $(BIN)/python $(VENV)/schemas/page.xsd
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+
+# The PAGE 2019 schema the tests validate against, as the OCR-D validators ship it (the
+# package itself is not installed: its dependencies are a server stack).
+$(VENV)/schemas/page.xsd: $(BIN)/python
+	$(BIN)/python -m pip download --quiet --no-deps --dest $(VENV)/schemas ocrd==3.13.3
+	$(BIN)/python -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/ocrd-*.whl')[0]).extract('ocrd_validators/page.xsd', sys.argv[1])" $(VENV)/schemas
+	mv $(VENV)/schemas/ocrd_validators/page.xsd $@
 
 ## make demo: synthetic lines -> train -> evaluate -> predict -> export (a few minutes on 2 CPU cores)
 demo: install

@@ -18,6 +18,7 @@ Coordinates are pixels of the page image (ALTO ``MeasurementUnit`` ``pixel``).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import re
@@ -85,17 +86,18 @@ def parse_xml(path: str | os.PathLike) -> etree._ElementTree:
     size = path.stat().st_size
     if size > MAX_XML_BYTES:
         raise DocumentError(f"{size} bytes, more than the {MAX_XML_BYTES} an XML page may have")
+    data = path.read_bytes()
+    root_start = re.search(rb"<[^?!]", data)
+    if b"<!DOCTYPE" in data[: root_start.start() if root_start else len(data)]:
+        # Entities (external files, expansion bombs) are declared in a DTD; ALTO and PAGE need none.
+        raise DocumentError("holds a DOCTYPE (DTD or entities): refused, ALTO and PAGE files need none")
     parser = etree.XMLParser(
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
     try:
-        tree = etree.parse(str(path), parser)
+        return etree.parse(io.BytesIO(data), parser)
     except etree.XMLSyntaxError as error:
         raise DocumentError(f"not valid XML ({error})") from None
-    if tree.docinfo.doctype:
-        # Entities are declared in a DTD; ALTO and PAGE need none.
-        raise DocumentError("holds a DOCTYPE (DTD or entities): refused, ALTO and PAGE files need none")
-    return tree
 
 
 def _numbers(text: str | None) -> list[float]:

@@ -1,0 +1,317 @@
+"""ALTO and PAGE in and out: import, predict back into the documents, glyphs, hostile XML."""
+
+import csv
+import json
+import random
+import resource
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from PIL import Image, ImageDraw, ImageFont
+
+from tf_crnn.cli import main
+from tf_crnn.datasets.synthetic import render_line
+from tf_crnn.documents import CropGeometry, _rotation, crop_line
+from tf_crnn.loader import PredictionModel
+from tf_crnn.records import read_csv_rows, resolve_image_path
+
+ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
+PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+PAGE_XSD = Path(__file__).parents[1] / ".venv" / "schemas" / "page.xsd"
+FONT_SIZE = 24  # the size the session's tiny model was trained on
+LINES = [("l1", "40217", (30, 30)), ("l2", "983", (300, 40)), ("l3", "5561", (60, 130))]
+
+
+def draw_page(path: Path) -> dict[str, dict]:
+    """A white page with digit lines; returns each line's polygon, baseline and character centres."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    page = Image.new("L", (520, 220), 250)
+    draw = ImageDraw.Draw(page)
+    truth = {}
+    for line_id, text, (x, y) in LINES:
+        draw.text((x, y), text, fill=20, font=font)
+        left, top, right, bottom = draw.textbbox((x, y), text, font=font)
+        polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
+        centres = [x + font.getlength(text[:i]) + font.getlength(c) / 2 for i, c in enumerate(text)]
+        truth[line_id] = {"text": text, "polygon": polygon, "baseline": [(left, bottom), (right, bottom)],
+                          "centres": centres}  # fmt: skip
+    page.save(path)
+    return truth
+
+
+def alto_xml(image_name: str, truth: dict, extra_line: str = "") -> str:
+    lines = []
+    for line_id, t in truth.items():
+        (x0, y0), _, (x1, y1), _ = t["polygon"]
+        points = " ".join(f"{x} {y}" for x, y in t["polygon"])
+        baseline = " ".join(f"{x} {y}" for x, y in t["baseline"])
+        lines.append(
+            f'<TextLine ID="{line_id}" HPOS="{x0}" VPOS="{y0}" WIDTH="{x1 - x0}" HEIGHT="{y1 - y0}" BASELINE="{baseline}">'
+            f'<Shape><Polygon POINTS="{points}"/></Shape><String CONTENT="{t["text"]}"/></TextLine>'
+        )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<!-- made by the tests -->
+<alto xmlns="{ALTO_NS}" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance"
+      xsi:schemaLocation="{ALTO_NS} http://www.loc.gov/standards/alto/v4/alto-4-2.xsd">
+  <Description><MeasurementUnit>pixel</MeasurementUnit>
+    <sourceImageInformation><fileName>{image_name}</fileName></sourceImageInformation></Description>
+  <Tags><OtherTag ID="LT1" LABEL="DefaultLine"/></Tags>
+  <Layout><Page WIDTH="520" HEIGHT="220" PHYSICAL_IMG_NR="1" ID="p1"><PrintSpace>
+    <TextBlock ID="b1">{"".join(lines)}{extra_line}</TextBlock>
+  </PrintSpace></Page></Layout>
+</alto>
+"""
+
+
+def page_xml(image_name: str, truth: dict) -> str:
+    lines = []
+    for line_id, t in truth.items():
+        points = " ".join(f"{x},{y}" for x, y in t["polygon"])
+        baseline = " ".join(f"{x},{y}" for x, y in t["baseline"])
+        lines.append(
+            f'<TextLine id="{line_id}"><Coords points="{points}"/><Baseline points="{baseline}"/>'
+            f"<TextEquiv><Unicode>{t['text']}</Unicode></TextEquiv></TextLine>"
+        )
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<PcGts xmlns="{PAGE_NS}">
+  <Metadata><Creator>tests</Creator><Created>2026-11-24T00:00:00</Created>
+    <LastChange>2026-11-24T00:00:00</LastChange></Metadata>
+  <Page imageFilename="{image_name}" imageWidth="520" imageHeight="220">
+    <TextRegion id="r1"><Coords points="0,0 519,0 519,219 0,219"/>{"".join(lines)}</TextRegion>
+  </Page>
+</PcGts>
+"""
+
+
+def strip_recognition(tree) -> bytes:
+    """The tree less what recognition writes (ALTO String/SP/HYP, PAGE Word/TextEquiv of lines)."""
+    root = etree.fromstring(etree.tostring(tree))
+    for line in root.iter("{*}TextLine"):
+        for child in list(line):
+            if etree.QName(child).localname in ("String", "SP", "HYP", "Word", "TextEquiv"):
+                line.remove(child)
+    return etree.tostring(root, method="c14n")
+
+
+@pytest.fixture
+def alto_page(tmp_path):
+    folder = tmp_path / "alto"
+    folder.mkdir()
+    truth = draw_page(folder / "will_0001-0.png")
+    (folder / "will_0001-0.xml").write_text(alto_xml("will_0001-0.png", truth), encoding="utf-8")
+    return folder / "will_0001-0.xml", truth
+
+
+def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trained, alto_page, tmp_path):
+    params, result = trained
+    xml_file, truth = alto_page
+    runner = CliRunner()
+    out = tmp_path / "data"
+    run = runner.invoke(main, ["import", "alto", str(xml_file.parent), "-o", str(out), "--split", "0.5,0.5"])
+    assert run.exit_code == 0, run.output
+    rows = [row for name in ("train", "val") for row in read_csv_rows(out / f"{name}.csv")]
+    crops = {Path(path).stem: resolve_image_path(out / "train.csv", path) for _, path, _ in rows}
+    assert sorted(crops) == [f"will_0001-0_{line_id}" for line_id in truth]  # page name, then line ID
+    config = json.loads((out / "config.json").read_text())
+    assert config["max_chars_per_string"] == max(len(t["text"]) for t in truth.values())
+    assert Path(config["csv_files_train"]).is_file() and config["input_shape"][0] == 32
+
+    written = tmp_path / "recognised"
+    run = runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(written)])
+    assert run.exit_code == 0, run.output
+    output = written / xml_file.name
+    before, after = etree.parse(str(xml_file)), etree.parse(str(output))
+    # What the model reads on the importer's crops is what the document now says, line by line.
+    expected = PredictionModel(result.export_path).predict([crops[f"will_0001-0_{i}"] for i in truth])
+    lines = after.getroot().findall(f".//{{{ALTO_NS}}}TextLine")
+    assert [line.get("ID") for line in lines] == list(truth)
+    for line, text in zip(lines, expected):
+        strings = line.findall(f"{{{ALTO_NS}}}String")
+        assert " ".join(s.get("CONTENT") for s in strings) == text
+        assert all(0 <= float(s.get("WC")) <= 1 for s in strings)
+    assert sum(e == t["text"] for e, t in zip(expected, truth.values())) >= 2  # it reads the page
+    assert strip_recognition(before) == strip_recognition(after)  # everything else as it was
+    assert b"<!-- made by the tests -->" in output.read_bytes()
+
+
+def test_glyph_boxes_lie_on_the_characters(trained, alto_page, tmp_path):
+    _, result = trained
+    xml_file, truth = alto_page
+    out = tmp_path / "glyphs"
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(out), "--glyphs"]
+    )
+    assert run.exit_code == 0, run.output
+    root = etree.parse(str(out / xml_file.name)).getroot()
+    checked = 0
+    for line in root.iter(f"{{{ALTO_NS}}}TextLine"):
+        t = truth[line.get("ID")]
+        glyphs = line.findall(f".//{{{ALTO_NS}}}Glyph")
+        text = "".join(g.get("CONTENT") for g in glyphs)
+        if text != t["text"]:
+            continue  # a misread line has no truth to compare positions with
+        (_, y0), _, (_, y1), _ = t["polygon"]
+        for glyph, centre in zip(glyphs, t["centres"]):
+            x, w = float(glyph.get("HPOS")), float(glyph.get("WIDTH"))
+            assert abs(x + w / 2 - centre) <= 5, (line.get("ID"), glyph.get("CONTENT"), x, w, centre)
+            assert (
+                y0 - 2 <= float(glyph.get("VPOS")) and float(glyph.get("VPOS")) + float(glyph.get("HEIGHT")) <= y1 + 2
+            )
+            assert 0 <= float(glyph.get("GC")) <= 1
+            checked += 1
+    assert checked >= 8
+
+
+def test_page_in_transkribus_layout_round_trips_and_validates(trained, tmp_path):
+    _, result = trained
+    truth = draw_page(tmp_path / "scan.png")  # Transkribus: page/scan.xml, the image one folder up
+    (tmp_path / "page").mkdir()
+    xml_file = tmp_path / "page" / "scan.xml"
+    xml_file.write_text(page_xml("scan.png", truth), encoding="utf-8")
+    schema = etree.XMLSchema(etree.parse(str(PAGE_XSD)))
+    assert schema.validate(etree.parse(str(xml_file))), schema.error_log
+
+    run = CliRunner().invoke(main, ["import", "page", str(tmp_path / "page"), "-o", str(tmp_path / "data")])
+    assert run.exit_code == 0 and "0 left out" in run.output, run.output
+
+    out = tmp_path / "out"
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), "--page", str(xml_file), "-o", str(out), "--glyphs"]
+    )
+    assert run.exit_code == 0, run.output
+    written = etree.parse(str(out / "scan.xml"))
+    assert schema.validate(written), schema.error_log
+    assert strip_recognition(etree.parse(str(xml_file))) == strip_recognition(written)
+    for line in written.getroot().iter(f"{{{PAGE_NS}}}TextLine"):
+        equiv = line.find(f"{{{PAGE_NS}}}TextEquiv")
+        words = [
+            w.find(f"{{{PAGE_NS}}}TextEquiv/{{{PAGE_NS}}}Unicode").text for w in line.findall(f"{{{PAGE_NS}}}Word")
+        ]
+        assert " ".join(words) == (equiv.find(f"{{{PAGE_NS}}}Unicode").text or "")
+        assert 0 <= float(equiv.get("conf")) <= 1
+
+
+def test_bad_lines_are_reported_and_the_rest_imported(alto_page, tmp_path):
+    xml_file, truth = alto_page
+    extra = (
+        '<TextLine ID="empty" HPOS="10" VPOS="10" WIDTH="50" HEIGHT="20"><String CONTENT=""/></TextLine>'
+        '<TextLine ID="outside" HPOS="900" VPOS="900" WIDTH="50" HEIGHT="20"><String CONTENT="12"/></TextLine>'
+        '<TextLine ID="flat" HPOS="10" VPOS="10" WIDTH="50" HEIGHT="0"><String CONTENT="12"/></TextLine>'
+    )
+    xml_file.write_text(alto_xml("will_0001-0.png", truth, extra), encoding="utf-8")
+    run = CliRunner().invoke(main, ["import", "alto", str(xml_file), "-o", str(tmp_path / "data")])
+    assert run.exit_code == 0, run.output
+    assert "3 left out" in run.output
+    with open(tmp_path / "data" / "import_report.csv", newline="") as f:
+        report = {row["source"].rsplit(":", 1)[1]: row["reason"] for row in csv.DictReader(f)}
+    assert report["empty"] == "TextLine has no transcription"
+    assert "outside the 520x220 page" in report["outside"]
+    assert "has no area" in report["flat"]
+
+
+def test_split_by_document_keeps_each_writer_in_one_split(tmp_path):
+    source = tmp_path / "src"
+    source.mkdir()
+    for document in range(6):
+        for page in range(2):
+            name = f"will_{document:04d}-{page}"
+            truth = draw_page(source / f"{name}.png")
+            (source / f"{name}.xml").write_text(alto_xml(f"{name}.png", truth), encoding="utf-8")
+    out = tmp_path / "data"
+    run = CliRunner().invoke(
+        main, ["import", "alto", str(source), "-o", str(out), "--split-by", "document", "--split", "0.5,0.5"]
+    )
+    assert run.exit_code == 0, run.output
+    writers = {}
+    for split in ("train", "val"):
+        writers[split] = {Path(p).name.split("-")[0] for _, p, _ in read_csv_rows(out / f"{split}.csv")}
+    assert writers["train"] and writers["val"] and not writers["train"] & writers["val"]
+    assert len(writers["train"] | writers["val"]) == 6
+
+
+def test_hostile_xml_is_refused_without_reading_files_or_growing_memory(tmp_path):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("TOP-SECRET-CONTENT")
+    draw_page(tmp_path / "p.png")
+    external = f"""<?xml version="1.0"?>
+<!DOCTYPE alto [<!ENTITY leak SYSTEM "file://{secret}">]>
+<alto xmlns="{ALTO_NS}"><Description><sourceImageInformation><fileName>p.png</fileName></sourceImageInformation>
+</Description><Layout><Page><PrintSpace><TextBlock><TextLine ID="x" HPOS="1" VPOS="1" WIDTH="50" HEIGHT="20">
+<String CONTENT="&leak;"/></TextLine></TextBlock></PrintSpace></Page></Layout></alto>"""
+    laughs = '<?xml version="1.0"?>\n<!DOCTYPE lolz [<!ENTITY lol "lollollollollollollollollollol">'
+    for i in range(1, 10):
+        laughs += f'<!ENTITY lol{i} "{("&lol%s;" % (i - 1 or "")) * 10}">'
+    laughs += f']>\n<alto xmlns="{ALTO_NS}"><Description>&lol9;</Description></alto>'
+    (tmp_path / "external.xml").write_text(external)
+    (tmp_path / "laughs.xml").write_text(laughs)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    run = CliRunner().invoke(main, ["import", "alto", str(tmp_path), "-o", str(tmp_path / "data")])
+    grown_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert run.exit_code == 2, run.output
+    assert "no usable samples in the source (2 x holds a DOCTYPE" in run.output  # one line, with reasons
+    report = (tmp_path / "data" / "import_report.csv").read_text()
+    assert "external.xml" in report and "laughs.xml" in report
+    assert "TOP-SECRET-CONTENT" not in report + run.output
+    assert grown_kib < 100_000  # a billion laughs expanded would take gigabytes
+
+
+def test_folder_import_understands_ground_truth_naming(tmp_path):
+    source = tmp_path / "gt"
+    source.mkdir()
+    font = ImageFont.load_default(size=FONT_SIZE)
+    for name, text in (("line_0001", "123"), ("line_0002", "456"), ("line_0003", "789")):
+        image = Image.new("L", (90, 36), 255)
+        ImageDraw.Draw(image).text((5, 5), text, fill=0, font=font)
+        (source / f"{name}.gt.txt").write_text(text + "\n")
+        if name == "line_0001":
+            image.save(source / f"{name}.bin.png")
+            image.save(source / f"{name}.nrm.png")  # two renderings: the grey one is taken
+        elif name == "line_0002":
+            image.save(source / f"{name}.tif")
+        else:
+            image.save(source / f"{name}.png")
+    out = tmp_path / "data"
+    run = CliRunner().invoke(main, ["import", "folder", str(source), "-o", str(out), "--split", "0.6,0.4"])
+    assert run.exit_code == 0, run.output
+    images = sorted(p.name for p in (out / "images").iterdir())
+    assert images == ["line_0001.nrm.png", "line_0002.png", "line_0003.png"]
+    assert "another image of line_0001.gt.txt is used: line_0001.nrm.png" in (out / "import_report.csv").read_text()
+
+
+def test_predict_reads_tiff_folders_and_transparent_paper(trained, tmp_path):
+    _, result = trained
+    flat = render_line("2741", random.Random(0), font_size=FONT_SIZE, noise=False)
+    rgba = Image.new("RGBA", flat.size, (0, 0, 0, 0))  # transparent paper, opaque black ink
+    rgba.putalpha(Image.eval(flat, lambda v: 255 - v))
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    flat.save(folder / "a.tif")
+    rgba.save(folder / "b.png")
+    flat.save(tmp_path / "flat.png")
+    out = tmp_path / "out.csv"
+    run = CliRunner().invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    with open(out, newline="") as f:
+        rows = {Path(r["path"]).name: r["transcription"] for r in csv.DictReader(f)}
+    expected = PredictionModel(result.export_path).predict(str(tmp_path / "flat.png"))
+    assert rows == {"a.tif": expected, "b.png": expected}  # black paper would read otherwise
+    assert expected == "2741"
+
+
+def test_crop_geometry_maps_deskewed_points_back_to_the_page():
+    page = Image.new("L", (200, 120), 255)
+    ImageDraw.Draw(page).rectangle((100, 50, 102, 52), fill=0)  # a dot at (101, 51)
+    from tf_crnn.documents import Line
+
+    line = Line("x", "a", [(40, 20), (180, 60), (170, 100), (30, 60)], [(30, 40), (180, 80)], None, element=None)
+    crop, geometry = crop_line(page, line, deskew=True)
+    ys, xs = np.nonzero(np.asarray(crop) < 128)
+    x, y = geometry.to_page(xs.mean() + 0.5, ys.mean() + 0.5)
+    assert abs(x - 101.5) < 1.5 and abs(y - 51.5) < 1.5
+    matrix, size = _rotation((140, 80), 15.0)
+    reference = Image.new("L", (140, 80)).rotate(15.0, expand=True)
+    assert size == reference.size
+    assert CropGeometry((0, 0), matrix).to_page(size[0] / 2, size[1] / 2) == pytest.approx((70, 40))
