@@ -1,11 +1,15 @@
 """Benchmark 3: accuracy in a time budget.
 
-Trains ``configs/lines.json`` on ``train.csv`` for M minutes (``time_limit_minutes``:
-the clock starts with the first training step; data checks before it and the final
-evaluation and export after it are timed apart), then evaluates the export on
-``val.csv`` and saves the learning curve (validation CER against wall-clock time).
+Trains a config (default ``configs/lines.json``) on a data set's ``train.csv`` (default
+``../shared/data/lines``) for M minutes (``time_limit_minutes``: the clock starts with the
+first training step; data checks before it and the final evaluation and export after it are
+timed apart), then evaluates the export on its ``val.csv`` and saves the learning curve
+(validation CER against wall-clock time).
 
     python benchmarks/budget.py --minutes 20 [--config configs/lines.json] [--output runs/budget-20]
+    python benchmarks/budget.py --minutes 60 --data data/poilus --config data/poilus/config.json
+
+``--data`` is a folder as ``tf-crnn import`` writes it: ``train.csv``, ``val.csv``, ``alphabet.json``.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, required=True, help="training time budget")
     parser.add_argument("--config", default="configs/lines.json")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder with train.csv, val.csv and alphabet.json")
     parser.add_argument("--output", help="output_model_dir (default: runs/budget-<minutes>min-<time>)")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -60,22 +65,23 @@ def main() -> None:
     from tf_crnn.training import train
 
     output = Path(args.output or f"runs/budget-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}")
+    data = args.data.resolve()
     params = Params.from_json_file(
         ROOT / args.config,
-        csv_files_train=str(DATA / "train.csv"),
-        csv_files_eval=str(DATA / "val.csv"),
-        lookup_alphabet_file=str(DATA / "alphabet.json"),
+        csv_files_train=str(data / "train.csv"),
+        csv_files_eval=str(data / "val.csv"),
+        lookup_alphabet_file=str(data / "alphabet.json"),
         output_model_dir=str(output),
         time_limit_minutes=args.minutes,
         n_epochs=10_000,
         early_stopping_patience=0,
     )
     print(f"Machine: {machine()}")
-    print(f"Config: {args.config}; budget {args.minutes:g} min; output {output}", flush=True)
+    print(f"Config: {args.config}; data {data}; budget {args.minutes:g} min; output {output}", flush=True)
     start = time.monotonic()
     result = train(params, verbose=2)
     trained = time.monotonic() - start
-    evaluation = evaluate(result.export_path, DATA / "val.csv")
+    evaluation = evaluate(result.export_path, data / "val.csv")
     total = time.monotonic() - start
     history = list(csv.DictReader((output / "logs" / "history.csv").open()))
     train_minutes = float(history[-1]["time_s"]) / 60 if history else 0.0
