@@ -228,12 +228,8 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     type=click.Path(),
     help="Write .csv or .jsonl here (default: CSV on stdout); with --alto/--page, the output folder.",
 )
-@click.option(
-    "--alto", "alto_files", multiple=True, type=click.Path(exists=True), help="ALTO file or folder to recognise."
-)
-@click.option(
-    "--page", "page_files", multiple=True, type=click.Path(exists=True), help="PAGE file or folder to recognise."
-)
+@click.option("--alto", "alto", is_flag=True, help="INPUTS are ALTO files or folders of them, to recognise.")
+@click.option("--page", "page", is_flag=True, help="INPUTS are PAGE files or folders of them, to recognise.")
 @click.option("--glyphs", is_flag=True, help="--alto/--page: also write a box per character (Glyph).")
 @click.option(
     "--deskew", is_flag=True, help="--alto/--page: level each line by its baseline, as imported with --deskew."
@@ -250,38 +246,38 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
 )
 @user_errors
-def predict(model, inputs, output, alto_files, page_files, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
+def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
     """Transcribe images with MODEL (an export folder or an output_model_dir).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
     data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
     adds the score, per-character confidences and horizontal spans, and the n-best list.
 
-    With --alto or --page, every line of the documents is cut from its page image and read,
-    and each document is written recognised into the folder -o, under its own file name.
+    With --alto or --page, INPUTS are documents (files, or folders searched for .xml): every
+    line is cut from its page image and read, and each document is written recognised into
+    the folder -o, under its own file name.
     """
     from tf_crnn.loader import predict_documents, predict_files, write_predictions
 
-    if alto_files or page_files:
-        from tf_crnn.documents import ALTO, PAGE, document_files, read_document
+    if not inputs:
+        raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
+    if alto or page:
+        from tf_crnn.documents import ALTO, PAGE, document_files
 
-        if inputs or not output:
-            raise UserError(
-                "--alto/--page read the documents' own images: give no INPUTS, and the output folder with -o"
-            )
-        files = []
-        for kind, sources in ((ALTO, alto_files), (PAGE, page_files)):
-            for path in document_files(list(sources)):
-                files.append(path)
-                if read_document(path).kind != kind:
-                    raise UserError(f"{path} is not {kind.upper()}: pass it with --{read_document(path).kind}")
-        written, skipped = predict_documents(model, files, output, glyphs=glyphs, deskew=deskew, batch_size=batch_size)
+        if alto and page:
+            raise UserError("--alto and --page: give one kind of document per command")
+        if not output:
+            raise UserError("--alto/--page write recognised copies of the documents: give their folder with -o")
+        for item in inputs:
+            if not Path(item).exists():
+                raise UserError(f"{item}: no such file or folder")
+        written, skipped = predict_documents(
+            model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE
+        )
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
         return
-    if not inputs:
-        raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
     paths = collect_inputs(inputs)
     results, skipped = predict_files(
         model,
