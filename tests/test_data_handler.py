@@ -9,6 +9,8 @@ from tf_crnn.data_handler import (
     dataset_generator,
     get_resized_width,
     padding_inputs_width,
+    random_elastic,
+    random_stroke_width,
     resize_image,
 )
 
@@ -49,6 +51,21 @@ def test_augmentation_changes_the_image_and_cuts_no_ink():
         assert paper - ink > 100  # the contrast jitter keeps ink readable
         assert 0.8 * ink_area <= dark.sum() <= 1.25 * ink_area  # no ink cut or smeared away
         assert not (dark[0].any() or dark[-1].any() or dark[:, 0].any() or dark[:, -1].any())
+
+
+def test_stroke_width_and_elastic_distortion():
+    image = np.full((32, 100, 1), 240, np.uint8)
+    image[10:22, 30:70] = 20
+    ink_area = 12 * 40
+    tf.random.set_seed(1)
+    areas = {int((random_stroke_width(tf.constant(image), 2).numpy() < 130).sum()) for _ in range(20)}
+    assert min(areas) < ink_area < max(areas)  # strokes both thinned and thickened
+    assert max(areas) <= (12 + 2) * (40 + 2) and min(areas) >= (12 - 2) * (40 - 2)  # by at most 2 px
+    out = random_elastic(tf.constant(image), 3.0, tf.constant([240], tf.uint8)).numpy()
+    assert out.shape == image.shape and not np.array_equal(out, image)
+    assert 0.7 * ink_area <= (out < 130).sum() <= 1.4 * ink_area  # moved, not erased
+    params = Params(input_shape=[32, 140], data_augmentation_stroke=1, data_augmentation_elastic=2.0)
+    assert augment_data(tf.constant(image), params).shape[0] == 32
 
 
 def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):

@@ -344,7 +344,7 @@ def evaluate(model, csv_file, report, batch_size, confusions) -> None:
 @click.option(
     "--document-pattern",
     help="Regular expression whose first group (or match) in a page's file name names its document "
-    "(default: the name less a trailing -N or _N page number).",
+    "(default: the name less a trailing -N page number, as eScriptorium names pages).",
 )
 @choice_option("--preset", ("printed", "handwriting"), "Settings of the config.json written beside the CSVs.")
 @click.option("--deskew", is_flag=True, help="alto, page: rotate each line so that its baseline is level.")

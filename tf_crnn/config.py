@@ -86,6 +86,12 @@ class Params:
     """Largest rotation, in radians."""
     data_augmentation_max_slant: float = 0.7
     """Largest horizontal shear, as a fraction of the image height (tan of the slant angle)."""
+    data_augmentation_stroke: int = 0
+    """Largest change of stroke width, in pixels at the target height (0: off): ink is thickened
+    or thinned by up to this many pixels."""
+    data_augmentation_elastic: float = 0.0
+    """Largest displacement of a smooth random distortion (grid distortion), in pixels at the
+    target height (0: off)."""
 
     # --- Training ---
     n_epochs: int = 50
@@ -234,6 +240,10 @@ class Params:
             fail("data_augmentation_max_rotation", "must be a non-negative number of radians")
         if not (isinstance(self.data_augmentation_max_slant, (int, float)) and self.data_augmentation_max_slant >= 0):
             fail("data_augmentation_max_slant", "must be a non-negative number")
+        if not (_is_int(self.data_augmentation_stroke) and self.data_augmentation_stroke >= 0):
+            fail("data_augmentation_stroke", "must be a non-negative whole number of pixels")
+        if not (isinstance(self.data_augmentation_elastic, (int, float)) and self.data_augmentation_elastic >= 0):
+            fail("data_augmentation_elastic", "must be a non-negative number of pixels")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):
             fail("learning_rate", "must be a positive number")
         if self.optimizer not in OPTIMIZERS:

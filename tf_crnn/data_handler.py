@@ -193,12 +193,59 @@ def random_slant(image: tf.Tensor, max_slant: float, max_width: int, background:
     return _projective(image, transform, w + extra, background)
 
 
+def random_stroke_width(image: tf.Tensor, max_change: int) -> tf.Tensor:
+    """Thickens (dilates the dark ink) or thins the strokes by up to ``max_change`` pixels.
+
+    A grey-level morphology: the ink is the dark part, so thickening is a minimum filter
+    and thinning a maximum filter, with a square window of ``change + 1`` pixels (pooling
+    windows are static: each size is computed and the drawn one kept).
+    """
+    change = tf.random.uniform([], -max_change, max_change + 1, dtype=tf.int32)
+    x = tf.cast(image, tf.float32)[None]
+
+    out = x
+    for k in range(1, max_change + 1):
+        window = k + 1
+        thick = -tf.nn.max_pool2d(-x, window, 1, "SAME")
+        thin = tf.nn.max_pool2d(x, window, 1, "SAME")
+        out = tf.where(change == k, thick, tf.where(change == -k, thin, out))
+    return tf.cast(out[0], image.dtype)
+
+
+def random_elastic(image: tf.Tensor, max_shift: float, background: tf.Tensor) -> tf.Tensor:
+    """A smooth random distortion: displacements of up to ``max_shift`` pixels drawn on a coarse
+    grid (cells about the image's height wide), interpolated to every pixel, the image sampled
+    bilinearly at the displaced positions; outside the image is paper."""
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    cells = tf.maximum(w // tf.maximum(h, 1), 1) + 1
+    grid = tf.random.uniform(tf.stack([3, cells, 2]), -max_shift, max_shift)
+    field = tf.image.resize(grid[None], tf.stack([h, w]), method="bilinear")[0]
+    ys, xs = tf.meshgrid(tf.range(h, dtype=tf.float32), tf.range(w, dtype=tf.float32), indexing="ij")
+    sx, sy = xs + field[..., 0], ys + field[..., 1]
+    x0, y0 = tf.floor(sx), tf.floor(sy)
+    fx, fy = (sx - x0)[..., None], (sy - y0)[..., None]
+    pixels = tf.cast(image, tf.float32)
+    paper = tf.cast(background, tf.float32)
+
+    def at(yy, xx):
+        inside = (xx >= 0) & (xx <= tf.cast(w - 1, tf.float32)) & (yy >= 0) & (yy <= tf.cast(h - 1, tf.float32))
+        index = tf.stack(
+            [tf.clip_by_value(tf.cast(yy, tf.int32), 0, h - 1), tf.clip_by_value(tf.cast(xx, tf.int32), 0, w - 1)], -1
+        )
+        return tf.where(inside[..., None], tf.gather_nd(pixels, index), paper)
+
+    top = at(y0, x0) * (1 - fx) + at(y0, x0 + 1) * fx
+    bottom = at(y0 + 1, x0) * (1 - fx) + at(y0 + 1, x0 + 1) * fx
+    return tf.cast(tf.round(top * (1 - fy) + bottom * fy), image.dtype)
+
+
 def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
     """Random photometric and geometric changes of a resized ``uint8`` training image.
 
     Brightness and contrast jitter, rotation (``data_augmentation_max_rotation``),
-    slant (``data_augmentation_max_slant``) and random background padding on both
-    sides; the result is never wider than ``input_shape[1]``.
+    slant (``data_augmentation_max_slant``), stroke width (``data_augmentation_stroke``),
+    a smooth distortion (``data_augmentation_elastic``) and random background padding on
+    both sides; the result is never wider than ``input_shape[1]``.
 
     Args:
         image: ``(height, width, channels)`` ``uint8`` image at the target height.
@@ -221,6 +268,10 @@ def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
         x = random_rotation(x, params.data_augmentation_max_rotation, background)
     if params.data_augmentation_max_slant > 0:
         x = random_slant(x, params.data_augmentation_max_slant, max_width, background)
+    if params.data_augmentation_stroke > 0:
+        x = random_stroke_width(x, params.data_augmentation_stroke)
+    if params.data_augmentation_elastic > 0:
+        x = random_elastic(x, params.data_augmentation_elastic, background)
     # Random margins of paper, as crops of real pages vary.
     room = tf.maximum(max_width - tf.shape(x)[1], 0)
     margin = tf.minimum(room, tf.shape(x)[0] // 2 + 1)
@@ -371,6 +422,8 @@ __all__ = [
     "load_csv",
     "padding_inputs_width",
     "scaled_width",
+    "random_elastic",
     "random_rotation",
+    "random_stroke_width",
     "resize_image",
 ]

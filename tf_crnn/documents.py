@@ -438,8 +438,9 @@ def write_recognition(
     document: Document, readings: dict[str, LineReading], output: str | os.PathLike, glyphs: bool = False
 ) -> Path:
     """Writes a copy of ``document`` to ``output`` with each line of ``readings`` (by line ID)
-    replaced by its recognised text; every other element and attribute is kept as it was.
-    The document's own tree is changed too."""
+    replaced by its recognised text; every other element and attribute, and every line not
+    in ``readings`` (one that could not be read), is kept as it was. The document's own tree
+    is changed too."""
     write = _write_alto_line if document.kind == ALTO else _write_page_line
     for line in document.lines:
         if line.id in readings:

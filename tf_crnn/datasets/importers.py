@@ -194,14 +194,14 @@ def document_samples(
 
 def document_of(sample: Sample, pattern: str | None) -> str:
     """The document (writer) a sample belongs to: ``pattern``'s first group (or match) in the
-    page name, else the page name less a trailing page number (``will_0005-1`` is ``will_0005``)."""
+    page name, else the page name less a trailing ``-N`` page number (``will_0005-1`` is ``will_0005``)."""
     name = sample.document or Path(sample.image).stem
     if pattern:
         match = re.search(pattern, name)
         if match is None:
             return name
         return match.group(1) if match.groups() else match.group(0)
-    return re.sub(r"[-_]\d+$", "", name)
+    return re.sub(r"-\d+$", "", name)
 
 
 def _split_lines(rows: list, split: tuple[float, float, float], seed: int) -> dict[str, list]:
