@@ -301,28 +301,47 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a per-line CSV report, worst lines first.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--confusions", default=10, show_default=True, help="Number of frequent confusions to print.")
+@click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object, for scripts.")
 @user_errors
-def evaluate(model, csv_file, report, batch_size, confusions) -> None:
-    """Measure CER, WER and line accuracy of MODEL on a labelled CSV_FILE."""
+def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
+    """Measure CER, WER and line accuracy of MODEL on a labelled CSV_FILE.
+
+    The headline figures count every row with a label and an image: a row the model cannot
+    read (units it lacks, too long, image too narrow) counts its whole reference as errors,
+    as ketos test and calamari-eval count. The figures over the rows it read (what training
+    validates on) are printed beside them, labelled "read rows only".
+    """
+    import json
+
     from tf_crnn.evaluation import evaluate as run_evaluation
     from tf_crnn.evaluation import write_report
+    from tf_crnn.preprocessing import summarise
 
-    result = run_evaluation(model, csv_file, batch_size=batch_size)
-    click.echo(f"Lines evaluated: {len(result.lines)} (skipped: {len(result.skipped)})")
-    click.echo(f"CER: {result.cer:.4f} ({result.char_errors} / {result.chars} characters)")
-    click.echo(f"WER: {result.wer:.4f} ({result.word_errors} / {result.words} words)")
-    click.echo(f"Line accuracy: {result.line_accuracy:.4f}")
-    if result.skipped:
-        from collections import Counter
-
-        reasons = Counter(d.reason.split(":")[0] for d in result.skipped)
-        click.echo("Skipped rows: " + "; ".join(f"{n} x {r}" for r, n in reasons.most_common()))
+    result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
+    if report:
+        write_report(result, report)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    counted = len(result.lines) + len(result.unreadable)
+    click.echo(
+        f"Rows counted: {counted} ({len(result.lines)} read, {len(result.unreadable)} the model cannot read); "
+        f"not counted: {len(result.not_counted)}"
+    )
+    click.echo(
+        f"CER: {result.cer:.4f}   read rows only: {result.filtered_cer:.4f} ({result.char_errors} / {result.chars} characters)"
+    )
+    click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
+    click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
+    if result.unreadable:
+        click.echo(f"Counted as all wrong: {summarise(result.unreadable)}")
+    if result.not_counted:
+        click.echo(f"Not counted: {summarise(result.not_counted)}")
     if confusions and result.confusions:
         click.echo("Most frequent confusions (reference -> prediction):")
         for (ref, hyp), n in result.confusions.most_common(confusions):
             click.echo(f"  {ref or '<none>'!r:>8} -> {hyp or '<none>'!r:<8} {n}")
     if report:
-        write_report(result, report)
         click.echo(f"Report: {report}")
 
 

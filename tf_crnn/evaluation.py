@@ -21,6 +21,7 @@ from tf_crnn.config import Params
 from tf_crnn.loader import PredictionModel
 from tf_crnn.metrics import alignment_confusions, levenshtein
 from tf_crnn.preprocessing import DroppedRow, preprocess_csv
+from tf_crnn.progress import progress_bar
 from tf_crnn.records import read_csv_rows, split_label
 
 
@@ -36,6 +37,16 @@ class LineResult:
 
 @dataclass
 class EvaluationResult:
+    """Per-line results and corpus-level rates.
+
+    The headline figures (``cer``, ``wer``, ``line_accuracy``) count every row of the CSV
+    that has a label and an image: a row the model cannot read (units it lacks, a label too
+    long, an image too narrow or too low for it) counts its whole reference as errors, as
+    ``ketos test`` or ``calamari-eval`` would. Rows without a usable label or image are
+    reported in ``skipped`` and not counted. The ``filtered_*`` figures count only the rows
+    the model read, the set training validates on.
+    """
+
     lines: list[LineResult]
     skipped: list[DroppedRow]
     char_errors: int = 0
@@ -45,16 +56,57 @@ class EvaluationResult:
     confusions: Counter = field(default_factory=Counter)
 
     @property
+    def unreadable(self) -> list[DroppedRow]:
+        """Rows the model cannot read, counted as all wrong."""
+        return [d for d in self.skipped if d.reference is not None]
+
+    @property
+    def not_counted(self) -> list[DroppedRow]:
+        """Rows with no usable label or image."""
+        return [d for d in self.skipped if d.reference is None]
+
+    @property
     def cer(self) -> float:
-        return self.char_errors / max(self.chars, 1)
+        missed = sum(len(d.reference) for d in self.unreadable)
+        return (self.char_errors + missed) / max(self.chars + missed, 1)
 
     @property
     def wer(self) -> float:
-        return self.word_errors / max(self.words, 1)
+        missed = sum(len(d.reference.split()) for d in self.unreadable)
+        return (self.word_errors + missed) / max(self.words + missed, 1)
 
     @property
     def line_accuracy(self) -> float:
+        correct = sum(1 for line in self.lines if line.char_errors == 0)
+        return correct / max(len(self.lines) + len(self.unreadable), 1)
+
+    @property
+    def filtered_cer(self) -> float:
+        return self.char_errors / max(self.chars, 1)
+
+    @property
+    def filtered_wer(self) -> float:
+        return self.word_errors / max(self.words, 1)
+
+    @property
+    def filtered_line_accuracy(self) -> float:
         return sum(1 for line in self.lines if line.char_errors == 0) / max(len(self.lines), 1)
+
+    def to_dict(self) -> dict:
+        """The metrics as one JSON-ready object (``tf-crnn evaluate --json``)."""
+        return {
+            "cer": self.cer,
+            "wer": self.wer,
+            "line_accuracy": self.line_accuracy,
+            "rows": len(self.lines) + len(self.unreadable),
+            "skipped": len(self.not_counted),
+            "filtered": {
+                "cer": self.filtered_cer,
+                "wer": self.filtered_wer,
+                "line_accuracy": self.filtered_line_accuracy,
+                "rows": len(self.lines),
+            },
+        }
 
 
 def evaluate(
@@ -62,6 +114,7 @@ def evaluate(
     csv_filename: str | os.PathLike,
     batch_size: int = 64,
     params: Params | None = None,
+    progress: bool | None = False,
 ) -> EvaluationResult:
     """Reads every usable row of ``csv_filename`` with the export and compares with the labels.
 
@@ -70,6 +123,7 @@ def evaluate(
         csv_filename: data CSV in the project format.
         batch_size: images per batch.
         params: parameters for reading the CSV; by default those saved with the export.
+        progress: show a progress bar (None: when stderr is a terminal).
     """
     model = PredictionModel(model_directory, signature="filename")
     if params is None:
@@ -80,20 +134,27 @@ def evaluate(
         preprocess_csv(csv_filename, params, cleaned, skipped)
         rows = [(p, lab or "") for _, p, lab in read_csv_rows(cleaned, params.csv_delimiter)]
     result = EvaluationResult(lines=[], skipped=skipped)
-    for start in range(0, len(rows), batch_size):
-        chunk = rows[start : start + batch_size]
-        out = model.predict_full([p for p, _ in chunk])
-        for (path, label), prediction, confidence in zip(chunk, out["transcriptions"], out["confidences"]):
-            reference = "".join(split_label(label, params.string_split_delimiter))
-            char_errors = levenshtein(reference, prediction)
-            word_errors = levenshtein(reference.split(), prediction.split())
-            result.lines.append(LineResult(path, reference, prediction, float(confidence), char_errors, word_errors))
-            result.char_errors += char_errors
-            result.chars += len(reference)
-            result.word_errors += word_errors
-            result.words += len(reference.split())
-            result.confusions.update(alignment_confusions(reference, prediction))
+    with progress_bar(len(rows), "Reading", progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            out = model.predict_full([p for p, _ in chunk])
+            bar.update(len(chunk))
+            _compare(result, chunk, out, params)
     return result
+
+
+def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:
+    """Adds a batch's predictions against its labels to ``result``."""
+    for (path, label), prediction, confidence in zip(chunk, out["transcriptions"], out["confidences"]):
+        reference = "".join(split_label(label, params.string_split_delimiter))
+        char_errors = levenshtein(reference, prediction)
+        word_errors = levenshtein(reference.split(), prediction.split())
+        result.lines.append(LineResult(path, reference, prediction, float(confidence), char_errors, word_errors))
+        result.char_errors += char_errors
+        result.chars += len(reference)
+        result.word_errors += word_errors
+        result.words += len(reference.split())
+        result.confusions.update(alignment_confusions(reference, prediction))
 
 
 def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -> None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import functools
+import io
 import json
 import os
 import sys
@@ -34,6 +35,7 @@ from tf_crnn.decoding import (
 )
 from tf_crnn.export import ALPHABET_FILENAME, export_params, resolve_export
 from tf_crnn.preprocessing import TIFF_SUFFIXES, check_image, open_image
+from tf_crnn.progress import progress_bar
 
 SIGNATURES = ("filename", "serving_default", "image")
 
@@ -57,7 +59,13 @@ class PredictionModel:
         if signature not in SIGNATURES:
             raise ValueError(f"signature must be one of {', '.join(SIGNATURES)}, got {signature!r}")
         self.export_path = resolve_export(model_directory)
-        self.model = tf.saved_model.load(str(self.export_path))
+        try:
+            self.model = tf.saved_model.load(str(self.export_path))
+        except Exception as error:  # noqa: BLE001 - a damaged SavedModel fails in many ways deep in TensorFlow
+            raise ValueError(
+                f"{self.export_path} holds a SavedModel that cannot be loaded ({type(error).__name__}): the files "
+                "are damaged or incomplete; export the model again (an output_model_dir keeps its checkpoints)"
+            ) from None
         self.signature = signature
         self._fn = self.model.signatures[signature]
 
@@ -106,18 +114,61 @@ class PredictionModel:
         """The export's alphabet (its ``alphabet.json``)."""
         return Alphabet(self.export_path / ALPHABET_FILENAME)
 
-    def predict(self, inputs: Any) -> str | list[str]:
-        """Transcribes one input (path, bytes or array) or a list of them.
+    def predict(self, inputs: Any, batch_size: int = 64, return_confidence: bool = False) -> Any:
+        """Transcribes one image or a list of them.
+
+        Each image is a path (``str`` or ``Path``; TIFF is read too), encoded bytes (PNG,
+        JPEG, BMP, GIF), a ``uint8`` numpy array ``(height, width)`` or ``(height, width,
+        channels)``, or a PIL image. A list is read in batches of ``batch_size``.
 
         Returns:
-            The transcription, or a list of transcriptions for a list input.
+            The transcription, or ``(transcription, confidence)`` with
+            ``return_confidence``; a list of them for a list input.
+
+        Raises:
+            TypeError: an input of another kind.
+            FileNotFoundError: a path that does not exist.
         """
         single = not isinstance(inputs, (list, tuple))
-        batch = [inputs] if single else list(inputs)
-        if not batch:
-            return []
-        texts = list(self.predict_full(batch)["transcriptions"])
-        return texts[0] if single else texts
+        items = [inputs] if single else list(inputs)
+        read = self.model.signatures["serving_default"]
+        results: list = []
+        for start in range(0, len(items), batch_size):
+            outputs = read(images=tf.constant([encode_image(x) for x in items[start : start + batch_size]]))
+            texts = [t.decode("utf-8") for t in outputs["transcriptions"].numpy()]
+            if return_confidence:
+                results += list(zip(texts, outputs["confidences"].numpy().tolist()))
+            else:
+                results += texts
+        return results[0] if single else results
+
+
+def encode_image(image: Any) -> bytes:
+    """An image as the bytes the SavedModel decodes: files as they are (TIFF as PNG), arrays
+    and PIL images as PNG (lossless, so the pixels are the ones given)."""
+    if isinstance(image, (bytes, bytearray)):
+        return bytes(image)
+    if isinstance(image, (str, os.PathLike)):
+        path = Path(image)
+        if path.suffix.lower() not in TIFF_SUFFIXES:
+            return path.read_bytes()
+        if not path.is_file():
+            raise FileNotFoundError(f"image {path} does not exist")
+        image = open_image(path, "RGB")
+    if isinstance(image, np.ndarray):
+        array = np.asarray(image)
+        if array.dtype != np.uint8:
+            raise TypeError(f"image arrays must be uint8 (0-255), got {array.dtype}")
+        image = Image.fromarray(array[..., 0] if array.ndim == 3 and array.shape[-1] == 1 else array)
+    if isinstance(image, Image.Image):
+        if image.mode not in ("L", "LA", "RGB", "RGBA", "P"):
+            image = image.convert("RGB")
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return buffer.getvalue()
+    raise TypeError(
+        f"cannot read an image from a {type(image).__name__}: give a path, bytes, a numpy array or a PIL image"
+    )
 
 
 def predict_files(
@@ -197,29 +248,26 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
         return _read(model, chunk)
 
     by_index: dict[int, dict] = {}
-    for start in range(0, len(order), batch_size):
-        indices = order[start : start + batch_size]
-        chunk = [readable[i] for i in indices]
-        try:
-            results = read(chunk)
-        except tf.errors.InvalidArgumentError:
-            # An image the header check passed but the decoder refuses: read the batch one by one.
-            results = []
-            for path in chunk:
-                try:
-                    results.extend(read([path]))
-                except tf.errors.InvalidArgumentError as error:
-                    reason = [line for line in error.message.splitlines() if line.strip()][-1].strip()
-                    skipped.append((path, f"image cannot be decoded ({reason[:160]})"))
-                    results.append(None)
-        for i, result in zip(indices, results):
-            if result is not None:
-                by_index[i] = result
-        if progress:
-            done = min(start + batch_size, len(readable))
-            print(f"\r{done}/{len(readable)} images", end="", file=sys.stderr, flush=True)
-    if progress and readable:
-        print(file=sys.stderr)
+    with progress_bar(len(readable), "Reading", progress) as bar:
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            chunk = [readable[i] for i in indices]
+            try:
+                results = read(chunk)
+            except tf.errors.InvalidArgumentError:
+                # An image the header check passed but the decoder refuses: read the batch one by one.
+                results = []
+                for path in chunk:
+                    try:
+                        results.extend(read([path]))
+                    except tf.errors.InvalidArgumentError as error:
+                        reason = [line for line in error.message.splitlines() if line.strip()][-1].strip()
+                        skipped.append((path, f"image cannot be decoded ({reason[:160]})"))
+                        results.append(None)
+            for i, result in zip(indices, results):
+                if result is not None:
+                    by_index[i] = result
+            bar.update(len(chunk))
     return [by_index[i] for i in sorted(by_index)], skipped
 
 
@@ -372,4 +420,4 @@ def write_predictions(results: list[dict], output: str | os.PathLike | None) -> 
             writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
 
 
-__all__ = ["PredictionModel", "predict_documents", "predict_files", "write_predictions"]
+__all__ = ["PredictionModel", "encode_image", "predict_documents", "predict_files", "write_predictions"]

@@ -16,6 +16,7 @@ from tf_crnn import records
 from tf_crnn.alphabet import normalize
 from tf_crnn.config import Params
 from tf_crnn.data_handler import get_resized_width, scaled_width
+from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 
 logger = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ class DroppedRow:
     row: int
     path: str
     reason: str
+    reference: str | None = None
+    """The label's text when the row is dropped for a limit of the model (units it lacks, too
+    long, an image too narrow or too low for it), which ``tf-crnn evaluate`` counts as all
+    wrong; None for rows with no usable label or image, which are not counted."""
 
 
 MIN_IMAGE_HEIGHT = 4
@@ -98,6 +103,7 @@ def preprocess_csv(
     parameters: Params,
     output_csv_filename: str | os.PathLike,
     dropped: list[DroppedRow] | None = None,
+    progress: bool | None = False,
 ) -> int:
     """Writes the usable rows of a data CSV, with absolute image paths.
 
@@ -109,7 +115,8 @@ def preprocess_csv(
     times the maximum width; or CTC
     cannot emit the label from the image's width after resizing and downscaling
     (one step per unit plus one per pair of equal neighbours). Repeated rows are
-    dropped after their first occurrence.
+    dropped after their first occurrence. With ``progress`` (None: when stderr is a
+    terminal) the image checks show a progress bar.
 
     Returns:
         The number of rows kept.
@@ -125,8 +132,8 @@ def preprocess_csv(
     seen: set[tuple[str, str]] = set()
     for number, path, label in read_csv_rows(csv_filename, parameters.csv_delimiter):
 
-        def drop(reason: str, number=number, path=path) -> None:
-            dropped.append(DroppedRow(str(csv_filename), number, path, reason))
+        def drop(reason: str, number=number, path=path, reference: str | None = None) -> None:
+            dropped.append(DroppedRow(str(csv_filename), number, path, reason, reference))
 
         if "\ufffd" in path or (label is not None and "\ufffd" in label):
             drop("row is not valid UTF-8")
@@ -147,10 +154,13 @@ def preprocess_csv(
             continue
         unknown = sorted({u for u in units if u not in alphabet.lookup})
         if unknown:
-            drop(f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}")
+            drop(f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}", reference="".join(units))
             continue
         if len(units) > parameters.max_chars_per_string:
-            drop(f"label has {len(units)} units, more than max_chars_per_string={parameters.max_chars_per_string}")
+            drop(
+                f"label has {len(units)} units, more than max_chars_per_string={parameters.max_chars_per_string}",
+                reference="".join(units),
+            )
             continue
         full_path = resolve_image_path(csv_filename, path)
         key = (os.path.normpath(full_path), label)
@@ -160,8 +170,12 @@ def preprocess_csv(
         seen.add(key)
         candidates.append((number, path, full_path, units))
 
+    checks = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
-        checks = list(pool.map(lambda c: check_image(c[2]), candidates))
+        with progress_bar(len(candidates), f"Checking images of {csv_filename.name}", progress) as bar:
+            for check in pool.map(lambda c: check_image(c[2]), candidates):
+                checks.append(check)
+                bar.update(1)
 
     kept = []
     for (number, path, full_path, units), check in zip(candidates, checks):
@@ -169,38 +183,22 @@ def preprocess_csv(
             dropped.append(DroppedRow(str(csv_filename), number, path, check))
             continue
         width, image_height = check
-        if image_height < MIN_IMAGE_HEIGHT:
-            dropped.append(
-                DroppedRow(
-                    str(csv_filename), number, path, f"image is {width}x{image_height}: too low to hold a line of text"
-                )
-            )
-            continue
         natural_width = scaled_width(width, image_height, height)
-        if natural_width > MAX_SQUEEZE * max_width:
-            dropped.append(
-                DroppedRow(
-                    str(csv_filename),
-                    number,
-                    path,
-                    f"image is {width}x{image_height}: at height {height} it would be {natural_width} px wide, more "
-                    f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]",
-                )
-            )
-            continue
         steps = parameters.output_width(get_resized_width(width, image_height, height, max_width))
         needed = ctc_min_length(units)
-        if needed > steps:
-            dropped.append(
-                DroppedRow(
-                    str(csv_filename),
-                    number,
-                    path,
-                    f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}",
-                )
+        if image_height < MIN_IMAGE_HEIGHT:
+            reason = f"image is {width}x{image_height}: too low to hold a line of text"
+        elif natural_width > MAX_SQUEEZE * max_width:
+            reason = (
+                f"image is {width}x{image_height}: at height {height} it would be {natural_width} px wide, more "
+                f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]"
             )
+        elif needed > steps:
+            reason = f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}"
+        else:
+            kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
             continue
-        kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
+        dropped.append(DroppedRow(str(csv_filename), number, path, reason, "".join(units)))
 
     write_csv_rows(output_csv_filename, kept, parameters.csv_delimiter)
     return len(kept)
@@ -222,7 +220,7 @@ def _preprocess_set(files: list[str], parameters: Params, out_csv: Path, dropped
     parts = []
     for i, filename in enumerate(files):
         part = out_csv.with_name(f"{out_csv.stem}.part{i}.csv")
-        preprocess_csv(filename, parameters, part, dropped)
+        preprocess_csv(filename, parameters, part, dropped, progress=None)
         parts.append(part)
     rows = []
     for part in parts:
