@@ -1,12 +1,12 @@
 """Benchmark 3: accuracy in a time budget.
 
-Trains a config (default ``configs/lines.json``) on a data set's ``train.csv`` (default
+Trains a config (default ``tf_crnn/configs/printed.json``) on a data set's ``train.csv`` (default
 ``../shared/data/lines``) for M minutes (``time_limit_minutes``: the clock starts with the
 first training step; data checks before it and the final evaluation and export after it are
 timed apart), then evaluates the export on its ``val.csv`` and saves the learning curve
 (validation CER against wall-clock time).
 
-    python benchmarks/budget.py --minutes 20 [--config configs/lines.json] [--output runs/budget-20]
+    python benchmarks/budget.py --minutes 20 [--config tf_crnn/configs/printed.json] [--output runs/budget-20]
     python benchmarks/budget.py --minutes 60 --data data/poilus --config data/poilus/config.json
 
 ``--data`` is a folder as ``tf-crnn import`` writes it: ``train.csv``, ``val.csv``, ``alphabet.json``.
@@ -54,7 +54,7 @@ def plot_curve(history_csv: Path, png: Path, title: str) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, required=True, help="training time budget")
-    parser.add_argument("--config", default="configs/lines.json")
+    parser.add_argument("--config", default="tf_crnn/configs/printed.json")
     parser.add_argument("--data", type=Path, default=DATA, help="folder with train.csv, val.csv and alphabet.json")
     parser.add_argument("--output", help="output_model_dir (default: runs/budget-<minutes>min-<time>)")
     args = parser.parse_args()

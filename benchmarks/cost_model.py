@@ -6,7 +6,7 @@ pass) at the median line width of ``train.csv`` after resizing, measures the
 machine's float32 matrix-multiply GFLOP/s as the ceiling, and times forward passes
 (inference) and training steps at that width.
 
-    python benchmarks/cost_model.py [--config configs/lines.json] [--batch-size 32]
+    python benchmarks/cost_model.py [--config tf_crnn/configs/printed.json] [--batch-size 32]
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def matmul_gflops(n: int, repeats: int = 10) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--config", default="configs/lines.json", help="a config file, or 'original'")
+    parser.add_argument("--config", default="tf_crnn/configs/printed.json", help="a config file, or 'original'")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
     args = parser.parse_args()

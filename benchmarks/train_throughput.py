@@ -7,7 +7,7 @@ and prints steady-state images/s, time per step and peak memory:
   own widest line;
 - ``fixed`` (the original tf_crnn): every image padded to ``input_shape[1]``.
 
-    python benchmarks/train_throughput.py [--config original|iam|configs/lines.json] [--batch-size 64]
+    python benchmarks/train_throughput.py [--config original|iam|tf_crnn/configs/printed.json] [--batch-size 64]
         [--mixed-precision none|mixed_bfloat16|mixed_float16] [--modes bucketed,fixed] [--data DIR]
 
 ``--config iam`` is the network ``tf-crnn prepare-iam`` recommends; ``--data`` a folder as

@@ -345,6 +345,47 @@ def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
         click.echo(f"Report: {report}")
 
 
+# --- config -----------------------------------------------------------------------
+
+
+@main.group("config")
+def config_group() -> None:
+    """Write a ready config file."""
+
+
+@config_group.command("init")
+@choice_option("--preset", ("printed", "handwriting"), "The shipped settings to start from.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False), help="Config JSON to write.")
+@click.option("--train", "train_csv", type=click.Path(exists=True, dir_okay=False), help="Training CSV.")
+@click.option("--val", "val_csv", type=click.Path(exists=True, dir_okay=False), help="Validation CSV.")
+@click.option("--alphabet", type=click.Path(exists=True, dir_okay=False), help="Alphabet lookup JSON.")
+@click.option("--model-dir", help="output_model_dir of the training run.")
+@user_errors
+def config_init(preset, output, train_csv, val_csv, alphabet, model_dir) -> None:
+    """Write a preset's settings to OUTPUT, with the data paths given (absolute).
+
+    tf-crnn import writes such a config fitted to the data; this is for data already in the
+    project's CSV format. Keys left out can be given at training time: tf-crnn train
+    config.json csv_files_train=...
+    """
+    from tf_crnn.atomic import write_json
+    from tf_crnn.datasets.importers import load_preset
+
+    if Path(output).exists():
+        raise UserError(f"{output} exists: give a new file name")
+    config = load_preset(preset)
+    for key, value in (
+        ("csv_files_train", train_csv),
+        ("csv_files_eval", val_csv),
+        ("lookup_alphabet_file", alphabet),
+        ("output_model_dir", model_dir),
+    ):
+        if value:
+            config[key] = str(Path(value).resolve())
+    write_json(output, config)
+    click.echo(f"Wrote {output} ({preset} settings)")
+
+
 # --- import -----------------------------------------------------------------------
 
 

@@ -49,7 +49,7 @@ from tf_crnn.export import EXPORT_DIR, export_savedmodel
 from tf_crnn.loss import CTCLoss
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.model import get_model_inference
-from tf_crnn.preprocessing import data_preprocessing
+from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
 
 logger = logging.getLogger(__name__)
 
@@ -143,18 +143,31 @@ def get_model_train(parameters: Params) -> keras.Model:
 # === Before any work ===
 
 
+def holds_a_run(out: Path) -> bool:
+    """Whether ``out`` holds a run's results (a checkpoint or an export), or files of the user's.
+
+    A folder with only what a run writes before its first checkpoint (config, alphabet,
+    preprocessed CSVs, logs) is one whose run failed early, e.g. on bad data paths: it may be
+    used again, so that the corrected rerun is not refused.
+    """
+    before_training = {CONFIG_FILENAME, "alphabet.json", PREPROCESSED_DIR, "logs", LOCK_FILENAME, CHECKPOINT_DIR}
+    if any(p.name not in before_training for p in out.iterdir()):
+        return True
+    return bool(list_checkpoints(out / CHECKPOINT_DIR)) or (out / CHECKPOINT_DIR / BEST_WEIGHTS).exists()
+
+
 def prepare_output_dir(params: Params) -> Path:
     """Checks that ``output_model_dir`` can be used, and creates it.
 
-    A non-empty folder is refused unless ``restore_model`` is true, so that nothing
-    is overwritten.
+    A folder holding a run (``holds_a_run``) is refused unless ``restore_model`` is
+    true, so that nothing is overwritten.
     """
     if not params.output_model_dir:
         raise ConfigError("output_model_dir: not set; give the folder where the model is written")
     out = Path(params.output_model_dir)
     if out.exists() and not out.is_dir():
         raise ConfigError(f"output_model_dir: {out} exists and is not a directory")
-    if out.is_dir() and any(p.name != LOCK_FILENAME for p in out.iterdir()) and not params.restore_model:
+    if out.is_dir() and holds_a_run(out) and not params.restore_model:
         raise ConfigError(
             f"output_model_dir: {out} is not empty; set restore_model=true to resume it, or choose a new folder"
         )
