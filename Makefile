@@ -10,10 +10,12 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 install: $(BIN)/python
-	$(BIN)/python -m pip install --quiet -e ".[export]"
+	@echo "Installing tf_crnn with TensorFlow into $(VENV): about 1 GB on a fresh machine, pip shows its progress"
+	$(BIN)/python -m pip install --progress-bar on -e ".[export]"
 
 install-dev: $(BIN)/python $(VENV)/schemas/page.xsd
-	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	@echo "Installing tf_crnn with TensorFlow and the test tools into $(VENV): about 1 GB on a fresh machine"
+	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
 
 # The PAGE 2019 schema the tests validate against, as the OCR-D validators ship it (the
 # package itself is not installed: its dependencies are a server stack).

@@ -257,7 +257,10 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
     line is cut from its page image and read, and each document is written recognised into
     the folder -o, under its own file name.
     """
+    from tf_crnn.devices import describe_device
     from tf_crnn.loader import predict_documents, predict_files, write_predictions
+
+    logger.info("Reading on %s", describe_device())
 
     if not inputs:
         raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
@@ -313,10 +316,12 @@ def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
     """
     import json
 
+    from tf_crnn.devices import describe_device
     from tf_crnn.evaluation import evaluate as run_evaluation
     from tf_crnn.evaluation import write_report
     from tf_crnn.preprocessing import summarise
 
+    logger.info("Reading on %s", describe_device())
     result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
     if report:
         write_report(result, report)

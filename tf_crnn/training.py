@@ -45,6 +45,7 @@ from tf_crnn.callbacks import (
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
+from tf_crnn.devices import describe_device
 from tf_crnn.export import EXPORT_DIR, export_savedmodel
 from tf_crnn.loss import CTCLoss
 from tf_crnn.metrics import CharacterErrorRate
@@ -396,6 +397,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
     """
     check_inputs(params)
     out = prepare_output_dir(params)
+    logger.info("Training on %s", describe_device())
     with OutputLock(out):
         if params.restore_model and (out / CONFIG_FILENAME).is_file():
             _check_same_architecture(params, out / CONFIG_FILENAME)

