@@ -307,6 +307,69 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
             writer.writerows(self._rows)
 
 
+class ValidationSummary(keras.callbacks.Callback):
+    """After each validation, one log line (epoch, validation CER with the best so far and its
+    epoch, learning rate, training images/s, time left in the run) and a few validation lines
+    as truth -> prediction.
+
+    Args:
+        checkpoint: the run's ``TrainingCheckpoint``, which keeps the best CER (across resumes).
+        samples: ``(features, labels)`` of a few validation lines to show.
+        alphabet: to write codes as text.
+        n_epochs: the run's last epoch.
+        batch_size: training images per batch.
+        limit_s: the run's time limit (0: none); with it, time left is counted from it.
+    """
+
+    def __init__(self, checkpoint, samples, alphabet, n_epochs: int, batch_size: int, limit_s: float = 0.0):
+        super().__init__()
+        self.checkpoint = checkpoint
+        self.samples = samples
+        self.alphabet = alphabet
+        self.n_epochs = n_epochs
+        self.limit_s = limit_s
+        self.batch_size = batch_size
+        self._start = time.monotonic()
+        self._epoch_start = self._start
+        self._images = 0
+        self._epoch_times: list[float] = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = time.monotonic()
+        self._images = 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._images += self.batch_size
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        seconds = time.monotonic() - self._epoch_start
+        self._epoch_times.append(seconds)
+        if "val_cer" not in logs:
+            return
+        elapsed = time.monotonic() - self._start
+        left = (self.n_epochs - epoch - 1) * (sum(self._epoch_times) / len(self._epoch_times))
+        if self.limit_s:
+            left = min(left, max(self.limit_s - elapsed, 0.0))
+        rate = f"{self._images / seconds:.0f} images/s, " if self._images and seconds else ""
+        logger.info(
+            "Epoch %d: validation CER %.4f (best %.4f, epoch %d), learning rate %.2g, %s%.1f min left",
+            epoch + 1,
+            logs["val_cer"],
+            min(self.checkpoint.best_cer, float(logs["val_cer"])),
+            self.checkpoint.best_epoch if self.checkpoint.best_cer <= logs["val_cer"] else epoch + 1,
+            current_learning_rate(self.model),
+            rate,
+            left / 60,
+        )
+        from tf_crnn.decoding import decode_to_text, greedy_decode
+
+        features, labels = self.samples
+        codes, _ = greedy_decode(self.model(features, training=False))
+        for truth, prediction in zip(decode_to_text(labels, self.alphabet), decode_to_text(codes, self.alphabet)):
+            logger.info("  %r -> %r%s", truth, prediction, "" if truth == prediction else "  (wrong)")
+
+
 class GracefulStop(keras.callbacks.Callback):
     """Turns SIGINT/SIGTERM into a clean stop at the end of the current batch."""
 
@@ -400,5 +463,6 @@ __all__ = [
     "StopOnNaN",
     "TrainingCheckpoint",
     "TrainingClock",
+    "ValidationSummary",
     "current_learning_rate",
 ]

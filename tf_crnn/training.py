@@ -41,6 +41,7 @@ from tf_crnn.callbacks import (
     StopOnNaN,
     TrainingCheckpoint,
     TrainingClock,
+    ValidationSummary,
 )
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
@@ -276,12 +277,31 @@ class TrainingSystem:
             self.stop,
             *stateful.values(),
             self.checkpoint,
+            *self._summary(),
             # Appends: a resumed run (or the second fit of a resumed partial epoch) adds rows.
             keras.callbacks.CSVLogger(str(self.out / "logs" / "history.csv"), append=True),
             LRTensorBoard(self.out / "logs", write_graph=False, profile_batch=0),
             CustomSavingCallback(
                 self.out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
             ),
+        ]
+
+    def _summary(self) -> list[keras.callbacks.Callback]:
+        """The line logged after each validation, with three validation lines shown."""
+        if self.data.eval is None:
+            return []
+        features, labels = next(iter(self.data.eval.take(1)))
+        samples = ({k: v[:3] for k, v in features.items()}, labels[:3])
+        params = self.params
+        return [
+            ValidationSummary(
+                self.checkpoint,
+                samples,
+                params.alphabet,
+                params.n_epochs,
+                params.train_batch_size,
+                params.time_limit_minutes * 60,
+            )
         ]
 
     def restore(self) -> tuple[int, int]:
