@@ -89,13 +89,24 @@ def main() -> None:
     plotted = plot_curve(output / "logs" / "history.csv", png, f"{args.config}, {args.minutes:g} min, 2 CPU cores")
     print()
     print_table(
-        ["budget min", "trained min", "epochs", "val CER %", "val WER %", "line acc %", "wall min", "peak RSS MiB"],
+        [
+            "budget min",
+            "trained min",
+            "epochs",
+            "val CER %",
+            "read rows CER %",
+            "val WER %",
+            "line acc %",
+            "wall min",
+            "peak RSS MiB",
+        ],
         [
             [
                 f"{args.minutes:g}",
                 f"{train_minutes:.1f}",
                 result.epochs_done,
                 f"{100 * evaluation.cer:.2f}",
+                f"{100 * evaluation.filtered_cer:.2f}",
                 f"{100 * evaluation.wer:.2f}",
                 f"{100 * evaluation.line_accuracy:.1f}",
                 f"{total / 60:.1f}",
