@@ -56,6 +56,11 @@ def varied_images(tmp_path_factory) -> list[str]:
             path = out / f"line{i}{suffix}"
             image.save(path, quality=90) if suffix == ".jpg" else image.save(path)
             paths.append(str(path))
+    # Ink on transparent paper: both readers composite it on white (their copies of the rule).
+    rgba = Image.new("RGBA", image.size, (30, 30, 90, 0))
+    rgba.putalpha(Image.eval(image.convert("L"), lambda v: 255 - v))
+    rgba.save(out / "transparent.png")
+    paths.append(str(out / "transparent.png"))
     heights = sorted(Image.open(p).height for p in paths)
     assert heights[0] < 16 and heights[-1] > 100  # up- and downscaling both covered
     return paths
