@@ -37,6 +37,7 @@ from tf_crnn.atomic import write_json
 from tf_crnn.config import CONFIG_FILENAME
 from tf_crnn.data_handler import scaled_width
 from tf_crnn.preprocessing import IMAGE_SUFFIXES, TIFF_SUFFIXES
+from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, write_csv_rows
 
 logger = logging.getLogger(__name__)
@@ -161,35 +162,47 @@ def document_samples(
     lines without text, outside the page or without area, and files that are not
     safe, valid XML of that kind, are left out with their reason.
     """
-    from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
+    from tf_crnn.documents import document_files
 
     crops_dir = Path(crops_dir)
     crops_dir.mkdir(parents=True, exist_ok=True)
     samples, skipped = [], []
-    for xml_file in document_files(sources):
-        try:
-            document = read_document(xml_file)
-            if document.kind != kind:
-                raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}: import it as {document.kind}")
-            page = open_page(document)
-        except (DocumentError, OSError) as error:
-            skipped.append((str(xml_file), str(error)))
-            continue
-        for number, line in enumerate(document.lines, start=1):
-            line_id = line.id or f"line{number}"
-            where = f"{xml_file}:{line_id}"
-            if not line.text:
-                skipped.append((where, "TextLine has no transcription"))
-                continue
-            try:
-                crop, _ = crop_line(page, line, deskew)
-            except DocumentError as error:
-                skipped.append((where, str(error)))
-                continue
-            target = crops_dir / f"{document.name}_{line_id}.png"
-            crop.save(target)
-            samples.append(Sample(target, line.text, where, document.name))
+    files = document_files(sources)
+    with progress_bar(len(files), "Cutting lines out of pages", None) as bar:
+        for xml_file in files:
+            bar.update(1)
+            _cut_document(xml_file, kind, deskew, crops_dir, samples, skipped)
     return samples, skipped
+
+
+def _cut_document(
+    xml_file: Path, kind: str, deskew: bool, crops_dir: Path, samples: list[Sample], skipped: list[tuple[str, str]]
+) -> None:
+    """Appends the lines of one document to ``samples``, or the reasons to ``skipped``."""
+    from tf_crnn.documents import DocumentError, crop_line, open_page, read_document
+
+    try:
+        document = read_document(xml_file)
+        if document.kind != kind:
+            raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}: import it as {document.kind}")
+        page = open_page(document)
+    except (DocumentError, OSError) as error:
+        skipped.append((str(xml_file), str(error)))
+        return
+    for number, line in enumerate(document.lines, start=1):
+        line_id = line.id or f"line{number}"
+        where = f"{xml_file}:{line_id}"
+        if not line.text:
+            skipped.append((where, "TextLine has no transcription"))
+            continue
+        try:
+            crop, _ = crop_line(page, line, deskew)
+        except DocumentError as error:
+            skipped.append((where, str(error)))
+            continue
+        target = crops_dir / f"{document.name}_{line_id}.png"
+        crop.save(target)
+        samples.append(Sample(target, line.text, where, document.name))
 
 
 def document_of(sample: Sample, pattern: str | None) -> str:
