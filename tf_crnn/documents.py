@@ -29,6 +29,7 @@ from lxml import etree
 from PIL import Image, ImageDraw
 
 from tf_crnn.atomic import write_bytes
+from tf_crnn.decoding import line_confidence
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -338,12 +339,6 @@ def _words(reading: LineReading) -> list[list[Glyph]]:
     return words
 
 
-def _geometric_mean(values: list[float]) -> float:
-    from tf_crnn.decoding import line_confidence
-
-    return line_confidence(values)
-
-
 def _box(glyphs: list[Glyph]) -> tuple[float, float, float, float]:
     return _bounds([p for g in glyphs for p in g.corners])
 
@@ -381,7 +376,7 @@ def _write_alto_line(line: Line, reading: LineReading, ns: str, glyphs: bool) ->
             VPOS=_fmt(round(y0)),
             WIDTH=_fmt(round(x1 - x0)),
             HEIGHT=_fmt(round(y1 - y0)),
-            WC=f"{_geometric_mean([g.confidence for g in word]):.4f}",
+            WC=f"{line_confidence([g.confidence for g in word]):.4f}",
         )
         if glyphs:
             for j, glyph in enumerate(word):
@@ -425,7 +420,7 @@ def _write_page_line(line: Line, reading: LineReading, ns: str, glyphs: bool) ->
                 g = etree.SubElement(node, f"{ns}Glyph", id=f"{line.id}_w{i}_g{j}")
                 etree.SubElement(g, f"{ns}Coords", points=_page_points(glyph.corners))
                 _text_equiv(g, ns, glyph.text, glyph.confidence)
-            _text_equiv(node, ns, "".join(g.text for g in word), _geometric_mean([g.confidence for g in word]))
+            _text_equiv(node, ns, "".join(g.text for g in word), line_confidence([g.confidence for g in word]))
             new.append(node)
     equiv = etree.Element(f"{ns}TextEquiv", conf=f"{reading.confidence:.4f}")
     etree.SubElement(equiv, f"{ns}Unicode").text = reading.text
