@@ -205,9 +205,10 @@ class CustomSavingCallback(keras.callbacks.Callback):
 class CustomLoaderCallback(keras.callbacks.Callback):
     """Loads the weights of the newest checkpoint of ``loading_dir`` when training begins.
 
-    ``loading_dir`` is an ``output_model_dir`` or its ``checkpoints`` folder; use it to
-    start from another run's weights (fine-tuning). Resuming a run with its optimizer
-    state and epoch is ``restore_model=true``.
+    ``loading_dir`` is an ``output_model_dir`` or its ``checkpoints`` folder with the same
+    architecture and alphabet. Kept for the original's API: a run started from another model
+    is the ``init_from`` config key (any model, alphabet changes, frozen layers); resuming a
+    run with its optimizer state and epoch is ``restore_model=true``.
     """
 
     def __init__(self, loading_dir):

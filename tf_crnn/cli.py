@@ -15,8 +15,28 @@ from tf_crnn.alphabet import NORMALIZATIONS
 from tf_crnn.datasets import IAM_BASE_URL
 
 TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "import"}
+MODEL_HELP = "an export folder, an output_model_dir or builtin:NAME"
 
 logger = logging.getLogger("tf_crnn")
+
+
+class ModelPath(click.ParamType):
+    """A model argument: ``builtin:NAME`` (a shipped model) or an existing folder."""
+
+    name = "model"
+
+    def convert(self, value, param, ctx):
+        from tf_crnn.builtin import get_builtin, is_builtin
+
+        if is_builtin(value):
+            try:
+                get_builtin(value)
+            except FileNotFoundError as e:
+                self.fail(str(e), param, ctx)
+            return value
+        if not Path(value).is_dir():
+            self.fail(f"{value} is not a folder: give {MODEL_HELP}", param, ctx)
+        return value
 
 
 class UserError(click.ClickException):
@@ -175,16 +195,21 @@ def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimi
 
 
 @alphabet.command("check")
-@click.argument("lookup", type=click.Path(dir_okay=False))
+@click.argument("lookup")
 @click.argument("csv_files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--csv-delimiter", default=";", show_default=True)
 @click.option("--string-split-delimiter", default="|", show_default=True)
 @click.option("--blank-symbol", default="$", show_default=True, help="Blank symbol of legacy lookups.")
 @user_errors
 def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, blank_symbol) -> None:
-    """List units of CSV_FILES that LOOKUP lacks (exit code 1 if any)."""
+    """List units of CSV_FILES that LOOKUP lacks (exit code 1 if any).
+
+    LOOKUP is a lookup JSON file or a model (an export folder, an output_model_dir or
+    builtin:NAME), whose alphabet is checked: the units a fine-tuning run would add.
+    """
     from tf_crnn.alphabet import Alphabet
 
+    lookup = _lookup_of(lookup)
     missing = Alphabet(lookup, blank_symbol).check_input_file_alphabet(
         list(csv_files), csv_delimiter=csv_delimiter, string_split_delimiter=string_split_delimiter
     )
@@ -195,6 +220,52 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
     for unit, report in missing.items():
         click.echo(f"  {unit!r}\t{report.count} times, e.g. {', '.join(report.examples)}")
     sys.exit(1)
+
+
+def _lookup_of(spec: str) -> str:
+    """The lookup file of a lookup path or of a model (its alphabet.json, no TensorFlow needed)."""
+    from tf_crnn.builtin import get_builtin, is_builtin
+
+    if is_builtin(spec):
+        return str(get_builtin(spec).folder / "alphabet.json")
+    path = Path(spec)
+    if path.is_file():
+        return spec
+    if path.is_dir():
+        candidates = [path / "alphabet.json", *sorted((path / "export").glob("*/alphabet.json"), reverse=True)]
+        for candidate in candidates:
+            if candidate.is_file():
+                return str(candidate)
+        raise UserError(f"{spec} holds no alphabet.json: give a lookup file or {MODEL_HELP}")
+    raise UserError(f"{spec} does not exist: give a lookup file or {MODEL_HELP}")
+
+
+# --- models -----------------------------------------------------------------------
+
+
+@main.command()
+def models() -> None:
+    """List the models shipped with the package (use them as builtin:NAME wherever a model
+    is asked for, and as init_from=builtin:NAME to fine-tune one)."""
+    from tf_crnn.builtin import PREFIX, list_builtin
+
+    shipped = list_builtin()
+    if not shipped:
+        click.echo("No models are shipped with this installation.")
+        return
+    for model in shipped:
+        meta = model.metadata
+        cer = f"validation CER {100 * meta['val_cer']:.2f}%" if meta.get("val_cer") is not None else ""
+        units = len(json_units(model.folder / "alphabet.json"))
+        click.echo(f"{PREFIX}{model.name}\t{units} units, {model.size_bytes / 2**20:.1f} MiB, {cer}")
+        click.echo(f"    {model.summary}")
+        click.echo(f"    card: {model.folder / 'MODEL_CARD.md'}")
+
+
+def json_units(lookup_file: Path) -> dict:
+    import json
+
+    return json.loads(lookup_file.read_text(encoding="utf-8"))
 
 
 # --- predict / evaluate -----------------------------------------------------------
@@ -220,7 +291,7 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("model", type=ModelPath())
 @click.argument("inputs", nargs=-1)
 @click.option(
     "-o",
@@ -247,7 +318,7 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
 )
 @user_errors
 def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
-    """Transcribe images with MODEL (an export folder or an output_model_dir).
+    """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
     data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
@@ -299,7 +370,7 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
 
 
 @main.command()
-@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("model", type=ModelPath())
 @click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a per-line CSV report, worst lines first.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
@@ -307,7 +378,8 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object, for scripts.")
 @user_errors
 def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
-    """Measure CER, WER and line accuracy of MODEL on a labelled CSV_FILE.
+    """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
+    builtin:NAME) on a labelled CSV_FILE.
 
     The headline figures count every row with a label and an image: a row the model cannot
     read (units it lacks, too long, image too narrow) counts its whole reference as errors,
@@ -513,7 +585,7 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
 
 
 @main.command("export")
-@click.argument("model", type=click.Path(exists=True, file_okay=False))
+@click.argument("model", type=ModelPath())
 @click.option(
     "--format",
     "export_format",
@@ -530,7 +602,7 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
 )
 @user_errors
 def export_command(model, export_format, output) -> None:
-    """Write MODEL (an export folder or an output_model_dir) as SavedModel, TFLite or ONNX.
+    """Write MODEL (an export folder, an output_model_dir or builtin:NAME) as SavedModel, TFLite or ONNX.
 
     TFLite and ONNX files hold the network from resized pixels to log-probabilities,
     with config.json and alphabet.json beside them; tf_crnn/portable_reader.py reads

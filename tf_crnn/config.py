@@ -21,6 +21,8 @@ logger = logging.getLogger(__name__)
 OPTIMIZERS = ("adam", "rms", "ada")
 LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+ALPHABET_RESIZE = ("fail", "union", "new")
+FREEZE = ("none", "cnn", "cnn+rnn")
 CONFIG_FILENAME = "config.json"
 
 
@@ -127,6 +129,20 @@ class Params:
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0
+
+    # --- Starting from a model (fine-tuning) ---
+    init_from: str = ""
+    """A tf_crnn model to start from: ``builtin:NAME``, an ``output_model_dir``, an export folder,
+    or a ``.weights.h5`` file with its ``config.json`` beside it. Every layer's weights are
+    loaded (the architecture keys must match the model's); the run itself is new: epoch 0,
+    fresh optimizer. Ignored when ``restore_model`` resumes a checkpoint of this run."""
+    alphabet_resize: str = "fail"
+    """When the data's alphabet differs from ``init_from``'s: ``fail`` refuses, listing the
+    units on each side; ``union`` keeps every unit of the model at its output row and adds the
+    data's new ones; ``new`` takes the data's alphabet, keeping the rows of the units both share."""
+    freeze: str = "none"
+    """Layers that keep their weights during training: ``cnn`` (the convolution blocks, whose
+    batch normalisation then stays in inference mode), ``cnn+rnn`` (all but the output layer)."""
 
     # --- Output ---
     output_model_dir: str = ""
@@ -254,6 +270,12 @@ class Params:
             fail("learning_rate_schedule", f"must be one of {', '.join(LEARNING_RATE_SCHEDULES)}")
         if not isinstance(self.output_model_dir, str):
             fail("output_model_dir", "must be a directory path")
+        if not isinstance(self.init_from, str):
+            fail("init_from", "must be a model path or builtin:NAME ('' for none)")
+        if self.alphabet_resize not in ALPHABET_RESIZE:
+            fail("alphabet_resize", f"must be one of {', '.join(ALPHABET_RESIZE)}")
+        if self.freeze not in FREEZE:
+            fail("freeze", f"must be one of {', '.join(FREEZE)}")
 
     # --- Derived values ---------------------------------------------------------
 

@@ -33,6 +33,7 @@ import keras
 import tensorflow as tf
 
 from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.builtin import is_builtin, saved_model
 from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
 from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import (
@@ -195,11 +196,14 @@ def list_exports(export_dir: str | os.PathLike) -> list[Path]:
 
 
 def resolve_export(model_directory: str | os.PathLike) -> Path:
-    """The SavedModel folder meant by an export folder or an ``output_model_dir`` (its newest export).
+    """The SavedModel folder meant by an export folder, an ``output_model_dir`` (its newest export)
+    or ``builtin:NAME`` (a model shipped with the package, ``tf_crnn.builtin``).
 
     Raises:
         FileNotFoundError: neither kind of folder, or no export in it yet.
     """
+    if is_builtin(model_directory):
+        return saved_model(model_directory)
     path = Path(model_directory)
     if (path / "saved_model.pb").is_file():
         return path

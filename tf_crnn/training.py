@@ -23,6 +23,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import sys
@@ -52,6 +53,7 @@ from tf_crnn.loss import CTCLoss
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.model import get_model_inference
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
+from tf_crnn.transfer import StartingPoint, freeze_layers
 
 logger = logging.getLogger(__name__)
 
@@ -132,6 +134,9 @@ def get_model_train(parameters: Params) -> keras.Model:
     the text, the optimizer, under the ``mixed_precision`` dtype policy."""
     with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
         model = get_model_inference(parameters)
+    frozen = freeze_layers(model, parameters.freeze)
+    if frozen:
+        logger.info("Frozen (freeze=%s): %s", parameters.freeze, ", ".join(frozen))
     # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
     model.compile(
         optimizer=make_optimizer(parameters),
@@ -213,6 +218,7 @@ class TrainingData:
     n_train: int
     n_eval: int
     steps: int
+    train_csv: str = ""
 
     @classmethod
     def from_params(cls, params: Params) -> TrainingData:
@@ -226,7 +232,7 @@ class TrainingData:
             else None
         )
         steps = params.steps_per_epoch or count_steps(n_train, params.train_batch_size)
-        return cls(train, evaluation, n_train, n_eval, steps)
+        return cls(train, evaluation, n_train, n_eval, steps, train_csv)
 
 
 class TrainingSystem:
@@ -409,6 +415,9 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
 
     With ``restore_model`` the run continues from the newest complete checkpoint
     (epoch, weights, optimizer state, learning-rate and early-stopping counters).
+    With ``init_from`` a new run starts from that model's weights (``tf_crnn.transfer``); its
+    alphabet is the one ``alphabet_resize`` makes of the model's and the data's, saved as the
+    run's ``alphabet.json``.
     Ends with a SavedModel export of the weights with the lowest validation CER.
 
     Raises:
@@ -416,14 +425,24 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
         TrainingError: the output folder is in use, or the loss became NaN.
     """
     check_inputs(params)
+    start = StartingPoint(params) if params.init_from else None
     out = prepare_output_dir(params)
     logger.info("Training on %s", describe_device())
     with OutputLock(out):
+        resuming = params.restore_model and bool(list_checkpoints(out / CHECKPOINT_DIR))
+        if start is not None:
+            start.alphabet.save(out / "alphabet.json")
+            params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
         if params.restore_model and (out / CONFIG_FILENAME).is_file():
             _check_same_architecture(params, out / CONFIG_FILENAME)
         params.to_json_file(out / CONFIG_FILENAME)
         params.alphabet.save(out / "alphabet.json")
         system = TrainingSystem(params, out, TrainingData.from_params(params))
+        if start is not None and not resuming:
+            start.apply(system.model)
+            start.report_new_units(system.data.train_csv, params)
+        elif start is not None:
+            logger.info("Resuming this run's checkpoint: init_from %s is not loaded again", params.init_from)
         epoch, step = system.restore()
         return system.finish(system.fit(epoch, step, verbose))
 

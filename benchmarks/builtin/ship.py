@@ -1,0 +1,65 @@
+"""Copies a trained export into the package as a built-in model (``builtin:NAME``).
+
+    python benchmarks/builtin/ship.py runs/builtin-printed-latin printed-latin --samples
+    python benchmarks/builtin/ship.py runs/finetune/union-all handwriting-fr
+
+Takes what defines the network (``config.json``, ``alphabet.json``, ``model.weights.h5``,
+``tf_crnn.json``), not the SavedModel, which ``tf_crnn.builtin`` rebuilds on first use. With
+``--samples``, renders a few lines of the model's alphabet with the package's synthetic
+renderer into ``samples/`` (our own images: the training data is not copied), reads them with
+the export and writes ``samples/samples.csv`` with the truth. The model card (``MODEL_CARD.md``)
+is written by hand from the training run's figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE_TEXTS = (
+    "The archive holds 1,204 letters.",
+    "Invoice No. 4471 - total $86.50",
+    "Meet me at 7:30 on Friday!",
+    "(see page 12, line 3)",
+)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="an output_model_dir or export folder")
+    parser.add_argument("name")
+    parser.add_argument("--samples", action="store_true", help="render and read sample lines")
+    args = parser.parse_args()
+
+    sys.path.insert(0, str(ROOT))
+    from tf_crnn.datasets.synthetic import render_line
+    from tf_crnn.export import resolve_export
+    from tf_crnn.loader import PredictionModel
+    from tf_crnn.records import join_units, write_csv_rows
+
+    export = resolve_export(args.model)
+    target = ROOT / "tf_crnn" / "models" / args.name
+    target.mkdir(parents=True, exist_ok=True)
+    for name in ("config.json", "alphabet.json", "model.weights.h5", "tf_crnn.json"):
+        shutil.copy(export / name, target / name)
+    print(f"Copied {export} to {target}")
+    if args.samples:
+        samples = target / "samples"
+        samples.mkdir(exist_ok=True)
+        rng = random.Random(0)
+        rows = []
+        for i, text in enumerate(SAMPLE_TEXTS):
+            render_line(text, rng, font_size=28, noise=False).save(samples / f"line_{i}.png")
+            rows.append((f"line_{i}.png", join_units(text)))
+        write_csv_rows(samples / "samples.csv", rows)
+        model = PredictionModel(export)
+        for (path, _), text, read in zip(rows, SAMPLE_TEXTS, model.predict([str(samples / p) for p, _ in rows])):
+            print(f"{path}: {text!r} -> {read!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,302 @@
+"""Starting a run from a trained model: ``init_from``, ``alphabet_resize`` and ``freeze``.
+
+The network of the run is built from its own config; every layer takes the weights of the
+layer of the same name in the starting model, whose shapes must be the same. The output
+layer (``logits``, one row per alphabet code) is the exception: its rows follow the units, so
+that a unit keeps what the model learnt of it whatever its code in the new alphabet.
+
+A unit the model has never seen starts as a copy of the blank's row lowered by
+``NEW_UNIT_LOGIT_OFFSET``: its probability is e^-10 of the blank's on every frame, so the
+best path never holds it before training has taught it, and the model reads what it read.
+"""
+
+from __future__ import annotations
+
+import collections
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tf_crnn.alphabet import BLANK_INDEX, Alphabet
+from tf_crnn.builtin import get_builtin, is_builtin
+from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
+from tf_crnn.records import read_csv_rows, split_label
+
+logger = logging.getLogger(__name__)
+
+NEW_UNIT_LOGIT_OFFSET = 10.0
+FEW_LINES = 10
+"""New units held by fewer training lines than this are warned about: too few to learn from."""
+OUTPUT_LAYER = "logits"
+FROZEN_PREFIXES = {"none": (), "cnn": ("conv_block_",), "cnn+rnn": ("conv_block_", "bilstm_")}
+ARCHITECTURE_HINT_KEYS = ("input_shape", "input_channels", "cnn_features_list", "cnn_pool_size", "rnn_units")
+
+
+@dataclass
+class BaseModel:
+    """A trained model to start from: its parameters (architecture, alphabet) and weights."""
+
+    spec: str
+    params: Params
+    weights: Path
+
+
+def find_base_model(spec: str) -> BaseModel:
+    """Resolves ``init_from``: ``builtin:NAME``, an ``output_model_dir`` (its newest export, else
+    its best checkpoint), an export folder, or a ``.weights.h5`` with ``config.json`` beside it.
+
+    Raises:
+        ConfigError: nothing usable at ``spec``.
+    """
+    from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR
+    from tf_crnn.export import EXPORT_DIR, WEIGHTS_FILENAME, export_params, list_exports
+
+    def from_folder(folder: Path, weights: Path) -> BaseModel:
+        if not (folder / CONFIG_FILENAME).is_file():
+            raise ConfigError(f"init_from: {weights} has no {CONFIG_FILENAME} beside it; copy the model's config there")
+        try:
+            if (folder / "alphabet.json").is_file():
+                params = export_params(folder)
+            else:
+                params = Params.from_json_file(folder / CONFIG_FILENAME)
+            params.alphabet  # noqa: B018 - reads the lookup now
+        except (ValueError, OSError) as e:
+            raise ConfigError(f"init_from: cannot read the model in {folder}: {e}") from None
+        return BaseModel(spec, params, weights)
+
+    if is_builtin(spec):
+        try:
+            model = get_builtin(spec)
+        except FileNotFoundError as e:
+            raise ConfigError(f"init_from: {e}") from None
+        return from_folder(model.folder, model.folder / WEIGHTS_FILENAME)
+    path = Path(spec)
+    if path.is_file() and path.name.endswith(".weights.h5"):
+        return from_folder(path.parent, path)
+    if path.is_dir():
+        if (path / WEIGHTS_FILENAME).is_file():
+            return from_folder(path, path / WEIGHTS_FILENAME)
+        exports = [e for e in list_exports(path / EXPORT_DIR) if (e / WEIGHTS_FILENAME).is_file()]
+        if exports:
+            return from_folder(exports[-1], exports[-1] / WEIGHTS_FILENAME)
+        if (path / CHECKPOINT_DIR / BEST_WEIGHTS).is_file():
+            return from_folder(path, path / CHECKPOINT_DIR / BEST_WEIGHTS)
+    raise ConfigError(
+        f"init_from: {spec} is not a tf_crnn model; give builtin:NAME (see 'tf-crnn models'), an "
+        "output_model_dir, an export folder or a .weights.h5 file with its config.json beside it"
+    )
+
+
+@dataclass
+class AlphabetPlan:
+    """The run's alphabet and, for each of its codes, the model's output row it starts from
+    (``None``: a unit the model does not know)."""
+
+    lookup: dict[str, int]
+    rows: list[int | None]
+    new_units: list[str]
+    dropped_units: list[str]
+
+
+def _quoted(units: list[str], limit: int = 20) -> str:
+    shown = " ".join(repr(u) for u in units[:limit])
+    return shown + (f" and {len(units) - limit} more" if len(units) > limit else "")
+
+
+def plan_alphabet(model: Alphabet, data: Alphabet, mode: str, data_source: str = "the data") -> AlphabetPlan:
+    """Matches the data's alphabet to the model's as ``alphabet_resize`` (``mode``) says.
+
+    Raises:
+        ConfigError: the alphabets differ and ``mode`` is ``fail``.
+    """
+    model_lookup, data_lookup = model.lookup, data.lookup
+    only_data = [u for u in data_lookup if u not in model_lookup]
+    only_model = [u for u in model_lookup if u not in data_lookup]
+    if not only_data and not only_model:
+        # The same units: the model's codes, so that every row stays where it is.
+        return AlphabetPlan(model_lookup, list(range(model.n_classes)), [], [])
+    if mode == "fail":
+        sides = []
+        if only_data:
+            sides.append(f"{len(only_data)} only in {data_source}: {_quoted(only_data)}")
+        if only_model:
+            sides.append(f"{len(only_model)} only in the model: {_quoted(only_model)}")
+        raise ConfigError(
+            f"alphabet_resize: the alphabets differ ({'; '.join(sides)}); set alphabet_resize=union to keep "
+            "the model's units and add the data's, or alphabet_resize=new to take the data's alphabet"
+        )
+    if mode == "union":
+        lookup = dict(model_lookup)
+        code = model.n_classes
+        for unit in only_data:
+            lookup[unit] = code
+            code += 1
+        rows = list(range(model.n_classes)) + [None] * len(only_data)
+        return AlphabetPlan(lookup, rows, only_data, [])
+    rows: list[int | None] = [None] * data.n_classes
+    rows[BLANK_INDEX] = BLANK_INDEX
+    for unit, code in data_lookup.items():
+        rows[code] = model_lookup.get(unit)
+    return AlphabetPlan(dict(data_lookup), rows, only_data, only_model)
+
+
+def output_rows(kernel: np.ndarray, bias: np.ndarray, rows: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
+    """The output layer's kernel ``(features, classes)`` and bias for the run's codes."""
+    new_kernel = np.empty((kernel.shape[0], len(rows)), kernel.dtype)
+    new_bias = np.empty(len(rows), bias.dtype)
+    for code, row in enumerate(rows):
+        if row is None:
+            new_kernel[:, code] = kernel[:, BLANK_INDEX]
+            new_bias[code] = bias[BLANK_INDEX] - NEW_UNIT_LOGIT_OFFSET
+        else:
+            new_kernel[:, code] = kernel[:, row]
+            new_bias[code] = bias[row]
+    return new_kernel, new_bias
+
+
+def _weighted_layers(model) -> dict[str, list[np.ndarray]]:
+    return {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
+
+
+def _architecture_hint(base: BaseModel) -> str:
+    values = base.params.to_dict()
+    return ", ".join(f"{key} {values[key]}" for key in ARCHITECTURE_HINT_KEYS)
+
+
+def check_shapes(base: BaseModel, target, source) -> None:
+    """Refuses, naming the first layer that differs and both shapes, a network that cannot
+    take the model's weights (the output layer's number of classes aside)."""
+    source_layers, target_layers = _weighted_layers(source), _weighted_layers(target)
+    hint = f"use the model's architecture in the config ({_architecture_hint(base)})"
+    for name, weights in target_layers.items():
+        if name not in source_layers:
+            raise ConfigError(f"init_from: layer {name} of this config is not in {base.spec}; {hint}")
+        theirs = source_layers[name]
+        if len(theirs) != len(weights):
+            raise ConfigError(
+                f"init_from: layer {name} has {len(theirs)} weights in {base.spec} and {len(weights)} here; {hint}"
+            )
+        for mine, other in zip(weights, theirs):
+            a, b = mine.shape, other.shape
+            if name == OUTPUT_LAYER:
+                a, b = a[:-1], b[:-1]
+            if a != b:
+                raise ConfigError(
+                    f"init_from: layer {name} has shape {tuple(other.shape)} in {base.spec} and "
+                    f"{tuple(mine.shape)} in this config; {hint}"
+                )
+    for name in source_layers:
+        if name not in target_layers:
+            raise ConfigError(f"init_from: layer {name} of {base.spec} is not in this config; {hint}")
+
+
+def load_base_model(base: BaseModel):
+    from tf_crnn.model import get_model_inference
+
+    try:
+        return get_model_inference(base.params, str(base.weights), rnn_dropout=0.0)
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"init_from: cannot load the weights {base.weights}: {e}") from None
+
+
+def copy_weights(target, source, rows: list[int | None]) -> None:
+    """Gives ``target`` the weights of ``source``, layer by layer; the output layer's by ``rows``."""
+    source_layers = _weighted_layers(source)
+    for layer in target.layers:
+        if not layer.get_weights():
+            continue
+        weights = source_layers[layer.name]
+        if layer.name == OUTPUT_LAYER:
+            weights = list(output_rows(weights[0], weights[1], rows))
+        layer.set_weights(weights)
+
+
+def freeze_layers(model, freeze: str) -> list[str]:
+    """Sets the layers ``freeze`` names (``none``, ``cnn``, ``cnn+rnn``) to not trainable;
+    Keras runs the batch normalisation of a non-trainable layer in inference mode.
+
+    Returns:
+        The names of the frozen layers.
+    """
+    prefixes = FROZEN_PREFIXES[freeze]
+    frozen = [layer for layer in model.layers if prefixes and layer.name.startswith(prefixes)]
+    for layer in frozen:
+        layer.trainable = False
+    return [layer.name for layer in frozen]
+
+
+class StartingPoint:
+    """What a run started ``init_from`` a model needs, checked before any work.
+
+    Args:
+        params: the run's parameters (the data's alphabet in ``lookup_alphabet_file``).
+
+    Raises:
+        ConfigError: no model at ``init_from``, alphabets that ``alphabet_resize`` does not
+            allow to differ, or an architecture whose shapes differ from the model's.
+    """
+
+    def __init__(self, params: Params):
+        from tf_crnn.model import get_model_inference
+
+        self.base = find_base_model(params.init_from)
+        self.plan = plan_alphabet(
+            self.base.params.alphabet, params.alphabet, params.alphabet_resize, str(params.lookup_alphabet_file)
+        )
+        self.source = load_base_model(self.base)
+        check_shapes(self.base, get_model_inference(params, rnn_dropout=0.0), self.source)
+
+    @property
+    def alphabet(self) -> Alphabet:
+        """The run's alphabet."""
+        return Alphabet.from_lookup(self.plan.lookup)
+
+    def apply(self, model) -> None:
+        """Loads the model's weights into the run's network."""
+        copy_weights(model, self.source, self.plan.rows)
+        logger.info(
+            "Starting from %s (%s): %d units kept, %d new, %d dropped",
+            self.base.spec,
+            self.base.weights,
+            sum(row is not None for row in self.plan.rows) - 1,
+            len(self.plan.new_units),
+            len(self.plan.dropped_units),
+        )
+
+    def report_new_units(self, train_csv: str | Path, params: Params) -> dict[str, int]:
+        """Logs each new unit with the number of training lines that hold it, warning about
+        those too rare to learn."""
+        if not self.plan.new_units:
+            return {}
+        counts: collections.Counter[str] = collections.Counter()
+        for _, _, label in read_csv_rows(train_csv, params.csv_delimiter):
+            if label is not None:
+                counts.update(set(split_label(label, params.string_split_delimiter)))
+        found = {unit: counts[unit] for unit in self.plan.new_units}
+        logger.info(
+            "New units (training lines holding each): %s",
+            ", ".join(f"{unit!r} {n}" for unit, n in found.items()),
+        )
+        rare = [unit for unit, n in found.items() if n < FEW_LINES]
+        if rare:
+            logger.warning(
+                "%d new units are in fewer than %d training lines, too few to learn well: %s",
+                len(rare),
+                FEW_LINES,
+                _quoted(rare),
+            )
+        return found
+
+
+__all__ = [
+    "AlphabetPlan",
+    "BaseModel",
+    "StartingPoint",
+    "copy_weights",
+    "find_base_model",
+    "freeze_layers",
+    "output_rows",
+    "plan_alphabet",
+]
