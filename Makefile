@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint install install-dev clean
+.PHONY: demo test test-fast lint install install-dev browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -24,12 +24,21 @@ $(VENV)/schemas/page.xsd: $(BIN)/python
 	$(BIN)/python -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/ocrd-*.whl')[0]).extract('ocrd_validators/page.xsd', sys.argv[1])" $(VENV)/schemas
 	mv $(VENV)/schemas/ocrd_validators/page.xsd $@
 
+# Debian's chromium and its driver, for the browser test of tf-crnn serve (skipped without them):
+# installed with apt-get where this runs as root, else named for you to install.
+browser:
+	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		echo "Installing Debian's chromium and chromium-driver for the browser test"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; \
+	else echo "No chromium/chromedriver: the browser test is skipped (apt-get install chromium chromium-driver)"; fi
+
 ## make demo: synthetic lines -> train -> evaluate -> predict -> export (a few minutes on 2 CPU cores)
 demo: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite
-test: install-dev
+test: install-dev browser
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)

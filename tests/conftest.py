@@ -39,6 +39,7 @@ def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
         save_interval=100,
         learning_rate=0.003,
         output_model_dir=str(output_dir),
+        write_report=False,
     )
     config.update(overrides)
     return Params(**config)
@@ -58,7 +59,7 @@ def trained(tmp_path_factory, digits_data):
     """A tiny model trained to read digits: ``(params, TrainingResult)``."""
     from tf_crnn.training import train
 
-    params = tiny_params(digits_data, tmp_path_factory.mktemp("run") / "model")
+    params = tiny_params(digits_data, tmp_path_factory.mktemp("run") / "model", write_report=True)
     result = train(params, verbose=0)
     return params, result
 

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -292,3 +293,21 @@ def test_printed_latin_reads_its_own_samples(tmp_path, monkeypatch):
     samples = get_builtin("builtin:printed-latin").folder / "samples" / "samples.csv"
     result = evaluate("builtin:printed-latin", samples)
     assert len(result.lines) == 4 and result.cer <= 0.10, result.to_dict()
+
+
+def test_init_from_a_weights_file_needs_its_config_beside_it(trained, digits_data, tmp_path):
+    from tf_crnn.transfer import find_base_model
+
+    params, result = trained
+    lone = tmp_path / "lone"
+    lone.mkdir()
+    shutil.copy(result.export_path / "model.weights.h5", lone / "model.weights.h5")
+    with pytest.raises(ConfigError, match="has no config.json beside it"):
+        find_base_model(str(lone / "model.weights.h5"))
+    shutil.copy(result.export_path / "config.json", lone / "config.json")
+    shutil.copy(result.export_path / "alphabet.json", lone / "alphabet.json")
+    base = find_base_model(str(lone / "model.weights.h5"))
+    assert base.weights == lone / "model.weights.h5" and base.params.alphabet.lookup == params.alphabet.lookup
+    # An export folder and the run's folder name the same weights.
+    assert find_base_model(str(result.export_path)).weights == result.export_path / "model.weights.h5"
+    assert find_base_model(params.output_model_dir).weights.parent.parent.parent == Path(params.output_model_dir)

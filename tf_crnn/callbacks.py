@@ -15,6 +15,7 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from tf_crnn.atomic import atomic_open
 from tf_crnn.checkpoint import (
@@ -320,10 +321,25 @@ class ValidationSummary(keras.callbacks.Callback):
         n_epochs: the run's last epoch.
         batch_size: training images per batch.
         limit_s: the run's time limit (0: none); with it, time left is counted from it.
+        log_dir: where TensorBoard also gets the lines as a picture (truth and prediction under
+            each line image, errors in red) and as a text table, in ``samples/``; None: not.
     """
 
-    def __init__(self, checkpoint, samples, alphabet, n_epochs: int, batch_size: int, limit_s: float = 0.0):
+    LOGGED_LINES = 3
+
+    def __init__(
+        self,
+        checkpoint,
+        samples,
+        alphabet,
+        n_epochs: int,
+        batch_size: int,
+        limit_s: float = 0.0,
+        log_dir: str | Path | None = None,
+    ):
         super().__init__()
+        self.log_dir = Path(log_dir) if log_dir is not None else None
+        self._writer = None
         self.checkpoint = checkpoint
         self.samples = samples
         self.alphabet = alphabet
@@ -367,8 +383,30 @@ class ValidationSummary(keras.callbacks.Callback):
 
         features, labels = self.samples
         codes, _ = greedy_decode(self.model(features, training=False))
-        for truth, prediction in zip(decode_to_text(labels, self.alphabet), decode_to_text(codes, self.alphabet)):
+        truths, predictions = decode_to_text(labels, self.alphabet), decode_to_text(codes, self.alphabet)
+        for truth, prediction in list(zip(truths, predictions))[: self.LOGGED_LINES]:
             logger.info("  %r -> %r%s", truth, prediction, "" if truth == prediction else "  (wrong)")
+        if self.log_dir is not None:
+            self._write_tensorboard(epoch, features, truths, predictions)
+
+    def _write_tensorboard(self, epoch, features, truths, predictions) -> None:
+        from PIL import Image
+
+        from tf_crnn.report import sample_sheet
+
+        images = np.clip(np.asarray(features["images"]), 0, 255).astype(np.uint8)
+        widths = np.asarray(features["widths"])
+        rows = []
+        for image, width, truth, prediction in zip(images, widths, truths, predictions):
+            pixels = image[:, : int(width)]
+            rows.append((Image.fromarray(pixels[..., 0] if pixels.shape[-1] == 1 else pixels), truth, prediction))
+        if self._writer is None:
+            self._writer = tf.summary.create_file_writer(str(self.log_dir / "samples"))
+        table = "| truth | read |\n|---|---|\n" + "\n".join(f"| `{t}` | `{p}` |" for t, p in zip(truths, predictions))
+        with self._writer.as_default():
+            tf.summary.image("validation lines", np.asarray(sample_sheet(rows))[None], step=epoch + 1)
+            tf.summary.text("validation lines", table, step=epoch + 1)
+        self._writer.flush()
 
 
 class GracefulStop(keras.callbacks.Callback):

@@ -14,7 +14,7 @@ import click
 from tf_crnn.alphabet import NORMALIZATIONS
 from tf_crnn.datasets import IAM_BASE_URL
 
-TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "import"}
+TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "import", "report", "serve"}
 MODEL_HELP = "an export folder, an output_model_dir or builtin:NAME"
 
 logger = logging.getLogger("tf_crnn")
@@ -240,6 +240,70 @@ def _lookup_of(spec: str) -> str:
     raise UserError(f"{spec} does not exist: give a lookup file or {MODEL_HELP}")
 
 
+# --- report -----------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("run", type=click.Path(exists=True, file_okay=False))
+@click.option("-o", "--output", type=click.Path(file_okay=False), help="Folder to write into (default: RUN/report).")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@user_errors
+def report(run, output, batch_size) -> None:
+    """Write RUN's report (an output_model_dir): report.html, curves.png and samples.png.
+
+    The newest export reads the validation rows of the run; the page holds the config, the data
+    summary (rows kept and left out, with why; heights, widths and lengths), the curves, the
+    metrics, the confusions and the worst lines with their images, all inline: it opens
+    without a network. Training writes the same into RUN/report at its end.
+    """
+    from tf_crnn.report import report_run
+
+    try:
+        written = report_run(run, output, batch_size=batch_size)
+    except FileNotFoundError as e:
+        raise UserError(str(e)) from None
+    click.echo(f"Wrote {written.html}")
+    for picture in (written.curves, written.samples):
+        if picture:
+            click.echo(f"      {picture}")
+
+
+# --- serve ------------------------------------------------------------------------
+
+
+@main.command()
+@click.argument("model", type=ModelPath())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for every host.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-key", envvar="TF_CRNN_API_KEY", help="Ask /v1/* requests for this key [env TF_CRNN_API_KEY].")
+@click.option("--max-images", default=32, show_default=True, type=click.IntRange(1), help="Images per request.")
+@click.option("--max-request-mb", default=20.0, show_default=True, type=click.FloatRange(0.001), help="Request size.")
+@click.option(
+    "--queue-size", default=64, show_default=True, type=click.IntRange(1), help="Requests waiting; more: 503."
+)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images read together.")
+@user_errors
+def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, batch_size) -> None:
+    """Serve MODEL: a web page to try it (drop images) and a JSON API.
+
+    POST /v1/recognize (multipart field "images", one or many; ?top_paths=N for an n-best list),
+    POST /v1/documents (an ALTO/PAGE "document" with its page "image"), GET /v1/model,
+    GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
+    shared batches; a full queue answers 503 with Retry-After.
+    """
+    from tf_crnn.serve import Limits
+    from tf_crnn.serve import serve as run_server
+
+    limits = Limits(
+        max_request_bytes=int(max_request_mb * 2**20),
+        max_images=max_images,
+        queue_size=queue_size,
+        batch_size=batch_size,
+    )
+    click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
+    run_server(model, host, port, limits, api_key)
+
+
 # --- models -----------------------------------------------------------------------
 
 
@@ -376,8 +440,13 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--confusions", default=10, show_default=True, help="Number of frequent confusions to print.")
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as one JSON object, for scripts.")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False),
+    help="Write a self-contained page: metrics, data summary, confusions, worst lines with their images.",
+)
 @user_errors
-def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
+def evaluate(model, csv_file, report, batch_size, confusions, as_json, html) -> None:
     """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
     builtin:NAME) on a labelled CSV_FILE.
 
@@ -397,6 +466,18 @@ def evaluate(model, csv_file, report, batch_size, confusions, as_json) -> None:
     result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
     if report:
         write_report(result, report)
+    if html:
+        from tf_crnn.report import write_report as write_page
+
+        write_page(
+            result,
+            html,
+            title=f"{model} on {csv_file}",
+            data_rows=[(line.path, line.reference) for line in result.lines],
+            dropped=result.skipped,
+        )
+        if not as_json:
+            click.echo(f"Page: {html}")
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return

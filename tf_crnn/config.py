@@ -147,6 +147,9 @@ class Params:
     # --- Output ---
     output_model_dir: str = ""
     restore_model: bool = False
+    write_report: bool = True
+    """At the end of training, evaluate the export on the validation rows and write
+    ``output_model_dir/report/`` (``report.html``, ``curves.png``, ``samples.png``)."""
 
     def __post_init__(self) -> None:
         self._validate()
@@ -247,7 +250,7 @@ class Params:
             ):
                 fail(name, "must be a CSV path or a list of CSV paths")
 
-        for name in ("data_augmentation", "restore_model", "bucket_by_width"):
+        for name in ("data_augmentation", "restore_model", "bucket_by_width", "write_report"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
         if not (

@@ -71,4 +71,6 @@ def run_demo(
     from tf_crnn import portable_reader
 
     echo(f"      read it without TensorFlow: python {portable_reader.__file__} {tflite} IMAGE...")
+    if result.report is not None:
+        echo(f"Report (curves, worst lines, confusions): open {result.report} in a browser")
     return evaluation.cer

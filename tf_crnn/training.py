@@ -65,6 +65,8 @@ warnings.filterwarnings("ignore", message="Learning rate reduction is conditione
 warnings.filterwarnings("ignore", message="Early stopping conditioned on metric")
 
 LOCK_FILENAME = ".lock"
+SHOWN_LINES = 8
+"""Validation lines shown in TensorBoard after each validation (the first three also in the log)."""
 
 
 class TrainingError(RuntimeError):
@@ -80,6 +82,7 @@ class TrainingResult:
     n_train: int
     n_eval: int
     stopped_by_signal: int | None = None
+    report: Path | None = None
 
 
 class OutputLock:
@@ -297,7 +300,7 @@ class TrainingSystem:
         if self.data.eval is None:
             return []
         features, labels = next(iter(self.data.eval.take(1)))
-        samples = ({k: v[:3] for k, v in features.items()}, labels[:3])
+        samples = ({k: v[:SHOWN_LINES] for k, v in features.items()}, labels[:SHOWN_LINES])
         params = self.params
         return [
             ValidationSummary(
@@ -307,6 +310,7 @@ class TrainingSystem:
                 params.n_epochs,
                 params.train_batch_size,
                 params.time_limit_minutes * 60,
+                self.out / "logs",
             )
         ]
 
@@ -444,7 +448,23 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
         elif start is not None:
             logger.info("Resuming this run's checkpoint: init_from %s is not loaded again", params.init_from)
         epoch, step = system.restore()
-        return system.finish(system.fit(epoch, step, verbose))
+        result = system.finish(system.fit(epoch, step, verbose))
+        if params.write_report and system.data.eval is not None:
+            result.report = write_run_report(out)
+        return result
+
+
+def write_run_report(out: Path) -> Path | None:
+    """``out/report/``; a report that cannot be made is a warning, never a failed run."""
+    from tf_crnn.report import report_run
+
+    try:
+        page = report_run(out).html
+    except Exception as e:  # noqa: BLE001 - the model is trained and exported whatever happens here
+        logger.warning("No report written (%s: %s); try again with 'tf-crnn report %s'", type(e).__name__, e, out)
+        return None
+    logger.info("Report: %s", page)
+    return page
 
 
 ARCHITECTURE_KEYS = (

@@ -1,0 +1,83 @@
+"""Takes the README's screenshots with headless Chromium (Debian's chromium and chromium-driver).
+
+    python docs/screenshots.py --model builtin:printed-latin --images tf_crnn/models/printed-latin/samples/*.png \\
+        --report runs/my_model/report/report.html
+
+Writes ``docs/serve.png`` (the ``tf-crnn serve`` page after reading the images) and, with
+``--report``, ``docs/report.png`` (the top of the report page).
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+DOCS = Path(__file__).parent
+
+
+def browser(width: int, height: int):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = shutil.which("chromium")
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", f"--window-size={width},{height}"):
+        options.add_argument(flag)
+    return webdriver.Chrome(service=Service(shutil.which("chromedriver")), options=options)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="builtin:printed-latin")
+    parser.add_argument("--images", nargs="+", required=True)
+    parser.add_argument("--report", type=Path)
+    args = parser.parse_args()
+
+    import httpx
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    server = subprocess.Popen(["tf-crnn", "serve", args.model, "--port", str(port)])
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        for _ in range(600):
+            try:
+                if httpx.get(url + "healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        driver = browser(1000, 760)
+        try:
+            driver.get(url)
+            driver.find_element(By.ID, "files").send_keys("\n".join(str(Path(p).resolve()) for p in args.images))
+            WebDriverWait(driver, 120).until(
+                lambda d: len(d.find_elements(By.CSS_SELECTOR, "#results .result")) == len(args.images)
+            )
+            driver.save_screenshot(str(DOCS / "serve.png"))
+            print("Wrote", DOCS / "serve.png")
+            for item in driver.find_elements(By.CSS_SELECTOR, "#results .transcription"):
+                print("  shown:", item.text)
+        finally:
+            driver.quit()
+    finally:
+        server.terminate()
+        server.wait(30)
+    if args.report:
+        driver = browser(1100, 1500)
+        try:
+            driver.get(args.report.resolve().as_uri())
+            driver.save_screenshot(str(DOCS / "report.png"))
+            print("Wrote", DOCS / "report.png")
+        finally:
+            driver.quit()
+
+
+if __name__ == "__main__":
+    main()

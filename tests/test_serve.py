@@ -1,0 +1,269 @@
+"""tf-crnn serve over real HTTP on 127.0.0.1: the API, every refusal, the queue, a real browser."""
+
+import io
+import shutil
+import socket
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+from PIL import Image
+
+from tf_crnn.loader import PredictionModel
+from tf_crnn.serve import Limits, create_app
+
+CHROMIUM = shutil.which("chromium")
+CHROMEDRIVER = shutil.which("chromedriver")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def running(model: str, limits: Limits | None = None, api_key: str | None = None):
+    """A uvicorn server on 127.0.0.1 in a thread; yields ``(base URL, app)``."""
+    import uvicorn
+
+    app = create_app(model, limits, api_key)
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not server.started:
+        assert time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}", app
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def eval_images(digits_data, n: int) -> list[Path]:
+    return sorted((Path(digits_data["eval"]).parent / "images").glob("eval_*.png"))[:n]
+
+
+def upload(paths) -> list:
+    return [("images", (p.name, p.read_bytes(), "image/png")) for p in paths]
+
+
+@pytest.fixture(scope="module")
+def server(trained):
+    params, _ = trained
+    limits = Limits(max_images=4, max_request_bytes=300_000, max_image_side=2000, queue_size=8)
+    with running(params.output_model_dir, limits) as (url, app):
+        yield url
+
+
+def test_recognize_reads_as_the_export_with_confidences_and_spans(server, trained, digits_data):
+    params, _ = trained
+    paths = eval_images(digits_data, 3)
+    expected = PredictionModel(params.output_model_dir).predict([str(p) for p in paths])
+    response = httpx.post(f"{server}/v1/recognize", files=upload(paths), timeout=60)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [r["transcription"] for r in results] == expected
+    assert [r["name"] for r in results] == [p.name for p in paths]
+    for r in results:
+        assert len(r["character_confidences"]) == len(r["transcription"]) == len(r["character_spans"])
+        assert 0 < r["confidence"] <= 1
+        width = Image.open(digits_data["eval"].parent / "images" / r["name"]).width
+        assert all(0 <= a <= b <= width for a, b in r["character_spans"])
+
+
+def test_n_best_list(server, digits_data):
+    response = httpx.post(f"{server}/v1/recognize?top_paths=3", files=upload(eval_images(digits_data, 1)), timeout=60)
+    assert response.status_code == 200, response.text
+    (result,) = response.json()["results"]
+    assert len(result["alternatives"]) == 3 and result["alternatives"][0]["text"] == result["transcription"]
+
+
+def test_health_model_and_openapi(server):
+    assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
+    info = httpx.get(f"{server}/v1/model").json()
+    assert info["alphabet"] == list("0123456789") and info["input_height"] == 32
+    assert info["limits"]["max_images"] == 4
+    paths = httpx.get(f"{server}/openapi.json").json()["paths"]
+    assert {"/v1/recognize", "/v1/documents", "/v1/model", "/healthz"} <= set(paths)
+    page = httpx.get(f"{server}/")
+    assert page.status_code == 200 and 'id="drop"' in page.text
+
+
+def test_every_refusal_is_a_4xx_naming_the_problem(server, digits_data):
+    good = eval_images(digits_data, 5)
+    cases = [
+        ([("images", ("notes.txt", b"not an image at all", "text/plain"))], 415, "images[0] (notes.txt): not an image"),
+        ([("images", ("empty.png", b"", "image/png"))], 415, "empty file"),
+        (upload(good), 413, "5 images in one request; at most 4"),
+        ([("images", ("huge.png", _png(3000, 20), "image/png"))], 413, "3000x20 pixels is over the limit"),
+        ([("images", ("big.png", b"\0" * 400_000, "image/png"))], 413, "Content Too Large"),
+    ]
+    for files, status, message in cases:
+        response = httpx.post(f"{server}/v1/recognize", files=files, timeout=60)
+        assert response.status_code == status, (message, response.text)
+        assert message in response.text, response.text
+    missing = httpx.post(f"{server}/v1/recognize", data={"x": "1"}, timeout=60)
+    assert missing.status_code == 422
+    bad_top = httpx.post(f"{server}/v1/recognize?top_paths=0", files=upload(good[:1]), timeout=60)
+    assert bad_top.status_code == 422
+
+
+def test_a_chunked_body_over_the_limit_is_refused(server):
+    def chunks():
+        for _ in range(40):
+            yield b"\0" * 10_000
+
+    response = httpx.post(
+        f"{server}/v1/recognize", content=chunks(), headers={"content-type": "multipart/form-data; boundary=x"}
+    )
+    assert response.status_code == 413
+
+
+def _png(width: int, height: int) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("L", (width, height), 255).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_api_key(trained, digits_data):
+    params, _ = trained
+    with running(params.output_model_dir, api_key="s3cret") as (url, _):
+        files = upload(eval_images(digits_data, 1))
+        assert httpx.post(f"{url}/v1/recognize", files=files, timeout=60).status_code == 401
+        assert httpx.get(f"{url}/v1/model", headers={"X-API-Key": "wrong"}).status_code == 401
+        assert httpx.get(f"{url}/v1/model", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+        ok = httpx.post(f"{url}/v1/recognize", files=files, headers={"X-API-Key": "s3cret"}, timeout=60)
+        assert ok.status_code == 200
+        assert httpx.get(f"{url}/healthz").status_code == 200  # probes need no key
+
+
+def test_full_queue_answers_503_with_retry_after_at_once(trained, digits_data, monkeypatch):
+    from tf_crnn import loader
+
+    params, _ = trained
+    release, entered = threading.Event(), threading.Event()
+    real = loader.predict_files
+
+    def slow(*args, **kwargs):
+        entered.set()
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(loader, "predict_files", slow)
+    files = upload(eval_images(digits_data, 1))
+    answers = {}
+    with running(params.output_model_dir, Limits(queue_size=1, batch_size=1)) as (url, app):
+
+        def post(key):
+            answers[key] = httpx.post(f"{url}/v1/recognize", files=files, timeout=60)
+
+        first = threading.Thread(target=post, args=("first",))
+        first.start()
+        assert entered.wait(30)  # the reader holds the first request
+        second = threading.Thread(target=post, args=("second",))
+        second.start()
+        deadline = time.monotonic() + 30
+        while app.state.reader.queue.qsize() < 1 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        start = time.monotonic()
+        third = httpx.post(f"{url}/v1/recognize", files=files, timeout=60)
+        assert third.status_code == 503 and third.headers["Retry-After"] == "1"
+        assert time.monotonic() - start < 5
+        release.set()
+        first.join(60)
+        second.join(60)
+    assert answers["first"].status_code == 200 and answers["second"].status_code == 200
+
+
+def test_document_endpoint_returns_the_document_recognised(server, trained, tmp_path):
+    from test_documents import alto_xml, draw_page
+
+    truth = draw_page(tmp_path / "page.png")
+    xml = alto_xml("page.png", truth).encode()
+    files = [("document", ("will.xml", xml, "application/xml")), ("image", ("scan.png", (tmp_path / "page.png").read_bytes(), "image/png"))]  # fmt: skip
+    response = httpx.post(f"{server}/v1/documents", files=files, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["kind"] == "alto" and [line["id"] for line in body["lines"]] == list(truth)
+    assert "<String" in body["xml"] and "WC=" in body["xml"]
+    bad = httpx.post(
+        f"{server}/v1/documents",
+        files=[("document", ("x.xml", b"<nope/>", "application/xml")), files[1]],
+        timeout=60,
+    )
+    assert bad.status_code == 422 and "x.xml" in bad.json()["detail"]
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver: make install-dev")
+def test_page_in_a_real_browser(server, trained, digits_data, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    params, _ = trained
+    image = eval_images(digits_data, 1)[0]
+    expected = PredictionModel(params.output_model_dir).predict(str(image))
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,700"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        driver.get(server + "/")
+        driver.find_element(By.ID, "files").send_keys(str(image))
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .transcription"))
+        shown = driver.find_element(By.CSS_SELECTOR, "#results .transcription").text
+        assert shown == expected
+        spans = driver.find_elements(By.CSS_SELECTOR, "#results .transcription span")
+        assert len(spans) == len(expected) and all("confidence" in s.get_attribute("title") for s in spans)
+        driver.save_screenshot(str(tmp_path / "page.png"))
+        assert Image.open(tmp_path / "page.png").size[0] > 0
+    finally:
+        driver.quit()
+
+
+def test_tensorflow_serving_request_of_the_readme(trained, digits_data, tmp_path):
+    """The README's TF Serving layout and REST body, fed to the signature as TF Serving feeds it
+    (base64 decoded into the ``images`` string tensor), in a process that never imports tf_crnn."""
+    import base64
+    import json
+    import subprocess
+    import sys
+
+    from click.testing import CliRunner
+
+    from tf_crnn.cli import main
+
+    params, _ = trained
+    target = tmp_path / "models" / "crnn" / "1"
+    result = CliRunner().invoke(main, ["export", params.output_model_dir, "--format", "savedmodel", "-o", str(target)])
+    assert result.exit_code == 0, result.output
+    image = eval_images(digits_data, 1)[0]
+    body = {"signature_name": "serving_default", "inputs": {"images": [{"b64": base64.b64encode(image.read_bytes()).decode()}]}}  # fmt: skip
+    (tmp_path / "body.json").write_text(json.dumps(body))
+    code = (
+        "import base64, json, sys, tensorflow as tf\n"
+        "body = json.load(open(sys.argv[2]))\n"
+        "images = [base64.b64decode(x['b64']) for x in body['inputs']['images']]\n"
+        "out = tf.saved_model.load(sys.argv[1]).signatures[body['signature_name']](images=tf.constant(images))\n"
+        "assert 'tf_crnn' not in sys.modules\n"
+        "print(json.dumps({'transcriptions': [t.decode() for t in out['transcriptions'].numpy()]}))\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code, str(target), str(tmp_path / "body.json")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    answer = json.loads(run.stdout.strip().splitlines()[-1])
+    assert answer["transcriptions"] == [PredictionModel(params.output_model_dir).predict(str(image))]

@@ -1,0 +1,370 @@
+"""``tf-crnn serve``: a web page to try a model, and a JSON API, on FastAPI and uvicorn.
+
+- ``GET /``: a page where one drops line images (or an ALTO/PAGE file with its page image)
+  and sees each transcription, its characters shaded by confidence, and the alternatives.
+- ``POST /v1/recognize``: images as multipart fields named ``images``; per image the
+  transcription, confidence, per-character confidences and horizontal spans (pixels of the
+  image) and, with ``top_paths > 1``, the n-best list (CTC beam search).
+- ``POST /v1/documents``: an ALTO or PAGE file (``document``) with its page image (``image``);
+  the document written back recognised, and its lines.
+- ``GET /healthz``, ``GET /v1/model`` (alphabet, input height, version), ``GET /openapi.json``.
+
+Concurrent requests are read together: one thread takes the waiting requests off a bounded
+queue and reads their images as one batch. When the queue is full the answer is ``503`` with
+``Retry-After``, at once: a client is never left hanging. Requests are bounded in bytes,
+images per request and pixels per image; what breaks a bound, or is not an image, is a
+``4xx`` naming it (``413 Content Too Large`` for a body over the limit, by its
+Content-Length or as its chunks arrive: FastAPI's ``max_body_size``). The server binds to 127.0.0.1 unless told otherwise; with an API key,
+``/v1/*`` asks for it (``X-API-Key`` or ``Authorization: Bearer``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import contextlib
+import io
+import logging
+import queue
+import secrets
+import tempfile
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Annotated
+
+from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
+from fastapi.responses import HTMLResponse, JSONResponse
+from PIL import Image
+
+logger = logging.getLogger(__name__)
+
+IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
+
+
+@dataclass
+class Limits:
+    """What one request may hold, and how requests are batched."""
+
+    max_request_bytes: int = 20 * 2**20
+    max_images: int = 32
+    max_image_side: int = 10_000
+    max_image_pixels: int = 40_000_000
+    queue_size: int = 64
+    """Requests waiting to be read; one more is answered 503 with Retry-After."""
+    batch_size: int = 64
+    """Images read together at most."""
+    batch_wait_ms: float = 2.0
+    """How long the reader waits for more requests to join a batch."""
+    retry_after_s: int = 1
+
+
+class Busy(Exception):
+    """The queue of waiting requests is full."""
+
+
+class BadUpload(ValueError):
+    """An upload that cannot be read; the message names it. ``status``: 415 for what is not a
+    readable image, 413 for one over the limits."""
+
+    def __init__(self, message: str, status: int = 415):
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class _Job:
+    paths: list[str]
+    top_paths: int
+    future: concurrent.futures.Future
+
+
+class BatchingReader:
+    """Reads the images of concurrent requests in shared batches, on one thread of its own.
+
+    Requests with the same ``top_paths`` are batched together (greedy decoding, or beam search
+    for an n-best list); the model's own batching (``predict_files``) sorts each batch by width.
+    """
+
+    def __init__(self, model, limits: Limits):
+        self.model = model
+        self.limits = limits
+        self.queue: queue.Queue[_Job | None] = queue.Queue(maxsize=limits.queue_size)
+        self.batches = 0
+        self._thread = threading.Thread(target=self._run, name="tf-crnn-reader", daemon=True)
+        self._thread.start()
+
+    def submit(self, paths: list[str], top_paths: int = 1) -> concurrent.futures.Future:
+        """Queues ``paths``; the future's result is ``(results, skipped)`` of ``predict_files``.
+
+        Raises:
+            Busy: the queue is full.
+        """
+        job = _Job(paths, top_paths, concurrent.futures.Future())
+        try:
+            self.queue.put_nowait(job)
+        except queue.Full:
+            raise Busy from None
+        return job.future
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self._thread.join(timeout=10)
+
+    def _next_batch(self, first: _Job) -> tuple[list[_Job], list[_Job]]:
+        """``first`` and the jobs that join it within the wait; jobs that cannot join go back."""
+        jobs, later = [first], []
+        n_images = len(first.paths)
+        deadline = time.monotonic() + self.limits.batch_wait_ms / 1000
+        while n_images < self.limits.batch_size:
+            try:
+                job = self.queue.get(timeout=max(deadline - time.monotonic(), 0))
+            except queue.Empty:
+                break
+            if job is None or job.top_paths != first.top_paths:
+                later.append(job)
+                if job is None:
+                    break
+                continue
+            jobs.append(job)
+            n_images += len(job.paths)
+        return jobs, later
+
+    def _run(self) -> None:
+        from tf_crnn import loader
+
+        pending: list[_Job | None] = []
+        while True:
+            job = pending.pop(0) if pending else self.queue.get()
+            if job is None:
+                return
+            jobs, later = self._next_batch(job)
+            pending.extend(later)
+            paths = [p for j in jobs for p in j.paths]
+            top_paths = job.top_paths
+            try:
+                results, skipped = loader.predict_files(
+                    self.model,
+                    paths,
+                    batch_size=self.limits.batch_size,
+                    top_paths=top_paths if top_paths > 1 else None,
+                    details=True,
+                )
+            except Exception as error:  # noqa: BLE001 - every waiting request gets the error, the thread lives on
+                for j in jobs:
+                    j.future.set_exception(error)
+                continue
+            self.batches += 1
+            by_path = {r["path"]: r for r in results}
+            reasons = dict(skipped)
+            for j in jobs:
+                j.future.set_result(
+                    ([by_path[p] for p in j.paths if p in by_path], [(p, reasons[p]) for p in j.paths if p in reasons])
+                )
+
+
+def check_image(data: bytes, name: str, limits: Limits) -> str:
+    """The file suffix of an uploaded image's format, after checking it against ``limits``.
+
+    Raises:
+        BadUpload: not an image of a known format, or too large.
+    """
+    if not data:
+        raise BadUpload(f"{name}: empty file")
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            width, height = image.size
+            kind = image.format
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise BadUpload(f"{name}: not an image ({error})") from None
+    if kind not in IMAGE_FORMATS:
+        raise BadUpload(f"{name}: {kind} images are not read; send PNG, JPEG, BMP, GIF or TIFF")
+    if max(width, height) > limits.max_image_side or width * height > limits.max_image_pixels:
+        raise BadUpload(
+            f"{name}: {width}x{height} pixels is over the limit ({limits.max_image_side} px a side, "
+            f"{limits.max_image_pixels} pixels); send one line of text per image",
+            413,
+        )
+    return IMAGE_FORMATS[kind]
+
+
+def create_app(model_spec: str, limits: Limits | None = None, api_key: str | None = None):
+    """The FastAPI application serving ``model_spec`` (an export folder, an output_model_dir or
+    ``builtin:NAME``)."""
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    from tf_crnn import __version__
+    from tf_crnn.loader import PredictionModel
+
+    limits = limits or Limits()
+    model = PredictionModel(model_spec, signature="filename")
+    params = model.params
+    reader = BatchingReader(model, limits)
+    documents_lock = threading.Lock()
+    metadata_file = model.export_path / "tf_crnn.json"
+    metadata = {}
+    if metadata_file.is_file():
+        import json
+
+        metadata = json.loads(metadata_file.read_text(encoding="utf-8"))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        reader.close()
+
+    app = FastAPI(
+        lifespan=lifespan,
+        max_body_size=limits.max_request_bytes,  # 413 by Content-Length, or as chunks arrive
+        title="tf_crnn",
+        version=__version__,
+        description="Text-line recognition with a CRNN: images in, transcriptions with confidences out.",
+    )
+    app.state.reader = reader
+
+    def require_key(
+        x_api_key: Annotated[str | None, Header()] = None, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
+        if api_key is None:
+            return
+        given = x_api_key or (authorization[7:] if authorization and authorization.startswith("Bearer ") else None)
+        if given is None or not secrets.compare_digest(given, api_key):
+            raise HTTPException(401, "missing or wrong API key: send it as X-API-Key or Authorization: Bearer")
+
+    async def read_uploads(files: list[UploadFile], folder: Path) -> list[tuple[str, str]]:
+        if len(files) > limits.max_images:
+            raise HTTPException(413, f"{len(files)} images in one request; at most {limits.max_images}")
+        saved = []
+        for i, upload in enumerate(files):
+            name = f"images[{i}] ({upload.filename or 'unnamed'})"
+            data = await upload.read()
+            suffix = check_image(data, name, limits)  # BadUpload: a 4xx from the app's handler
+            path = folder / f"{i}{suffix}"
+            path.write_bytes(data)
+            saved.append((upload.filename or f"image {i}", str(path)))
+        return saved
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    def page():
+        environment = Environment(loader=PackageLoader("tf_crnn", "templates"), autoescape=select_autoescape())
+        return environment.get_template("serve.html.j2").render(
+            model=model_spec, version=__version__, needs_key=api_key is not None, max_images=limits.max_images
+        )
+
+    @app.get("/healthz")
+    def healthz():
+        """Whether the server is up and its reader thread alive."""
+        alive = reader._thread.is_alive()
+        return JSONResponse({"status": "ok" if alive else "reader stopped"}, status_code=200 if alive else 503)
+
+    @app.get("/v1/model", dependencies=[Depends(require_key)])
+    def model_info():
+        """The model: its alphabet, input size, training figures, and the server's limits."""
+        return {
+            "model": model_spec,
+            "version": __version__,
+            "input_height": params.input_shape[0],
+            "max_width": params.input_shape[1],
+            "input_channels": params.input_channels,
+            "alphabet": params.alphabet.alphabet_units,
+            "validation_cer": metadata.get("val_cer"),
+            "limits": asdict(limits),
+        }
+
+    @app.post("/v1/recognize", dependencies=[Depends(require_key)])
+    async def recognize(
+        images: Annotated[list[UploadFile], File(description="line images (PNG, JPEG, BMP, GIF, TIFF)")],
+        top_paths: Annotated[int, Query(ge=1, le=10, description="alternatives per line (beam search above 1)")] = 1,
+    ):
+        """Reads line images: transcription, confidence, character confidences and spans, n-best."""
+        with tempfile.TemporaryDirectory() as tmp:
+            saved = await read_uploads(images, Path(tmp))
+            try:
+                future = reader.submit([path for _, path in saved], top_paths)
+            except Busy:
+                return JSONResponse(
+                    {"detail": "the server is busy; try again shortly"},
+                    status_code=503,
+                    headers={"Retry-After": str(limits.retry_after_s)},
+                )
+            results, skipped = await asyncio.wrap_future(future)
+        reasons = dict(skipped)
+        for name, path in saved:
+            if path in reasons:
+                raise HTTPException(415, f"{name}: {reasons[path]}")
+        answers = []
+        for (name, _), result in zip(saved, results):
+            answer = {k: v for k, v in result.items() if k != "path"}
+            answer["name"] = name
+            answers.append(answer)
+        return {"model": model_spec, "results": answers}
+
+    @app.post("/v1/documents", dependencies=[Depends(require_key)])
+    async def documents(
+        document: Annotated[UploadFile, File(description="an ALTO or PAGE XML file")],
+        image: Annotated[UploadFile, File(description="its page image")],
+        glyphs: Annotated[bool, Form(description="also a box per character")] = False,
+    ):
+        """Reads every line of an ALTO or PAGE document and returns it written back recognised."""
+        from starlette.concurrency import run_in_threadpool
+
+        from tf_crnn.documents import DocumentError, read_document
+        from tf_crnn.loader import predict_documents
+
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            xml = await document.read()
+            data = await image.read()
+            check_image(data, f"image ({image.filename})", limits)
+            source = folder / "in" / "document.xml"
+            source.parent.mkdir()
+            source.write_bytes(xml)
+            try:
+                parsed = read_document(source)
+            except DocumentError as error:
+                raise HTTPException(422, f"document ({document.filename}): {error}") from None
+            # The page image goes where the document says it is, by its file name only.
+            referenced = Path((parsed.image_name or image.filename or "").replace("\\", "/")).name
+            if referenced in ("", ".", ".."):
+                referenced = "page.png"
+            (source.parent / referenced).write_bytes(data)
+
+            def read():
+                with documents_lock:
+                    return predict_documents(model, [source], folder / "out", glyphs=glyphs)
+
+            written, skipped = await run_in_threadpool(read)
+            if not written:
+                raise HTTPException(
+                    422, f"document ({document.filename}): {skipped[0][1] if skipped else 'unreadable'}"
+                )
+            recognised = read_document(written[0])
+            return {
+                "kind": recognised.kind,
+                "xml": written[0].read_text(encoding="utf-8"),
+                "lines": [{"id": line.id, "text": line.text} for line in recognised.lines],
+                "skipped": [{"where": w, "reason": r} for w, r in skipped],
+            }
+
+    @app.exception_handler(BadUpload)
+    async def bad_upload(request, error):
+        return JSONResponse({"detail": str(error)}, status_code=error.status)
+
+    return app
+
+
+def serve(model_spec: str, host: str = "127.0.0.1", port: int = 8080, limits: Limits | None = None, api_key=None):
+    """Runs the server until interrupted."""
+    import uvicorn
+
+    app = create_app(model_spec, limits, api_key)
+    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+        logger.warning("Serving on %s without an API key: anyone who reaches this port can use the model", host)
+    logger.info(
+        "Serving %s on http://%s:%d/ (API: /v1/recognize, /v1/model; OpenAPI: /openapi.json)", model_spec, host, port
+    )
+    uvicorn.run(app, host=host, port=port, log_level="warning")
+
+
+__all__ = ["BatchingReader", "Busy", "Limits", "check_image", "create_app", "serve"]
