@@ -24,8 +24,8 @@ $(VENV)/schemas/page.xsd: $(BIN)/python
 	$(BIN)/python -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/ocrd-*.whl')[0]).extract('ocrd_validators/page.xsd', sys.argv[1])" $(VENV)/schemas
 	mv $(VENV)/schemas/ocrd_validators/page.xsd $@
 
-# Debian's chromium and its driver, for the browser test of tf-crnn serve (skipped without them):
-# installed with apt-get where this runs as root, else named for you to install.
+# Debian's chromium and its driver, for the browser test of tf-crnn serve (skipped without them)
+# and docs/screenshots.py: installed with apt-get where this runs as root, else named for you.
 browser:
 	@if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then :; \
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
@@ -38,7 +38,7 @@ demo: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite
-test: install-dev browser
+test: install-dev
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import csv
+import functools
 import io
 import json
 import logging
@@ -56,8 +57,12 @@ def error_marks(reference: str, prediction: str) -> tuple[list[bool], list[bool]
     return missed, wrong
 
 
-def _font(size: int) -> ImageFont.ImageFont:
-    return ImageFont.load_default(size=size)
+@functools.lru_cache(maxsize=4)
+def _font(size: int) -> ImageFont.FreeTypeFont:
+    """DejaVu Sans, which matplotlib ships: Pillow's own default font has no accented letters."""
+    from matplotlib import font_manager
+
+    return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
 def _fit(image: Image.Image, height: int = LINE_HEIGHT, max_width: int = MAX_LINE_WIDTH) -> Image.Image:
