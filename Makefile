@@ -38,7 +38,7 @@ demo: install
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite
-test: install-dev
+test: install-dev browser
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)

@@ -79,3 +79,13 @@ def test_tensorboard_gets_the_validation_lines_as_a_picture(trained):
     events.Reload()
     tags = events.Tags()
     assert "validation lines" in tags["images"] or "validation lines" in tags["tensors"]
+
+
+def test_history_of_epochs_without_validation_is_read(tmp_path):
+    from tf_crnn.report import plot_curves, read_history
+
+    history = tmp_path / "history.csv"
+    history.write_text("epoch,cer,loss,time_s,val_cer,val_loss\n0,0.9,50,10,NA,NA\n1,0.5,20,20,0.4,18\n")
+    rows = read_history(history)
+    assert "val_cer" not in rows[0] and rows[1]["val_cer"] == 0.4
+    assert plot_curves(history)[:8] == b"\x89PNG\r\n\x1a\n"

@@ -144,10 +144,19 @@ def read_history(history_csv: str | os.PathLike) -> list[dict[str, float]]:
     rows: dict[int, dict[str, float]] = {}
     with open(history_csv, newline="", encoding="utf-8") as f:
         for row in csv.DictReader(f):
-            values = {k: float(v) for k, v in row.items() if v not in ("", None)}
+            values = {k: float(v) for k, v in row.items() if _is_number(v)}
             if "epoch" in values:
                 rows[int(values["epoch"])] = values
     return [rows[k] for k in sorted(rows)]
+
+
+def _is_number(value: str | None) -> bool:
+    """CSVLogger writes ``NA`` for the validation keys of epochs without a validation."""
+    try:
+        float(value)
+    except (TypeError, ValueError):
+        return False
+    return True
 
 
 def plot_curves(history_csv: str | os.PathLike) -> bytes | None:
