@@ -28,6 +28,7 @@ from tf_crnn.checkpoint import (
     save_checkpoint,
 )
 from tf_crnn.config import Params
+from tf_crnn.metrics import CharacterErrorRate
 
 logger = logging.getLogger(__name__)
 
@@ -458,6 +459,37 @@ class TrainingClock(keras.callbacks.Callback):
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             logs["time_s"] = round(time.monotonic() - self._start, 1)
+
+
+class CEROnValidationOnly(keras.callbacks.Callback):
+    """Leaves the CER metric out of training steps (``CharacterErrorRate.measuring``) and in
+    validation steps: a training step compiled by XLA cannot hold the decoding."""
+
+    def __init__(self, metric: CharacterErrorRate):
+        super().__init__()
+        self.metric = metric
+
+    def _set(self, measuring: bool) -> None:
+        self.metric.measuring = measuring
+
+    def on_train_begin(self, logs=None):
+        self._set(False)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if logs is not None:
+            logs.pop("cer", None)  # never measured: not a zero to plot
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.on_train_batch_end(epoch, logs)
+
+    def on_test_begin(self, logs=None):
+        self._set(True)
+
+    def on_test_end(self, logs=None):
+        self._set(False)
+
+    def on_train_end(self, logs=None):
+        self._set(True)
 
 
 class StopOnNaN(keras.callbacks.Callback):

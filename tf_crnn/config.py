@@ -23,6 +23,8 @@ LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
 ALPHABET_RESIZE = ("fail", "union", "new")
 FREEZE = ("none", "cnn", "cnn+rnn")
+DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
+LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
 CONFIG_FILENAME = "config.json"
 
 
@@ -129,6 +131,20 @@ class Params:
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0
+    jit_compile: bool = False
+    """Compile each training step with XLA (fused kernels; mostly pays on GPUs)."""
+
+    # --- Several devices and machines (``tf_crnn.distribute``) ---
+    distribution_strategy: str = "default"
+    """``default``: one device. ``mirrored``: a replica on each local GPU (or on each device in
+    ``devices``). ``multi_worker_mirrored``: a replica on each worker of the cluster that the
+    ``TF_CONFIG`` environment variable describes (and on each of its GPUs)."""
+    devices: list = field(default_factory=list)
+    """Devices of the ``mirrored`` strategy, e.g. ``["GPU:0", "GPU:1"]``; empty: every local GPU."""
+    learning_rate_scaling: str = "none"
+    """``train_batch_size`` is per replica, so the global batch grows with the replicas.
+    ``none`` keeps ``learning_rate`` as it is; ``linear`` multiplies it by the number of
+    replicas, ``sqrt`` by its square root."""
 
     # --- Starting from a model (fine-tuning) ---
     init_from: str = ""
@@ -279,6 +295,15 @@ class Params:
             fail("alphabet_resize", f"must be one of {', '.join(ALPHABET_RESIZE)}")
         if self.freeze not in FREEZE:
             fail("freeze", f"must be one of {', '.join(FREEZE)}")
+        if not isinstance(self.jit_compile, bool):
+            fail("jit_compile", "must be true or false")
+        if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
+            fail("distribution_strategy", f"must be one of {', '.join(DISTRIBUTION_STRATEGIES)}")
+        if not (isinstance(self.devices, (list, tuple)) and all(isinstance(d, str) and d for d in self.devices)):
+            fail("devices", 'must be a list of device names such as ["GPU:0", "GPU:1"]')
+        self.devices = list(self.devices)
+        if self.learning_rate_scaling not in LEARNING_RATE_SCALING:
+            fail("learning_rate_scaling", f"must be one of {', '.join(LEARNING_RATE_SCALING)}")
 
     # --- Derived values ---------------------------------------------------------
 
@@ -296,6 +321,11 @@ class Params:
     def output_width(self, width: int) -> int:
         """Number of CTC time steps the network emits for an image ``width`` pixels wide."""
         return self._block_output(width, axis=1)
+
+    @property
+    def minimum_width(self) -> int:
+        """The narrowest image, in pixels, from which the network emits at least one time step."""
+        return next((w for w in range(1, 4096) if self.output_width(w) >= 1), 4096)
 
     @property
     def downscale_factor(self) -> int:

@@ -15,6 +15,7 @@ import os
 import tensorflow as tf
 
 from tf_crnn.config import Params
+from tf_crnn.distribute import shard_rows
 from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
 logger = logging.getLogger(__name__)
@@ -320,6 +321,7 @@ def dataset_generator(
     num_epochs: int | None = None,
     shuffle: bool = True,
     cache: bool = True,
+    shard: tuple[int, int] | None = None,
 ) -> tf.data.Dataset:
     """The input pipeline of a (preprocessed) CSV.
 
@@ -341,11 +343,15 @@ def dataset_generator(
             training (``shuffle``), once otherwise.
         shuffle: shuffle the samples (every epoch).
         cache: keep decoded, resized images in memory after the first pass.
+        shard: ``(shards, index)``: read only every ``shards``-th row from ``index`` (one
+            worker's part, ``tf_crnn.distribute.shard_rows``).
     """
     if isinstance(csv_filename, (list, tuple)):
         paths, labels = [str(p) for p in csv_filename], [[] for _ in csv_filename]
     else:
         paths, labels = load_csv(csv_filename, params)
+    if shard is not None:
+        paths, labels = shard_rows(paths, *shard), shard_rows(labels, *shard)
     if not paths:
         raise ValueError(f"{csv_filename}: no samples")
     n = len(paths)
@@ -389,12 +395,16 @@ def dataset_generator(
     padding_values = ({"images": tf.constant(PADDING_VALUE, tf.uint8), "widths": 0, "filenames": ""}, 0)
     if params.bucket_by_width and shuffle:
         boundaries = list(range(WIDTH_BUCKET, max_width + 1, WIDTH_BUCKET))
+        if params.jit_compile:  # every width below the last boundary, as padding to boundaries needs
+            boundaries.append(boundaries[-1] + WIDTH_BUCKET if boundaries else max_width + 1)
         ds = ds.bucket_by_sequence_length(
             element_length_func=lambda features, _: features["widths"],
             bucket_boundaries=boundaries,
             bucket_batch_sizes=[batch_size] * (len(boundaries) + 1),
             padded_shapes=padded_shapes,
             padding_values=padding_values,
+            # XLA compiles a step per batch shape: a few widths, not one per widest line.
+            pad_to_bucket_boundary=params.jit_compile,
         )
     else:
         ds = ds.padded_batch(batch_size, padded_shapes=padded_shapes, padding_values=padding_values)

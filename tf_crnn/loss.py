@@ -26,7 +26,13 @@ def ctc_loss(y_true, y_pred):
     batch = ops.shape(y_pred)[0]
     logit_length = ops.full((batch,), ops.shape(y_pred)[1], dtype="int32")
     label_length = ops.sum(ops.cast(ops.not_equal(y_true, BLANK_INDEX), "int32"), axis=-1)
-    loss = ops.ctc_loss(y_true, y_pred, label_length, logit_length, mask_index=BLANK_INDEX)
+    # A replica left without lines at the end of a distributed validation pass gets an empty
+    # batch, which the CTC kernel refuses.
+    loss = ops.cond(
+        batch > 0,
+        lambda: ops.ctc_loss(y_true, y_pred, label_length, logit_length, mask_index=BLANK_INDEX),
+        lambda: ops.zeros((0,), dtype=y_pred.dtype),
+    )
     # An infinite loss (no alignment: the label cannot fit) adds nothing; NaN is kept,
     # so that a diverging run is stopped rather than trained on.
     return ops.where(ops.isinf(loss), ops.zeros_like(loss), loss)

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 
 import keras
+import tensorflow as tf
 from keras import layers, ops
 
 from tf_crnn.alphabet import BLANK_INDEX
@@ -37,6 +38,28 @@ def _width_mask(widths, max_width):
 
 
 @keras.saving.register_keras_serializable(package="tf_crnn")
+class MaskedBatchNormalization(layers.BatchNormalization):
+    """Batch normalisation over the valid positions of the global batch.
+
+    Keras's own layer ignores ``synchronized`` once a mask is given; under a ``tf.distribute``
+    strategy with several replicas the masked sums are summed across replicas here, so that
+    each replica normalises with the statistics one device would compute on the whole batch.
+    """
+
+    def _moments(self, inputs, mask):
+        context = tf.distribute.get_replica_context()
+        if mask is None or context is None or context.num_replicas_in_sync == 1:
+            return super()._moments(inputs, mask)
+        weights = ops.cast(ops.broadcast_to(ops.expand_dims(mask, -1), ops.shape(inputs)), inputs.dtype)
+        axes = self._reduction_axes
+        total, count = context.all_reduce("sum", [ops.sum(inputs * weights, axes), ops.sum(weights, axes)])
+        count = count + keras.backend.epsilon()
+        mean = total / count
+        squares = context.all_reduce("sum", ops.sum(ops.square(inputs - mean) * weights, axes))
+        return mean, squares / count
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
 class Normalization(layers.Layer):
     """The project's one image normalisation: ``1 - pixel / 255`` (paper 0, ink 1),
     zero right of each image's width."""
@@ -45,6 +68,33 @@ class Normalization(layers.Layer):
         x = 1.0 - ops.cast(images, self.compute_dtype) / 255.0
         mask = _width_mask(widths, ops.shape(x)[2])
         return x * ops.cast(mask, x.dtype)[:, None, :, None]
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class MinimumWidth(layers.Layer):
+    """Pads a batch narrower than ``width`` pixels with paper, right of every image.
+
+    Only a training network under a ``tf.distribute`` strategy has it: a replica left without
+    data at the end of a validation pass gets an empty batch of width 0, which would leave the
+    recurrent layers no time step. Lines are zeroed past their own width, so no line's result
+    changes.
+    """
+
+    def __init__(self, width: int, **kwargs):
+        super().__init__(**kwargs)
+        self.width = width
+
+    def call(self, images):
+        missing = ops.maximum(self.width - ops.shape(images)[2], 0)
+        x = ops.pad(images, [[0, 0], [0, 0], [0, missing], [0, 0]], constant_values=255)
+        _, height, _, channels = images.shape  # a padding known at run time hides them
+        return ops.reshape(x, (ops.shape(x)[0], height, ops.shape(x)[2], channels))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "width": self.width}
 
 
 @keras.saving.register_keras_serializable(package="tf_crnn")
@@ -89,7 +139,7 @@ class ConvBlock(layers.Layer):
             use_bias=not batchnorm,
             name="conv",
         )
-        self.bn = layers.BatchNormalization(name="batch_norm") if batchnorm else None
+        self.bn = MaskedBatchNormalization(name="batch_norm") if batchnorm else None
         self.pool = (
             layers.MaxPooling2D(self.pool_size, padding="valid", name="pool") if self.pool_size != (1, 1) else None
         )
@@ -219,7 +269,9 @@ def _as_pair(value):
 # === Functional model ===
 
 
-def get_crnn_output(input_images, parameters: Params, input_widths=None, rnn_dropout: float | None = None):
+def get_crnn_output(
+    input_images, parameters: Params, input_widths=None, rnn_dropout: float | None = None, min_width: int = 0
+):
     """Builds the network on Keras inputs.
 
     Args:
@@ -228,10 +280,13 @@ def get_crnn_output(input_images, parameters: Params, input_widths=None, rnn_dro
         input_widths: ``(batch,)`` int32 Keras input with each image's width; when
             None every image is taken to fill the whole width.
         rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads).
+        min_width: pad narrower batches to this width (``MinimumWidth``); 0: never.
 
     Returns:
         Logits ``(batch, time, n_classes)``, blank on frames past each sample's length.
     """
+    if min_width:
+        input_images = MinimumWidth(min_width, name="minimum_width")(input_images)
     if input_widths is None:
         input_widths = ops.full((ops.shape(input_images)[0],), ops.shape(input_images)[2], dtype="int32")
     x = Normalization(name="normalize")(input_images, input_widths)
@@ -257,7 +312,7 @@ def get_crnn_output(input_images, parameters: Params, input_widths=None, rnn_dro
 
 
 def get_model_inference(
-    parameters: Params, weights_path: str | None = None, rnn_dropout: float | None = None
+    parameters: Params, weights_path: str | None = None, rnn_dropout: float | None = None, min_width: int = 0
 ) -> keras.Model:
     """The network as an uncompiled Keras model.
 
@@ -269,11 +324,12 @@ def get_model_inference(
         weights_path: a ``.weights.h5`` file to load, if any.
         rnn_dropout: overrides ``parameters.rnn_dropout``; 0 builds a network without
             dropout layers, so no training-only state (seed generators) is in its graph.
+        min_width: see ``get_crnn_output`` (training under a strategy only).
     """
     height, _ = parameters.input_shape
     images = keras.Input((height, None, parameters.input_channels), name="images")
     widths = keras.Input((), dtype="int32", name="widths")
-    logits = get_crnn_output(images, parameters, widths, rnn_dropout)
+    logits = get_crnn_output(images, parameters, widths, rnn_dropout, min_width)
     model = keras.Model({"images": images, "widths": widths}, logits, name="crnn")
     if weights_path is not None:
         model.load_weights(weights_path)
@@ -294,6 +350,8 @@ __all__ = [
     "BlankPadding",
     "ConvBlock",
     "FeatureSequence",
+    "MaskedBatchNormalization",
+    "MinimumWidth",
     "Normalization",
     "SequenceMask",
     "get_crnn_output",

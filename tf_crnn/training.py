@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import json
 import logging
+import shutil
 import sys
 import warnings
 from dataclasses import dataclass
@@ -35,6 +36,7 @@ import filelock
 import keras
 
 from tf_crnn.callbacks import (
+    CEROnValidationOnly,
     CosineLearningRate,
     CustomSavingCallback,
     GracefulStop,
@@ -48,6 +50,15 @@ from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_check
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
 from tf_crnn.devices import describe_device
+from tf_crnn.distribute import (
+    AgreedStop,
+    Distribution,
+    build_for_fit,
+    clipped_globally,
+    input_datasets,
+    make_distribution,
+    worker_scratch,
+)
 from tf_crnn.export import EXPORT_DIR, export_savedmodel
 from tf_crnn.loss import CTCLoss
 from tf_crnn.metrics import CharacterErrorRate
@@ -123,29 +134,45 @@ def dtype_policy(name: str):
         keras.config.set_dtype_policy(previous)
 
 
-def make_optimizer(parameters: Params) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``parameters.optimizer``, with gradient clipping."""
-    if parameters.optimizer == "adam":
-        return keras.optimizers.Adam(parameters.learning_rate, clipnorm=5.0)
-    if parameters.optimizer == "rms":
-        return keras.optimizers.RMSprop(parameters.learning_rate, clipnorm=5.0)
-    return keras.optimizers.Adadelta(parameters.learning_rate, clipnorm=5.0)
+def make_optimizer(parameters: Params, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
+    """The optimizer named by ``parameters.optimizer``, clipping the gradient's norm at 5
+    (of the global batch under a strategy: ``tf_crnn.distribute.GlobalClipping``).
+
+    ``learning_rate`` overrides ``parameters.learning_rate`` (scaled for several replicas).
+    """
+    rate = parameters.learning_rate if learning_rate is None else learning_rate
+    optimizer = {"adam": keras.optimizers.Adam, "rms": keras.optimizers.RMSprop, "ada": keras.optimizers.Adadelta}
+    optimizer_class = optimizer[parameters.optimizer]
+    if parameters.distribution_strategy != "default":
+        optimizer_class = clipped_globally(optimizer_class)
+    return optimizer_class(rate, clipnorm=5.0)
 
 
-def get_model_train(parameters: Params) -> keras.Model:
+def get_model_train(
+    parameters: Params, learning_rate: float | None = None, cer: CharacterErrorRate | None = None
+) -> keras.Model:
     """The network compiled for training: CTC loss, corpus-level CER over the characters of
-    the text, the optimizer, under the ``mixed_precision`` dtype policy."""
+    the text, the optimizer, under the ``mixed_precision`` dtype policy.
+
+    Args:
+        parameters: the experiment.
+        learning_rate: overrides ``parameters.learning_rate``.
+        cer: the CER metric to compile with, for callers that switch it (``CEROnValidationOnly``).
+
+    Under a ``tf.distribute`` strategy, call it inside ``strategy.scope()``.
+    """
+    distributed = parameters.distribution_strategy != "default"
     with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
-        model = get_model_inference(parameters)
+        model = get_model_inference(parameters, min_width=parameters.minimum_width if distributed else 0)
     frozen = freeze_layers(model, parameters.freeze)
     if frozen:
         logger.info("Frozen (freeze=%s): %s", parameters.freeze, ", ".join(frozen))
     # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
     model.compile(
-        optimizer=make_optimizer(parameters),
+        optimizer=make_optimizer(parameters, learning_rate),
         loss=CTCLoss(),
-        metrics=[CharacterErrorRate(units=parameters.alphabet.units_by_code, name="cer")],
-        jit_compile=False,
+        metrics=[cer or CharacterErrorRate(units=parameters.alphabet.units_by_code, name="cer")],
+        jit_compile=parameters.jit_compile,
     )
     return model
 
@@ -214,7 +241,12 @@ def check_inputs(params: Params) -> None:
 
 @dataclass
 class TrainingData:
-    """The input pipelines of a run and their sizes."""
+    """The input pipelines of a run and their sizes.
+
+    Under a strategy with several replicas ``train`` and ``eval`` are distributed datasets of
+    per-replica batches, each worker reading its own shard; ``samples`` is always a plain batch
+    of validation lines (for the summaries), ``steps`` counts global batches.
+    """
 
     train: object
     eval: object | None
@@ -222,20 +254,31 @@ class TrainingData:
     n_eval: int
     steps: int
     train_csv: str = ""
+    samples: object | None = None
 
     @classmethod
-    def from_params(cls, params: Params) -> TrainingData:
+    def from_params(cls, params: Params, distribution: Distribution | None = None) -> TrainingData:
+        distribution = distribution or make_distribution(dataclasses.replace(params, distribution_strategy="default"))
         train_csv, eval_csv, n_train, n_eval = data_preprocessing(params)
-        train = dataset_generator(
-            train_csv, params, batch_size=params.train_batch_size, data_augmentation=params.data_augmentation
+        train = input_datasets(
+            distribution,
+            lambda shard, batch_size: dataset_generator(
+                train_csv, params, batch_size=batch_size, data_augmentation=params.data_augmentation, shard=shard
+            ),
+            params.train_batch_size,
         )
-        evaluation = (
-            dataset_generator(eval_csv, params, batch_size=params.eval_batch_size, shuffle=False, num_epochs=1)
-            if eval_csv
-            else None
-        )
-        steps = params.steps_per_epoch or count_steps(n_train, params.train_batch_size)
-        return cls(train, evaluation, n_train, n_eval, steps, train_csv)
+        evaluation, samples = None, None
+        if eval_csv:
+
+            def eval_dataset(shard, batch_size):
+                return dataset_generator(
+                    eval_csv, params, batch_size=batch_size, shuffle=False, num_epochs=1, shard=shard
+                )
+
+            evaluation = input_datasets(distribution, eval_dataset, params.eval_batch_size)
+            samples = eval_dataset(None, params.eval_batch_size) if distribution.distributed else evaluation
+        steps = params.steps_per_epoch or count_steps(n_train, distribution.global_batch(params.train_batch_size))
+        return cls(train, evaluation, n_train, n_eval, steps, train_csv, samples)
 
 
 class TrainingSystem:
@@ -247,13 +290,33 @@ class TrainingSystem:
         data: the input pipelines.
     """
 
-    def __init__(self, params: Params, out: Path, data: TrainingData):
+    def __init__(
+        self,
+        params: Params,
+        out: Path,
+        data: TrainingData,
+        distribution: Distribution | None = None,
+        resume_from: Path | None = None,
+    ):
         self.params = params
         self.out = out
         self.data = data
         self.checkpoint_dir = out / CHECKPOINT_DIR
+        # A worker other than the chief resumes from the chief's checkpoints.
+        self.resume_dir = Path(resume_from) / CHECKPOINT_DIR if resume_from else self.checkpoint_dir
+        self.distribution = distribution or make_distribution(
+            dataclasses.replace(params, distribution_strategy="default")
+        )
         keras.utils.set_random_seed(params.seed)
-        self.model = get_model_train(params)
+        with self.distribution.strategy.scope():
+            self.cer = CharacterErrorRate(units=params.alphabet.units_by_code, name="cer")
+            self.model = get_model_train(params, self.distribution.learning_rate(params), self.cer)
+        build_for_fit(self.model, self.distribution, params)
+        if params.jit_compile:
+            # XLA compiles the training steps only: validation decodes (``CEROnValidationOnly``).
+            self.model.jit_compile = False
+            self.model.make_test_function()
+            self.model.jit_compile = True
         self._build_callbacks()
 
     def _build_callbacks(self) -> None:
@@ -280,10 +343,12 @@ class TrainingSystem:
         self.nan_guard = StopOnNaN()
         (self.out / "logs").mkdir(exist_ok=True)
         self.callbacks = [
+            *([CEROnValidationOnly(self.cer)] if params.jit_compile else []),
             *schedule,
             TrainingClock(params.time_limit_minutes * 60),  # before the callbacks that log its time_s
             self.nan_guard,
             self.stop,
+            *([AgreedStop(self.distribution)] if self.distribution.workers > 1 else []),
             *stateful.values(),
             self.checkpoint,
             *self._summary(),
@@ -299,7 +364,7 @@ class TrainingSystem:
         """The line logged after each validation, with three validation lines shown."""
         if self.data.eval is None:
             return []
-        features, labels = next(iter(self.data.eval.take(1)))
+        features, labels = next(iter(self.data.samples.take(1)))
         samples = ({k: v[:SHOWN_LINES] for k, v in features.items()}, labels[:SHOWN_LINES])
         params = self.params
         return [
@@ -320,11 +385,11 @@ class TrainingSystem:
         Returns:
             ``(epochs done, steps done of the next epoch)``.
         """
-        checkpoints = list_checkpoints(self.checkpoint_dir)
+        checkpoints = list_checkpoints(self.resume_dir)
         if not self.params.restore_model:
             return 0, 0
         if not checkpoints:
-            logger.info("restore_model: no checkpoint in %s yet, starting from scratch", self.checkpoint_dir)
+            logger.info("restore_model: no checkpoint in %s yet, starting from scratch", self.resume_dir)
             return 0, 0
         state = restore_checkpoint(self.model, checkpoints[-1])
         self.checkpoint.load_state(state)
@@ -350,25 +415,27 @@ class TrainingSystem:
         """
         params, steps = self.params, self.data.steps
         logger.info(
-            "Training on %d lines (%d steps per epoch), validating on %d lines every %d epochs",
+            "Training on %d lines (%d steps per epoch of %d lines), validating on %d lines every %d epochs",
             self.data.n_train,
             steps,
+            self.distribution.global_batch(params.train_batch_size),
             self.data.n_eval,
             params.evaluate_every_epoch,
         )
 
         def run(epochs: int, steps_per_epoch: int) -> None:
-            self.model.fit(
-                self.data.train,
-                validation_data=self.data.eval,
-                validation_freq=params.evaluate_every_epoch,
-                callbacks=self.callbacks,
-                verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
-                shuffle=False,  # the pipeline shuffles
-                epochs=epochs,
-                initial_epoch=epoch,
-                steps_per_epoch=steps_per_epoch,
-            )
+            with cluster_errors(self.distribution, self.resume_dir):
+                self.model.fit(
+                    self.data.train,
+                    validation_data=self.data.eval,
+                    validation_freq=params.evaluate_every_epoch,
+                    callbacks=self.callbacks,
+                    verbose=verbose if verbose is not None else (1 if sys.stdout.isatty() else 2),
+                    shuffle=False,  # the pipeline shuffles
+                    epochs=epochs,
+                    initial_epoch=epoch,
+                    steps_per_epoch=steps_per_epoch,
+                )
 
         if step and epoch < params.n_epochs:
             # The rest of an interrupted epoch (on freshly shuffled data: tf.data positions
@@ -388,12 +455,17 @@ class TrainingSystem:
     def finish(self, epochs_done: int) -> TrainingResult:
         """Loads the weights of the best epoch, evaluates them and exports them."""
         best_epoch = self.checkpoint.best_epoch
-        if (self.checkpoint_dir / BEST_WEIGHTS).is_file():
-            self.model.load_weights(self.checkpoint_dir / BEST_WEIGHTS)
+        # A restarted worker has not written the best weights of epochs before its restart.
+        best = next(
+            (d / BEST_WEIGHTS for d in (self.checkpoint_dir, self.resume_dir) if (d / BEST_WEIGHTS).is_file()), None
+        )
+        if best is not None:
+            self.model.load_weights(best)
             logger.info("Using the weights of epoch %d (lowest validation CER)", best_epoch)
         val_cer = None
         if self.data.eval is not None:
-            val_cer = float(self.model.evaluate(self.data.eval, verbose=0, return_dict=True)["cer"])
+            with cluster_errors(self.distribution, self.resume_dir):
+                val_cer = float(self.model.evaluate(self.data.eval, verbose=0, return_dict=True)["cer"])
             logger.info("Validation CER of the exported model: %.4f", val_cer)
         export_path = export_savedmodel(
             self.model,
@@ -414,6 +486,24 @@ class TrainingSystem:
         )
 
 
+@contextlib.contextmanager
+def cluster_errors(distribution: Distribution, checkpoints: Path):
+    """A worker that stopped answering, as one line that says how to go on."""
+    if distribution.workers == 1:
+        yield
+        return
+    import tensorflow as tf
+
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError) as e:
+        first_line = (e.message or type(e).__name__).strip().splitlines()[0]
+        raise TrainingError(
+            f"the cluster lost a worker ({first_line}); restart every worker with restore_model=true: "
+            f"the job resumes from the newest checkpoint in {checkpoints}"
+        ) from None
+
+
 def train(params: Params, verbose: int | None = None) -> TrainingResult:
     """Trains a CRNN as ``params`` say, writing everything to ``output_model_dir``.
 
@@ -428,10 +518,13 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
         ConfigError: a parameter or input file is unusable (nothing was written).
         TrainingError: the output folder is in use, or the loss became NaN.
     """
+    distribution = make_distribution(params)  # first: a cluster's collectives are set up at start-up
     check_inputs(params)
+    if not distribution.is_chief:
+        return _train_worker(params, distribution, verbose)
     start = StartingPoint(params) if params.init_from else None
     out = prepare_output_dir(params)
-    logger.info("Training on %s", describe_device())
+    logger.info("Training on %s (%s)", describe_device(), distribution.describe())
     with OutputLock(out):
         resuming = params.restore_model and bool(list_checkpoints(out / CHECKPOINT_DIR))
         if start is not None:
@@ -441,7 +534,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
             _check_same_architecture(params, out / CONFIG_FILENAME)
         params.to_json_file(out / CONFIG_FILENAME)
         params.alphabet.save(out / "alphabet.json")
-        system = TrainingSystem(params, out, TrainingData.from_params(params))
+        system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution)
         if start is not None and not resuming:
             start.apply(system.model)
             start.report_new_units(system.data.train_csv, params)
@@ -452,6 +545,35 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
         if params.write_report and system.data.eval is not None:
             result.report = write_run_report(out)
         return result
+
+
+def _train_worker(params: Params, distribution: Distribution, verbose: int | None) -> TrainingResult:
+    """A worker other than the chief: the same steps as the chief (saving and exporting read
+    variables collectively), written to a temporary folder that is removed at the end.
+
+    It starts from ``init_from`` and resumes from the chief's checkpoints, so that all workers
+    hold the same weights.
+    """
+    chief_out = Path(params.output_model_dir)
+    logger.info("Training on %s (%s); the chief writes %s", describe_device(), distribution.describe(), chief_out)
+    scratch = worker_scratch(params.output_model_dir, distribution.worker_index)
+    shutil.rmtree(scratch, ignore_errors=True)
+    try:
+        start = StartingPoint(params) if params.init_from else None
+        params = dataclasses.replace(params, output_model_dir=str(scratch), write_report=False)
+        out = prepare_output_dir(params)
+        if start is not None:
+            start.alphabet.save(out / "alphabet.json")
+            params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
+        system = TrainingSystem(
+            params, out, TrainingData.from_params(params, distribution), distribution, resume_from=chief_out
+        )
+        if start is not None and not (params.restore_model and list_checkpoints(system.resume_dir)):
+            start.apply(system.model)
+        epoch, step = system.restore()
+        return system.finish(system.fit(epoch, step, verbose))
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
 
 
 def write_run_report(out: Path) -> Path | None:
