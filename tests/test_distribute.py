@@ -3,6 +3,7 @@
 
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -221,6 +222,34 @@ def test_a_killed_worker_restarted_resumes_the_job(eight_lines, tmp_path):
     assert "Trained 12 epochs" in outputs[0][1]
     assert len(list_exports(tmp_path / "cluster" / "export")) == 1
     assert not list(tmp_path.glob("tf_crnn-worker*"))
+
+
+def test_a_signal_to_one_worker_stops_the_cluster_at_the_same_batch(eight_lines, tmp_path):
+    """SIGTERM to worker 1 only: both stop after the same batch, the chief checkpoints and
+    exports, nobody waits for the other (the cosine schedule reads the agreed clock)."""
+    params = cluster_params(
+        eight_lines,
+        tmp_path / "cluster",
+        n_epochs=1000,
+        steps_per_epoch=4,
+        learning_rate_schedule="cosine",
+        time_limit_minutes=30,
+    )
+    config = tmp_path / "config.json"
+    params.to_json_file(config)
+    ports = free_ports(2)
+    workers = [start_training(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline and not list_checkpoints(tmp_path / "cluster" / "checkpoints"):
+        time.sleep(0.05)
+    workers[1].send_signal(signal.SIGTERM)
+    (chief_code, chief_log), (worker_code, worker_log) = (finish(p, timeout=120) for p in workers)
+    assert chief_code == 0, chief_log[-3000:]
+    assert worker_code == 128 + signal.SIGTERM, worker_log[-3000:]
+    assert "Received SIGTERM" in worker_log and "Received SIGTERM" not in chief_log
+    newest = list_checkpoints(tmp_path / "cluster" / "checkpoints")[-1]
+    assert "step" in newest.name  # stopped mid-epoch, where both agreed
+    assert len(list_exports(tmp_path / "cluster" / "export")) == 1
 
 
 # === Settings ===

@@ -232,21 +232,22 @@ class CosineLearningRate(keras.callbacks.Callback):
 
     The run's progress is the larger of the time spent over ``limit_s`` (when a time
     limit is set; a resumed run starts a new budget, hence a new cycle) and the
-    optimizer's step count over ``total_steps`` (which a resumed run continues).
+    optimizer's step count over ``total_steps`` (which a resumed run continues). ``clock``
+    gives the seconds spent (on a cluster, the time all workers agree on).
     """
 
-    def __init__(self, peak: float, total_steps: int, limit_s: float = 0.0, final_fraction: float = 0.01):
+    def __init__(self, peak: float, total_steps: int, limit_s: float = 0.0, final_fraction: float = 0.01, clock=None):
         super().__init__()
         self.peak = peak
         self.total_steps = max(total_steps, 1)
         self.limit_s = limit_s
         self.final_fraction = final_fraction
-        self._start = time.monotonic()
+        self.clock = clock or _stopwatch()
 
     def progress(self) -> float:
         done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) / self.total_steps
         if self.limit_s:
-            done = max(done, (time.monotonic() - self._start) / self.limit_s)
+            done = max(done, self.clock() / self.limit_s)
         return min(done, 1.0)
 
     def learning_rate(self, progress: float) -> float:
@@ -442,16 +443,18 @@ class GracefulStop(keras.callbacks.Callback):
 
 class TrainingClock(keras.callbacks.Callback):
     """Adds ``time_s`` (seconds since this run started training) to each epoch's logs,
-    and stops at the end of the batch that passes ``limit_s`` (0: no limit)."""
+    and stops at the end of the batch that passes ``limit_s`` (0: no limit) by ``clock``
+    (seconds spent; on a cluster, the time all workers agree on)."""
 
-    def __init__(self, limit_s: float = 0.0):
+    def __init__(self, limit_s: float = 0.0, clock=None):
         super().__init__()
         self.limit_s = limit_s
         self.reached = False
         self._start = time.monotonic()  # not reset by a second fit of the same run
+        self.clock = clock or _stopwatch()
 
     def on_train_batch_end(self, batch, logs=None):
-        if self.limit_s and not self.reached and time.monotonic() - self._start >= self.limit_s:
+        if self.limit_s and not self.reached and self.clock() >= self.limit_s:
             logger.info("time_limit_minutes reached: stopping after this batch")
             self.reached = True
             self.model.stop_training = True
@@ -505,6 +508,11 @@ class StopOnNaN(keras.callbacks.Callback):
             logger.error("Batch %d: the loss is %s; stopping", batch, loss)
             self.stopped = True
             self.model.stop_training = True
+
+
+def _stopwatch():
+    start = time.monotonic()
+    return lambda: time.monotonic() - start
 
 
 def current_learning_rate(model: keras.Model) -> float:

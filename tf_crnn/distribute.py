@@ -14,8 +14,8 @@ workers read the cluster from ``TF_CONFIG``). What this module adds around it:
 - the chief writes the run; every other worker does the same work (the checkpoint and export
   steps read variables collectively) into a temporary folder that is removed at the end, and
   resumes from the chief's checkpoints;
-- a stop that one worker decides alone (time limit, signal) is agreed by all at the same batch
-  (``AgreedStop``), since a worker that stops early would leave the others waiting.
+- the workers agree on the time spent and on stopping (``ClusterSync``): a worker that stopped
+  alone, on its own clock or a signal, would leave the others waiting.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import logging
 import math
 import os
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -244,30 +245,43 @@ def clipped_globally(optimizer_class: type) -> type:
     return type(optimizer_class.__name__, (GlobalClipping, optimizer_class), {})
 
 
-class AgreedStop(keras.callbacks.Callback):
-    """Makes a stop that one worker decided a stop of all, at the same batch.
+class ClusterSync(keras.callbacks.Callback):
+    """What the workers of a cluster must agree on, in one collective per batch: the time
+    spent (their mean, for the time limit and the learning-rate schedule) and whether to stop
+    (any worker's stop, e.g. on a signal, is everyone's, at the same batch).
 
-    Placed after the callbacks that stop on their own clock or signals, before the ones that
-    act on ``stop_training`` (the checkpoint): every worker runs this at every batch, so the
-    sum below always has all of them.
+    Placed after the callbacks that stop on signals, before the ones that act on
+    ``stop_training`` (the checkpoint); ``elapsed`` is the clock of ``TrainingClock`` and
+    ``CosineLearningRate``: every worker reads the same value, one batch late.
     """
 
     def __init__(self, distribution: Distribution):
         super().__init__()
-        strategy = distribution.strategy
+        strategy, workers = distribution.strategy, distribution.workers
+        local_replicas = distribution.replicas // workers
+        self._start = time.monotonic()
+        self._agreed_s = 0.0
 
         @tf.function
-        def votes(flag):
-            return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(flag,)), axis=None)
+        def total(values):
+            summed = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(values,)), axis=None)
+            return summed / local_replicas
 
-        self._votes = votes
+        self._total = total
+        self._workers = workers
+
+    def elapsed(self) -> float:
+        return self._agreed_s
 
     def on_train_batch_end(self, batch, logs=None):
-        self.model.stop_training = bool(self._votes(tf.constant(float(self.model.stop_training))) > 0)
+        local = [time.monotonic() - self._start, float(self.model.stop_training)]
+        spent, stops = (float(v) for v in self._total(tf.constant(local, tf.float64)))
+        self._agreed_s = spent / self._workers
+        self.model.stop_training = stops > 0
 
 
 __all__ = [
-    "AgreedStop",
+    "ClusterSync",
     "Distribution",
     "GlobalClipping",
     "build_for_fit",

@@ -51,7 +51,7 @@ from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
 from tf_crnn.devices import describe_device
 from tf_crnn.distribute import (
-    AgreedStop,
+    ClusterSync,
     Distribution,
     build_for_fit,
     clipped_globally,
@@ -323,10 +323,15 @@ class TrainingSystem:
         params, has_eval = self.params, self.data.eval is not None
         schedule: list[keras.callbacks.Callback] = []
         stateful: dict[str, keras.callbacks.Callback] = {}
+        cluster = [ClusterSync(self.distribution)] if self.distribution.workers > 1 else []
+        clock = cluster[0].elapsed if cluster else None
         if params.learning_rate_schedule == "cosine":
             schedule.append(
                 CosineLearningRate(
-                    params.learning_rate, params.n_epochs * self.data.steps, params.time_limit_minutes * 60
+                    self.distribution.learning_rate(params),
+                    params.n_epochs * self.data.steps,
+                    params.time_limit_minutes * 60,
+                    clock=clock,
                 )
             )
         elif has_eval and params.lr_reduce_patience:
@@ -345,10 +350,10 @@ class TrainingSystem:
         self.callbacks = [
             *([CEROnValidationOnly(self.cer)] if params.jit_compile else []),
             *schedule,
-            TrainingClock(params.time_limit_minutes * 60),  # before the callbacks that log its time_s
+            TrainingClock(params.time_limit_minutes * 60, clock),  # before the callbacks that log its time_s
             self.nan_guard,
             self.stop,
-            *([AgreedStop(self.distribution)] if self.distribution.workers > 1 else []),
+            *cluster,
             *stateful.values(),
             self.checkpoint,
             *self._summary(),
