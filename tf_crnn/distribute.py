@@ -65,6 +65,13 @@ class Distribution:
         factor = {"none": 1.0, "linear": self.replicas, "sqrt": math.sqrt(self.replicas)}
         return params.learning_rate * factor[params.learning_rate_scaling]
 
+    def barrier(self) -> None:
+        """Returns when every worker has reached it (a no-op on one machine): the chief hosts
+        the cluster's coordination service, so it must not leave before the others are done."""
+        if self.workers > 1:
+            strategy = self.strategy
+            strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+
     def describe(self) -> str:
         if not self.distributed:
             return "one device"

@@ -547,6 +547,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
             logger.info("Resuming this run's checkpoint: init_from %s is not loaded again", params.init_from)
         epoch, step = system.restore()
         result = system.finish(system.fit(epoch, step, verbose))
+        distribution.barrier()
         if params.write_report and system.data.eval is not None:
             result.report = write_run_report(out)
         return result
@@ -576,7 +577,9 @@ def _train_worker(params: Params, distribution: Distribution, verbose: int | Non
         if start is not None and not (params.restore_model and list_checkpoints(system.resume_dir)):
             start.apply(system.model)
         epoch, step = system.restore()
-        return system.finish(system.fit(epoch, step, verbose))
+        result = system.finish(system.fit(epoch, step, verbose))
+        distribution.barrier()
+        return result
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
