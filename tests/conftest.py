@@ -5,6 +5,8 @@ import os
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +45,24 @@ def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
     )
     config.update(overrides)
     return Params(**config)
+
+
+def start_training(config: Path, env: dict | None = None, **overrides) -> subprocess.Popen:
+    """``tf-crnn train CONFIG key=value...`` in its own process, output captured; ``env`` adds
+    to a clean environment (no fault injection, no cluster)."""
+    environment = {k: v for k, v in os.environ.items() if k not in ("TF_CRNN_FAULT_AT", "TF_CONFIG")}
+    environment.update(TF_CPP_MIN_LOG_LEVEL="2", **(env or {}))
+    args = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
+    return subprocess.Popen(
+        [sys.executable, "-m", "tf_crnn", "train", str(config), *args],
+        env=environment, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+
+
+def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
+    """The exit code and output of a process started by ``start_training``."""
+    output, _ = process.communicate(timeout=timeout)
+    return process.returncode, output
 
 
 @pytest.fixture(scope="session")

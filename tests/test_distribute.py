@@ -13,15 +13,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import TINY_ARCHITECTURE
+from conftest import finish, start_training, tiny_params
 
 from tf_crnn.checkpoint import list_checkpoints
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.distribute import is_chief, read_tf_config, shard_rows, worker_scratch
 from tf_crnn.export import list_exports
-
-pytestmark = pytest.mark.slow
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -49,6 +47,7 @@ def run_check(command: str, data: dict, out: Path) -> None:
 # === One machine, two replicas ===
 
 
+@pytest.mark.slow
 def test_mirrored_step_equals_one_device(eight_lines, tmp_path):
     """The same loss and gradients on a fixed batch whose halves, each padded to its own width,
     go to two replicas, as on one device: padding, masked batch norm and loss scaling agree."""
@@ -62,6 +61,7 @@ def test_mirrored_step_equals_one_device(eight_lines, tmp_path):
     assert result["max_difference"] < 1e-3 * result["max_gradient"]
 
 
+@pytest.mark.slow
 def test_mirrored_precisions_and_xla_train(eight_lines, tmp_path):
     """mixed_float16 (loss scaling), mixed_bfloat16 under mirrored, and an XLA-compiled run,
     each train, validate and export; XLA runs log the CER of validation only."""
@@ -94,46 +94,27 @@ def cluster_config(ports: list[int], index: int) -> str:
     return json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": index}})
 
 
-def start_training(config: Path, tmp: Path, tf_config: str | None = None, **overrides) -> subprocess.Popen:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", TMPDIR=str(tmp))
-    env.pop("TF_CONFIG", None)
-    if tf_config:
-        env["TF_CONFIG"] = tf_config
-    args = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tf_crnn", "train", str(config), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-
-
-def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
+def start_worker(config: Path, tmp: Path, tf_config: str | None = None, **overrides) -> subprocess.Popen:
+    env = {"TMPDIR": str(tmp)} | ({"TF_CONFIG": tf_config} if tf_config else {})
+    return start_training(config, env, **overrides)
 
 
 def cluster_params(data: dict, out: Path, **overrides) -> Params:
-    config = dict(
-        TINY_ARCHITECTURE,
+    """Two replicas of 4 lines on the 8 lines, one validation at the end of 3 steps."""
+    settings = dict(
         cnn_batch_norm=[True, False],
-        csv_files_train=str(data["train"]),
-        csv_files_eval=str(data["eval"]),
-        lookup_alphabet_file=str(data["alphabet"]),
-        data_augmentation=False,
         bucket_by_width=False,
         n_epochs=3,
+        steps_per_epoch=0,
         train_batch_size=4,
         eval_batch_size=4,
         evaluate_every_epoch=3,
         lr_reduce_patience=0,
         early_stopping_patience=0,
-        learning_rate=0.003,
         seed=5,
-        output_model_dir=str(out),
-        write_report=False,
         distribution_strategy="multi_worker_mirrored",
     )
-    config.update(overrides)
-    return Params(**config)
+    return tiny_params(data, out, **(settings | overrides))
 
 
 def read_lines(export: Path, data: dict) -> np.ndarray:
@@ -151,6 +132,7 @@ def read_lines(export: Path, data: dict) -> np.ndarray:
     return probabilities / probabilities.sum(-1, keepdims=True)
 
 
+@pytest.mark.slow
 def test_two_workers_train_like_one_on_the_same_global_batches(eight_lines, tmp_path):
     """Each worker reads half the lines (4 per replica, 8 per global batch); the chief alone
     writes checkpoints and exports; the result reads like one worker with batches of 8."""
@@ -160,8 +142,8 @@ def test_two_workers_train_like_one_on_the_same_global_batches(eight_lines, tmp_
     ports = free_ports(2)
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    workers = [start_training(config, scratch, cluster_config(ports, i)) for i in range(2)]
-    reference = start_training(
+    workers = [start_worker(config, scratch, cluster_config(ports, i)) for i in range(2)]
+    reference = start_worker(
         config,
         scratch,
         distribution_strategy="default",
@@ -188,17 +170,18 @@ def test_two_workers_train_like_one_on_the_same_global_batches(eight_lines, tmp_
     assert np.abs(single_reads - untrained).max() > 0.1  # training moved it far more than that
 
 
+@pytest.mark.slow
 def test_a_killed_worker_restarted_resumes_the_job(eight_lines, tmp_path):
     """kill -9 one worker mid-epoch: the chief stops with a one-line error naming the
     checkpoints; both restarted with restore_model=true resume from the newest and finish."""
     params = cluster_params(
-        eight_lines, tmp_path / "cluster", n_epochs=12, steps_per_epoch=4, save_every_steps=1, evaluate_every_epoch=4
+        eight_lines, tmp_path / "cluster", n_epochs=8, steps_per_epoch=4, save_every_steps=1, evaluate_every_epoch=4
     )
     config = tmp_path / "config.json"
     params.to_json_file(config)
     checkpoints = tmp_path / "cluster" / "checkpoints"
     ports = free_ports(2)
-    workers = [start_training(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
+    workers = [start_worker(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and workers[1].poll() is None:
         done = list_checkpoints(checkpoints)
@@ -214,16 +197,17 @@ def test_a_killed_worker_restarted_resumes_the_job(eight_lines, tmp_path):
     kept = list_checkpoints(checkpoints)[-1]
 
     ports = free_ports(2)
-    workers = [start_training(config, tmp_path, cluster_config(ports, i), restore_model=True) for i in range(2)]
+    workers = [start_worker(config, tmp_path, cluster_config(ports, i), restore_model=True) for i in range(2)]
     outputs = [finish(p) for p in workers]
     for code, output in outputs:
         assert code == 0, output[-3000:]
         assert f"Resuming from {kept}" in output
-    assert "Trained 12 epochs" in outputs[0][1]
+    assert "Trained 8 epochs" in outputs[0][1]
     assert len(list_exports(tmp_path / "cluster" / "export")) == 1
     assert not list(tmp_path.glob("tf_crnn-worker*"))
 
 
+@pytest.mark.slow
 def test_a_signal_to_one_worker_stops_the_cluster_at_the_same_batch(eight_lines, tmp_path):
     """SIGTERM to worker 1 only: both stop after the same batch, the chief checkpoints and
     exports, nobody waits for the other (the cosine schedule reads the agreed clock)."""
@@ -238,7 +222,7 @@ def test_a_signal_to_one_worker_stops_the_cluster_at_the_same_batch(eight_lines,
     config = tmp_path / "config.json"
     params.to_json_file(config)
     ports = free_ports(2)
-    workers = [start_training(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
+    workers = [start_worker(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline and not list_checkpoints(tmp_path / "cluster" / "checkpoints"):
         time.sleep(0.05)
@@ -285,10 +269,11 @@ def test_distribution_settings_are_checked(eight_lines, tmp_path):
         cluster_params(eight_lines, tmp_path, learning_rate_scaling="cubic")
 
 
+@pytest.mark.slow
 def test_multi_worker_without_tf_config_is_one_line(eight_lines, tmp_path):
     config = tmp_path / "config.json"
     cluster_params(eight_lines, tmp_path / "out").to_json_file(config)
-    code, output = finish(start_training(config, tmp_path))
+    code, output = finish(start_worker(config, tmp_path))
     assert code == 2
     assert "needs the TF_CONFIG environment variable" in output and "Traceback" not in output
     assert not (tmp_path / "out").exists()

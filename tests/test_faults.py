@@ -3,15 +3,13 @@ inside the final export; every restart with restore_model=true continues from th
 complete checkpoint and finishes with nothing corrupt left behind."""
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import tiny_params
+from conftest import finish, start_training, tiny_params
 
 from tf_crnn.checkpoint import list_checkpoints, restore_checkpoint
 from tf_crnn.export import list_exports, resolve_export
@@ -21,20 +19,7 @@ pytestmark = pytest.mark.slow
 
 
 def start(config: Path, fault: str | None = None, **overrides) -> subprocess.Popen:
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-    env.pop("TF_CRNN_FAULT_AT", None)
-    if fault:
-        env["TF_CRNN_FAULT_AT"] = fault
-    args = [f"{k}={json.dumps(v)}" for k, v in overrides.items()]
-    return subprocess.Popen(
-        [sys.executable, "-m", "tf_crnn", "train", str(config), *args],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )  # fmt: skip
-
-
-def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
-    output, _ = process.communicate(timeout=timeout)
-    return process.returncode, output
+    return start_training(config, {"TF_CRNN_FAULT_AT": fault} if fault else None, **overrides)
 
 
 def assert_checkpoints_whole(params):

@@ -80,6 +80,11 @@ class Distribution:
         return f"{self.name}: {self.replicas} replicas ({devices}){where}"
 
 
+def one_device() -> Distribution:
+    """No strategy: one device (the first GPU, else the CPU)."""
+    return Distribution(tf.distribute.get_strategy(), "default", 1)
+
+
 def read_tf_config(environ=None) -> dict:
     """``TF_CONFIG`` parsed and checked enough to name what is wrong with it."""
     raw = (environ if environ is not None else os.environ).get("TF_CONFIG", "")
@@ -124,7 +129,7 @@ def make_distribution(params: Params) -> Distribution:
     if name == "default":
         if params.devices:
             logger.warning("devices is ignored with distribution_strategy=default (one device)")
-        return Distribution(tf.distribute.get_strategy(), name, 1)
+        return one_device()
     if name == "mirrored":
         devices = params.devices or None
         if devices:
@@ -296,6 +301,7 @@ __all__ = [
     "input_datasets",
     "is_chief",
     "make_distribution",
+    "one_device",
     "read_tf_config",
     "shard_rows",
     "worker_scratch",

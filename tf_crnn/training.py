@@ -57,6 +57,7 @@ from tf_crnn.distribute import (
     clipped_globally,
     input_datasets,
     make_distribution,
+    one_device,
     worker_scratch,
 )
 from tf_crnn.export import EXPORT_DIR, export_savedmodel
@@ -258,7 +259,7 @@ class TrainingData:
 
     @classmethod
     def from_params(cls, params: Params, distribution: Distribution | None = None) -> TrainingData:
-        distribution = distribution or make_distribution(dataclasses.replace(params, distribution_strategy="default"))
+        distribution = distribution or one_device()
         train_csv, eval_csv, n_train, n_eval = data_preprocessing(params)
         train = input_datasets(
             distribution,
@@ -304,9 +305,7 @@ class TrainingSystem:
         self.checkpoint_dir = out / CHECKPOINT_DIR
         # A worker other than the chief resumes from the chief's checkpoints.
         self.resume_dir = Path(resume_from) / CHECKPOINT_DIR if resume_from else self.checkpoint_dir
-        self.distribution = distribution or make_distribution(
-            dataclasses.replace(params, distribution_strategy="default")
-        )
+        self.distribution = distribution or one_device()
         keras.utils.set_random_seed(params.seed)
         with self.distribution.strategy.scope():
             self.cer = CharacterErrorRate(units=params.alphabet.units_by_code, name="cer")
@@ -378,7 +377,7 @@ class TrainingSystem:
                 samples,
                 params.alphabet,
                 params.n_epochs,
-                params.train_batch_size,
+                self.distribution.global_batch(params.train_batch_size),  # images/s of the whole cluster
                 params.time_limit_minutes * 60,
                 self.out / "logs",
             )
