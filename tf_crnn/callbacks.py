@@ -478,12 +478,16 @@ class CEROnValidationOnly(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         self._set(False)
 
-    def on_train_batch_end(self, batch, logs=None):
+    @staticmethod
+    def _drop_cer(logs) -> None:
         if logs is not None:
             logs.pop("cer", None)  # never measured: not a zero to plot
 
+    def on_train_batch_end(self, batch, logs=None):
+        self._drop_cer(logs)
+
     def on_epoch_end(self, epoch, logs=None):
-        self.on_train_batch_end(epoch, logs)
+        self._drop_cer(logs)
 
     def on_test_begin(self, logs=None):
         self._set(True)

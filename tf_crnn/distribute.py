@@ -69,8 +69,7 @@ class Distribution:
         """Returns when every worker has reached it (a no-op on one machine): the chief hosts
         the cluster's coordination service, so it must not leave before the others are done."""
         if self.workers > 1:
-            strategy = self.strategy
-            strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(lambda: tf.constant(1.0)), axis=None)
+            summed_over_replicas(self.strategy, tf.constant(1.0))
 
     def describe(self) -> str:
         if not self.distributed:
@@ -257,6 +256,11 @@ def clipped_globally(optimizer_class: type) -> type:
     return type(optimizer_class.__name__, (GlobalClipping, optimizer_class), {})
 
 
+def summed_over_replicas(strategy: tf.distribute.Strategy, values):
+    """``values`` summed over every replica of the strategy (a collective on a cluster)."""
+    return strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(values,)), axis=None)
+
+
 class ClusterSync(keras.callbacks.Callback):
     """What the workers of a cluster must agree on, in one collective per batch: the time
     spent (their mean, for the time limit and the learning-rate schedule) and whether to stop
@@ -269,26 +273,20 @@ class ClusterSync(keras.callbacks.Callback):
 
     def __init__(self, distribution: Distribution):
         super().__init__()
-        strategy, workers = distribution.strategy, distribution.workers
-        local_replicas = distribution.replicas // workers
         self._start = time.monotonic()
         self._agreed_s = 0.0
-
-        @tf.function
-        def total(values):
-            summed = strategy.reduce(tf.distribute.ReduceOp.SUM, strategy.run(tf.identity, args=(values,)), axis=None)
-            return summed / local_replicas
-
-        self._total = total
-        self._workers = workers
+        self._replicas = distribution.replicas
+        self._summed = tf.function(lambda values: summed_over_replicas(distribution.strategy, values))
 
     def elapsed(self) -> float:
         return self._agreed_s
 
     def on_train_batch_end(self, batch, logs=None):
         local = [time.monotonic() - self._start, float(self.model.stop_training)]
-        spent, stops = (float(v) for v in self._total(tf.constant(local, tf.float64)))
-        self._agreed_s = spent / self._workers
+        # Every replica holds its worker's values: the sum over replicas is a sum over workers,
+        # each counted as many times as it has replicas.
+        spent, stops = (float(v) for v in self._summed(tf.constant(local, tf.float64)))
+        self._agreed_s = spent / self._replicas
         self.model.stop_training = stops > 0
 
 
@@ -304,5 +302,6 @@ __all__ = [
     "one_device",
     "read_tf_config",
     "shard_rows",
+    "summed_over_replicas",
     "worker_scratch",
 ]

@@ -524,63 +524,62 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
     """
     distribution = make_distribution(params)  # first: a cluster's collectives are set up at start-up
     check_inputs(params)
-    if not distribution.is_chief:
-        return _train_worker(params, distribution, verbose)
     start = StartingPoint(params) if params.init_from else None
+    if not distribution.is_chief:
+        return _train_worker(params, distribution, start, verbose)
     out = prepare_output_dir(params)
     logger.info("Training on %s (%s)", describe_device(), distribution.describe())
     with OutputLock(out):
-        resuming = params.restore_model and bool(list_checkpoints(out / CHECKPOINT_DIR))
-        if start is not None:
-            start.alphabet.save(out / "alphabet.json")
-            params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
-        if params.restore_model and (out / CONFIG_FILENAME).is_file():
-            _check_same_architecture(params, out / CONFIG_FILENAME)
-        params.to_json_file(out / CONFIG_FILENAME)
-        params.alphabet.save(out / "alphabet.json")
-        system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution)
-        if start is not None and not resuming:
-            start.apply(system.model)
-            start.report_new_units(system.data.train_csv, params)
-        elif start is not None:
-            logger.info("Resuming this run's checkpoint: init_from %s is not loaded again", params.init_from)
-        epoch, step = system.restore()
-        result = system.finish(system.fit(epoch, step, verbose))
-        distribution.barrier()
-        if params.write_report and system.data.eval is not None:
-            result.report = write_run_report(out)
-        return result
+        return _train_in(out, params, distribution, start, verbose)
 
 
-def _train_worker(params: Params, distribution: Distribution, verbose: int | None) -> TrainingResult:
+def _train_worker(
+    params: Params, distribution: Distribution, start: StartingPoint | None, verbose: int | None
+) -> TrainingResult:
     """A worker other than the chief: the same steps as the chief (saving and exporting read
-    variables collectively), written to a temporary folder that is removed at the end.
-
-    It starts from ``init_from`` and resumes from the chief's checkpoints, so that all workers
-    hold the same weights.
-    """
+    variables collectively), written to a temporary folder that is removed at the end, resuming
+    from the chief's checkpoints so that all workers hold the same weights."""
     chief_out = Path(params.output_model_dir)
     logger.info("Training on %s (%s); the chief writes %s", describe_device(), distribution.describe(), chief_out)
     scratch = worker_scratch(params.output_model_dir, distribution.worker_index)
     shutil.rmtree(scratch, ignore_errors=True)
     try:
-        start = StartingPoint(params) if params.init_from else None
         params = dataclasses.replace(params, output_model_dir=str(scratch), write_report=False)
-        out = prepare_output_dir(params)
-        if start is not None:
-            start.alphabet.save(out / "alphabet.json")
-            params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
-        system = TrainingSystem(
-            params, out, TrainingData.from_params(params, distribution), distribution, resume_from=chief_out
-        )
-        if start is not None and not (params.restore_model and list_checkpoints(system.resume_dir)):
-            start.apply(system.model)
-        epoch, step = system.restore()
-        result = system.finish(system.fit(epoch, step, verbose))
-        distribution.barrier()
-        return result
+        return _train_in(prepare_output_dir(params), params, distribution, start, verbose, resume_from=chief_out)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train_in(
+    out: Path,
+    params: Params,
+    distribution: Distribution,
+    start: StartingPoint | None,
+    verbose: int | None,
+    resume_from: Path | None = None,
+) -> TrainingResult:
+    """The steps of a run writing to the prepared folder ``out``; ``resume_from``: the folder
+    whose checkpoints a resumed run continues, when not ``out``."""
+    if start is not None:
+        start.alphabet.save(out / "alphabet.json")
+        params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
+    if params.restore_model and (out / CONFIG_FILENAME).is_file():
+        _check_same_architecture(params, out / CONFIG_FILENAME)
+    params.to_json_file(out / CONFIG_FILENAME)
+    params.alphabet.save(out / "alphabet.json")
+    system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution, resume_from)
+    resuming = params.restore_model and bool(list_checkpoints(system.resume_dir))
+    if start is not None and not resuming:
+        start.apply(system.model)
+        start.report_new_units(system.data.train_csv, params)
+    elif start is not None:
+        logger.info("Resuming this run's checkpoint: init_from %s is not loaded again", params.init_from)
+    epoch, step = system.restore()
+    result = system.finish(system.fit(epoch, step, verbose))
+    distribution.barrier()
+    if params.write_report and system.data.eval is not None:
+        result.report = write_run_report(out)
+    return result
 
 
 def write_run_report(out: Path) -> Path | None:
