@@ -11,6 +11,7 @@
 import csv
 import json
 import random
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -171,4 +172,8 @@ def test_training_cer_equals_evaluate_cer_with_multi_character_units(multi_unit_
     unit_edits = sum(levenshtein(x.reference.replace("seven", "7"), x.prediction.replace("seven", "7")) for x in
                      evaluation.lines)  # fmt: skip
     unit_count = sum(len(x.reference.replace("seven", "7")) for x in evaluation.lines)
-    assert unit_edits / unit_count != pytest.approx(evaluation.filtered_cer, abs=1e-3)
+    char_edits = sum(levenshtein(x.reference, x.prediction) for x in evaluation.lines)
+    char_count = sum(len(x.reference) for x in evaluation.lines)
+    assert char_edits / char_count == pytest.approx(evaluation.filtered_cer, abs=1e-9)
+    # Exact fractions: two figures a thousandth apart are still two different counts (13/144 vs 17/188).
+    assert Fraction(unit_edits, unit_count) != Fraction(char_edits, char_count)
