@@ -6,7 +6,11 @@ pass) at the median line width of ``train.csv`` after resizing, measures the
 machine's float32 matrix-multiply GFLOP/s as the ceiling, and times forward passes
 (inference) and training steps at that width.
 
-    python benchmarks/cost_model.py [--config tf_crnn/configs/printed.json] [--batch-size 32]
+    python benchmarks/cost_model.py [--config tf_crnn/configs/printed.json] [--batch-size 32] [--mixed-precision none]
+
+The training step is also split in two: the convolution blocks alone (forward and backward, to a
+stand-in loss) and the rest (recurrent layers, output layer, CTC loss, optimizer) as the
+difference, to show where the time goes. ``--mixed-precision`` overrides the config's.
 """
 
 from __future__ import annotations
@@ -42,11 +46,11 @@ def forward_flops(params, width: int) -> dict[str, float]:
     return {"conv": conv, "rnn": rnn, "dense": dense, "total": conv + rnn + dense, "frames": w}
 
 
-def matmul_gflops(n: int, repeats: int = 10) -> float:
+def matmul_gflops(n: int, repeats: int = 10, dtype: str = "float32") -> float:
     import tensorflow as tf
 
-    a = tf.random.normal([n, n])
-    b = tf.random.normal([n, n])
+    a = tf.cast(tf.random.normal([n, n]), dtype)
+    b = tf.cast(tf.random.normal([n, n]), dtype)
     tf.linalg.matmul(a, b).numpy()
     start = time.perf_counter()
     for _ in range(repeats):
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--config", default="tf_crnn/configs/printed.json", help="a config file, or 'original'")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--mixed-precision", choices=["none", "mixed_bfloat16", "mixed_float16", "auto"])
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import keras
@@ -69,6 +74,7 @@ def main() -> None:
 
     from tf_crnn.config import Params
     from tf_crnn.data_handler import get_resized_width
+    from tf_crnn.devices import describe_precision
     from tf_crnn.loss import ctc_loss
     from tf_crnn.records import read_csv_rows, resolve_image_path
     from tf_crnn.training import get_model_train
@@ -76,6 +82,8 @@ def main() -> None:
     data = dict(
         csv_files_train=str(DATA / "train.csv"), lookup_alphabet_file=str(DATA / "alphabet.json"), rnn_dropout=0.0
     )
+    if args.mixed_precision:
+        data["mixed_precision"] = args.mixed_precision
     if args.config == "original":
         params = Params(**ORIGINAL_ARCHITECTURE, **data)
     else:
@@ -91,9 +99,11 @@ def main() -> None:
 
     print(f"Machine: {machine()}")
     print(
-        f"Config: {args.config}; median resized width {width} px ({flops['frames']} frames); batch {args.batch_size}\n"
+        f"Config: {args.config}; median resized width {width} px ({flops['frames']} frames); batch {args.batch_size}; "
+        f"precision {describe_precision(params.mixed_precision)}\n"
     )
     ceilings = {n: matmul_gflops(n) for n in (2048, 4096)}
+    bf16_ceiling = matmul_gflops(4096, dtype="bfloat16")
 
     model = get_model_train(params)
     batch = args.batch_size
@@ -122,11 +132,22 @@ def main() -> None:
 
     conv_model = keras.Model(model.inputs, model.get_layer("to_sequence").output)
     conv_infer = tf.function(lambda x: conv_model(x, training=False))
+
+    @tf.function
+    def conv_train_step(x):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.cast(conv_model(x, training=True), tf.float32) ** 2)
+        variables = conv_model.trainable_variables
+        optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+        return loss
+
     t_conv = timed(lambda: conv_infer(features).numpy())
     t_infer = timed(lambda: infer(features).numpy())
     t_train = timed(lambda: train_step(features, labels).numpy())
+    t_conv_train = timed(lambda: conv_train_step(features).numpy())
     gf_infer = flops["total"] * batch / t_infer / 1e9
     gf_train = 3 * flops["total"] * batch / t_train / 1e9
+    t_rest = max(t_train - t_conv_train, 1e-9)
     best = max(ceilings.values())
     print_table(
         ["part", "forward MFLOP/image", "share"],
@@ -146,6 +167,15 @@ def main() -> None:
             ["inference: achieved GFLOP/s (% of ceiling)", f"{gf_infer:.0f} ({gf_infer / best:.0%})"],
             ["training: images/s", f"{batch / t_train:.0f}"],
             ["training: achieved GFLOP/s (% of ceiling)", f"{gf_train:.0f} ({gf_train / best:.0%})"],
+            ["bfloat16 matmul 4096^2 (GFLOP/s)", f"{bf16_ceiling:.0f}"],
+            [
+                "training step: convolutions (fwd+bwd) ms, GFLOP/s",
+                f"{1e3 * t_conv_train:.0f}, {3 * flops['conv'] * batch / t_conv_train / 1e9:.0f}",
+            ],
+            [
+                "training step: the rest (LSTM, output, CTC, optimizer) ms, GFLOP/s",
+                f"{1e3 * (t_train - t_conv_train):.0f}, {3 * (flops['rnn'] + flops['dense']) * batch / t_rest / 1e9:.0f}",
+            ],
             ["peak RSS (MiB)", f"{peak_rss_mb():.0f}"],
         ],
     )

@@ -158,3 +158,24 @@ def test_the_wheel_ships_what_the_package_reads_at_run_time(tmp_path):
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "tf_crnn/configs/demo.json" in names and "tf_crnn/datasets/importers.py" in names
     assert json.loads(DEMO_CONFIG.read_text())["n_epochs"] > 0
+
+
+def test_synth_renders_given_texts_in_given_fonts(tmp_path):
+    import matplotlib
+
+    font = str(Path(matplotlib.get_data_path()) / "fonts" / "ttf" / "DejaVuSerif.ttf")
+    texts = tmp_path / "texts.txt"
+    texts.write_text("Ab cd\n\nWxyz 42!\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main, ["synth", str(out), "--n-train", "0", "--n-eval", "3", "--texts", str(texts), "--font", font, "--degrade"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = (out / "eval.csv").read_text().splitlines()
+    assert [r.split(";", 1)[1] for r in rows] == ["|A|b| |c|d|", "|W|x|y|z| |4|2|!|", "|A|b| |c|d|"]
+    assert all(line.endswith(";" + font) for line in (out / "fonts.csv").read_text().splitlines())
+    assert set(json.loads((out / "alphabet.json").read_text())) == set("Ab cdWxyz42!")
+    # A text the font cannot draw is refused, naming the text file.
+    (tmp_path / "cjk.txt").write_text("\u6f22\n", encoding="utf-8")
+    bad = CliRunner().invoke(main, ["synth", str(tmp_path / "b"), "--texts", str(tmp_path / "cjk.txt"), "--font", font])
+    assert bad.exit_code == 1 and "cjk.txt" in bad.output and "no font given has glyphs" in bad.output

@@ -1,4 +1,5 @@
 import numpy as np
+import pytest
 import tensorflow as tf
 from PIL import Image
 
@@ -10,6 +11,7 @@ from tf_crnn.data_handler import (
     get_resized_width,
     padding_inputs_width,
     random_elastic,
+    random_stretch,
     random_stroke_width,
     resize_image,
 )
@@ -100,3 +102,15 @@ def test_an_image_gone_or_broken_after_preprocessing_is_skipped(tmp_path, lookup
     ds = dataset_generator(tmp_path / "d.csv", params, batch_size=8, shuffle=False, num_epochs=1)
     (batch,) = list(ds)
     assert batch[0]["widths"].numpy().tolist() == [50, 80]
+
+
+def test_stretch_changes_the_width_within_its_bounds():
+    image = np.full((32, 100, 1), 240, np.uint8)
+    image[10:22, 30:70] = 20
+    tf.random.set_seed(2)
+    widths = {random_stretch(tf.constant(image), 0.2, 110).shape[1] for _ in range(30)}
+    assert min(widths) < 95 and max(widths) > 105  # narrower and wider
+    assert 80 <= min(widths) and max(widths) <= 110  # by at most 20%, never past the limit
+    out = random_stretch(tf.constant(image), 0.2, 140).numpy()
+    assert out.shape[0] == 32 and out.dtype == np.uint8
+    assert (out < 130).sum() == pytest.approx(12 * 40 * out.shape[1] / 100, rel=0.1)  # ink scaled with the width

@@ -1,10 +1,12 @@
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
 
 from tf_crnn.config import Params
 from tf_crnn.loss import ctc_loss
-from tf_crnn.model import ConvBlock, get_model_inference
+from tf_crnn.model import ColumnMasking, ConvBlock, get_model_inference
 from tf_crnn.training import get_model_train
 
 
@@ -40,7 +42,9 @@ def test_output_length_matches_params(params):
     assert (padded == 0).all()
 
 
-def test_logits_and_loss_do_not_depend_on_padding(params):
+@pytest.mark.parametrize("column_features", ["flatten", "max_pool"])
+def test_logits_and_loss_do_not_depend_on_padding(params, column_features):
+    params = dataclasses.replace(params, column_features=column_features)
     model = get_model_train(params)
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (2, 16, 45, 1)).astype(np.float32)
@@ -71,3 +75,29 @@ def test_impossible_labels_do_not_make_the_loss_infinite(params):
     logits = np.zeros((1, 2, params.alphabet.n_classes), np.float32)
     loss = keras.ops.convert_to_numpy(ctc_loss(np.array([[1, 2, 3, 4]]), logits))
     assert np.isfinite(loss).all()
+
+
+def test_max_pooled_columns_feed_the_recurrent_layers_channels_only(params):
+    flat = get_model_inference(params)
+    pooled = get_model_inference(dataclasses.replace(params, column_features="max_pool"))
+    assert flat.get_layer("to_sequence").output.shape[-1] == 4 * 8  # height 16 pooled twice: 4, x 8 channels
+    assert pooled.get_layer("to_sequence").output.shape[-1] == 8
+
+
+def test_column_masking_hides_spans_while_training_only(params):
+    masking = ColumnMasking(0.3, span=4)
+    sequence = np.ones((64, 50, 3), np.float32)
+    masked = keras.ops.convert_to_numpy(masking(sequence, training=True))
+    hidden = masked[:, :, 0] == 0
+    assert 0.2 < hidden.mean() < 0.4
+    assert (masked == masked[:, :, :1]).all()  # whole time steps, every feature
+    runs = np.diff(np.concatenate([np.zeros((64, 1)), hidden, np.zeros((64, 1))], axis=1), axis=1)
+    assert (hidden.sum() / (runs == 1).sum()) > 1.5  # spans, not single steps
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(masking(sequence, training=False)), sequence)
+    # The training network has it; the network that reads has none, and takes its weights.
+    params = dataclasses.replace(params, column_masking=0.2)
+    training = get_model_train(params)
+    assert "column_masking" in {layer.name for layer in training.layers}
+    reading = get_model_inference(params, rnn_dropout=0.0)
+    assert "column_masking" not in {layer.name for layer in reading.layers}
+    reading.set_weights(training.get_weights())

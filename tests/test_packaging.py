@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf_crnn.devices import cpu_features, describe_device
+from tf_crnn.devices import cpu_features, describe_device, resolve_precision
 
 ROOT = Path(__file__).parents[1]
 
@@ -41,6 +41,18 @@ def test_environment_yml_installs_the_project_with_a_python_it_supports():
     assert tuple(int(v) for v in python.removeprefix("python=").split(".")) >= minimum
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
     assert pip == ["-e .[export]"] and "export" in project["optional-dependencies"]
+
+
+def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it():
+    import tensorflow as tf
+
+    if tf.config.list_physical_devices("GPU"):
+        pytest.skip("GPUs decide, not the CPU")
+    assert resolve_precision("auto", "flags : fpu avx2 avx512f avx512_bf16\n") == "mixed_bfloat16"
+    assert resolve_precision("auto", "flags : fpu avx2 amx_bf16 amx_tile\n") == "mixed_bfloat16"
+    assert resolve_precision("auto", "flags : fpu avx2 avx512f\n") == "none"
+    assert resolve_precision("none", "flags : avx512_bf16\n") == "none"
+    assert resolve_precision("mixed_float16", "flags : sse2\n") == "mixed_float16"
 
 
 def test_the_device_line_names_what_runs_the_work():

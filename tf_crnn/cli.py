@@ -446,7 +446,28 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
     help="Write a self-contained page: metrics, data summary, confusions, worst lines with their images.",
 )
 @user_errors
-def evaluate(model, csv_file, report, batch_size, confusions, as_json, html) -> None:
+@click.option(
+    "--tune-lm",
+    is_flag=True,
+    help="Find the language model weight and length bonus with the lowest CER on CSV_FILE (a validation set); "
+    "when it beats greedy decoding, write a copy of the export that reads with them.",
+)
+@click.option(
+    "--lm-text",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --tune-lm: train the language model on this text file (default: the export's own model, "
+    "else its training labels).",
+)
+@click.option("--lm-order", type=click.IntRange(1, 10), help="With --tune-lm: train a model of this order (default 6).")
+@click.option(
+    "--lm-output",
+    type=click.Path(file_okay=False),
+    help="With --tune-lm: where to write the export that reads with the language model (default: beside MODEL, "
+    "its name + '-lm').",
+)
+def evaluate(
+    model, csv_file, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output
+) -> None:
     """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
     builtin:NAME) on a labelled CSV_FILE.
 
@@ -456,6 +477,12 @@ def evaluate(model, csv_file, report, batch_size, confusions, as_json, html) -> 
     validates on) are printed beside them, labelled "read rows only".
     """
     import json
+
+    if tune_lm:
+        _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size)
+        return
+    if lm_text or lm_order or lm_output:
+        raise click.UsageError("--lm-text, --lm-order and --lm-output go with --tune-lm")
 
     from tf_crnn.devices import describe_device
     from tf_crnn.evaluation import evaluate as run_evaluation
@@ -501,6 +528,39 @@ def evaluate(model, csv_file, report, batch_size, confusions, as_json, html) -> 
             click.echo(f"  {ref or '<none>'!r:>8} -> {hyp or '<none>'!r:<8} {n}")
     if report:
         click.echo(f"Report: {report}")
+
+
+def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:
+    from tf_crnn.evaluation import tune_lm
+    from tf_crnn.export import export_params, export_with_lm, resolve_export
+    from tf_crnn.language_model import build_lm, load_lm
+
+    export = resolve_export(model)
+    lm = None if (lm_text or lm_order) else load_lm(export)
+    source = "stored in the export"
+    if lm is None:
+        try:
+            lm, source = build_lm(export_params(export), lm_text, lm_order)
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
+    target = Path(lm_output) if lm_output else export.with_name(f"{export.name}-lm")
+    if target.exists():
+        raise click.ClickException(f"{target} exists: remove it, or give another folder with --lm-output")
+    click.echo(f"Language model: {lm.describe()} ({source})")
+    tuning = tune_lm(export, csv_file, lm, batch_size=batch_size, progress=sys.stderr.isatty())
+    click.echo(f"{'lm_weight':>9} {'bonus':>6} {'CER':>8} {'WER':>8}")
+    click.echo(f"{'greedy':>9} {'':>6} {tuning.greedy.cer:8.4f} {tuning.greedy.wer:8.4f}")
+    for weight, bonus, result in tuning.trials:
+        click.echo(f"{weight:9g} {bonus:6g} {result.cer:8.4f} {result.wer:8.4f}")
+    weight, bonus, best = tuning.best
+    if best.cer >= tuning.greedy.cer:
+        click.echo(f"Greedy decoding is as good (CER {tuning.greedy.cer:.4f}): no export written.")
+        return
+    path = export_with_lm(export, target, lm, weight, bonus)
+    click.echo(
+        f"Best: lm_weight {weight:g}, length bonus {bonus:g}: CER {best.cer:.4f} against {tuning.greedy.cer:.4f} "
+        f"greedy. Wrote {path}: it reads with the language model."
+    )
 
 
 # --- config -----------------------------------------------------------------------
@@ -705,15 +765,43 @@ def export_command(model, export_format, output) -> None:
 
 @main.command()
 @click.argument("output_dir", type=click.Path(file_okay=False))
-@click.option("--n-train", default=2000, show_default=True, type=click.IntRange(1))
-@click.option("--n-eval", default=200, show_default=True, type=click.IntRange(1))
+@click.option("--n-train", default=2000, show_default=True, type=click.IntRange(0))
+@click.option("--n-eval", default=200, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True)
+@click.option(
+    "--font",
+    "fonts",
+    multiple=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="A TrueType/OpenType file to render with (repeatable; each line draws one that has its glyphs). "
+    "Default: Pillow's bundled font.",
+)
+@click.option(
+    "--texts",
+    type=click.Path(exists=True, dir_okay=False),
+    help="The lines to render, in turn: a text file (one line each) or a data set CSV (its labels). "
+    "Default: random words.",
+)
+@click.option("--degrade", is_flag=True, help="Rotate, blur, add noise, rescale and JPEG-compress each line.")
 @user_errors
-def synth(output_dir, n_train, n_eval, seed) -> None:
+def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade) -> None:
     """Render a synthetic line data set (images, train.csv, eval.csv, alphabet.json)."""
     from tf_crnn.datasets.synthetic import make_dataset
+    from tf_crnn.records import read_csv_rows, split_label
 
-    paths = make_dataset(output_dir, n_train=n_train, n_eval=n_eval, seed=seed)
+    lines = None
+    if texts:
+        if texts.endswith(".csv"):
+            lines = ["".join(split_label(label)) for _, _, label in read_csv_rows(texts) if label]
+        else:
+            lines = [line.strip() for line in Path(texts).read_text(encoding="utf-8").splitlines() if line.strip()]
+    try:
+        paths = make_dataset(
+            output_dir, n_train=n_train, n_eval=n_eval, seed=seed, fonts=list(fonts) or None, texts=lines,
+            degraded=degrade,
+        )  # fmt: skip
+    except ValueError as e:
+        raise click.ClickException(f"{texts or output_dir}: {e}") from None
     click.echo(f"Wrote {n_train} training and {n_eval} evaluation lines: {paths['train']}, {paths['eval']}")
 
 

@@ -20,7 +20,8 @@ logger = logging.getLogger(__name__)
 
 OPTIMIZERS = ("adam", "rms", "ada")
 LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
-MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16")
+MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16", "auto")
+COLUMN_FEATURES = ("flatten", "max_pool")
 ALPHABET_RESIZE = ("fail", "union", "new")
 FREEZE = ("none", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
@@ -66,11 +67,31 @@ class Params:
     cnn_padding: str = "same"
 
     # --- Recurrent layers and decoding ---
+    column_features: str = "flatten"
+    """How each column of the last convolution block becomes one time step: ``flatten`` (its
+    height times channels, as the original) or ``max_pool`` (the maximum over its height:
+    ``channels`` features, less tied to where in the height a glyph's parts lie)."""
+    column_masking: float = 0.0
+    """Fraction of the time steps zeroed in random spans of up to 8 before the recurrent layers,
+    while training only (0: off): the network learns to read a character from its context."""
+
     rnn_units: list[int] = field(default_factory=lambda: [256, 256])
     rnn_dropout: float = 0.5
     num_beam_paths: int = 1
     """1: greedy CTC decoding; more: beam search returning that many alternatives."""
     beam_width: int = 100
+    lm_order: int = 0
+    """Order of the character n-gram language model trained from the training labels (or
+    ``lm_text``) and stored in each export; 0: none. It is used when ``lm_weight`` is above 0,
+    which ``tf-crnn evaluate --tune-lm`` sets from a validation set."""
+    lm_text: str | None = None
+    """A UTF-8 text file to train the language model on instead of the training labels."""
+    lm_weight: float = 0.0
+    """Weight of the language model's log-probability in CTC beam search; 0: greedy decoding."""
+    lm_length_bonus: float = 0.0
+    """Added to a beam's score per character, against the language model's preference for short lines."""
+    lm_beam_width: int = 8
+    """Beams kept by the language model's beam search."""
 
     # --- Data files and alphabet ---
     csv_delimiter: str = ";"
@@ -93,6 +114,9 @@ class Params:
     data_augmentation_stroke: int = 0
     """Largest change of stroke width, in pixels at the target height (0: off): ink is thickened
     or thinned by up to this many pixels."""
+    data_augmentation_stretch: float = 0.0
+    """Largest relative change of a line's width (0: off): 0.2 resizes it horizontally by a factor
+    drawn in [0.8, 1.2], as fonts and hands differ in how wide they set letters."""
     data_augmentation_elastic: float = 0.0
     """Largest displacement of a smooth random distortion (grid distortion), in pixels at the
     target height (0: off)."""
@@ -119,7 +143,9 @@ class Params:
     mixed_precision: str = "none"
     """``mixed_float16`` (GPUs with tensor cores) or ``mixed_bfloat16`` (recent GPUs and CPUs
     with AVX-512 BF16 / AMX): layers compute in 16 bits, weights, logits and the loss stay
-    float32; exports are float32 whatever this says. ``none``: float32 throughout."""
+    float32; exports are float32 whatever this says. ``none``: float32 throughout. ``auto``
+    (the presets): ``mixed_bfloat16`` where the GPUs (compute capability 8.0 on) or, without
+    GPUs, the CPU compute bfloat16 natively, else ``none``; the log says which."""
     bucket_by_width: bool = True
     """Batch lines of similar widths and pad each batch to its own widest line; false pads
     every image to ``input_shape[1]`` like the original tf_crnn."""
@@ -277,6 +303,22 @@ class Params:
             fail("data_augmentation_max_slant", "must be a non-negative number")
         if not (_is_int(self.data_augmentation_stroke) and self.data_augmentation_stroke >= 0):
             fail("data_augmentation_stroke", "must be a non-negative whole number of pixels")
+        if not (isinstance(self.data_augmentation_stretch, (int, float)) and 0 <= self.data_augmentation_stretch < 1):
+            fail("data_augmentation_stretch", "must be a number in [0, 1)")
+        if not (_is_int(self.lm_order) and 0 <= self.lm_order <= 10):
+            fail("lm_order", "must be a whole number from 0 (no language model) to 10")
+        if not (isinstance(self.lm_weight, (int, float)) and self.lm_weight >= 0):
+            fail("lm_weight", "must be a non-negative number")
+        if not isinstance(self.lm_length_bonus, (int, float)):
+            fail("lm_length_bonus", "must be a number")
+        if not (_is_int(self.lm_beam_width) and self.lm_beam_width >= max(self.num_beam_paths, 1)):
+            fail("lm_beam_width", "must be a whole number, at least num_beam_paths")
+        if self.lm_text is not None and not isinstance(self.lm_text, str):
+            fail("lm_text", "must be the path of a text file")
+        if self.column_features not in COLUMN_FEATURES:
+            fail("column_features", f"must be one of {', '.join(COLUMN_FEATURES)}")
+        if not (isinstance(self.column_masking, (int, float)) and 0 <= self.column_masking < 0.5):
+            fail("column_masking", "must be a number in [0, 0.5)")
         if not (isinstance(self.data_augmentation_elastic, (int, float)) and self.data_augmentation_elastic >= 0):
             fail("data_augmentation_elastic", "must be a non-negative number of pixels")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):

@@ -213,6 +213,16 @@ def random_stroke_width(image: tf.Tensor, max_change: int) -> tf.Tensor:
     return tf.cast(out[0], image.dtype)
 
 
+def random_stretch(image: tf.Tensor, max_change: float, max_width: int) -> tf.Tensor:
+    """Resizes an image horizontally by a factor drawn in ``[1 - max_change, 1 + max_change]``,
+    never wider than ``max_width``."""
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    factor = tf.random.uniform([], 1.0 - max_change, 1.0 + max_change)
+    width = tf.clip_by_value(tf.cast(tf.round(tf.cast(w, tf.float32) * factor), tf.int32), 1, max_width)
+    resized = tf.image.resize(tf.cast(image, tf.float32), tf.stack([h, width]), method="bilinear")
+    return tf.cast(tf.round(tf.clip_by_value(resized, 0.0, 255.0)), image.dtype)
+
+
 def random_elastic(image: tf.Tensor, max_shift: float, background: tf.Tensor) -> tf.Tensor:
     """A smooth random distortion: displacements of up to ``max_shift`` pixels drawn on a coarse
     grid (cells about the image's height wide), interpolated to every pixel, the image sampled
@@ -243,7 +253,8 @@ def random_elastic(image: tf.Tensor, max_shift: float, background: tf.Tensor) ->
 def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
     """Random photometric and geometric changes of a resized ``uint8`` training image.
 
-    Brightness and contrast jitter, rotation (``data_augmentation_max_rotation``),
+    Brightness and contrast jitter, horizontal stretch (``data_augmentation_stretch``),
+    rotation (``data_augmentation_max_rotation``),
     slant (``data_augmentation_max_slant``), stroke width (``data_augmentation_stroke``),
     a smooth distortion (``data_augmentation_elastic``) and random background padding on
     both sides; the result is never wider than ``input_shape[1]``.
@@ -265,6 +276,8 @@ def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
     bg = tf.clip_by_value((tf.cast(background, tf.float32) - mean) * contrast + mean + brightness, 0.0, 255.0)
     x = tf.cast(tf.round(x), tf.uint8)
     background = tf.cast(tf.round(bg), tf.uint8)
+    if params.data_augmentation_stretch > 0:
+        x = random_stretch(x, params.data_augmentation_stretch, max_width)
     if params.data_augmentation_max_rotation > 0:
         x = random_rotation(x, params.data_augmentation_max_rotation, background)
     if params.data_augmentation_max_slant > 0:

@@ -13,6 +13,7 @@ import csv
 import os
 import tempfile
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -128,11 +129,7 @@ def evaluate(
     model = PredictionModel(model_directory, signature="filename")
     if params is None:
         params = model.params
-    skipped: list[DroppedRow] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        cleaned = Path(tmp) / "rows.csv"
-        preprocess_csv(csv_filename, params, cleaned, skipped)
-        rows = [(p, lab or "") for _, p, lab in read_csv_rows(cleaned, params.csv_delimiter)]
+    rows, skipped = _readable_rows(csv_filename, params)
     result = EvaluationResult(lines=[], skipped=skipped)
     with progress_bar(len(rows), "Reading", progress) as bar:
         for start in range(0, len(rows), batch_size):
@@ -141,6 +138,85 @@ def evaluate(
             bar.update(len(chunk))
             _compare(result, chunk, out, params)
     return result
+
+
+def _readable_rows(csv_filename, params: Params) -> tuple[list[tuple[str, str]], list[DroppedRow]]:
+    """``(path, label)`` of the rows the model can read, and the others with their reasons."""
+    skipped: list[DroppedRow] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        cleaned = Path(tmp) / "rows.csv"
+        preprocess_csv(csv_filename, params, cleaned, skipped)
+        rows = [(p, lab or "") for _, p, lab in read_csv_rows(cleaned, params.csv_delimiter)]
+    return rows, skipped
+
+
+@dataclass
+class LMTuning:
+    """What ``tune_lm`` measured: ``(lm_weight, length_bonus, result)`` for each setting tried,
+    and the greedy decoding's result."""
+
+    greedy: EvaluationResult
+    trials: list[tuple[float, float, EvaluationResult]]
+
+    @property
+    def best(self) -> tuple[float, float, EvaluationResult]:
+        return min(self.trials, key=lambda t: (t[2].cer, t[0]))
+
+
+def tune_lm(
+    model_directory: str | os.PathLike,
+    csv_filename: str | os.PathLike,
+    lm,
+    weights: Sequence[float] = (0.1, 0.2, 0.3, 0.5, 0.7, 1.0),
+    bonuses: Sequence[float] = (0.0, 0.5, 1.0, 2.0),
+    beam_width: int | None = None,
+    batch_size: int = 64,
+    progress: bool | None = False,
+) -> LMTuning:
+    """CER of an export on ``csv_filename`` decoded with the language model ``lm`` at each
+    ``lm_weight`` and length bonus, and greedily. The network runs once; each setting decodes
+    its stored output (``language_model.lm_beam_search``)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from tf_crnn.decoding import greedy_decode
+    from tf_crnn.language_model import NgramTables, lm_beam_search
+
+    model = PredictionModel(model_directory, signature="filename")
+    params = model.params
+    beam_width = beam_width or params.lm_beam_width
+    rows, skipped = _readable_rows(csv_filename, params)
+    outputs = []
+    with progress_bar(len(rows), "Reading", progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            outputs.append((chunk, *model.log_probs([p for p, _ in chunk])))
+            bar.update(len(chunk))
+    tables = NgramTables(lm)
+    n_classes = params.alphabet.n_classes
+    decode = tf.function(
+        lambda lp, lengths, weight, bonus: lm_beam_search(lp, lengths, tables, weight, bonus, beam_width)[0][0],
+        input_signature=[
+            tf.TensorSpec([None, None, n_classes], tf.float32), tf.TensorSpec([None], tf.int32),
+            tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
+        ],
+    )  # fmt: skip
+
+    def measure(read) -> EvaluationResult:
+        result = EvaluationResult(lines=[], skipped=skipped)
+        for chunk, log_probs, lengths in outputs:
+            texts = [model.alphabet.decode(c for c in row if c > 0) for row in np.asarray(read(log_probs, lengths))]
+            _compare(result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params)
+        return result
+
+    greedy = measure(lambda log_probs, lengths: greedy_decode(log_probs)[0])
+    settings = [(w, b) for w in weights for b in bonuses]
+    trials = []
+    with progress_bar(len(settings), "Tuning", progress) as bar:
+        for weight, bonus in settings:
+            trials.append((weight, bonus, measure(lambda lp, n, w=weight, b=bonus: decode(lp, n, w, b))))
+            bar.update(1)
+    return LMTuning(greedy, trials)
 
 
 def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:
@@ -177,4 +253,4 @@ def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -
             )
 
 
-__all__ = ["EvaluationResult", "LineResult", "evaluate", "write_report"]
+__all__ = ["EvaluationResult", "LMTuning", "LineResult", "evaluate", "tune_lm", "write_report"]

@@ -19,11 +19,14 @@ The first three return ``transcriptions: string[batch]``, ``scores: float32[batc
 log-probability of the transcription), ``confidences: float32[batch]`` (geometric
 mean of the best path's character confidences, see ``tf_crnn.decoding``), and, with
 ``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
-``[batch, num_beam_paths]``.
+``[batch, num_beam_paths]``. Transcriptions are greedy, or from CTC beam search with
+``num_beam_paths > 1``, or from beam search with the character language model held in the graph
+when the export has one and ``lm_weight`` is above 0 (``tf_crnn.language_model``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import time
@@ -43,6 +46,7 @@ from tf_crnn.decoding import (
     greedy_decode,
     line_confidences,
 )
+from tf_crnn.language_model import LM_FILENAME, CharNgram, NgramTables, build_lm, lm_beam_search
 from tf_crnn.model import get_model_inference
 
 logger = logging.getLogger(__name__)
@@ -54,9 +58,14 @@ WEIGHTS_FILENAME = "model.weights.h5"
 
 
 class ExportModule(tf.Module):
-    """The whole reading path as a ``tf.Module`` with SavedModel signatures."""
+    """The whole reading path as a ``tf.Module`` with SavedModel signatures.
 
-    def __init__(self, model: keras.Model, params: Params):
+    With a language model ``lm`` and ``params.lm_weight`` above 0 the transcriptions come from
+    ``language_model.lm_beam_search`` (the model's tables are part of the graph); else from
+    greedy decoding, or CTC beam search with ``num_beam_paths > 1``.
+    """
+
+    def __init__(self, model: keras.Model, params: Params, lm: CharNgram | None = None):
         super().__init__(name="tf_crnn")
         # A fresh network without dropout: no training-only state in the graph.
         self.model = get_model_inference(params, rnn_dropout=0.0)
@@ -81,10 +90,21 @@ class ExportModule(tf.Module):
             crop = tf.maximum(tf.reduce_max(tf.concat([widths, [1]], 0)), 1)
             return images[:, :, :crop], widths
 
+        self.lm_tables = NgramTables(lm) if lm is not None and params.lm_weight > 0 else None
+
         def read(images, widths):
             logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
             confidences = line_confidences(greedy_character_log_probs(logits))
-            if top_paths == 1:
+            if self.lm_tables is not None:
+                codes, scores = lm_beam_search(
+                    tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), output_width(widths), self.lm_tables,
+                    params.lm_weight, params.lm_length_bonus, params.lm_beam_width, top_paths,
+                )  # fmt: skip
+                texts = tf.transpose(self.codes_to_text(codes))
+                result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}
+                if top_paths > 1:
+                    result.update(top_transcriptions=texts, top_scores=scores)
+            elif top_paths == 1:
                 codes, scores = greedy_decode(logits)
                 result = {"transcriptions": self.codes_to_text(codes), "scores": scores}
             else:
@@ -143,12 +163,7 @@ def export_savedmodel(
     export_dir: str | os.PathLike,
     metadata: dict | None = None,
 ) -> Path:
-    """Writes a SavedModel to ``export_dir/<timestamp>``, atomically.
-
-    The folder also holds ``config.json`` (the parameters), ``alphabet.json``,
-    ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...) and the network's
-    weights (``model.weights.h5``, from which ``tf-crnn export`` builds the TFLite and
-    ONNX files) for people and tools; loading the SavedModel needs none of them.
+    """Writes a SavedModel to ``export_dir/<timestamp>``, atomically (``write_export``).
 
     Returns:
         The path of the new export.
@@ -161,15 +176,52 @@ def export_savedmodel(
     while target.exists():
         target = export_dir / f"{stamp}-{n}"
         n += 1
-    module = ExportModule(model, params)
+    lm = None
+    if params.lm_order:
+        lm, source = build_lm(params)
+        metadata = {**(metadata or {}), "language_model": f"{lm.describe()}, from {source}"}
+    return write_export(model, params, target, metadata, lm)
+
+
+def write_export(
+    model: keras.Model, params: Params, target: Path, metadata: dict | None = None, lm: CharNgram | None = None
+) -> Path:
+    """Writes a SavedModel to ``target``, atomically.
+
+    The folder also holds ``config.json`` (the parameters), ``alphabet.json``,
+    ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...), the network's weights
+    (``model.weights.h5``, from which ``tf-crnn export`` builds the TFLite and ONNX files) and
+    the language model, if any (``lm.npz``, also inside the graph) for people and tools; loading
+    the SavedModel needs none of them.
+    """
+    module = ExportModule(model, params, lm)
     with atomic_dir(target, fault="export") as tmp:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures)
         params.to_json_file(tmp / CONFIG_FILENAME)
         params.alphabet.save(tmp / ALPHABET_FILENAME)
         module.model.save_weights(tmp / WEIGHTS_FILENAME)
+        if lm is not None:
+            lm.save(tmp / LM_FILENAME)
         write_json(tmp / METADATA_FILENAME, metadata or {})
     logger.info("Exported SavedModel to %s", target)
     return target
+
+
+def export_with_lm(
+    export_path: str | os.PathLike, target: str | os.PathLike, lm: CharNgram, lm_weight: float, length_bonus: float
+) -> Path:
+    """A copy of an export at ``target`` that decodes with the language model ``lm``."""
+    import json
+
+    export_path = Path(export_path)
+    params = dataclasses.replace(
+        export_params(export_path), lm_order=lm.order, lm_weight=float(lm_weight), lm_length_bonus=float(length_bonus)
+    )
+    network = get_model_inference(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
+    metadata_file = export_path / METADATA_FILENAME
+    metadata = json.loads(metadata_file.read_text(encoding="utf-8")) if metadata_file.is_file() else {}
+    metadata.update(language_model=lm.describe(), lm_weight=params.lm_weight, lm_length_bonus=params.lm_length_bonus)
+    return write_export(network, params, Path(target), metadata, lm)
 
 
 def export_params(export_path: str | os.PathLike) -> Params:
@@ -224,6 +276,8 @@ __all__ = [
     "ExportModule",
     "export_params",
     "export_savedmodel",
+    "export_with_lm",
     "list_exports",
     "resolve_export",
+    "write_export",
 ]

@@ -34,6 +34,7 @@ from tf_crnn.decoding import (
     line_confidence,
 )
 from tf_crnn.export import ALPHABET_FILENAME, export_params, resolve_export
+from tf_crnn.language_model import NgramTables, lm_beam_search, load_lm
 from tf_crnn.preprocessing import TIFF_SUFFIXES, check_image, open_image
 from tf_crnn.progress import progress_bar
 
@@ -108,6 +109,12 @@ class PredictionModel:
     def params(self) -> Params:
         """The export's parameters (its ``config.json``), with its own alphabet."""
         return export_params(self.export_path)
+
+    @functools.cached_property
+    def lm_tables(self) -> NgramTables | None:
+        """The language model the export reads with (``lm_weight`` above 0), else None."""
+        lm = load_lm(self.export_path) if self.params.lm_weight > 0 else None
+        return NgramTables(lm) if lm is not None else None
 
     @functools.cached_property
     def alphabet(self) -> Alphabet:
@@ -191,7 +198,9 @@ def predict_files(
         model_directory: an export folder or ``output_model_dir``, or a
             ``PredictionModel`` with the ``filename`` signature already loaded.
         beam_width: decode by CTC beam search with this many beams (default: greedy,
-            or the export's ``beam_width`` when only ``top_paths`` is given).
+            or the export's ``beam_width`` when only ``top_paths`` is given). An export that
+            reads with a language model (``lm_weight`` above 0) always decodes with it, with
+            ``beam_width`` or its ``lm_beam_width`` beams.
         top_paths: alternatives to return per line (beam search when above 1).
         details: add ``character_confidences`` and ``alternatives`` to each result.
 
@@ -238,7 +247,11 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
     order = sorted(range(len(readable)), key=lambda i: sizes[readable[i]][0] / max(sizes[readable[i]][1], 1))
     decode_here = details or beam_width is not None or top_paths is not None
     if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
-        beam_width = import_params_from_json(model.export_path).get("beam_width", 100)
+        beam_width = (
+            model.params.lm_beam_width
+            if model.lm_tables is not None
+            else import_params_from_json(model.export_path).get("beam_width", 100)
+        )
     if beam_width is not None and top_paths is not None and top_paths > beam_width:
         raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
 
@@ -294,7 +307,15 @@ def _decode(
 ) -> list[dict]:
     log_probs, lengths = model.log_probs(chunk)
     alphabet = model.alphabet
-    if beam_width is None:
+    params = model.params
+    lm = model.lm_tables
+    if lm is not None:
+        codes, scores = lm_beam_search(
+            log_probs, lengths, lm, params.lm_weight, params.lm_length_bonus, beam_width or params.lm_beam_width,
+            top_paths,
+        )  # fmt: skip
+        codes, scores = codes.numpy(), scores.numpy()
+    elif beam_width is None:
         codes, scores = greedy_decode(log_probs)
         codes, scores = codes.numpy()[None], scores.numpy()[:, None]
     else:
@@ -306,7 +327,7 @@ def _decode(
     for i, path in enumerate(chunk):
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
-        if beam_width is None:
+        if beam_width is None and lm is None:
             unit_confidences = greedy_characters[i]
         else:
             unit_confidences = character_confidences(log_probs[i], paths[0], length)

@@ -237,16 +237,56 @@ class BlankPadding(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="tf_crnn")
 class FeatureSequence(layers.Layer):
-    """``(batch, height, width, channels)`` to ``(batch, width, height * channels)``:
-    the one place where width becomes the time axis."""
+    """``(batch, height, width, channels)`` to ``(batch, width, features)``: the one place where
+    width becomes the time axis. ``mode``: ``flatten`` (features: height * channels) or
+    ``max_pool`` (features: channels, the maximum over the height)."""
+
+    def __init__(self, mode: str = "flatten", **kwargs):
+        super().__init__(**kwargs)
+        self.mode = mode
 
     def call(self, inputs):
+        if self.mode == "max_pool":
+            return ops.max(inputs, axis=1)
         x = ops.transpose(inputs, (0, 2, 1, 3))
         shape = ops.shape(x)
         return ops.reshape(x, (shape[0], shape[1], inputs.shape[1] * inputs.shape[3]))
 
     def compute_output_shape(self, input_shape):
-        return (input_shape[0], input_shape[2], input_shape[1] * input_shape[3])
+        features = input_shape[3] if self.mode == "max_pool" else input_shape[1] * input_shape[3]
+        return (input_shape[0], input_shape[2], features)
+
+    def get_config(self):
+        return {**super().get_config(), "mode": self.mode}
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class ColumnMasking(layers.Layer):
+    """Zeroes random spans of time steps while training (``column_masking``): spans of 1 to
+    ``span`` steps start at a step with probability ``rate / span``, so about ``rate`` of the
+    steps are masked. Stateless random ops: the layer has no variable, and a network that only
+    reads is built without it."""
+
+    def __init__(self, rate: float, span: int = 8, **kwargs):
+        super().__init__(**kwargs)
+        self.rate = rate
+        self.span = span
+
+    def call(self, sequence, training=None):
+        if not training or self.rate <= 0:
+            return sequence
+        shape = tf.shape(sequence)
+        starts = tf.random.uniform(shape[:2]) < self.rate / self.span
+        # A step is masked when a span started at most ``span - 1`` steps before it.
+        covered = tf.nn.max_pool1d(tf.cast(starts, tf.float32)[:, :, None], self.span, 1, "VALID")
+        covered = tf.pad(covered, [[0, 0], [self.span - 1, 0], [0, 0]])[:, : shape[1]]
+        return sequence * tf.cast(1.0 - covered, sequence.dtype)
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "span": self.span}
 
 
 @keras.saving.register_keras_serializable(package="tf_crnn")
@@ -279,7 +319,8 @@ def get_crnn_output(
         parameters: the architecture.
         input_widths: ``(batch,)`` int32 Keras input with each image's width; when
             None every image is taken to fill the whole width.
-        rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads).
+        rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads: then
+            without ``ColumnMasking`` either).
         min_width: pad narrower batches to this width (``MinimumWidth``); 0: never.
 
     Returns:
@@ -301,7 +342,9 @@ def get_crnn_output(
     for i, (features, kernel, stride, pool, batchnorm) in enumerate(blocks):
         block = ConvBlock(features, kernel, stride, parameters.cnn_padding, pool, batchnorm, name=f"conv_block_{i}")
         x, widths = block(x, widths)
-    x = FeatureSequence(name="to_sequence")(x)
+    x = FeatureSequence(parameters.column_features, name="to_sequence")(x)
+    if parameters.column_masking > 0 and rnn_dropout is None:
+        x = ColumnMasking(parameters.column_masking, name="column_masking")(x)
     mask = SequenceMask(name="sequence_mask")(x, widths)
     for i, units in enumerate(parameters.rnn_units):
         dropout = parameters.rnn_dropout if rnn_dropout is None else rnn_dropout
@@ -348,6 +391,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BlankPadding",
+    "ColumnMasking",
     "ConvBlock",
     "FeatureSequence",
     "MaskedBatchNormalization",

@@ -49,7 +49,7 @@ from tf_crnn.callbacks import (
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
-from tf_crnn.devices import describe_device
+from tf_crnn.devices import describe_device, describe_precision, resolve_precision
 from tf_crnn.distribute import (
     ClusterSync,
     Distribution,
@@ -163,7 +163,8 @@ def get_model_train(
     Under a ``tf.distribute`` strategy, call it inside ``strategy.scope()``.
     """
     distributed = parameters.distribution_strategy != "default"
-    with dtype_policy("float32" if parameters.mixed_precision == "none" else parameters.mixed_precision):
+    precision = resolve_precision(parameters.mixed_precision)
+    with dtype_policy("float32" if precision == "none" else precision):
         model = get_model_inference(parameters, min_width=parameters.minimum_width if distributed else 0)
     frozen = freeze_layers(model, parameters.freeze)
     if frozen:
@@ -227,6 +228,8 @@ def check_inputs(params: Params) -> None:
         for f in files:
             if not Path(f).is_file():
                 raise ConfigError(f"{key}: {f} does not exist")
+    if params.lm_text and not Path(params.lm_text).is_file():
+        raise ConfigError(f"lm_text: {params.lm_text} does not exist")
     if not params.lookup_alphabet_file:
         raise ConfigError("lookup_alphabet_file: not set; build one with 'tf-crnn alphabet build'")
     if not Path(params.lookup_alphabet_file).is_file():
@@ -528,7 +531,10 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
     if not distribution.is_chief:
         return _train_worker(params, distribution, start, verbose)
     out = prepare_output_dir(params)
-    logger.info("Training on %s (%s)", describe_device(), distribution.describe())
+    logger.info(
+        "Training on %s (%s), precision %s",
+        describe_device(), distribution.describe(), describe_precision(params.mixed_precision),
+    )  # fmt: skip
     with OutputLock(out):
         return _train_in(out, params, distribution, start, verbose)
 
@@ -540,7 +546,10 @@ def _train_worker(
     variables collectively), written to a temporary folder that is removed at the end, resuming
     from the chief's checkpoints so that all workers hold the same weights."""
     chief_out = Path(params.output_model_dir)
-    logger.info("Training on %s (%s); the chief writes %s", describe_device(), distribution.describe(), chief_out)
+    logger.info(
+        "Training on %s (%s), precision %s; the chief writes %s",
+        describe_device(), distribution.describe(), describe_precision(params.mixed_precision), chief_out,
+    )  # fmt: skip
     scratch = worker_scratch(params.output_model_dir, distribution.worker_index)
     shutil.rmtree(scratch, ignore_errors=True)
     try:

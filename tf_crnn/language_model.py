@@ -1,0 +1,416 @@
+"""A character n-gram language model over alphabet units, and the CTC beam search that uses it.
+
+The model (``CharNgram``) is trained from label sequences (alphabet codes ``1..n_units``) with
+interpolated absolute discounting, and stored in backoff form: a log-probability for each
+n-gram seen in training and a log backoff weight for each context, so that
+
+    P(c | context) = stored(context + c)                    if seen,
+                   = backoff(context) * P(c | context[1:])  otherwise,
+
+with add-one unigrams over every unit and the end of a line, so every unit keeps a chance.
+``boundary`` (``n_units + 1``) stands for the start of a line in contexts and for its end as a
+predicted symbol. An n-gram is keyed by one integer, its symbols as digits in base
+``n_units + 2`` (every digit is at least 1, so keys of different orders never collide).
+
+``NgramTables`` holds the two tables as TensorFlow hash tables: an export carries them in its
+graph, so that a SavedModel reads bytes to text with the model and no file beside it.
+``lm_beam_search`` is CTC prefix beam search (batched, in TensorFlow ops) scoring each prefix by
+
+    log P_ctc(prefix) + lm_weight * log P_lm(prefix) + length_bonus * len(prefix)
+
+and adding the end-of-line probability at the end; ``lm_weight`` 0 leaves greedy decoding in
+charge, which is what an export does until ``tf-crnn evaluate --tune-lm`` finds a weight that
+lowers the validation CER.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from tf_crnn.alphabet import normalize
+
+LM_FILENAME = "lm.npz"
+NEG = -1e30
+"""Log-probability of nothing: finite, so that sums and differences of it stay finite."""
+CANDIDATE_UNITS = 8
+"""Units tried as the next character at each frame: the frame's most probable ones."""
+
+
+@dataclasses.dataclass(frozen=True)
+class CharNgram:
+    """A character n-gram model in backoff form (see the module docstring)."""
+
+    order: int
+    n_units: int
+    ngram_keys: np.ndarray
+    ngram_log_probs: np.ndarray
+    context_keys: np.ndarray
+    context_log_backoffs: np.ndarray
+    discount: float = 0.75
+
+    @property
+    def boundary(self) -> int:
+        return self.n_units + 1
+
+    @property
+    def base(self) -> int:
+        return self.n_units + 2
+
+    def key(self, symbols: Sequence[int]) -> int:
+        k = 0
+        for s in symbols:
+            k = k * self.base + int(s)
+        return k
+
+    def log_prob(self, context: Sequence[int], symbol: int) -> float:
+        """Natural log P(symbol | the last ``order - 1`` symbols of context); the reference
+        that ``NgramTables.log_prob`` is tested against."""
+        context = [self.boundary] * (self.order - 1) + list(context)
+        context = context[len(context) - (self.order - 1) :] if self.order > 1 else []
+        ngrams = dict(zip(self.ngram_keys.tolist(), self.ngram_log_probs.tolist()))
+        backoffs = dict(zip(self.context_keys.tolist(), self.context_log_backoffs.tolist()))
+        total = 0.0
+        for k in range(self.order, 0, -1):
+            ctx = context[len(context) - (k - 1) :] if k > 1 else []
+            found = ngrams.get(self.key([*ctx, symbol]))
+            if found is not None:
+                return total + found
+            total += backoffs.get(self.key(ctx), 0.0)
+        raise AssertionError("every unigram is stored")
+
+    def line_log_prob(self, codes: Sequence[int]) -> float:
+        """Natural log-probability of a whole line, its end included."""
+        codes = list(codes)
+        return sum(self.log_prob(codes[:i], c) for i, c in enumerate([*codes, self.boundary]))
+
+    def save(self, path: str | os.PathLike) -> None:
+        np.savez_compressed(
+            path,
+            order=self.order, n_units=self.n_units, discount=self.discount,
+            ngram_keys=self.ngram_keys, ngram_log_probs=self.ngram_log_probs,
+            context_keys=self.context_keys, context_log_backoffs=self.context_log_backoffs,
+        )  # fmt: skip
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> CharNgram:
+        with np.load(path) as f:
+            return cls(
+                order=int(f["order"]), n_units=int(f["n_units"]), discount=float(f["discount"]),
+                ngram_keys=f["ngram_keys"], ngram_log_probs=f["ngram_log_probs"],
+                context_keys=f["context_keys"], context_log_backoffs=f["context_log_backoffs"],
+            )  # fmt: skip
+
+    def describe(self) -> str:
+        return f"{self.order}-gram over {self.n_units} units, {len(self.ngram_keys):,} n-grams"
+
+
+def train_ngram(sequences: Iterable[Sequence[int]], n_units: int, order: int = 6, discount: float = 0.75) -> CharNgram:
+    """A ``CharNgram`` of ``order`` trained on ``sequences`` of codes in ``1..n_units``.
+
+    Raises:
+        ValueError: an order below 1, a discount outside (0, 1), a code outside the alphabet,
+            or an order whose keys would not fit 63 bits.
+    """
+    if order < 1:
+        raise ValueError(f"the language model's order must be at least 1 (got {order})")
+    if not 0 < discount < 1:
+        raise ValueError(f"the discount must be in (0, 1) (got {discount})")
+    boundary, base = n_units + 1, n_units + 2
+    if base**order >= 2**63:
+        raise ValueError(f"order {order} is too high for {n_units} units (keys must fit 63 bits)")
+    counts: list[Counter] = [Counter() for _ in range(order + 1)]
+    for sequence in sequences:
+        if any(not 1 <= c <= n_units for c in sequence):
+            raise ValueError(f"a code outside 1..{n_units} in {list(sequence)}")
+        padded = [boundary] * (order - 1) + list(sequence) + [boundary]
+        for i in range(order - 1, len(padded)):
+            for k in range(1, order + 1):
+                counts[k][tuple(padded[i - k + 1 : i + 1])] += 1
+
+    def key(symbols) -> int:
+        k = 0
+        for s in symbols:
+            k = k * base + s
+        return k
+
+    total = sum(counts[1].values())
+    lower = {(c,): (counts[1][(c,)] + 1) / (total + n_units + 1) for c in range(1, boundary + 1)}
+    ngrams = {key(g): np.log(p) for g, p in lower.items()}
+    contexts = {}
+    for k in range(2, order + 1):
+        context_total, context_types = Counter(), Counter()
+        for gram, n in counts[k].items():
+            context_total[gram[:-1]] += n
+            context_types[gram[:-1]] += 1
+        gamma = {ctx: discount * context_types[ctx] / n for ctx, n in context_total.items()}
+        probs = {}
+        for gram, n in counts[k].items():
+            ctx = gram[:-1]
+            probs[gram] = (n - discount) / context_total[ctx] + gamma[ctx] * lower[gram[1:]]
+        ngrams.update((key(g), np.log(p)) for g, p in probs.items())
+        contexts.update((key(ctx), np.log(g)) for ctx, g in gamma.items())
+        lower = probs
+    return CharNgram(
+        order=order,
+        n_units=n_units,
+        ngram_keys=np.fromiter(ngrams.keys(), np.int64, len(ngrams)),
+        ngram_log_probs=np.fromiter(ngrams.values(), np.float32, len(ngrams)),
+        context_keys=np.fromiter(contexts.keys(), np.int64, len(contexts)),
+        context_log_backoffs=np.fromiter(contexts.values(), np.float32, len(contexts)),
+        discount=discount,
+    )
+
+
+def load_lm(export_path: str | os.PathLike) -> CharNgram | None:
+    """The language model stored in an export, or None."""
+    path = Path(export_path) / LM_FILENAME
+    return CharNgram.load(path) if path.is_file() else None
+
+
+class NgramTables(tf.Module):
+    """A ``CharNgram`` as two TensorFlow hash tables, for use inside graphs."""
+
+    def __init__(self, lm: CharNgram):
+        super().__init__(name="char_ngram")
+        self.order, self.base, self.boundary = lm.order, lm.base, lm.boundary
+        # Log-probabilities are at most 0: the default 1 marks a missing n-gram.
+        self.ngrams = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(lm.ngram_keys), tf.constant(lm.ngram_log_probs)), 1.0
+        )
+        self.backoffs = tf.lookup.StaticHashTable(
+            tf.lookup.KeyValueTensorInitializer(tf.constant(lm.context_keys), tf.constant(lm.context_log_backoffs)),
+            0.0,
+        )
+
+    def log_prob(self, contexts: tf.Tensor, symbols: tf.Tensor) -> tf.Tensor:
+        """``log P(symbols | contexts)``: contexts ``int64[..., order - 1]`` (oldest first,
+        ``boundary`` before a line's start), symbols ``int64[...]``; float32 ``[...]``."""
+        result = tf.zeros(tf.shape(symbols), tf.float32)
+        found = tf.zeros(tf.shape(symbols), tf.bool)
+        backoff = tf.zeros(tf.shape(symbols), tf.float32)
+        for k in range(self.order, 0, -1):
+            context_key = tf.zeros(tf.shape(symbols), tf.int64)
+            for i in range(self.order - k, self.order - 1):
+                context_key = context_key * self.base + contexts[..., i]
+            stored = self.ngrams.lookup(context_key * self.base + symbols)
+            hit = (stored <= 0.0) & ~found
+            result = tf.where(hit, backoff + stored, result)
+            found = found | hit
+            if k > 1:
+                backoff += tf.where(found, 0.0, self.backoffs.lookup(context_key))
+        return result
+
+
+def _logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
+    high = tf.maximum(a, b)
+    return high + tf.math.log1p(tf.exp(tf.minimum(a, b) - high))
+
+
+def lm_beam_search(
+    log_probs: tf.Tensor,
+    lengths: tf.Tensor,
+    tables: NgramTables,
+    lm_weight,
+    length_bonus,
+    beam_width: int = 8,
+    top_paths: int = 1,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """CTC prefix beam search with the language model (see the module docstring).
+
+    Args:
+        log_probs: ``float32[batch, time, n_classes]`` natural log-probabilities (blank: class 0).
+        lengths: ``int32[batch]`` each line's own number of frames.
+        tables: the language model.
+        lm_weight, length_bonus: scalars (tensors or numbers).
+        beam_width: prefixes kept at each frame.
+        top_paths: alternatives returned, at most ``beam_width``.
+
+    Returns:
+        ``(codes, scores)`` as ``decoding.beam_search_decode``: ``int32[top_paths, batch, length]``
+        padded with -1, best first, and ``float32[batch, top_paths]``, the CTC log-probability of
+        each transcription (without the language model's part).
+    """
+    log_probs = tf.cast(log_probs, tf.float32)
+    lengths = tf.cast(lengths, tf.int32)
+    lm_weight = tf.cast(lm_weight, tf.float32)
+    length_bonus = tf.cast(length_bonus, tf.float32)
+    batch, frames = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
+    n_units = log_probs.shape[-1] - 1
+    beams, tried = beam_width, min(CANDIDATE_UNITS, n_units)
+    n_context = tables.order - 1
+
+    def per_beam(value, dtype):
+        return tf.fill(tf.stack([batch, beams]), tf.constant(value, dtype))
+
+    only_empty = tf.constant([0.0] + [NEG] * (beams - 1))  # the empty prefix, probability 1
+    state = {
+        "pb": tf.tile(only_empty[None], tf.stack([batch, 1])),  # ends in a blank
+        "pnb": per_beam(NEG, tf.float32),  # ends in its last unit
+        "lm": per_beam(0.0, tf.float32),
+        "length": per_beam(0, tf.int32),
+        "last": per_beam(0, tf.int32),
+        "hash": per_beam(0, tf.int64),
+        "context": tf.fill(tf.stack([batch, beams, n_context]), tf.constant(tables.boundary, tf.int64)),
+        "codes": tf.fill(tf.stack([batch, beams, frames]), -1),
+    }
+
+    def step(t, s):
+        y = log_probs[:, t, :]
+        total = _logaddexp(s["pb"], s["pnb"])
+        alive = total > NEG / 2
+        stay_pb = total + y[:, :1]
+        stay_pnb = tf.where(s["last"] > 0, s["pnb"] + tf.gather(y, s["last"], batch_dims=1), NEG)
+        # Extensions by the frame's most probable units.
+        y_units, units = tf.math.top_k(y[:, 1:], tried)
+        units = units + 1  # (batch, tried)
+        same = s["last"][:, :, None] == units[:, None, :]
+        ext = tf.where(same, s["pb"][:, :, None], total[:, :, None]) + y_units[:, None, :]
+        ext = tf.where(alive[:, :, None], ext, NEG)
+        units64 = tf.cast(units, tf.int64)[:, None, :]
+        ext_hash = s["hash"][:, :, None] * 1_000_003 + units64 + 1
+        # An extension that is already a beam adds to that beam (prefixes are unique).
+        match = (
+            (ext_hash[:, :, :, None] == s["hash"][:, None, None, :])
+            & ((s["length"] + 1)[:, :, None, None] == s["length"][:, None, None, :])
+            & alive[:, None, None, :]
+        )
+        merged = tf.reduce_logsumexp(tf.where(match, ext[..., None], NEG), axis=[1, 2])
+        stay_pnb = _logaddexp(stay_pnb, tf.where(tf.reduce_any(match, axis=[1, 2]), merged, NEG))
+        ext = tf.where(tf.reduce_any(match, axis=-1), NEG, ext)
+        contexts = tf.broadcast_to(s["context"][:, :, None, :], tf.stack([batch, beams, tried, n_context]))
+        ext_lm = s["lm"][:, :, None] + tables.log_prob(contexts, tf.broadcast_to(units64, tf.shape(ext_hash)))
+        length = tf.cast(s["length"], tf.float32)
+        stay_score = _logaddexp(stay_pb, stay_pnb) + lm_weight * s["lm"] + length_bonus * length
+        ext_score = ext + lm_weight * ext_lm + length_bonus * (length + 1)[:, :, None]
+        scores = tf.concat([stay_score, tf.reshape(ext_score, tf.stack([batch, beams * tried]))], axis=1)
+        _, chosen = tf.math.top_k(scores, beams)
+        is_ext = chosen >= beams
+        flat = tf.maximum(chosen - beams, 0)
+        source = tf.where(is_ext, flat // tried, chosen)
+        unit = tf.where(is_ext, tf.gather(units, flat % tried, batch_dims=1), 0)
+
+        def pick(x):
+            return tf.gather(x, source, batch_dims=1)
+
+        def pick_ext(x):
+            return tf.gather(tf.reshape(x, tf.stack([batch, beams * tried])), flat, batch_dims=1)
+
+        new_context = pick(s["context"])
+        if n_context:
+            shifted = tf.concat([new_context[..., 1:], tf.cast(unit, tf.int64)[..., None]], axis=-1)
+            new_context = tf.where(is_ext[..., None], shifted, new_context)
+        position = pick(s["length"])
+        codes = pick(s["codes"])
+        write = is_ext[..., None] & (tf.range(frames)[None, None, :] == position[..., None])
+        new = {
+            "pb": tf.where(is_ext, NEG, pick(stay_pb)),
+            "pnb": tf.where(is_ext, pick_ext(ext), pick(stay_pnb)),
+            "lm": tf.where(is_ext, pick_ext(ext_lm), pick(s["lm"])),
+            "length": position + tf.cast(is_ext, tf.int32),
+            "last": tf.where(is_ext, unit, pick(s["last"])),
+            "hash": tf.where(is_ext, pick_ext(ext_hash), pick(s["hash"])),
+            "context": new_context,
+            "codes": tf.where(write, unit[..., None], codes),
+        }
+        running = t < lengths  # a line past its own frames keeps its beams
+
+        def keep(x, old):
+            mask = tf.reshape(running, tf.concat([[batch], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+            return tf.where(mask, x, old)
+
+        return t + 1, {k: keep(v, s[k]) for k, v in new.items()}
+
+    _, state = tf.while_loop(lambda t, _: t < frames, step, (tf.constant(0), state))
+    ctc = _logaddexp(state["pb"], state["pnb"])
+    ends = tables.log_prob(state["context"], tf.fill(tf.shape(state["hash"]), tf.constant(tables.boundary, tf.int64)))
+    final = ctc + lm_weight * (state["lm"] + ends) + length_bonus * tf.cast(state["length"], tf.float32)
+    final = tf.where(ctc > NEG / 2, final, NEG)
+    _, best = tf.math.top_k(final, top_paths)
+    codes = tf.gather(state["codes"], best, batch_dims=1)  # (batch, top_paths, frames)
+    longest = tf.maximum(tf.reduce_max(tf.gather(state["length"], best, batch_dims=1)), 0)
+    return tf.transpose(codes[:, :, :longest], [1, 0, 2]), tf.gather(ctc, best, batch_dims=1)
+
+
+_BUILT: dict = {}
+
+
+def build_lm(params, lm_text: str | os.PathLike | None = None, order: int | None = None) -> tuple[CharNgram, str]:
+    """The language model ``params`` asks for: of ``order`` (default ``lm_order``), trained on
+    ``lm_text`` (default ``params.lm_text``, else the labels of ``csv_files_train``), with a
+    line that names its source. Built once per process for the same files and settings.
+
+    Raises:
+        ValueError: no source text is readable, or none of it is in the alphabet.
+    """
+    text = lm_text or params.lm_text
+    sources = [str(text)] if text else [str(f) for f in params.train_csv_files]
+    order = order or params.lm_order or 6
+    missing = [f for f in sources if not Path(f).is_file()]
+    if missing:
+        raise ValueError(f"{missing[0]}: no such file to train the language model on; give a text file (--lm-text)")
+    key = (
+        tuple(sources), tuple(os.stat(f).st_mtime_ns for f in sources), order,
+        tuple(sorted(params.alphabet.lookup.items())), params.unicode_normalization,
+    )  # fmt: skip
+    if key not in _BUILT:
+        sequences = sequences_from_text(text, params) if text else sequences_from_csvs(sources, params)
+        if not sequences:
+            raise ValueError(f"{', '.join(sources)}: no line in the alphabet to train the language model on")
+        _BUILT.clear()
+        _BUILT[key] = train_ngram(sequences, params.alphabet.n_classes - 1, order)
+    return _BUILT[key], ", ".join(sources)
+
+
+def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[list[int]]:
+    """The label codes of data CSVs' rows whose every unit is in ``params.alphabet``."""
+    from tf_crnn.records import read_csv_rows, split_label
+
+    lookup = params.alphabet.lookup
+    out = []
+    for csv_file in csv_files:
+        for _, _, label in read_csv_rows(csv_file, params.csv_delimiter):
+            units = [
+                normalize(u, params.unicode_normalization)
+                for u in split_label(label or "", params.string_split_delimiter)
+            ]
+            if units and all(u in lookup for u in units):
+                out.append([lookup[u] for u in units])
+    return out
+
+
+def sequences_from_text(text_file: str | os.PathLike, params) -> list[list[int]]:
+    """The lines of a text file as code sequences: each line split into the alphabet's units
+    (longest first), characters outside them dropped."""
+    lookup = params.alphabet.lookup
+    longest = max((len(u) for u in lookup), default=1)
+    out = []
+    for line in Path(text_file).read_text(encoding="utf-8").splitlines():
+        line, codes, i = normalize(line.strip(), params.unicode_normalization), [], 0
+        while i < len(line):
+            size = next((n for n in range(min(longest, len(line) - i), 0, -1) if line[i : i + n] in lookup), 0)
+            if size:
+                codes.append(lookup[line[i : i + size]])
+            i += max(size, 1)
+        if codes:
+            out.append(codes)
+    return out
+
+
+__all__ = [
+    "LM_FILENAME",
+    "CharNgram",
+    "NgramTables",
+    "build_lm",
+    "lm_beam_search",
+    "load_lm",
+    "sequences_from_csvs",
+    "sequences_from_text",
+    "train_ngram",
+]
