@@ -3,6 +3,7 @@ import dataclasses
 import keras
 import numpy as np
 import pytest
+from keras import layers
 
 from tf_crnn.config import Params
 from tf_crnn.loss import ctc_loss
@@ -101,3 +102,35 @@ def test_column_masking_hides_spans_while_training_only(params):
     reading = get_model_inference(params, rnn_dropout=0.0)
     assert "column_masking" not in {layer.name for layer in reading.layers}
     reading.set_weights(training.get_weights())
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_projected_lstm_computes_what_keras_lstm_computes(go_backwards):
+    import tensorflow as tf
+
+    from tf_crnn.model import ProjectedLSTM
+
+    rng = np.random.default_rng(3)
+    x = tf.constant(rng.normal(size=(3, 9, 5)), tf.float32)
+    mask = tf.constant(np.arange(9)[None, :] < np.array([9, 6, 2])[:, None])
+    ours = ProjectedLSTM(4, return_sequences=True, go_backwards=go_backwards)
+    theirs = layers.LSTM(4, return_sequences=True, go_backwards=go_backwards)
+    ours.build(x.shape)
+    theirs.build(x.shape)
+    weights = [rng.normal(size=w.shape).astype(np.float32) for w in theirs.get_weights()]
+    ours.set_weights(weights)
+    theirs.set_weights(weights)
+    with tf.GradientTape(persistent=True) as tape:
+        tape.watch(x)
+        a, b = ours(x, mask=mask), theirs(x, mask=mask)
+        loss_a, loss_b = tf.reduce_sum(a * a), tf.reduce_sum(b * b)
+    np.testing.assert_allclose(a.numpy(), b.numpy(), atol=1e-5)
+    np.testing.assert_allclose(tape.gradient(loss_a, x).numpy(), tape.gradient(loss_b, x).numpy(), atol=1e-4)
+    for g, h in zip(tape.gradient(loss_a, ours.trainable_weights), tape.gradient(loss_b, theirs.trainable_weights)):
+        np.testing.assert_allclose(g.numpy(), h.numpy(), atol=1e-4)
+    assert np.abs(a.numpy()).max() > 0.1  # not a trivial zero output
+    # Dropout while training: one mask for every frame, so the layer trains and differs from inference.
+    dropping = ProjectedLSTM(4, return_sequences=True, dropout=0.5)
+    dropping.build(x.shape)
+    dropping.set_weights(weights)
+    assert not np.allclose(dropping(x, training=True).numpy(), dropping(x, training=False).numpy())

@@ -445,7 +445,6 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
     type=click.Path(dir_okay=False),
     help="Write a self-contained page: metrics, data summary, confusions, worst lines with their images.",
 )
-@user_errors
 @click.option(
     "--tune-lm",
     is_flag=True,
@@ -465,6 +464,7 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
     help="With --tune-lm: where to write the export that reads with the language model (default: beside MODEL, "
     "its name + '-lm').",
 )
+@user_errors
 def evaluate(
     model, csv_file, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output
 ) -> None:

@@ -18,6 +18,7 @@ import logging
 import keras
 import tensorflow as tf
 from keras import layers, ops
+from keras.src import backend as keras_backend  # its rnn(): the loop Keras's own LSTM runs
 
 from tf_crnn.alphabet import BLANK_INDEX
 from tf_crnn.config import Params, conv_output_size, pool_output_size
@@ -300,6 +301,49 @@ class SequenceMask(layers.Layer):
         return keras.KerasTensor(sequence.shape[:2], dtype="bool")
 
 
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class ProjectedLSTM(layers.LSTM):
+    """Keras's LSTM with the input projections of all frames computed in one matmul before the
+    loop over time, which then multiplies only the state: the same weights (a checkpoint of
+    either layer loads into the other) and the same results, with most of the layer's FLOPs moved
+    from small per-frame matmuls, slow on a CPU, into one large one.
+
+    The input dropout mask is the same for every frame, as in Keras's cell. Configurations this
+    does not cover (recurrent dropout, the per-gate ``implementation=1``) run Keras's own loop.
+    """
+
+    def inner_loop(self, sequences, initial_state, mask, training=False):
+        cell = self.cell
+        if self.recurrent_dropout or cell.implementation != 2:
+            return super().inner_loop(sequences, initial_state, mask, training=training)
+        if isinstance(mask, (list, tuple)):
+            mask = mask[0]
+        if training and 0.0 < cell.dropout < 1.0:
+            sequences = sequences * ops.expand_dims(cell.get_dropout_mask(sequences[:, 0, :]), 1)
+        projected = ops.matmul(sequences, cell.kernel)
+        if cell.use_bias:
+            projected = projected + cell.bias
+
+        def step(z, states):
+            h_tm1, c_tm1 = states
+            z = z + ops.matmul(h_tm1, cell.recurrent_kernel)
+            c, o = cell._compute_carry_and_output_fused(ops.split(z, 4, axis=1), c_tm1)
+            h = o * cell.activation(c)
+            return h, [h, c]
+
+        return keras_backend.rnn(
+            step,
+            projected,
+            list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state],
+            go_backwards=self.go_backwards,
+            mask=mask,
+            unroll=self.unroll,
+            input_length=sequences.shape[1],
+            zero_output_for_mask=self.zero_output_for_mask,
+            return_all_outputs=self.return_sequences,
+        )
+
+
 def _as_pair(value):
     if isinstance(value, int):
         return (value, value)
@@ -348,7 +392,7 @@ def get_crnn_output(
     mask = SequenceMask(name="sequence_mask")(x, widths)
     for i, units in enumerate(parameters.rnn_units):
         dropout = parameters.rnn_dropout if rnn_dropout is None else rnn_dropout
-        lstm = layers.LSTM(units, return_sequences=True, dropout=dropout)
+        lstm = ProjectedLSTM(units, return_sequences=True, dropout=dropout)
         x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
     logits = layers.Dense(parameters.alphabet.n_classes, name="logits")(x)
     return BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
@@ -397,6 +441,7 @@ __all__ = [
     "MaskedBatchNormalization",
     "MinimumWidth",
     "Normalization",
+    "ProjectedLSTM",
     "SequenceMask",
     "get_crnn_output",
     "get_model_inference",

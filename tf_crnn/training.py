@@ -473,7 +473,14 @@ class TrainingSystem:
         if self.data.eval is not None:
             with cluster_errors(self.distribution, self.resume_dir):
                 val_cer = float(self.model.evaluate(self.data.eval, verbose=0, return_dict=True)["cer"])
-            logger.info("Validation CER of the exported model: %.4f", val_cer)
+            if self.params.lm_order and self.params.lm_weight > 0:
+                logger.info(
+                    "Validation CER of the exported weights, greedy: %.4f (the export reads with its language "
+                    "model: tf-crnn evaluate measures that)",
+                    val_cer,
+                )
+            else:
+                logger.info("Validation CER of the exported model: %.4f", val_cer)
         export_path = export_savedmodel(
             self.model,
             self.params,
