@@ -16,7 +16,7 @@ from tf_crnn.cli import main
 from tf_crnn.decoding import beam_search_decode
 from tf_crnn.export import export_with_lm
 from tf_crnn.language_model import CharNgram, NgramTables, build_lm, lm_beam_search, load_lm, train_ngram
-from tf_crnn.loader import PredictionModel
+from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
 
@@ -112,6 +112,10 @@ def test_an_export_reads_with_its_language_model_and_no_file_beside_it(trained, 
     codes, _ = lm_beam_search(log_probs, lengths, NgramTables(lm), 2.0, 0.5, beam_width=params.lm_beam_width)
     expected = [model.alphabet.decode(c for c in row if c > 0) for row in codes[0].numpy()]
     assert model.predict(images) == expected
+    # tf-crnn predict decodes here when asked for details: the same language model, the same texts.
+    detailed, _ = predict_files(path, images, details=True)
+    assert [r["transcription"] for r in detailed] == expected
+    assert all(len(r["character_confidences"]) == len(r["transcription"]) for r in detailed)
     # Weight 2 on a model of random digits changes readings: the check above can fail.
     assert expected != PredictionModel(result.export_path).predict(images)
     # The SavedModel alone, in a process that never imports tf_crnn.

@@ -116,6 +116,20 @@ class PredictionModel:
         lm = load_lm(self.export_path) if self.params.lm_weight > 0 else None
         return NgramTables(lm) if lm is not None else None
 
+    def lm_decode(self, log_probs, lengths, beam_width: int, top_paths: int = 1):
+        """``language_model.lm_beam_search`` with the export's language model and settings, as a
+        graph (one per beam width and number of paths): ``(codes, scores)``."""
+        decoders = self.__dict__.setdefault("_lm_decoders", {})
+        if (beam_width, top_paths) not in decoders:
+            tables, params = self.lm_tables, self.params
+            decoders[beam_width, top_paths] = tf.function(
+                lambda lp, n: lm_beam_search(
+                    lp, n, tables, params.lm_weight, params.lm_length_bonus, beam_width, top_paths
+                ),
+                reduce_retracing=True,
+            )
+        return decoders[beam_width, top_paths](log_probs, lengths)
+
     @functools.cached_property
     def alphabet(self) -> Alphabet:
         """The export's alphabet (its ``alphabet.json``)."""
@@ -310,10 +324,7 @@ def _decode(
     params = model.params
     lm = model.lm_tables
     if lm is not None:
-        codes, scores = lm_beam_search(
-            log_probs, lengths, lm, params.lm_weight, params.lm_length_bonus, beam_width or params.lm_beam_width,
-            top_paths,
-        )  # fmt: skip
+        codes, scores = model.lm_decode(log_probs, lengths, beam_width or params.lm_beam_width, top_paths)
         codes, scores = codes.numpy(), scores.numpy()
     elif beam_width is None:
         codes, scores = greedy_decode(log_probs)
