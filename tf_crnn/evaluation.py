@@ -176,10 +176,9 @@ def tune_lm(
     """CER of an export on ``csv_filename`` decoded with the language model ``lm`` at each
     ``lm_weight`` and length bonus, and greedily. The network runs once; each setting decodes
     its stored output (``language_model.lm_beam_search``)."""
-    import numpy as np
     import tensorflow as tf
 
-    from tf_crnn.decoding import greedy_decode
+    from tf_crnn.decoding import decode_to_text, greedy_decode
     from tf_crnn.language_model import NgramTables, lm_beam_search
 
     model = PredictionModel(model_directory, signature="filename")
@@ -205,7 +204,7 @@ def tune_lm(
     def measure(read) -> EvaluationResult:
         result = EvaluationResult(lines=[], skipped=skipped)
         for chunk, log_probs, lengths in outputs:
-            texts = [model.alphabet.decode(c for c in row if c > 0) for row in np.asarray(read(log_probs, lengths))]
+            texts = decode_to_text(read(log_probs, lengths), model.alphabet)
             _compare(result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params)
         return result
 

@@ -48,6 +48,7 @@ from tf_crnn.decoding import (
 )
 from tf_crnn.language_model import LM_FILENAME, CharNgram, NgramTables, build_lm, lm_beam_search
 from tf_crnn.model import get_model_inference
+from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -211,15 +212,13 @@ def export_with_lm(
     export_path: str | os.PathLike, target: str | os.PathLike, lm: CharNgram, lm_weight: float, length_bonus: float
 ) -> Path:
     """A copy of an export at ``target`` that decodes with the language model ``lm``."""
-    import json
-
     export_path = Path(export_path)
     params = dataclasses.replace(
         export_params(export_path), lm_order=lm.order, lm_weight=float(lm_weight), lm_length_bonus=float(length_bonus)
     )
     network = get_model_inference(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
     metadata_file = export_path / METADATA_FILENAME
-    metadata = json.loads(metadata_file.read_text(encoding="utf-8")) if metadata_file.is_file() else {}
+    metadata = read_json_object(metadata_file, "export metadata") if metadata_file.is_file() else {}
     metadata.update(language_model=lm.describe(), lm_weight=params.lm_weight, lm_length_bonus=params.lm_length_bonus)
     return write_export(network, params, Path(target), metadata, lm)
 

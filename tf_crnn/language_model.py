@@ -26,6 +26,7 @@ lowers the validation CER.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from collections import Counter
 from collections.abc import Iterable, Sequence
@@ -41,6 +42,14 @@ NEG = -1e30
 """Log-probability of nothing: finite, so that sums and differences of it stay finite."""
 CANDIDATE_UNITS = 8
 """Units tried as the next character at each frame: the frame's most probable ones."""
+
+
+def _key(symbols: Sequence[int], base: int) -> int:
+    """An n-gram's key: its symbols as the digits of a number in ``base``."""
+    k = 0
+    for s in symbols:
+        k = k * base + int(s)
+    return k
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,18 +73,21 @@ class CharNgram:
         return self.n_units + 2
 
     def key(self, symbols: Sequence[int]) -> int:
-        k = 0
-        for s in symbols:
-            k = k * self.base + int(s)
-        return k
+        return _key(symbols, self.base)
+
+    @functools.cached_property
+    def _tables(self) -> tuple[dict, dict]:
+        return (
+            dict(zip(self.ngram_keys.tolist(), self.ngram_log_probs.tolist())),
+            dict(zip(self.context_keys.tolist(), self.context_log_backoffs.tolist())),
+        )
 
     def log_prob(self, context: Sequence[int], symbol: int) -> float:
         """Natural log P(symbol | the last ``order - 1`` symbols of context); the reference
         that ``NgramTables.log_prob`` is tested against."""
         context = [self.boundary] * (self.order - 1) + list(context)
         context = context[len(context) - (self.order - 1) :] if self.order > 1 else []
-        ngrams = dict(zip(self.ngram_keys.tolist(), self.ngram_log_probs.tolist()))
-        backoffs = dict(zip(self.context_keys.tolist(), self.context_log_backoffs.tolist()))
+        ngrams, backoffs = self._tables
         total = 0.0
         for k in range(self.order, 0, -1):
             ctx = context[len(context) - (k - 1) :] if k > 1 else []
@@ -134,15 +146,9 @@ def train_ngram(sequences: Iterable[Sequence[int]], n_units: int, order: int = 6
             for k in range(1, order + 1):
                 counts[k][tuple(padded[i - k + 1 : i + 1])] += 1
 
-    def key(symbols) -> int:
-        k = 0
-        for s in symbols:
-            k = k * base + s
-        return k
-
     total = sum(counts[1].values())
     lower = {(c,): (counts[1][(c,)] + 1) / (total + n_units + 1) for c in range(1, boundary + 1)}
-    ngrams = {key(g): np.log(p) for g, p in lower.items()}
+    ngrams = {_key(g, base): np.log(p) for g, p in lower.items()}
     contexts = {}
     for k in range(2, order + 1):
         context_total, context_types = Counter(), Counter()
@@ -154,8 +160,8 @@ def train_ngram(sequences: Iterable[Sequence[int]], n_units: int, order: int = 6
         for gram, n in counts[k].items():
             ctx = gram[:-1]
             probs[gram] = (n - discount) / context_total[ctx] + gamma[ctx] * lower[gram[1:]]
-        ngrams.update((key(g), np.log(p)) for g, p in probs.items())
-        contexts.update((key(ctx), np.log(g)) for ctx, g in gamma.items())
+        ngrams.update((_key(g, base), np.log(p)) for g, p in probs.items())
+        contexts.update((_key(ctx, base), np.log(g)) for ctx, g in gamma.items())
         lower = probs
     return CharNgram(
         order=order,

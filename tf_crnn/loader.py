@@ -116,10 +116,14 @@ class PredictionModel:
         lm = load_lm(self.export_path) if self.params.lm_weight > 0 else None
         return NgramTables(lm) if lm is not None else None
 
+    @functools.cached_property
+    def _lm_decoders(self) -> dict:
+        return {}
+
     def lm_decode(self, log_probs, lengths, beam_width: int, top_paths: int = 1):
         """``language_model.lm_beam_search`` with the export's language model and settings, as a
         graph (one per beam width and number of paths): ``(codes, scores)``."""
-        decoders = self.__dict__.setdefault("_lm_decoders", {})
+        decoders = self._lm_decoders
         if (beam_width, top_paths) not in decoders:
             tables, params = self.lm_tables, self.params
             decoders[beam_width, top_paths] = tf.function(
