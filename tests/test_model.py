@@ -134,3 +134,43 @@ def test_projected_lstm_computes_what_keras_lstm_computes(go_backwards):
     dropping.build(x.shape)
     dropping.set_weights(weights)
     assert not np.allclose(dropping(x, training=True).numpy(), dropping(x, training=False).numpy())
+
+
+def test_ctc_shortcut_adds_its_loss_while_training_and_stays_out_of_the_reading_network(params, tmp_path):
+    from tf_crnn.model import CTCShortcutModel, copy_weights
+
+    params = dataclasses.replace(params, ctc_shortcut=0.5)
+    model = get_model_train(params)
+    assert isinstance(model, CTCShortcutModel)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (2, 16, 45, 1)).astype(np.float32)
+    features = {"images": images, "widths": np.array([45, 30], np.int32)}
+    labels = np.array([[1, 2, 3], [4, 4, 0]], np.int32)
+    logits, shortcut = model(features, training=True)
+    assert shortcut.shape == logits.shape
+    # The shortcut is exact under padding, as the network is.
+    wider = dict(features, images=np.concatenate([images, np.zeros((2, 16, 40, 1), np.float32)], axis=2))
+    _, padded = model(wider, training=True)
+    np.testing.assert_allclose(padded[:, : shortcut.shape[1]].numpy(), shortcut.numpy(), atol=1e-4)
+    # Its loss is added with its weight to the network's.
+    main, extra = (float(keras.ops.mean(ctc_loss(labels, x))) for x in (logits, shortcut))
+    assert extra > 0
+    total = model.compute_loss(features, labels, (logits, shortcut))
+    assert float(total) == pytest.approx(main + 0.5 * extra, rel=1e-5)
+    # Validation, callbacks and exports see the network's logits only.
+    assert model(features, training=False).shape == logits.shape
+    scores = model.evaluate(features, labels, verbose=0, return_dict=True)
+    assert scores["loss"] == pytest.approx(float(keras.ops.mean(ctc_loss(labels, model(features)))), rel=1e-4)
+    # A training step trains the shortcut and, through it, the convolutions.
+    before = model.get_layer("shortcut_logits").get_weights()[0].copy()
+    model.train_on_batch(features, labels)
+    assert not np.allclose(model.get_layer("shortcut_logits").get_weights()[0], before)
+    reading = get_model_inference(params, rnn_dropout=0.0)
+    assert "shortcut_logits" not in {layer.name for layer in reading.layers}
+    copy_weights(model, reading)
+    np.testing.assert_allclose(reading(features).numpy(), model(features, training=False).numpy(), atol=1e-6)
+    # A checkpoint of it loads back as the same training network.
+    model.save(tmp_path / "model.keras")
+    loaded = keras.saving.load_model(tmp_path / "model.keras")
+    assert isinstance(loaded, CTCShortcutModel) and loaded.shortcut_weight == 0.5
+    np.testing.assert_allclose(loaded(features).numpy(), model(features).numpy(), atol=1e-6)

@@ -1,6 +1,7 @@
 """End to end: training writes everything, learns, exports, resumes; exports read like the model."""
 
 import csv
+import dataclasses
 import json
 import shutil
 import subprocess
@@ -179,6 +180,20 @@ def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path
     assert np.isfinite(result.val_cer)
     image = next(iter((digits_data["eval"].parent / "images").iterdir()))
     assert isinstance(PredictionModel(result.export_path).predict(str(image)), str)
+
+
+@pytest.mark.slow
+def test_a_run_with_the_ctc_shortcut_resumes_and_exports_the_reading_network(digits_data, tmp_path):
+    params = tiny_params(digits_data, tmp_path / "model", n_epochs=2, steps_per_epoch=5, ctc_shortcut=0.1)
+    train(dataclasses.replace(params, n_epochs=1), verbose=0)
+    result = train(dataclasses.replace(params, restore_model=True), verbose=0)
+    assert np.isfinite(result.val_cer)
+    with open(tmp_path / "model/logs/history.csv", newline="") as f:
+        assert [row["epoch"] for row in csv.DictReader(f)] == ["0", "1"]
+    network = get_model_inference(params, str(result.export_path / "model.weights.h5"), rnn_dropout=0.0)
+    assert "shortcut_logits" not in {layer.name for layer in network.layers}
+    image = resolve_image_path(params.csv_files_eval, next(read_csv_rows(params.csv_files_eval))[1])
+    assert isinstance(PredictionModel(result.export_path).predict(image), str)
 
 
 def test_the_cosine_schedule_follows_the_time_limit():

@@ -74,6 +74,10 @@ class Params:
     column_masking: float = 0.0
     """Fraction of the time steps zeroed in random spans of up to 8 before the recurrent layers,
     while training only (0: off): the network learns to read a character from its context."""
+    ctc_shortcut: float = 0.0
+    """Weight of a second CTC loss on logits read from the convolutional features by a 1-D
+    convolution, while training only (Retsinas et al. 2022's "CTC shortcut"; 0: off, they use
+    0.1): the convolutions get a gradient that has not gone through the LSTMs."""
 
     rnn_units: list[int] = field(default_factory=lambda: [256, 256])
     rnn_dropout: float = 0.5
@@ -319,6 +323,8 @@ class Params:
             fail("column_features", f"must be one of {', '.join(COLUMN_FEATURES)}")
         if not (isinstance(self.column_masking, (int, float)) and 0 <= self.column_masking < 0.5):
             fail("column_masking", "must be a number in [0, 0.5)")
+        if not (isinstance(self.ctc_shortcut, (int, float)) and self.ctc_shortcut >= 0):
+            fail("ctc_shortcut", "must be a non-negative number (0: off)")
         if not (isinstance(self.data_augmentation_elastic, (int, float)) and self.data_augmentation_elastic >= 0):
             fail("data_augmentation_elastic", "must be a non-negative number of pixels")
         if not (isinstance(self.learning_rate, (int, float)) and self.learning_rate > 0):

@@ -47,7 +47,7 @@ from tf_crnn.decoding import (
     line_confidences,
 )
 from tf_crnn.language_model import LM_FILENAME, CharNgram, NgramTables, build_lm, lm_beam_search
-from tf_crnn.model import get_model_inference
+from tf_crnn.model import copy_weights, get_model_inference
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class ExportModule(tf.Module):
         super().__init__(name="tf_crnn")
         # A fresh network without dropout: no training-only state in the graph.
         self.model = get_model_inference(params, rnn_dropout=0.0)
-        self.model.set_weights(model.get_weights())
+        copy_weights(model, self.model)
         self.codes_to_text = CodesToText(params.alphabet)
         height, max_width = params.input_shape
         channels = params.input_channels

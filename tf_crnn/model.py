@@ -22,6 +22,7 @@ from keras.src import backend as keras_backend  # its rnn(): the loop Keras's ow
 
 from tf_crnn.alphabet import BLANK_INDEX
 from tf_crnn.config import Params, conv_output_size, pool_output_size
+from tf_crnn.loss import ctc_loss
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +355,12 @@ def _as_pair(value):
 
 
 def get_crnn_output(
-    input_images, parameters: Params, input_widths=None, rnn_dropout: float | None = None, min_width: int = 0
+    input_images,
+    parameters: Params,
+    input_widths=None,
+    rnn_dropout: float | None = None,
+    min_width: int = 0,
+    ctc_shortcut: bool = False,
 ):
     """Builds the network on Keras inputs.
 
@@ -366,9 +372,11 @@ def get_crnn_output(
         rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads: then
             without ``ColumnMasking`` either).
         min_width: pad narrower batches to this width (``MinimumWidth``); 0: never.
+        ctc_shortcut: also return the logits of the CTC shortcut head (``CTCShortcutModel``).
 
     Returns:
-        Logits ``(batch, time, n_classes)``, blank on frames past each sample's length.
+        Logits ``(batch, time, n_classes)``, blank on frames past each sample's length; with
+        ``ctc_shortcut``, a pair: those and the shortcut's logits of the same shape.
     """
     if min_width:
         input_images = MinimumWidth(min_width, name="minimum_width")(input_images)
@@ -387,6 +395,7 @@ def get_crnn_output(
         block = ConvBlock(features, kernel, stride, parameters.cnn_padding, pool, batchnorm, name=f"conv_block_{i}")
         x, widths = block(x, widths)
     x = FeatureSequence(parameters.column_features, name="to_sequence")(x)
+    features = x
     if parameters.column_masking > 0 and rnn_dropout is None:
         x = ColumnMasking(parameters.column_masking, name="column_masking")(x)
     mask = SequenceMask(name="sequence_mask")(x, widths)
@@ -395,11 +404,69 @@ def get_crnn_output(
         lstm = ProjectedLSTM(units, return_sequences=True, dropout=dropout)
         x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
     logits = layers.Dense(parameters.alphabet.n_classes, name="logits")(x)
-    return BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
+    logits = BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
+    if not ctc_shortcut:
+        return logits
+    # Columns past a sample's width are zero (ConvBlock), as 'same' padding sees at its edge:
+    # the shortcut is exact under padding too.
+    shortcut = layers.Conv1D(parameters.alphabet.n_classes, 3, padding="same", name="shortcut_logits")(features)
+    return logits, BlankPadding(name="shortcut_blank_padding", dtype="float32")(shortcut, widths)
+
+
+@keras.saving.register_keras_serializable(package="tf_crnn")
+class CTCShortcutModel(keras.Model):
+    """The training network with a CTC shortcut (``ctc_shortcut``; Retsinas et al., "Best
+    practices for a handwritten text recognition system", 2022): a 1-D convolution reads logits
+    straight from the convolutional features, and their CTC loss, weighted ``shortcut_weight``,
+    is added to the network's. Called while training it returns both logits; otherwise only the
+    network's, so that validation, callbacks and exports see the reading network alone, and the
+    shortcut's layer is left out of every export.
+    """
+
+    # Functional's own constructor arguments, so that Keras saves and revives it as a graph.
+    def __init__(self, inputs, outputs, name=None, **kwargs):
+        weight = kwargs.pop("shortcut_weight")
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        self.shortcut_weight = float(weight)
+
+    def call(self, inputs, training=None, mask=None):
+        logits, shortcut = super().call(inputs, training=training, mask=mask)
+        return (logits, shortcut) if training else logits
+
+    def compute_output_spec(self, inputs, training=None, mask=None):
+        logits, shortcut = super().compute_output_spec(inputs, training=training, mask=mask)
+        return (logits, shortcut) if training else logits
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        if not isinstance(y_pred, (tuple, list)):
+            return super().compute_loss(x, y, y_pred, sample_weight, training)
+        logits, shortcut = y_pred
+        loss = super().compute_loss(x, y, logits, sample_weight, training)
+        return loss + ops.cast(self.shortcut_weight, loss.dtype) * ops.mean(ctc_loss(y, shortcut))
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        if isinstance(y_pred, (tuple, list)):
+            y_pred = y_pred[0]
+        return super().compute_metrics(x, y, y_pred, sample_weight)
+
+    def get_config(self):
+        return {**super().get_config(), "shortcut_weight": self.shortcut_weight}
+
+
+def copy_weights(source: keras.Model, target: keras.Model) -> None:
+    """Sets each layer of ``target`` to the weights of ``source``'s layer of the same name:
+    a reading network from a training one, whose extra layers (``CTCShortcutModel``) are left."""
+    for layer in target.layers:
+        if layer.weights:
+            layer.set_weights(source.get_layer(layer.name).get_weights())
 
 
 def get_model_inference(
-    parameters: Params, weights_path: str | None = None, rnn_dropout: float | None = None, min_width: int = 0
+    parameters: Params,
+    weights_path: str | None = None,
+    rnn_dropout: float | None = None,
+    min_width: int = 0,
+    ctc_shortcut: float = 0.0,
 ) -> keras.Model:
     """The network as an uncompiled Keras model.
 
@@ -412,12 +479,17 @@ def get_model_inference(
         rnn_dropout: overrides ``parameters.rnn_dropout``; 0 builds a network without
             dropout layers, so no training-only state (seed generators) is in its graph.
         min_width: see ``get_crnn_output`` (training under a strategy only).
+        ctc_shortcut: above 0, a ``CTCShortcutModel`` with this weight (training only).
     """
     height, _ = parameters.input_shape
     images = keras.Input((height, None, parameters.input_channels), name="images")
     widths = keras.Input((), dtype="int32", name="widths")
-    logits = get_crnn_output(images, parameters, widths, rnn_dropout, min_width)
-    model = keras.Model({"images": images, "widths": widths}, logits, name="crnn")
+    inputs = {"images": images, "widths": widths}
+    if ctc_shortcut > 0:
+        outputs = get_crnn_output(images, parameters, widths, rnn_dropout, min_width, ctc_shortcut=True)
+        model = CTCShortcutModel(inputs, outputs, name="crnn", shortcut_weight=ctc_shortcut)
+    else:
+        model = keras.Model(inputs, get_crnn_output(images, parameters, widths, rnn_dropout, min_width), name="crnn")
     if weights_path is not None:
         model.load_weights(weights_path)
     return model
@@ -435,6 +507,7 @@ def __getattr__(name: str):
 
 __all__ = [
     "BlankPadding",
+    "CTCShortcutModel",
     "ColumnMasking",
     "ConvBlock",
     "FeatureSequence",
@@ -443,6 +516,7 @@ __all__ = [
     "Normalization",
     "ProjectedLSTM",
     "SequenceMask",
+    "copy_weights",
     "get_crnn_output",
     "get_model_inference",
 ]

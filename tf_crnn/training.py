@@ -165,7 +165,9 @@ def get_model_train(
     distributed = parameters.distribution_strategy != "default"
     precision = resolve_precision(parameters.mixed_precision)
     with dtype_policy("float32" if precision == "none" else precision):
-        model = get_model_inference(parameters, min_width=parameters.minimum_width if distributed else 0)
+        model = get_model_inference(
+            parameters, min_width=parameters.minimum_width if distributed else 0, ctc_shortcut=parameters.ctc_shortcut
+        )
     frozen = freeze_layers(model, parameters.freeze)
     if frozen:
         logger.info("Frozen (freeze=%s): %s", parameters.freeze, ", ".join(frozen))

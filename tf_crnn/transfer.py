@@ -202,10 +202,11 @@ def load_base_model(base: BaseModel):
 
 
 def copy_weights(target, source, rows: list[int | None]) -> None:
-    """Gives ``target`` the weights of ``source``, layer by layer; the output layer's by ``rows``."""
+    """Gives ``target`` the weights of ``source``, layer by layer; the output layer's by ``rows``.
+    A training-only layer, absent from exports (``ctc_shortcut``'s head), keeps its initial weights."""
     source_layers = _weighted_layers(source)
     for layer in target.layers:
-        if not layer.get_weights():
+        if not layer.get_weights() or layer.name not in source_layers:
             continue
         weights = source_layers[layer.name]
         if layer.name == OUTPUT_LAYER:
