@@ -85,6 +85,12 @@ def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
     first = batches[0][0]["images"][0]
     np.testing.assert_array_equal(first.numpy(), padding_inputs_width(first[:, :40], 60).numpy())
     assert batches[0][1].numpy().tolist() == [[1, 2], [1, 2]]
+    # Validation's batches: every line once, in width buckets (200 px alone, not padding 90 px).
+    bucketed = list(
+        dataset_generator(tmp_path / "d.csv", params, batch_size=2, shuffle=False, num_epochs=1, bucket=True)
+    )
+    assert sorted(w for b in bucketed for w in b[0]["widths"].numpy().tolist()) == [40, 60, 90, 200]
+    assert sorted(b[0]["images"].shape[2] for b in bucketed) == [60, 90, 200]
     fixed = Params(input_shape=[32, 800], bucket_by_width=False, lookup_alphabet_file=params.lookup_alphabet_file)
     batch = next(iter(dataset_generator(tmp_path / "d.csv", fixed, batch_size=2, shuffle=False)))
     assert batch[0]["images"].shape[2] == 800

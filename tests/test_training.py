@@ -243,6 +243,10 @@ def test_changing_the_architecture_on_resume_is_refused(trained, tmp_path):
     changed = Params(**dict(params.to_dict(), output_model_dir=str(out), restore_model=True, rnn_units=[16]))
     with pytest.raises(ConfigError, match="rnn_units"):
         train(changed)
+    for key, value in [("column_features", "max_pool"), ("ctc_shortcut", 0.1)]:
+        changed = Params(**dict(params.to_dict(), output_model_dir=str(out), restore_model=True, **{key: value}))
+        with pytest.raises(ConfigError, match=f"^{key}: .* use a new output_model_dir"):
+            train(changed)
 
 
 def test_missing_input_files_fail_before_any_work(digits_data, tmp_path):

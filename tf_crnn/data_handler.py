@@ -335,6 +335,7 @@ def dataset_generator(
     shuffle: bool = True,
     cache: bool = True,
     shard: tuple[int, int] | None = None,
+    bucket: bool | None = None,
 ) -> tf.data.Dataset:
     """The input pipeline of a (preprocessed) CSV.
 
@@ -358,6 +359,9 @@ def dataset_generator(
         cache: keep decoded, resized images in memory after the first pass.
         shard: ``(shards, index)``: read only every ``shards``-th row from ``index`` (one
             worker's part, ``tf_crnn.distribute.shard_rows``).
+        bucket: batch lines of similar widths together (with ``params.bucket_by_width``), which
+            changes the order of the samples; None: when shuffling. Validation sets it: batches
+            in file order, each padded to its widest line, hold 2.5 times the columns.
     """
     if isinstance(csv_filename, (list, tuple)):
         paths, labels = [str(p) for p in csv_filename], [[] for _ in csv_filename]
@@ -406,7 +410,7 @@ def dataset_generator(
         [None],
     )
     padding_values = ({"images": tf.constant(PADDING_VALUE, tf.uint8), "widths": 0, "filenames": ""}, 0)
-    if params.bucket_by_width and shuffle:
+    if params.bucket_by_width and (shuffle if bucket is None else bucket):
         boundaries = list(range(WIDTH_BUCKET, max_width + 1, WIDTH_BUCKET))
         if params.jit_compile:  # every width below the last boundary, as padding to boundaries needs
             boundaries.append(boundaries[-1] + WIDTH_BUCKET if boundaries else max_width + 1)

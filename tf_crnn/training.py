@@ -277,9 +277,12 @@ class TrainingData:
         if eval_csv:
 
             def eval_dataset(shard, batch_size):
+                # In width buckets (the CER and loss are over the whole set, whatever its order), on
+                # one device: a strategy's replicas cannot split the buckets' partial batches.
                 return dataset_generator(
-                    eval_csv, params, batch_size=batch_size, shuffle=False, num_epochs=1, shard=shard
-                )
+                    eval_csv, params, batch_size=batch_size, shuffle=False, num_epochs=1, shard=shard,
+                    bucket=not distribution.distributed,
+                )  # fmt: skip
 
             evaluation = input_datasets(distribution, eval_dataset, params.eval_batch_size)
             samples = eval_dataset(None, params.eval_batch_size) if distribution.distributed else evaluation
@@ -622,6 +625,7 @@ ARCHITECTURE_KEYS = (
     "cnn_pool_size",
     "cnn_batch_norm",
     "cnn_padding",
+    "column_features",
     "rnn_units",
 )
 
@@ -635,6 +639,13 @@ def _check_same_architecture(params: Params, saved_config: Path) -> None:
                 f"{key}: {current[key]!r} differs from {saved[key]!r} of the run being resumed in "
                 f"{params.output_model_dir}; resume with the same architecture or use a new output_model_dir"
             )
+    # The shortcut's head is in the checkpoints of the training network, or not: its weight may change.
+    if (saved.get("ctc_shortcut", 0) > 0) != (params.ctc_shortcut > 0):
+        raise ConfigError(
+            f"ctc_shortcut: {params.ctc_shortcut!r} against {saved.get('ctc_shortcut', 0)!r} in the run being "
+            f"resumed in {params.output_model_dir}: its checkpoints are of a training network with"
+            f"{'out' if params.ctc_shortcut > 0 else ''} the shortcut; keep it on (or off) or use a new output_model_dir"
+        )
 
 
 __all__ = [
