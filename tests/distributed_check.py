@@ -7,6 +7,7 @@ python tests/distributed_check.py precisions DATA_DIR OUT_DIR
     a short mirrored run for each of float32 + XLA, mixed_float16, mixed_bfloat16.
 """
 
+import functools
 import json
 import os
 import sys
@@ -42,8 +43,8 @@ def one_step(model, dataset) -> tuple[float, list[np.ndarray]]:
     return float(history.history["loss"][0]), [a - b for a, b in zip(model.get_weights(), before)]
 
 
-def step(data_dir: Path, out: Path) -> None:
-    params = tiny_params(data_files(data_dir), out.parent / "unused", cnn_batch_norm=[True, True])
+def step(data_dir: Path, out: Path, **overrides) -> None:
+    params = tiny_params(data_files(data_dir), out.parent / "unused", cnn_batch_norm=[True, True], **overrides)
     lines = next(iter(dataset_generator(params.eval_csv_files[0], params, batch_size=4, shuffle=False)))
     features, labels = lines
 
@@ -112,4 +113,5 @@ def precisions(data_dir: Path, out: Path) -> None:
 
 if __name__ == "__main__":
     command, data_dir, out = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
-    {"step": step, "precisions": precisions}[command](data_dir, out)
+    commands = {"step": step, "step-shortcut": functools.partial(step, ctc_shortcut=0.5), "precisions": precisions}
+    commands[command](data_dir, out)

@@ -48,10 +48,12 @@ def run_check(command: str, data: dict, out: Path) -> None:
 
 
 @pytest.mark.slow
-def test_mirrored_step_equals_one_device(eight_lines, tmp_path):
+@pytest.mark.parametrize("command", ["step", "step-shortcut"])
+def test_mirrored_step_equals_one_device(eight_lines, tmp_path, command):
     """The same loss and gradients on a fixed batch whose halves, each padded to its own width,
-    go to two replicas, as on one device: padding, masked batch norm and loss scaling agree."""
-    run_check("step", eight_lines, tmp_path / "step.json")
+    go to two replicas, as on one device: padding, masked batch norm and loss scaling agree
+    (with ``ctc_shortcut``: its loss too)."""
+    run_check(command, eight_lines, tmp_path / "step.json")
     result = json.loads((tmp_path / "step.json").read_text())
     assert result["replicas"] == 2
     assert result["widths"][0] != result["widths"][1]

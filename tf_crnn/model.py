@@ -22,7 +22,7 @@ from keras.src import backend as keras_backend  # its rnn(): the loop Keras's ow
 
 from tf_crnn.alphabet import BLANK_INDEX
 from tf_crnn.config import Params, conv_output_size, pool_output_size
-from tf_crnn.loss import ctc_loss
+from tf_crnn.loss import CTCLoss
 
 logger = logging.getLogger(__name__)
 
@@ -428,6 +428,8 @@ class CTCShortcutModel(keras.Model):
         weight = kwargs.pop("shortcut_weight")
         super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
         self.shortcut_weight = float(weight)
+        # A Loss reduces as the compiled one does, scaled for the replicas of a strategy.
+        self.shortcut_loss = CTCLoss(name="shortcut_ctc_loss")
 
     def call(self, inputs, training=None, mask=None):
         logits, shortcut = super().call(inputs, training=training, mask=mask)
@@ -442,7 +444,7 @@ class CTCShortcutModel(keras.Model):
             return super().compute_loss(x, y, y_pred, sample_weight, training)
         logits, shortcut = y_pred
         loss = super().compute_loss(x, y, logits, sample_weight, training)
-        return loss + ops.cast(self.shortcut_weight, loss.dtype) * ops.mean(ctc_loss(y, shortcut))
+        return loss + ops.cast(self.shortcut_weight, loss.dtype) * self.shortcut_loss(y, shortcut)
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y_pred, (tuple, list)):
