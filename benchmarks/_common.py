@@ -23,6 +23,21 @@ ORIGINAL_ARCHITECTURE = {
 }
 
 
+def data_params(config: str, data: Path, output: Path, **overrides):
+    """``config`` (relative to the repository) on the data set folder ``data`` (``train.csv``,
+    ``val.csv``, ``alphabet.json``), writing to ``output``."""
+    from tf_crnn.config import Params
+
+    return Params.from_json_file(
+        ROOT / config,
+        csv_files_train=str(data / "train.csv"),
+        csv_files_eval=str(data / "val.csv"),
+        lookup_alphabet_file=str(data / "alphabet.json"),
+        output_model_dir=str(output),
+        **overrides,
+    )
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process, in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import DATA, ROOT, machine, peak_rss_mb, print_table  # noqa: E402
+from _common import DATA, data_params, machine, peak_rss_mb, print_table  # noqa: E402
 
 
 def plot_curve(history_csv: Path, png: Path, title: str) -> bool:
@@ -60,21 +60,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from tf_crnn.config import Params
     from tf_crnn.evaluation import evaluate
     from tf_crnn.training import train
 
     output = Path(args.output or f"runs/budget-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}")
     data = args.data.resolve()
-    params = Params.from_json_file(
-        ROOT / args.config,
-        csv_files_train=str(data / "train.csv"),
-        csv_files_eval=str(data / "val.csv"),
-        lookup_alphabet_file=str(data / "alphabet.json"),
-        output_model_dir=str(output),
-        time_limit_minutes=args.minutes,
-        n_epochs=10_000,
-        early_stopping_patience=0,
+    params = data_params(
+        args.config, data, output, time_limit_minutes=args.minutes, n_epochs=10_000, early_stopping_patience=0
     )
     print(f"Machine: {machine()}")
     print(f"Config: {args.config}; data {data}; budget {args.minutes:g} min; output {output}", flush=True)

@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import DATA, ROOT, machine, print_table  # noqa: E402
+from _common import DATA, data_params, machine, print_table  # noqa: E402
 
 WARM_UP = 10
 
@@ -36,20 +36,13 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from tf_crnn.config import Params
     from tf_crnn.data_handler import dataset_generator
     from tf_crnn.metrics import CharacterErrorRate
     from tf_crnn.training import TrainingData, TrainingSystem, get_model_train, prepare_output_dir
 
     out = Path(tempfile.mkdtemp(prefix="step-time-")) / "run"
-    params = Params.from_json_file(
-        ROOT / args.config,
-        csv_files_train=str(DATA / "train.csv"),
-        csv_files_eval=str(DATA / "val.csv"),
-        lookup_alphabet_file=str(DATA / "alphabet.json"),
-        output_model_dir=str(out),
-        time_limit_minutes=60,  # the callbacks of a timed run; never reached here
-    )
+    # time_limit_minutes: the callbacks of a timed run; never reached here.
+    params = data_params(args.config, DATA, out, time_limit_minutes=60)
     print(f"Machine: {machine()}")
     print(f"Config: {args.config}; batch {params.train_batch_size}; {args.steps} timed steps", flush=True)
     rows = []
