@@ -5,12 +5,18 @@ Times, for a config (default ``tf_crnn/configs/printed.json``): ``train_on_batch
 pipeline, without callbacks and with the callbacks of a real run (``TrainingSystem``); and one
 validation pass over ``val.csv`` in file order and in width buckets (what training uses).
 
-    python benchmarks/step_time.py [--config tf_crnn/configs/printed.json] [--steps 90]
+``--profile`` adds a profile of the ``train_on_batch`` steps (TensorFlow's profiler, read from its
+XPlane file): the kernels' busy time per step by operation type and by layer (forward and
+gradient together), as self time, so that a loop's or a function's own events are not counted
+twice. Busy time is summed over TensorFlow's threads, so it can exceed the step's wall time.
+
+    python benchmarks/step_time.py [--config tf_crnn/configs/printed.json] [--steps 90] [--profile]
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import os
 import sys
 import tempfile
@@ -29,10 +35,72 @@ def timed(fn) -> float:
     return time.perf_counter() - start
 
 
+CONTROL_FLOW = {"While", "StatelessWhile", "If", "StatelessIf", "PartitionedCall", "StatefulPartitionedCall"}
+
+
+def kernel_self_times(logdir: str) -> dict[str, float]:
+    """Self time in seconds of each TensorFlow op (``scope/name:Type``) in the profile under
+    ``logdir``, summed over the host's threads."""
+    from tensorflow.tsl.profiler.protobuf import xplane_pb2
+
+    totals: dict[str, float] = collections.defaultdict(float)
+    for path in Path(logdir).rglob("*.xplane.pb"):
+        space = xplane_pb2.XSpace()
+        space.ParseFromString(path.read_bytes())
+        for plane in space.planes:
+            for line in plane.lines:
+                events = sorted(
+                    (e.offset_ps, e.offset_ps + e.duration_ps, plane.event_metadata[e.metadata_id].name)
+                    for e in line.events
+                )
+                stack: list[list] = []  # [end, name, own picoseconds]
+                for start, end, name in events:
+                    while stack and stack[-1][0] <= start:
+                        _close(stack.pop(), totals)
+                    if stack:
+                        stack[-1][2] -= end - start
+                    stack.append([end, name, end - start])
+                while stack:
+                    _close(stack.pop(), totals)
+    return totals
+
+
+def _close(entry: list, totals: dict[str, float]) -> None:
+    _, name, own = entry
+    # An op's event is "scope/name:Type"; the runtime's own are "Class::Method".
+    if ":" in name and "::" not in name and name.rsplit(":", 1)[1] not in CONTROL_FLOW:
+        totals[name] += own / 1e12
+
+
+def layer_of(op: str) -> str:
+    """The model layer an op belongs to: ``gradient_tape/functional/conv1/...`` -> ``conv1``."""
+    parts = op.split(":")[0].split("/")
+    if parts[0] == "gradient_tape":
+        parts = parts[1:]
+    if len(parts) > 2 and parts[0].startswith(("functional", "ctc_shortcut_model", "crnn")):
+        return parts[1]
+    return parts[0] if len(parts) > 1 else "(other)"
+
+
+def profile_table(totals: dict[str, float], key, steps: int, top: int = 15) -> list[list]:
+    grouped: dict[str, float] = collections.defaultdict(float)
+    for op, seconds in totals.items():
+        grouped[key(op)] += seconds
+    total = sum(grouped.values())
+    rows = sorted(grouped.items(), key=lambda kv: -kv[1])
+    shown = [[name, f"{s / steps * 1000:.1f}", f"{s / total:.0%}"] for name, s in rows[:top]]
+    rest = sum(s for _, s in rows[top:])
+    return shown + [
+        ["(the rest)", f"{rest / steps * 1000:.1f}", f"{rest / total:.0%}"],
+        ["total busy", f"{total / steps * 1000:.1f}", "100%"],
+    ]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="tf_crnn/configs/printed.json")
     parser.add_argument("--steps", type=int, default=90, help="timed steps per measure")
+    parser.add_argument("--profile", action="store_true", help="also profile the train_on_batch steps by op and layer")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -65,6 +133,15 @@ def main() -> None:
                 f"{seconds / n * 1000:.0f} ms/step",
             ]
         )
+        if measuring and args.profile:
+            import tensorflow as tf
+
+            logdir = tempfile.mkdtemp(prefix="step-profile-")
+            tf.profiler.experimental.start(logdir)
+            seconds = timed(lambda m=model: [m.train_on_batch(*batch) for batch in batches[WARM_UP:]])
+            tf.profiler.experimental.stop()
+            profile = kernel_self_times(logdir)
+            profile_rows = (seconds / n, profile)
 
     prepare_output_dir(params)
     data = TrainingData.from_params(params)
@@ -72,8 +149,13 @@ def main() -> None:
     model = system.model
     model.fit(data.train, steps_per_epoch=WARM_UP, epochs=1, verbose=0)
     for label, callbacks in [("no callbacks", []), ("a run's callbacks", system.callbacks)]:
-        seconds = timed(lambda c=callbacks: model.fit(data.train, steps_per_epoch=n, epochs=1, verbose=0, callbacks=c))
-        rows.append([f"fit on the input pipeline, {label}", f"{seconds / n * 1000:.0f} ms/step"])
+        # Each fit starts an iterator over the data (seconds, some calls more than others):
+        # the difference of 2n and n steps leaves it out.
+        seconds = [
+            timed(lambda c=callbacks, k=k: model.fit(data.train, steps_per_epoch=k, epochs=1, verbose=0, callbacks=c))
+            for k in (n, 2 * n)
+        ]
+        rows.append([f"fit on the input pipeline, {label}", f"{(seconds[1] - seconds[0]) / n * 1000:.0f} ms/step"])
 
     for bucket in (False, True):
         dataset = dataset_generator(
@@ -85,6 +167,17 @@ def main() -> None:
         order = "width buckets" if bucket else "file order"
         rows.append([f"validation pass over val.csv, {order} ({columns:,} padded columns)", f"{seconds:.1f} s"])
     print_table(["measure", "time"], rows)
+    if args.profile:
+        wall, profile = profile_rows
+        print(f"\nProfiled train_on_batch: {wall * 1000:.0f} ms/step wall time under the profiler")
+        print_table(["op type", "busy ms/step", "share"], profile_table(profile, lambda op: op.rsplit(":", 1)[1], n))
+        print()
+        print_table(["layer (forward + gradient)", "busy ms/step", "share"], profile_table(profile, layer_of, n))
+        print()
+        print_table(
+            ["layer, op type", "busy ms/step", "share"],
+            profile_table(profile, lambda op: f"{layer_of(op)}, {op.rsplit(':', 1)[1]}", n, top=25),
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from keras import layers
 
 from tf_crnn.config import Params
 from tf_crnn.loss import ctc_loss
-from tf_crnn.model import ColumnMasking, ConvBlock, get_model_inference
+from tf_crnn.model import ColumnMasking, ConvBlock, MaskedBatchNormalization, get_model_inference
 from tf_crnn.training import get_model_train
 
 
@@ -174,3 +174,15 @@ def test_ctc_shortcut_adds_its_loss_while_training_and_stays_out_of_the_reading_
     loaded = keras.saving.load_model(tmp_path / "model.keras")
     assert isinstance(loaded, CTCShortcutModel) and loaded.shortcut_weight == 0.5
     np.testing.assert_allclose(loaded(features).numpy(), model(features).numpy(), atol=1e-6)
+
+
+def test_masked_batch_norm_statistics_are_those_of_the_valid_columns():
+    rng = np.random.default_rng(3)
+    x = rng.normal(2.0, 3.0, (3, 4, 10, 5)).astype(np.float32)
+    widths = np.array([10, 6, 1])
+    columns = np.arange(10)[None, :] < widths[:, None]  # (batch, width)
+    bn = MaskedBatchNormalization(momentum=0.0)
+    bn(x, training=True, mask=columns[:, None, :])  # one row standing for every row
+    valid = x.transpose(0, 2, 1, 3)[columns].reshape(-1, 5)  # (positions, channels)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), valid.mean(0), rtol=1e-5)
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), valid.var(0), rtol=1e-4)

@@ -174,7 +174,7 @@ def get_model_train(
     # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
     model.compile(
         optimizer=make_optimizer(parameters, learning_rate),
-        loss=CTCLoss(),
+        loss=CTCLoss(xla=parameters.jit_compile),
         metrics=[cer or CharacterErrorRate(units=parameters.alphabet.units_by_code, name="cer")],
         jit_compile=parameters.jit_compile,
     )
