@@ -3,7 +3,8 @@
 Times, for a config (default ``tf_crnn/configs/printed.json``): ``train_on_batch`` on batches of
 ``train.csv`` held in memory, with the per-batch CER metric measured and not; ``fit`` on the input
 pipeline, without callbacks and with the callbacks of a real run (``TrainingSystem``); and one
-validation pass over ``val.csv`` in file order and in width buckets (what training uses).
+validation pass over ``val.csv`` in file order and in width buckets (what training uses); the CTC
+loss and its gradient alone, on the network's logits for those batches, in its two forms.
 
 ``--profile`` adds a profile of the ``train_on_batch`` steps (TensorFlow's profiler, read from its
 XPlane file): the kernels' busy time per step by operation type and by layer (forward and
@@ -96,6 +97,32 @@ def profile_table(totals: dict[str, float], key, steps: int, top: int = 15) -> l
     ]
 
 
+def ctc_rows(model, batches, n: int) -> list[list]:
+    """The CTC loss and its gradient alone, on the network's logits for real batches: the
+    kernel (what training uses) against the dense-label form (under ``jit_compile``)."""
+    import tensorflow as tf
+
+    from tf_crnn.loss import ctc_loss
+
+    pairs = [(tf.cast(model(features, training=False), tf.float32), labels) for features, labels in batches]
+    rows = []
+    for xla in (False, True):
+
+        @tf.function(reduce_retracing=True)
+        def loss_and_gradient(logits, labels, xla=xla):
+            with tf.GradientTape() as tape:
+                tape.watch(logits)
+                total = tf.reduce_sum(ctc_loss(labels, logits, xla=xla))
+            return tape.gradient(total, logits)
+
+        for logits, labels in pairs[:3]:
+            loss_and_gradient(logits, labels)
+        seconds = timed(lambda f=loss_and_gradient: [f(*pair).numpy() for pair in pairs])
+        form = "dense-label form (jit_compile)" if xla else "TensorFlow's kernel, sparse labels"
+        rows.append([f"CTC loss + gradient, {form}", f"{seconds / n * 1000:.1f} ms/batch"])
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", default="tf_crnn/configs/printed.json")
@@ -142,6 +169,8 @@ def main() -> None:
             tf.profiler.experimental.stop()
             profile = kernel_self_times(logdir)
             profile_rows = (seconds / n, profile)
+
+    rows += ctc_rows(model, batches[WARM_UP:], n)
 
     prepare_output_dir(params)
     data = TrainingData.from_params(params)

@@ -91,6 +91,8 @@ def test_dataset_batches_pad_to_their_own_width(tmp_path, lookup_file):
     )
     assert sorted(w for b in bucketed for w in b[0]["widths"].numpy().tolist()) == [40, 60, 90, 200]
     assert sorted(b[0]["images"].shape[2] for b in bucketed) == [60, 90, 200]
+    # No autotuning thread: it held a finished validation iterator's deletion for seconds.
+    assert ds.options().autotune.enabled is False
     fixed = Params(input_shape=[32, 800], bucket_by_width=False, lookup_alphabet_file=params.lookup_alphabet_file)
     batch = next(iter(dataset_generator(tmp_path / "d.csv", fixed, batch_size=2, shuffle=False)))
     assert batch[0]["images"].shape[2] == 800
