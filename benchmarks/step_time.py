@@ -1,7 +1,8 @@
 """Benchmark 11: where a real training run's time goes, on real batches of the lines data.
 
 Times, for a config (default ``tf_crnn/configs/printed.json``): ``train_on_batch`` on batches of
-``train.csv`` held in memory, with the per-batch CER metric measured and not; ``fit`` on the input
+``train.csv`` held in memory, with the per-batch CER metric measured and not, and its GFLOP/s
+(``cost_model.py``'s count at each batch's width) against the float32 matmul ceiling; ``fit`` on the input
 pipeline, without callbacks and with the callbacks of a real run (``TrainingSystem``); and one
 validation pass over ``val.csv`` in file order and in width buckets (what training uses); the CTC
 loss and its gradient alone, on the network's logits for those batches, in its two forms.
@@ -26,6 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import DATA, data_params, machine, print_table  # noqa: E402
+from cost_model import forward_flops, matmul_gflops  # noqa: E402
 
 WARM_UP = 10
 
@@ -160,6 +162,19 @@ def main() -> None:
                 f"{seconds / n * 1000:.0f} ms/step",
             ]
         )
+        if measuring:
+            # The cost model's count (3x the forward pass) at each batch's own width.
+            flops = sum(
+                3 * forward_flops(params, int(f["images"].shape[2]))["total"] * int(f["images"].shape[0])
+                for f, _ in batches[WARM_UP:]
+            )
+            ceiling = matmul_gflops(4096)
+            rows.append(
+                [
+                    "train_on_batch on real batches: GFLOP/s (% of the float32 matmul ceiling, 4096^2)",
+                    f"{flops / seconds / 1e9:.0f} ({flops / seconds / 1e9 / ceiling:.0%} of {ceiling:.0f})",
+                ]
+            )
         if measuring and args.profile:
             import tensorflow as tf
 
