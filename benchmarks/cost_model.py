@@ -75,7 +75,6 @@ def main() -> None:
     from tf_crnn.config import Params
     from tf_crnn.data_handler import get_resized_width
     from tf_crnn.devices import describe_precision
-    from tf_crnn.loss import ctc_loss
     from tf_crnn.records import read_csv_rows, resolve_image_path
     from tf_crnn.training import get_model_train
 
@@ -118,7 +117,8 @@ def main() -> None:
     @tf.function
     def train_step(x, y):
         with tf.GradientTape() as tape:
-            loss = tf.reduce_mean(ctc_loss(y, model(x, training=True)))
+            # The compiled loss: with ``ctc_shortcut`` the training network has two outputs.
+            loss = model.compute_loss(x=x, y=y, y_pred=model(x, training=True), training=True)
         optimizer.apply_gradients(zip(tape.gradient(loss, model.trainable_variables), model.trainable_variables))
         return loss
 

@@ -22,8 +22,9 @@ def ctc_loss(y_true, y_pred, xla: bool = False):
             same loss and gradient at a fraction of the cost on a CPU.
 
     Returns:
-        ``(batch,)`` losses. A label the logits cannot emit (infinite loss) counts 0,
-        as PyTorch's ``zero_infinity``: it has no gradient to give.
+        ``(batch,)`` losses. A label the logits cannot emit counts 0 with no gradient, as
+        PyTorch's ``zero_infinity`` (the dense form gives it a large finite loss instead; training
+        drops such lines before it starts).
     """
     y_true = ops.cast(y_true, "int32")
     y_pred = ops.cast(y_pred, "float32")
@@ -55,7 +56,7 @@ def _kernel_ctc_loss(y_true, y_pred, logit_length):
     logits = tf.concat(
         [y_pred[..., :BLANK_INDEX], y_pred[..., BLANK_INDEX + 1 :], y_pred[..., BLANK_INDEX : BLANK_INDEX + 1]], axis=-1
     )
-    # A label longer than the logits gets loss and gradient 0 (the dense path's infinite loss).
+    # A label longer than the logits can hold gets loss and gradient 0.
     loss = tf.compat.v1.nn.ctc_loss(
         labels,
         logits,
