@@ -435,7 +435,7 @@ def dataset_generator(
     ds = ds.map(finish, num_parallel_calls=AUTOTUNE)
     # tf.data's autotuning thread held the deletion of each finished validation iterator for
     # 25-40 s in most epochs of a training run (measured: epochs of 82 s against 44 s without
-    # it; BENCHMARKS 10). Without it, AUTOTUNE means one parallel call per core.
+    # it; BENCHMARKS 10). Without it, AUTOTUNE takes tf.data's fixed defaults, which keep up.
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.prefetch(AUTOTUNE).with_options(options)
