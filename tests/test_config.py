@@ -31,6 +31,7 @@ def test_unknown_key_suggests_the_closest():
         ("learning_rate", -1, "learning_rate"),
         ("n_epochs", "5", "n_epochs: must be a positive integer, got '5'"),
         ("data_augmentation", "yes", "data_augmentation"),
+        ("output_dropout", 1.0, "output_dropout: must be a number in"),
         ("input_shape", [32], "input_shape"),
         ("cnn_kernel_size", [3, 3], "cnn_kernel_size: has 2 entries but cnn_features_list has 5"),
         ("csv_delimiter", "|", "string_split_delimiter: must differ from csv_delimiter"),

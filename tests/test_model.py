@@ -104,6 +104,23 @@ def test_column_masking_hides_spans_while_training_only(params):
     reading.set_weights(training.get_weights())
 
 
+def test_output_dropout_is_in_the_training_network_only(params):
+    params = dataclasses.replace(params, output_dropout=0.5, rnn_dropout=0.0)
+    training = get_model_inference(params)
+    dropout = training.get_layer("output_dropout")
+    assert training.layers[training.layers.index(dropout) + 1].name == "logits"
+    x = {"images": np.random.default_rng(0).uniform(0, 255, (2, 16, 64, 1)).astype(np.float32), "widths": np.array([64, 40], np.int32)}
+    # Batch norm uses the batch's statistics while training, the same twice: only dropout differs.
+    first, second = (keras.ops.convert_to_numpy(training(x, training=True)) for _ in range(2))
+    assert not np.allclose(first, second, atol=1e-4)
+    read = keras.ops.convert_to_numpy(training(x, training=False))
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(training(x, training=False)), read)
+    reading = get_model_inference(params, rnn_dropout=0.0)
+    assert "output_dropout" not in {layer.name for layer in reading.layers}
+    reading.set_weights(training.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(reading(x)), read, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("go_backwards", [False, True])
 def test_projected_lstm_computes_what_keras_lstm_computes(go_backwards):
     import tensorflow as tf

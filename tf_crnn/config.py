@@ -81,6 +81,9 @@ class Params:
 
     rnn_units: list[int] = field(default_factory=lambda: [256, 256])
     rnn_dropout: float = 0.5
+    output_dropout: float = 0.0
+    """Dropout on the last recurrent layer's output, before the output layer, while training only
+    (0: off; Retsinas et al. 2022 put 0.2 there): ``rnn_dropout`` acts on each layer's input."""
     num_beam_paths: int = 1
     """1: greedy CTC decoding; more: beam search returning that many alternatives."""
     beam_width: int = 100
@@ -254,6 +257,8 @@ class Params:
         self.rnn_units = list(self.rnn_units)
         if not (isinstance(self.rnn_dropout, (int, float)) and 0 <= self.rnn_dropout < 1):
             fail("rnn_dropout", "must be a number in [0, 1)")
+        if not (isinstance(self.output_dropout, (int, float)) and 0 <= self.output_dropout < 1):
+            fail("output_dropout", "must be a number in [0, 1)")
         for name in (
             "num_beam_paths",
             "beam_width",

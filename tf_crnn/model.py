@@ -381,7 +381,7 @@ def get_crnn_output(
         input_widths: ``(batch,)`` int32 Keras input with each image's width; when
             None every image is taken to fill the whole width.
         rnn_dropout: overrides ``parameters.rnn_dropout`` (0 for a network that only reads: then
-            without ``ColumnMasking`` either).
+            without ``ColumnMasking`` or ``output_dropout`` either).
         min_width: pad narrower batches to this width (``MinimumWidth``); 0: never.
         ctc_shortcut: also return the logits of the CTC shortcut head (``CTCShortcutModel``).
 
@@ -414,6 +414,8 @@ def get_crnn_output(
         dropout = parameters.rnn_dropout if rnn_dropout is None else rnn_dropout
         lstm = ProjectedLSTM(units, return_sequences=True, dropout=dropout)
         x = layers.Bidirectional(lstm, name=f"bilstm_{i}")(x, mask=mask)
+    if parameters.output_dropout > 0 and rnn_dropout is None:
+        x = layers.Dropout(parameters.output_dropout, name="output_dropout")(x)
     logits = layers.Dense(parameters.alphabet.n_classes, name="logits")(x)
     logits = BlankPadding(name="blank_padding", dtype="float32")(logits, widths)
     if not ctc_shortcut:
