@@ -109,7 +109,10 @@ def test_output_dropout_is_in_the_training_network_only(params):
     training = get_model_inference(params)
     dropout = training.get_layer("output_dropout")
     assert training.layers[training.layers.index(dropout) + 1].name == "logits"
-    x = {"images": np.random.default_rng(0).uniform(0, 255, (2, 16, 64, 1)).astype(np.float32), "widths": np.array([64, 40], np.int32)}
+    x = {
+        "images": np.random.default_rng(0).uniform(0, 255, (2, 16, 64, 1)).astype(np.float32),
+        "widths": np.array([64, 40], np.int32),
+    }
     # Batch norm uses the batch's statistics while training, the same twice: only dropout differs.
     first, second = (keras.ops.convert_to_numpy(training(x, training=True)) for _ in range(2))
     assert not np.allclose(first, second, atol=1e-4)
