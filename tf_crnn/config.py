@@ -255,10 +255,10 @@ class Params:
         if not all(_is_int(v) and v > 0 for v in self.rnn_units):
             fail("rnn_units", "must hold positive integers")
         self.rnn_units = list(self.rnn_units)
-        if not (isinstance(self.rnn_dropout, (int, float)) and 0 <= self.rnn_dropout < 1):
-            fail("rnn_dropout", "must be a number in [0, 1)")
-        if not (isinstance(self.output_dropout, (int, float)) and 0 <= self.output_dropout < 1):
-            fail("output_dropout", "must be a number in [0, 1)")
+        for name in ("rnn_dropout", "output_dropout"):
+            rate = getattr(self, name)
+            if not (isinstance(rate, (int, float)) and 0 <= rate < 1):
+                fail(name, "must be a number in [0, 1)")
         for name in (
             "num_beam_paths",
             "beam_width",
