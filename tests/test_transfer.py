@@ -14,7 +14,8 @@ from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.datasets.synthetic import make_dataset
-from tf_crnn.transfer import NEW_UNIT_LOGIT_OFFSET, StartingPoint, plan_alphabet
+from tf_crnn.network import NEW_UNIT_LOGIT_OFFSET
+from tf_crnn.transfer import StartingPoint, plan_alphabet
 
 
 @pytest.fixture(scope="module")
@@ -221,7 +222,7 @@ def test_alphabet_check_takes_a_model(trained, letters_data):
 @pytest.fixture
 def shipped(trained, tmp_path, monkeypatch):
     """The tiny digits model shipped as builtin:digits, with a cache of its own."""
-    import tf_crnn.builtin as builtin
+    import tf_crnn.artifacts as artifacts
 
     params, result = trained
     models = tmp_path / "models"
@@ -230,7 +231,7 @@ def shipped(trained, tmp_path, monkeypatch):
     for name in ("config.json", "alphabet.json", "model.weights.h5", "tf_crnn.json"):
         shutil.copy(result.export_path / name, folder / name)
     (folder / "MODEL_CARD.md").write_text("# digits\n\nReads digits.\n")
-    monkeypatch.setattr(builtin, "MODELS_DIR", models)
+    monkeypatch.setattr(artifacts, "MODELS_DIR", models)
     monkeypatch.setenv("TF_CRNN_CACHE", str(tmp_path / "cache"))
     return result.export_path
 

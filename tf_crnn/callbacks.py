@@ -28,6 +28,7 @@ from tf_crnn.checkpoint import (
     save_checkpoint,
 )
 from tf_crnn.config import Params
+from tf_crnn.export import export_savedmodel
 from tf_crnn.metrics import CharacterErrorRate
 
 logger = logging.getLogger(__name__)
@@ -154,6 +155,8 @@ class CustomSavingCallback(keras.callbacks.Callback):
         save_best_only: save only when the validation CER is lower than at the last save.
         keep_max_models: number of saves kept; older ones are deleted.
         parameters: experiment parameters, for SavedModel exports.
+        lm: the run's language model (``language_model.build_lm``), written into each export.
+        lm_source: what the language model was trained on, for the exports' metadata.
     """
 
     def __init__(
@@ -163,8 +166,12 @@ class CustomSavingCallback(keras.callbacks.Callback):
         save_best_only: bool = False,
         keep_max_models: int = 5,
         parameters: Params | None = None,
+        lm=None,
+        lm_source: str | None = None,
     ):
         super().__init__()
+        self.lm = lm
+        self.lm_source = lm_source
         self.output_dir = Path(output_dir)
         self.saving_freq = saving_freq
         self.save_best_only = save_best_only
@@ -187,9 +194,10 @@ class CustomSavingCallback(keras.callbacks.Callback):
 
     def save(self, epoch: int, cer: float | None) -> Path:
         if self.parameters is not None:
-            from tf_crnn.export import export_savedmodel
-
-            path = export_savedmodel(self.model, self.parameters, self.output_dir, {"epoch": epoch, "val_cer": cer})
+            metadata = {"epoch": epoch, "val_cer": cer}
+            if self.lm is not None:
+                metadata["language_model"] = f"{self.lm.describe()}, from {self.lm_source}"
+            path = export_savedmodel(self.model, self.parameters, self.output_dir, metadata, self.lm)
         else:
             self.output_dir.mkdir(parents=True, exist_ok=True)
             path = self.output_dir / f"weights-epoch-{epoch:04d}.weights.h5"

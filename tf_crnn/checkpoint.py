@@ -22,15 +22,12 @@ from pathlib import Path
 import keras
 
 from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.errors import CheckpointError
 
 STATE_FILENAME = "state.json"
 CHECKPOINT_DIR = "checkpoints"
 BEST_WEIGHTS = "best.weights.h5"
 MONITOR = "val_cer"
-
-
-class CheckpointError(RuntimeError):
-    """A checkpoint that cannot be read."""
 
 
 def list_checkpoints(checkpoint_dir: str | os.PathLike) -> list[Path]:

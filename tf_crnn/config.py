@@ -13,7 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from tf_crnn.alphabet import NORMALIZATIONS, Alphabet
+from tf_crnn.artifacts import ALPHABET_FILENAME, CONFIG_FILENAME
 from tf_crnn.atomic import write_json
+from tf_crnn.errors import ConfigError
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -26,11 +28,6 @@ ALPHABET_RESIZE = ("fail", "union", "new")
 FREEZE = ("none", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
-CONFIG_FILENAME = "config.json"
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot run; the message names the key and the value."""
 
 
 def _pair(value: Any, name: str, index: int) -> tuple[int, int]:
@@ -498,6 +495,15 @@ def import_params_from_json(
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def model_params(folder: str | os.PathLike) -> Params:
+    """A model folder's parameters (its ``config.json``; ``artifacts.resolve_model``) with its
+    own alphabet file, not the path recorded in the config (which may be gone, or on another
+    machine)."""
+    folder = Path(folder)
+    config = import_params_from_json(folder)
+    return Params(**dict(config, lookup_alphabet_file=str(folder / ALPHABET_FILENAME)))
+
+
 def _as_list(value: str | list[str] | None) -> list[str]:
     if value is None:
         return []
@@ -513,6 +519,7 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "model_params",
     "Alphabet",
     "ConfigError",
     "Params",

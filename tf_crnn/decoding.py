@@ -16,11 +16,12 @@ portable exports):
 
 from __future__ import annotations
 
-import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
+from tf_crnn.language_model import NgramTables, lm_beam_search
 
 
 def greedy_decode(logits) -> tuple[tf.Tensor, tf.Tensor]:
@@ -86,112 +87,6 @@ class CodesToText(tf.Module):
         return tf.strings.reduce_join(self.table.lookup(tf.cast(codes, tf.int32)), axis=-1)
 
 
-def align(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[tuple[int, int]] | None:
-    """The most probable CTC alignment of ``codes`` under one line's ``log_probs`` (Viterbi).
-
-    Args:
-        log_probs: ``(time, n_classes)`` log-probabilities of one line.
-        codes: the transcription's class codes (no blanks).
-        length: the line's own number of frames (default: all).
-
-    Returns:
-        ``(first frame, last frame)`` of each code, or None when ``codes`` cannot be
-        aligned in ``length`` frames.
-    """
-    log_probs = np.asarray(log_probs, dtype=np.float64)[: length or len(log_probs)]
-    codes = [int(c) for c in codes]
-    if not codes:
-        return []
-    n_frames = len(log_probs)
-    # States: blank, c1, blank, c2, ..., cL, blank.
-    states = np.full(2 * len(codes) + 1, BLANK_INDEX)
-    states[1::2] = codes
-    n_states = len(states)
-    # A state may be entered from two back when it is a character different from the one before the blank.
-    skip = np.zeros(n_states, dtype=bool)
-    skip[3::2] = np.asarray(codes[1:]) != np.asarray(codes[:-1])
-    score = np.full(n_states, -np.inf)
-    score[:2] = log_probs[0, states[:2]]
-    back = np.zeros((n_frames, n_states), dtype=np.int64)
-    for t in range(1, n_frames):
-        stay = score
-        step = np.concatenate([[-np.inf], score[:-1]])
-        jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
-        candidates = np.stack([stay, step, jump])
-        choice = np.argmax(candidates, axis=0)
-        back[t] = np.arange(n_states) - choice
-        score = candidates[choice, np.arange(n_states)] + log_probs[t, states]
-    end = n_states - 1 if score[-1] >= score[-2] else n_states - 2
-    if not np.isfinite(score[end]):
-        return None
-    frames: list[list[int]] = [[] for _ in codes]
-    state = end
-    for t in range(n_frames - 1, -1, -1):
-        if state % 2 == 1:
-            frames[state // 2].append(t)
-        state = back[t, state]
-    return [(min(f), max(f)) for f in frames]
-
-
-def character_confidences(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[float]:
-    """Per-character confidences of ``codes`` under one line's ``log_probs``.
-
-    Each character gets the highest probability of its class over the frames the best
-    alignment (``align``) gives it.
-
-    Returns:
-        One probability per code; empty for an empty transcription, and all 0 when
-        ``codes`` cannot be aligned in ``length`` frames.
-    """
-    alignment = align(log_probs, codes, length)
-    if alignment is None:
-        return [0.0] * len(codes)
-    log_probs = np.asarray(log_probs, dtype=np.float64)
-    return [float(np.exp(log_probs[a : b + 1, int(c)].max())) for (a, b), c in zip(alignment, codes)]
-
-
-def character_spans(
-    alignment: list[tuple[int, int]], frame_width: float, image_width: float
-) -> list[tuple[float, float]]:
-    """Horizontal span of each aligned character, in pixels of an image ``image_width`` wide.
-
-    CTC emits a character on a frame or two near its middle, so a span runs from
-    midway between the previous character's frames and its own to midway between its
-    own and the next one's; the first and last characters extend as far on their outer
-    side as on their inner one (half a frame each side for a line of one character).
-
-    Args:
-        alignment: ``(first, last)`` frame of each character (``align``).
-        frame_width: pixels of the image per frame (its width over the line's frame count).
-        image_width: the image's width, which no span passes.
-    """
-    centres = [(a + b + 1) / 2 * frame_width for a, b in alignment]
-    if not centres:
-        return []
-    if len(centres) == 1:
-        ((a, b),) = alignment
-        return [(max(0.0, a * frame_width), min(image_width, (b + 1) * frame_width))]
-    bounds = [(x + y) / 2 for x, y in zip(centres, centres[1:])]
-    first = centres[0] - (bounds[0] - centres[0])
-    last = centres[-1] + (centres[-1] - bounds[-1])
-    edges = [max(0.0, first), *bounds, min(image_width, last)]
-    return [(edges[i], edges[i + 1]) for i in range(len(centres))]
-
-
-def expand_units(
-    units: list[str], confidences: list[float], spans: list[tuple[float, float]]
-) -> tuple[list[float], list[tuple[float, float]]]:
-    """Per-unit confidences and spans to per-character ones: each character of a
-    multi-character unit gets the unit's confidence and an equal share of its span."""
-    character_confidences, character_spans = [], []
-    for unit, confidence, (x0, x1) in zip(units, confidences, spans):
-        step = (x1 - x0) / max(len(unit), 1)
-        for k in range(len(unit)):
-            character_confidences.append(confidence)
-            character_spans.append((x0 + k * step, x0 + (k + 1) * step))
-    return character_confidences, character_spans
-
-
 def greedy_character_log_probs(logits) -> tf.RaggedTensor:
     """Per-character log-confidences of the greedy transcriptions, ``(batch, None)``.
 
@@ -218,11 +113,84 @@ def line_confidences(character_log_probs: tf.RaggedTensor) -> tf.Tensor:
     return tf.where(count > 0, tf.exp(mean), 0.0)
 
 
-def line_confidence(character_confidences: list[float]) -> float:
-    """``line_confidences`` for one line's list of character confidences."""
-    if not character_confidences:
-        return 0.0
-    return float(np.exp(np.mean(np.log(np.maximum(character_confidences, 1e-30)))))
+def decode(
+    logits,
+    lengths,
+    beam_width: int | None = None,
+    top_paths: int = 1,
+    lm: NgramTables | None = None,
+    lm_weight=0.0,
+    lm_length_bonus=0.0,
+    lm_beam_width: int = 16,
+) -> tuple[tf.Tensor, tf.Tensor]:
+    """The one rule from the network's output to codes, for every reading path (the
+    SavedModel, ``tf-crnn predict``, ``evaluate --tune-lm``): beam search with the language
+    model ``lm`` when given (``lm_beam_width`` beams), else greedy decoding when ``beam_width``
+    is None, else CTC beam search.
+
+    Args:
+        logits: ``(batch, time, n_classes)`` logits or log-probabilities (the rule is the same).
+        lengths: ``(batch,)`` frames of each line (the language model's search stops there).
+        lm_weight, lm_length_bonus: floats or scalar tensors (``tune_lm`` varies them).
+
+    Returns:
+        ``(codes, scores)``: ``(top_paths, batch, max_length)`` codes padded with -1 (greedy:
+        one path) and ``(batch, top_paths)`` natural log-probabilities.
+    """
+    if lm is not None:
+        log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+        return lm_beam_search(log_probs, lengths, lm, lm_weight, lm_length_bonus, lm_beam_width, top_paths)
+    if beam_width is None:
+        codes, scores = greedy_decode(logits)
+        return codes[None], scores[:, None]
+    return beam_search_decode(logits, beam_width, top_paths)
+
+
+class Decoder:
+    """``decode`` as compiled graphs, one per beam width and number of paths, with the language
+    model's weight and length bonus as inputs (changing them retraces nothing).
+
+    Args:
+        lm: the language model's tables, or None (greedy decoding or CTC beam search).
+        lm_weight, lm_length_bonus, lm_beam_width: the settings of ``decode``, defaults of calls.
+    """
+
+    def __init__(self, lm: NgramTables | None = None, lm_weight=0.0, lm_length_bonus=0.0, lm_beam_width: int = 16):
+        self.lm, self.lm_weight, self.lm_length_bonus, self.lm_beam_width = (
+            lm,
+            lm_weight,
+            lm_length_bonus,
+            lm_beam_width,
+        )
+        self._graphs: dict = {}
+
+    def __call__(
+        self,
+        log_probs,
+        lengths,
+        beam_width: int | None = None,
+        top_paths: int = 1,
+        lm_weight=None,
+        lm_length_bonus=None,
+    ):
+        """``(codes, scores)`` of ``decode`` as numpy arrays. With a language model,
+        ``beam_width`` (if given) replaces ``lm_beam_width``."""
+        lm_beam_width = beam_width or self.lm_beam_width
+        key = (beam_width, top_paths)
+        if key not in self._graphs:
+            self._graphs[key] = tf.function(
+                lambda lp, n, w, b: decode(lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width),
+                reduce_retracing=True,
+            )
+        weight = self.lm_weight if lm_weight is None else lm_weight
+        bonus = self.lm_length_bonus if lm_length_bonus is None else lm_length_bonus
+        codes, scores = self._graphs[key](
+            tf.convert_to_tensor(log_probs, tf.float32),
+            tf.convert_to_tensor(lengths, tf.int32),
+            tf.constant(weight, tf.float32),
+            tf.constant(bonus, tf.float32),
+        )
+        return codes.numpy(), scores.numpy()
 
 
 def decode_to_text(codes, alphabet: Alphabet) -> list[str]:
@@ -232,6 +200,8 @@ def decode_to_text(codes, alphabet: Alphabet) -> list[str]:
 
 __all__ = [
     "CodesToText",
+    "Decoder",
+    "decode",
     "align",
     "character_spans",
     "expand_units",

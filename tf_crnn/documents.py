@@ -30,6 +30,7 @@ from PIL import Image, ImageDraw
 
 from tf_crnn.atomic import write_bytes
 from tf_crnn.decoding import line_confidence
+from tf_crnn.errors import DocumentError
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -38,10 +39,6 @@ IMAGE_SEARCH = (".", "..")
 
 ALTO = "alto"
 PAGE = "page"
-
-
-class DocumentError(ValueError):
-    """A document, or a line of it, that cannot be used; the message says why."""
 
 
 @dataclass

@@ -10,6 +10,7 @@ skipped row is counted with its reason.
 from __future__ import annotations
 
 import csv
+import functools
 import os
 import tempfile
 from collections import Counter
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
+from tf_crnn.decoding import Decoder, decode_to_text
+from tf_crnn.language_model import NgramTables
 from tf_crnn.loader import PredictionModel
 from tf_crnn.metrics import alignment_confusions, levenshtein
 from tf_crnn.preprocessing import DroppedRow, preprocess_csv
@@ -176,11 +179,6 @@ def tune_lm(
     """CER of an export on ``csv_filename`` decoded with the language model ``lm`` at each
     ``lm_weight`` and length bonus, and greedily. The network runs once; each setting decodes
     its stored output (``language_model.lm_beam_search``)."""
-    import tensorflow as tf
-
-    from tf_crnn.decoding import decode_to_text, greedy_decode
-    from tf_crnn.language_model import NgramTables, lm_beam_search
-
     model = PredictionModel(model_directory, signature="filename")
     params = model.params
     beam_width = beam_width or params.lm_beam_width
@@ -191,31 +189,26 @@ def tune_lm(
             chunk = rows[start : start + batch_size]
             outputs.append((chunk, *model.log_probs([p for p, _ in chunk])))
             bar.update(len(chunk))
-    tables = NgramTables(lm)
-    n_classes = params.alphabet.n_classes
-    decode = tf.function(
-        lambda lp, lengths, weight, bonus: lm_beam_search(lp, lengths, tables, weight, bonus, beam_width)[0][0],
-        input_signature=[
-            tf.TensorSpec([None, None, n_classes], tf.float32), tf.TensorSpec([None], tf.int32),
-            tf.TensorSpec([], tf.float32), tf.TensorSpec([], tf.float32),
-        ],
-    )  # fmt: skip
+    # The decoding rule of the export that export_with_lm writes (decoding.decode).
+    greedy, with_lm = Decoder(), Decoder(NgramTables(lm), lm_beam_width=beam_width)
 
     def measure(read) -> EvaluationResult:
         result = EvaluationResult(lines=[], skipped=skipped)
         for chunk, log_probs, lengths in outputs:
-            texts = decode_to_text(read(log_probs, lengths), model.alphabet)
+            codes, _ = read(log_probs, lengths)
+            texts = decode_to_text(codes[0], model.alphabet)
             _compare(result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params)
         return result
 
-    greedy = measure(lambda log_probs, lengths: greedy_decode(log_probs)[0])
+    greedy_result = measure(greedy)
     settings = [(w, b) for w in weights for b in bonuses]
     trials = []
     with progress_bar(len(settings), "Tuning", progress) as bar:
         for weight, bonus in settings:
-            trials.append((weight, bonus, measure(lambda lp, n, w=weight, b=bonus: decode(lp, n, w, b))))
+            read = functools.partial(with_lm, lm_weight=weight, lm_length_bonus=bonus)
+            trials.append((weight, bonus, measure(read)))
             bar.update(1)
-    return LMTuning(greedy, trials)
+    return LMTuning(greedy_result, trials)
 
 
 def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:

@@ -35,27 +35,29 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from tf_crnn.atomic import atomic_dir, write_json
-from tf_crnn.builtin import is_builtin, saved_model
-from tf_crnn.config import CONFIG_FILENAME, Params, import_params_from_json
-from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
-from tf_crnn.decoding import (
-    CodesToText,
-    beam_search_decode,
-    greedy_character_log_probs,
-    greedy_decode,
-    line_confidences,
+from tf_crnn.artifacts import (
+    ALPHABET_FILENAME,
+    CONFIG_FILENAME,
+    EXPORT_DIR,
+    LM_FILENAME,
+    METADATA_FILENAME,
+    WEIGHTS_FILENAME,
+    cache_dir,
+    get_builtin,
+    is_builtin,
+    list_exports,
+    resolve_model,
 )
-from tf_crnn.language_model import LM_FILENAME, CharNgram, NgramTables, build_lm, lm_beam_search
-from tf_crnn.model import copy_weights, get_model_inference
+from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.config import Params
+from tf_crnn.config import model_params as export_params
+from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
+from tf_crnn.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
+from tf_crnn.language_model import CharNgram, NgramTables, load_lm
+from tf_crnn.network import copy_weights, get_model_inference
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
-
-EXPORT_DIR = "export"
-METADATA_FILENAME = "tf_crnn.json"
-ALPHABET_FILENAME = "alphabet.json"
-WEIGHTS_FILENAME = "model.weights.h5"
 
 
 class ExportModule(tf.Module):
@@ -77,7 +79,6 @@ class ExportModule(tf.Module):
         top_paths = params.num_beam_paths
         # Plain integer arithmetic on tensors: no AutoGraph conversion needed.
         output_width = tf.autograph.experimental.do_not_convert(params.output_width)
-        beam_width = params.beam_width
 
         def batch_images(decode_fn, inputs):
             images, widths = tf.map_fn(
@@ -93,38 +94,34 @@ class ExportModule(tf.Module):
 
         self.lm_tables = NgramTables(lm) if lm is not None and params.lm_weight > 0 else None
 
-        def read(images, widths):
+        def network_log_probs(images, widths):
             logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
-            confidences = line_confidences(greedy_character_log_probs(logits))
-            if self.lm_tables is not None:
-                codes, scores = lm_beam_search(
-                    tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1), output_width(widths), self.lm_tables,
-                    params.lm_weight, params.lm_length_bonus, params.lm_beam_width, top_paths,
-                )  # fmt: skip
-                texts = tf.transpose(self.codes_to_text(codes))
-                result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}
-                if top_paths > 1:
-                    result.update(top_transcriptions=texts, top_scores=scores)
-            elif top_paths == 1:
-                codes, scores = greedy_decode(logits)
-                result = {"transcriptions": self.codes_to_text(codes), "scores": scores}
-            else:
-                codes, scores = beam_search_decode(logits, beam_width, top_paths)
-                texts = tf.transpose(self.codes_to_text(codes))  # (batch, top_paths)
-                result = {
-                    "transcriptions": texts[:, 0],
-                    "scores": scores[:, 0],
-                    "top_transcriptions": texts,
-                    "top_scores": scores,
-                }
-            result["confidences"] = confidences
+            return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+
+        def read(images, widths):
+            # The rule tf-crnn predict and tune_lm apply to the log_probs signature's output.
+            log_probs = network_log_probs(images, widths)
+            codes, scores = decode(
+                log_probs,
+                output_width(widths),
+                beam_width=None if top_paths == 1 else params.beam_width,
+                top_paths=top_paths,
+                lm=self.lm_tables,
+                lm_weight=params.lm_weight,
+                lm_length_bonus=params.lm_length_bonus,
+                lm_beam_width=params.lm_beam_width,
+            )
+            texts = tf.transpose(self.codes_to_text(codes))  # (batch, top_paths)
+            result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}
+            if top_paths > 1:
+                result.update(top_transcriptions=texts, top_scores=scores)
+            result["confidences"] = line_confidences(greedy_character_log_probs(log_probs))
             return result
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
         def serve_log_probs(filenames):
             images, widths = batch_images(lambda f: decode_image(tf.io.read_file(f), channels), filenames)
-            logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
-            return {"log_probs": tf.nn.log_softmax(logits, axis=-1), "lengths": output_width(widths)}
+            return {"log_probs": network_log_probs(images, widths), "lengths": output_width(widths)}
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
         def serve_bytes(images):
@@ -163,8 +160,12 @@ def export_savedmodel(
     params: Params,
     export_dir: str | os.PathLike,
     metadata: dict | None = None,
+    lm: CharNgram | None = None,
 ) -> Path:
     """Writes a SavedModel to ``export_dir/<timestamp>``, atomically (``write_export``).
+
+    The language model ``lm`` is built by training (``language_model.build_lm``); the
+    exporter only writes it.
 
     Returns:
         The path of the new export.
@@ -177,10 +178,6 @@ def export_savedmodel(
     while target.exists():
         target = export_dir / f"{stamp}-{n}"
         n += 1
-    lm = None
-    if params.lm_order:
-        lm, source = build_lm(params)
-        metadata = {**(metadata or {}), "language_model": f"{lm.describe()}, from {source}"}
     return write_export(model, params, target, metadata, lm)
 
 
@@ -223,54 +220,50 @@ def export_with_lm(
     return write_export(network, params, Path(target), metadata, lm)
 
 
-def export_params(export_path: str | os.PathLike) -> Params:
-    """An export's parameters (its ``config.json``) with its own alphabet file, not the path
-    recorded in the config (which may be gone, or on another machine)."""
-    export_path = Path(export_path)
-    config = import_params_from_json(export_path)
-    return Params(**dict(config, lookup_alphabet_file=str(export_path / ALPHABET_FILENAME)))
-
-
-def list_exports(export_dir: str | os.PathLike) -> list[Path]:
-    """Complete exports in ``export_dir``, oldest first."""
-    export_dir = Path(export_dir)
-    if not export_dir.is_dir():
-        return []
-    return sorted(
-        (
-            p
-            for p in export_dir.iterdir()
-            if p.is_dir() and not p.name.startswith(".") and (p / "saved_model.pb").is_file()
-        ),
-        key=lambda p: p.name,
-    )
+def saved_model(spec: str) -> Path:
+    """The SavedModel of a shipped model (``builtin:NAME``), built into the cache on first use
+    from the files it ships (weights, config, alphabet and language model, if any)."""
+    model = get_builtin(spec)
+    target = cache_dir() / "models" / f"{model.name}-{model.digest}"
+    exports = list_exports(target)
+    if exports:
+        return exports[-1]
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise FileNotFoundError(
+            f"cannot write the cache folder {target} ({e.strerror}); set TF_CRNN_CACHE to a writable folder"
+        ) from None
+    params = export_params(model.folder)
+    network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
+    return export_savedmodel(network, params, target, model.metadata, load_lm(model.folder))
 
 
 def resolve_export(model_directory: str | os.PathLike) -> Path:
     """The SavedModel folder meant by an export folder, an ``output_model_dir`` (its newest export)
-    or ``builtin:NAME`` (a model shipped with the package, ``tf_crnn.builtin``).
+    or ``builtin:NAME`` (``artifacts.resolve_model``; a shipped model's SavedModel is built
+    into the cache on first use).
 
     Raises:
         FileNotFoundError: neither kind of folder, or no export in it yet.
     """
     if is_builtin(model_directory):
         return saved_model(model_directory)
-    path = Path(model_directory)
-    if (path / "saved_model.pb").is_file():
-        return path
-    if not path.is_dir():
-        raise FileNotFoundError(f"model directory {path} does not exist")
-    exports = list_exports(path / EXPORT_DIR)
-    if not exports:
+    folder = resolve_model(model_directory)
+    if not (folder / "saved_model.pb").is_file():
         raise FileNotFoundError(
-            f"{path} holds no SavedModel: give an export folder (with saved_model.pb) or an "
+            f"{folder} holds no SavedModel: give an export folder (with saved_model.pb) or an "
             f"output_model_dir with exports in {EXPORT_DIR}/"
         )
-    return exports[-1]
+    return folder
 
 
 __all__ = [
     "ALPHABET_FILENAME",
+    "CONFIG_FILENAME",
+    "EXPORT_DIR",
+    "LM_FILENAME",
+    "METADATA_FILENAME",
     "WEIGHTS_FILENAME",
     "ExportModule",
     "export_params",
@@ -278,5 +271,6 @@ __all__ = [
     "export_with_lm",
     "list_exports",
     "resolve_export",
+    "saved_model",
     "write_export",
 ]

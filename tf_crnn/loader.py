@@ -19,22 +19,15 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import Alphabet
+from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params, import_params_from_json
 from tf_crnn.data_handler import get_resized_width
-from tf_crnn.decoding import (
-    align,
-    beam_search_decode,
-    character_confidences,
-    character_spans,
-    expand_units,
-    greedy_character_log_probs,
-    greedy_decode,
-    line_confidence,
-)
-from tf_crnn.export import ALPHABET_FILENAME, export_params, resolve_export
-from tf_crnn.language_model import NgramTables, lm_beam_search, load_lm
+from tf_crnn.decoding import Decoder, greedy_character_log_probs
+from tf_crnn.export import export_params, resolve_export
+from tf_crnn.language_model import NgramTables, load_lm
 from tf_crnn.preprocessing import TIFF_SUFFIXES, check_image, open_image
 from tf_crnn.progress import progress_bar
 
@@ -117,22 +110,11 @@ class PredictionModel:
         return NgramTables(lm) if lm is not None else None
 
     @functools.cached_property
-    def _lm_decoders(self) -> dict:
-        return {}
-
-    def lm_decode(self, log_probs, lengths, beam_width: int, top_paths: int = 1):
-        """``language_model.lm_beam_search`` with the export's language model and settings, as a
-        graph (one per beam width and number of paths): ``(codes, scores)``."""
-        decoders = self._lm_decoders
-        if (beam_width, top_paths) not in decoders:
-            tables, params = self.lm_tables, self.params
-            decoders[beam_width, top_paths] = tf.function(
-                lambda lp, n: lm_beam_search(
-                    lp, n, tables, params.lm_weight, params.lm_length_bonus, beam_width, top_paths
-                ),
-                reduce_retracing=True,
-            )
-        return decoders[beam_width, top_paths](log_probs, lengths)
+    def decoder(self) -> Decoder:
+        """The export's decoding rule (``decoding.decode``) with its language model and settings,
+        for the ``log_probs`` signature's output."""
+        params = self.params
+        return Decoder(self.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width)
 
     @functools.cached_property
     def alphabet(self) -> Alphabet:
@@ -325,17 +307,8 @@ def _decode(
 ) -> list[dict]:
     log_probs, lengths = model.log_probs(chunk)
     alphabet = model.alphabet
-    params = model.params
     lm = model.lm_tables
-    if lm is not None:
-        codes, scores = model.lm_decode(log_probs, lengths, beam_width or params.lm_beam_width, top_paths)
-        codes, scores = codes.numpy(), scores.numpy()
-    elif beam_width is None:
-        codes, scores = greedy_decode(log_probs)
-        codes, scores = codes.numpy()[None], scores.numpy()[:, None]
-    else:
-        codes, scores = beam_search_decode(log_probs, beam_width, top_paths)
-        codes, scores = codes.numpy(), scores.numpy()
+    codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths)
     results = []
     greedy_characters = tf.exp(greedy_character_log_probs(log_probs)).to_list()
     height, max_width = model.params.input_shape

@@ -31,16 +31,13 @@ import tensorflow as tf
 
 from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
+from tf_crnn.errors import ExportFormatError
 from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
-from tf_crnn.model import get_model_inference
+from tf_crnn.network import get_model_inference
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 FILENAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
 ONNX_OPSET = 17
-
-
-class ExportFormatError(RuntimeError):
-    """A model cannot be written in the asked format."""
 
 
 def _load_network(export_path: Path):

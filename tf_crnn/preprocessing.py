@@ -16,6 +16,7 @@ from tf_crnn import records
 from tf_crnn.alphabet import normalize
 from tf_crnn.config import Params
 from tf_crnn.data_handler import get_resized_width, scaled_width
+from tf_crnn.errors import NoDataError
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 
@@ -29,10 +30,6 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 TIFF_SUFFIXES = (".tif", ".tiff")
 PREPROCESSED_DIR = "preprocessed"
 REPORT_FILENAME = "dropped_rows.csv"
-
-
-class NoDataError(ValueError):
-    """Nothing usable is left in a data set."""
 
 
 @dataclass

@@ -49,23 +49,23 @@ from tf_crnn.callbacks import (
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
-from tf_crnn.devices import describe_device, describe_precision, resolve_precision
+from tf_crnn.devices import describe_device, describe_precision
 from tf_crnn.distribute import (
     ClusterSync,
     Distribution,
     build_for_fit,
-    clipped_globally,
     input_datasets,
     make_distribution,
     one_device,
     worker_scratch,
 )
+from tf_crnn.errors import TrainingError
 from tf_crnn.export import EXPORT_DIR, export_savedmodel
-from tf_crnn.loss import CTCLoss
+from tf_crnn.language_model import build_lm
 from tf_crnn.metrics import CharacterErrorRate
-from tf_crnn.model import get_model_inference
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
-from tf_crnn.transfer import StartingPoint, freeze_layers
+from tf_crnn.system import get_model_train  # also one of this module's names since the original
+from tf_crnn.transfer import StartingPoint
 
 logger = logging.getLogger(__name__)
 
@@ -79,10 +79,6 @@ warnings.filterwarnings("ignore", message="Early stopping conditioned on metric"
 LOCK_FILENAME = ".lock"
 SHOWN_LINES = 8
 """Validation lines shown in TensorBoard after each validation (the first three also in the log)."""
-
-
-class TrainingError(RuntimeError):
-    """Training cannot start or go on; the message says why and what to do."""
 
 
 @dataclass
@@ -119,66 +115,6 @@ class OutputLock:
 
     def __exit__(self, *exc):
         self._lock.release()
-
-
-# === Compiling ===
-
-
-@contextlib.contextmanager
-def dtype_policy(name: str):
-    """Builds layers under the Keras dtype policy ``name``, restoring the previous one after."""
-    previous = keras.config.dtype_policy()
-    keras.config.set_dtype_policy(name)
-    try:
-        yield
-    finally:
-        keras.config.set_dtype_policy(previous)
-
-
-def make_optimizer(parameters: Params, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
-    """The optimizer named by ``parameters.optimizer``, clipping the gradient's norm at 5
-    (of the global batch under a strategy: ``tf_crnn.distribute.GlobalClipping``).
-
-    ``learning_rate`` overrides ``parameters.learning_rate`` (scaled for several replicas).
-    """
-    rate = parameters.learning_rate if learning_rate is None else learning_rate
-    optimizer = {"adam": keras.optimizers.Adam, "rms": keras.optimizers.RMSprop, "ada": keras.optimizers.Adadelta}
-    optimizer_class = optimizer[parameters.optimizer]
-    if parameters.distribution_strategy != "default":
-        optimizer_class = clipped_globally(optimizer_class)
-    return optimizer_class(rate, clipnorm=5.0)
-
-
-def get_model_train(
-    parameters: Params, learning_rate: float | None = None, cer: CharacterErrorRate | None = None
-) -> keras.Model:
-    """The network compiled for training: CTC loss, corpus-level CER over the characters of
-    the text, the optimizer, under the ``mixed_precision`` dtype policy.
-
-    Args:
-        parameters: the experiment.
-        learning_rate: overrides ``parameters.learning_rate``.
-        cer: the CER metric to compile with, for callers that switch it (``CEROnValidationOnly``).
-
-    Under a ``tf.distribute`` strategy, call it inside ``strategy.scope()``.
-    """
-    distributed = parameters.distribution_strategy != "default"
-    precision = resolve_precision(parameters.mixed_precision)
-    with dtype_policy("float32" if precision == "none" else precision):
-        model = get_model_inference(
-            parameters, min_width=parameters.minimum_width if distributed else 0, ctc_shortcut=parameters.ctc_shortcut
-        )
-    frozen = freeze_layers(model, parameters.freeze)
-    if frozen:
-        logger.info("Frozen (freeze=%s): %s", parameters.freeze, ", ".join(frozen))
-    # A mixed_float16 model's optimizer is wrapped in a LossScaleOptimizer (auto_scale_loss).
-    model.compile(
-        optimizer=make_optimizer(parameters, learning_rate),
-        loss=CTCLoss(xla=parameters.jit_compile),
-        metrics=[cer or CharacterErrorRate(units=parameters.alphabet.units_by_code, name="cer")],
-        jit_compile=parameters.jit_compile,
-    )
-    return model
 
 
 # === Before any work ===
@@ -314,6 +250,8 @@ class TrainingSystem:
         # A worker other than the chief resumes from the chief's checkpoints.
         self.resume_dir = Path(resume_from) / CHECKPOINT_DIR if resume_from else self.checkpoint_dir
         self.distribution = distribution or one_device()
+        # Built before any epoch: an unusable lm_text stops the run now, not after it.
+        self.lm, self.lm_source = build_lm(params) if params.lm_order else (None, None)
         keras.utils.set_random_seed(params.seed)
         with self.distribution.strategy.scope():
             self.cer = CharacterErrorRate(units=params.alphabet.units_by_code, name="cer")
@@ -368,7 +306,12 @@ class TrainingSystem:
             keras.callbacks.CSVLogger(str(self.out / "logs" / "history.csv"), append=True),
             LRTensorBoard(self.out / "logs", write_graph=False, profile_batch=0),
             CustomSavingCallback(
-                self.out / EXPORT_DIR, params.save_interval, keep_max_models=params.keep_max_models, parameters=params
+                self.out / EXPORT_DIR,
+                params.save_interval,
+                keep_max_models=params.keep_max_models,
+                parameters=params,
+                lm=self.lm,
+                lm_source=self.lm_source,
             ),
         ]
 
@@ -486,12 +429,10 @@ class TrainingSystem:
                 )
             else:
                 logger.info("Validation CER of the exported model: %.4f", val_cer)
-        export_path = export_savedmodel(
-            self.model,
-            self.params,
-            self.out / EXPORT_DIR,
-            {"epoch": best_epoch if best_epoch > 0 else epochs_done, "val_cer": val_cer},
-        )
+        metadata = {"epoch": best_epoch if best_epoch > 0 else epochs_done, "val_cer": val_cer}
+        if self.lm is not None:
+            metadata["language_model"] = f"{self.lm.describe()}, from {self.lm_source}"
+        export_path = export_savedmodel(self.model, self.params, self.out / EXPORT_DIR, metadata, self.lm)
         if self.stop.signal_received is not None:
             logger.warning("Stopped by signal after epoch %d; resume with restore_model=true", epochs_done)
         return TrainingResult(
@@ -656,7 +597,6 @@ __all__ = [
     "TrainingSystem",
     "check_inputs",
     "get_model_train",
-    "make_optimizer",
     "prepare_output_dir",
     "train",
 ]

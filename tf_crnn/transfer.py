@@ -20,16 +20,15 @@ from pathlib import Path
 import numpy as np
 
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
-from tf_crnn.builtin import get_builtin, is_builtin
-from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
+from tf_crnn.artifacts import ALPHABET_FILENAME, config_file, is_builtin, resolve_model, weights_file
+from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params, model_params
+from tf_crnn.network import OUTPUT_LAYER, copy_weights, get_model_inference
 from tf_crnn.records import read_csv_rows, split_label
 
 logger = logging.getLogger(__name__)
 
-NEW_UNIT_LOGIT_OFFSET = 10.0
 FEW_LINES = 10
 """New units held by fewer training lines than this are warned about: too few to learn from."""
-OUTPUT_LAYER = "logits"
 FROZEN_PREFIXES = {"none": (), "cnn": ("conv_block_",), "cnn+rnn": ("conv_block_", "bilstm_")}
 ARCHITECTURE_HINT_KEYS = ("input_shape", "input_channels", "cnn_features_list", "cnn_pool_size", "rnn_units")
 
@@ -50,43 +49,33 @@ def find_base_model(spec: str) -> BaseModel:
     Raises:
         ConfigError: nothing usable at ``spec``.
     """
-    from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR
-    from tf_crnn.export import EXPORT_DIR, WEIGHTS_FILENAME, export_params, list_exports
-
-    def from_folder(folder: Path, weights: Path) -> BaseModel:
-        if not (folder / CONFIG_FILENAME).is_file():
-            raise ConfigError(f"init_from: {weights} has no {CONFIG_FILENAME} beside it; copy the model's config there")
-        try:
-            if (folder / "alphabet.json").is_file():
-                params = export_params(folder)
-            else:
-                params = Params.from_json_file(folder / CONFIG_FILENAME)
-            params.alphabet  # noqa: B018 - reads the lookup now
-        except (ValueError, OSError) as e:
-            raise ConfigError(f"init_from: cannot read the model in {folder}: {e}") from None
-        return BaseModel(spec, params, weights)
-
-    if is_builtin(spec):
-        try:
-            model = get_builtin(spec)
-        except FileNotFoundError as e:
-            raise ConfigError(f"init_from: {e}") from None
-        return from_folder(model.folder, model.folder / WEIGHTS_FILENAME)
     path = Path(spec)
-    if path.is_file() and path.name.endswith(".weights.h5"):
-        return from_folder(path.parent, path)
-    if path.is_dir():
-        if (path / WEIGHTS_FILENAME).is_file():
-            return from_folder(path, path / WEIGHTS_FILENAME)
-        exports = [e for e in list_exports(path / EXPORT_DIR) if (e / WEIGHTS_FILENAME).is_file()]
-        if exports:
-            return from_folder(exports[-1], exports[-1] / WEIGHTS_FILENAME)
-        if (path / CHECKPOINT_DIR / BEST_WEIGHTS).is_file():
-            return from_folder(path, path / CHECKPOINT_DIR / BEST_WEIGHTS)
-    raise ConfigError(
-        f"init_from: {spec} is not a tf_crnn model; give builtin:NAME (see 'tf-crnn models'), an "
-        "output_model_dir, an export folder or a .weights.h5 file with its config.json beside it"
-    )
+    if not is_builtin(spec) and path.is_file() and path.name.endswith(".weights.h5"):
+        folder, weights = path.parent, path
+    else:
+        try:
+            folder = resolve_model(spec, checkpoints=True)
+        except FileNotFoundError as e:
+            raise ConfigError(
+                f"init_from: {e}"
+                if is_builtin(spec)
+                else f"init_from: {spec} is not a tf_crnn model; give "
+                "builtin:NAME (see 'tf-crnn models'), an output_model_dir, an export folder or a .weights.h5 file "
+                "with its config.json beside it"
+            ) from None
+        weights = weights_file(folder)
+    config = config_file(folder)
+    if not config.is_file():
+        raise ConfigError(f"init_from: {weights} has no {CONFIG_FILENAME} beside it; copy the model's config there")
+    try:
+        if (config.parent / ALPHABET_FILENAME).is_file():
+            params = model_params(config.parent)
+        else:
+            params = Params.from_json_file(config)
+        params.alphabet  # noqa: B018 - reads the lookup now
+    except (ValueError, OSError) as e:
+        raise ConfigError(f"init_from: cannot read the model in {config.parent}: {e}") from None
+    return BaseModel(spec, params, weights)
 
 
 @dataclass
@@ -142,20 +131,6 @@ def plan_alphabet(model: Alphabet, data: Alphabet, mode: str, data_source: str =
     return AlphabetPlan(dict(data_lookup), rows, only_data, only_model)
 
 
-def output_rows(kernel: np.ndarray, bias: np.ndarray, rows: list[int | None]) -> tuple[np.ndarray, np.ndarray]:
-    """The output layer's kernel ``(features, classes)`` and bias for the run's codes."""
-    new_kernel = np.empty((kernel.shape[0], len(rows)), kernel.dtype)
-    new_bias = np.empty(len(rows), bias.dtype)
-    for code, row in enumerate(rows):
-        if row is None:
-            new_kernel[:, code] = kernel[:, BLANK_INDEX]
-            new_bias[code] = bias[BLANK_INDEX] - NEW_UNIT_LOGIT_OFFSET
-        else:
-            new_kernel[:, code] = kernel[:, row]
-            new_bias[code] = bias[row]
-    return new_kernel, new_bias
-
-
 def _weighted_layers(model) -> dict[str, list[np.ndarray]]:
     return {layer.name: layer.get_weights() for layer in model.layers if layer.get_weights()}
 
@@ -193,25 +168,10 @@ def check_shapes(base: BaseModel, target, source) -> None:
 
 
 def load_base_model(base: BaseModel):
-    from tf_crnn.model import get_model_inference
-
     try:
         return get_model_inference(base.params, str(base.weights), rnn_dropout=0.0)
     except (ValueError, OSError) as e:
         raise ConfigError(f"init_from: cannot load the weights {base.weights}: {e}") from None
-
-
-def copy_weights(target, source, rows: list[int | None]) -> None:
-    """Gives ``target`` the weights of ``source``, layer by layer; the output layer's by ``rows``.
-    A training-only layer, absent from exports (``ctc_shortcut``'s head), keeps its initial weights."""
-    source_layers = _weighted_layers(source)
-    for layer in target.layers:
-        if not layer.get_weights() or layer.name not in source_layers:
-            continue
-        weights = source_layers[layer.name]
-        if layer.name == OUTPUT_LAYER:
-            weights = list(output_rows(weights[0], weights[1], rows))
-        layer.set_weights(weights)
 
 
 def freeze_layers(model, freeze: str) -> list[str]:
@@ -240,8 +200,6 @@ class StartingPoint:
     """
 
     def __init__(self, params: Params):
-        from tf_crnn.model import get_model_inference
-
         self.base = find_base_model(params.init_from)
         self.plan = plan_alphabet(
             self.base.params.alphabet, params.alphabet, params.alphabet_resize, str(params.lookup_alphabet_file)
@@ -256,7 +214,7 @@ class StartingPoint:
 
     def apply(self, model) -> None:
         """Loads the model's weights into the run's network."""
-        copy_weights(model, self.source, self.plan.rows)
+        copy_weights(self.source, model, self.plan.rows)
         logger.info(
             "Starting from %s (%s): %d units kept, %d new, %d dropped",
             self.base.spec,
@@ -295,9 +253,7 @@ __all__ = [
     "AlphabetPlan",
     "BaseModel",
     "StartingPoint",
-    "copy_weights",
     "find_base_model",
     "freeze_layers",
-    "output_rows",
     "plan_alphabet",
 ]

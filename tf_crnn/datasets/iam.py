@@ -38,6 +38,7 @@ from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.datasets import IAM_BASE_URL as DEFAULT_BASE_URL
 from tf_crnn.datasets.importers import write_report
+from tf_crnn.errors import CredentialsError, IamError
 from tf_crnn.records import join_units, write_csv_rows
 
 logger = logging.getLogger(__name__)
@@ -86,14 +87,6 @@ IAM_CONFIG = {
     "evaluate_every_epoch": 1,
     "save_interval": 10,
 }
-
-
-class IamError(RuntimeError):
-    """A download or conversion step that cannot go on; the message says what to do."""
-
-
-class CredentialsError(IamError):
-    """Credentials missing or refused."""
 
 
 @dataclass
