@@ -1,11 +1,11 @@
 # tf_crnn in a container: the entry point is the tf-crnn command.
 #   CPU: docker build -t tf-crnn .
-#   GPU: docker build -t tf-crnn:gpu --build-arg EXTRAS=gpu,export .
+#   GPU: docker build -t tf-crnn:gpu --build-arg EXTRAS=gpu,serve,report,export .
 #        (TensorFlow's CUDA wheels come with the gpu extra; the host needs the NVIDIA driver
 #        and the NVIDIA container toolkit: docker run --gpus all ...)
 FROM python:3.11-slim
 
-ARG EXTRAS=export
+ARG EXTRAS=serve,report,export
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1 \
     TF_CPP_MIN_LOG_LEVEL=2

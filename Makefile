@@ -11,7 +11,7 @@ $(BIN)/python:
 
 install: $(BIN)/python
 	@echo "Installing tf_crnn with TensorFlow into $(VENV): about 1 GB on a fresh machine, pip shows its progress"
-	$(BIN)/python -m pip install --progress-bar on -e ".[export]"
+	$(BIN)/python -m pip install --progress-bar on -e ".[all]"
 
 install-dev: $(BIN)/python $(VENV)/schemas/page.xsd
 	@echo "Installing tf_crnn with TensorFlow and the test tools into $(VENV): about 1 GB on a fresh machine"

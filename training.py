@@ -9,10 +9,16 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from tf_crnn.config import ConfigError, Params  # noqa: E402
+from tf_crnn.errors import MissingExtraError, require  # noqa: E402
+
+try:
+    require("sacred", "sacred")
+except MissingExtraError as e:
+    sys.exit(f"Error: {e}; or train with: tf-crnn train config.json")
+
 from sacred import Experiment  # noqa: E402
 from sacred.config.custom_containers import ReadOnlyDict, ReadOnlyList  # noqa: E402
-
-from tf_crnn.config import ConfigError, Params  # noqa: E402
 
 ex = Experiment("tf_crnn", save_git_info=False)
 ex.add_config(Params().to_dict())

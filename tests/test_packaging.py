@@ -40,7 +40,7 @@ def test_environment_yml_installs_the_project_with_a_python_it_supports():
     minimum = tuple(int(v) for v in project["requires-python"].removeprefix(">=").split("."))
     assert tuple(int(v) for v in python.removeprefix("python=").split(".")) >= minimum
     pip = next(d["pip"] for d in environment["dependencies"] if isinstance(d, dict))
-    assert pip == ["-e .[export]"] and "export" in project["optional-dependencies"]
+    assert pip == ["-e .[all]"] and "all" in project["optional-dependencies"]
 
 
 def test_auto_precision_is_bfloat16_only_where_the_cpu_has_it():

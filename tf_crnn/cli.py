@@ -12,9 +12,19 @@ from pathlib import Path
 import click
 
 from tf_crnn.alphabet import NORMALIZATIONS
+from tf_crnn.artifacts import (
+    ALPHABET_FILENAME,
+    BUILTIN_PREFIX,
+    get_builtin,
+    is_builtin,
+    list_builtin,
+    resolve_model,
+)
 from tf_crnn.datasets import IAM_BASE_URL
+from tf_crnn.errors import CheckpointError, TfCrnnError, TrainingError, require
 
-TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "import", "report", "serve"}
+TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "export", "demo", "report", "serve"}
+"""Commands that load TensorFlow; the others (import, config, alphabet, models, synth, ...) never do."""
 MODEL_HELP = "an export folder, an output_model_dir or builtin:NAME"
 
 logger = logging.getLogger("tf_crnn")
@@ -26,8 +36,6 @@ class ModelPath(click.ParamType):
     name = "model"
 
     def convert(self, value, param, ctx):
-        from tf_crnn.builtin import get_builtin, is_builtin
-
         if is_builtin(value):
             try:
                 get_builtin(value)
@@ -101,23 +109,14 @@ def user_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        from tf_crnn.config import ConfigError
-
         try:
             return fn(*args, **kwargs)
         except UserError:
             raise
-        except ConfigError as e:
+        except (TrainingError, CheckpointError) as e:  # the run failed; its input was fine
+            raise UserError(str(e), 1) from None
+        except (TfCrnnError, FileNotFoundError, ValueError) as e:
             raise UserError(str(e), 2) from None
-        except (FileNotFoundError, ValueError) as e:
-            raise UserError(str(e), 2) from None
-        except RuntimeError as e:
-            from tf_crnn.checkpoint import CheckpointError
-            from tf_crnn.training import TrainingError
-
-            if isinstance(e, (TrainingError, CheckpointError)):
-                raise UserError(str(e), 1) from None
-            raise
 
     return wrapper
 
@@ -224,20 +223,17 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
 
 def _lookup_of(spec: str) -> str:
     """The lookup file of a lookup path or of a model (its alphabet.json, no TensorFlow needed)."""
-    from tf_crnn.builtin import get_builtin, is_builtin
-
-    if is_builtin(spec):
-        return str(get_builtin(spec).folder / "alphabet.json")
-    path = Path(spec)
-    if path.is_file():
+    if not is_builtin(spec) and Path(spec).is_file():
         return spec
-    if path.is_dir():
-        candidates = [path / "alphabet.json", *sorted((path / "export").glob("*/alphabet.json"), reverse=True)]
-        for candidate in candidates:
-            if candidate.is_file():
-                return str(candidate)
-        raise UserError(f"{spec} holds no alphabet.json: give a lookup file or {MODEL_HELP}")
-    raise UserError(f"{spec} does not exist: give a lookup file or {MODEL_HELP}")
+    if not is_builtin(spec) and not Path(spec).exists():
+        raise UserError(f"{spec} does not exist: give a lookup file or {MODEL_HELP}")
+    try:
+        lookup = resolve_model(spec) / ALPHABET_FILENAME
+    except FileNotFoundError:
+        lookup = Path(spec) / ALPHABET_FILENAME
+    if not lookup.is_file():
+        raise UserError(f"{spec} holds no {ALPHABET_FILENAME}: give a lookup file or {MODEL_HELP}")
+    return str(lookup)
 
 
 # --- report -----------------------------------------------------------------------
@@ -256,6 +252,8 @@ def report(run, output, batch_size) -> None:
     metrics, the confusions and the worst lines with their images, all inline: it opens
     without a network. Training writes the same into RUN/report at its end.
     """
+    require("report", "matplotlib")
+    require("report", "jinja2")
     from tf_crnn.report import report_run
 
     try:
@@ -291,6 +289,8 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
     shared batches; a full queue answers 503 with Retry-After.
     """
+    for module in ("fastapi", "uvicorn", "multipart", "jinja2"):
+        require("serve", module)
     from tf_crnn.serve import Limits
     from tf_crnn.serve import serve as run_server
 
@@ -311,8 +311,6 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
 def models() -> None:
     """List the models shipped with the package (use them as builtin:NAME wherever a model
     is asked for, and as init_from=builtin:NAME to fine-tune one)."""
-    from tf_crnn.builtin import PREFIX, list_builtin
-
     shipped = list_builtin()
     if not shipped:
         click.echo("No models are shipped with this installation.")
@@ -320,8 +318,8 @@ def models() -> None:
     for model in shipped:
         meta = model.metadata
         cer = f"validation CER {100 * meta['val_cer']:.2f}%" if meta.get("val_cer") is not None else ""
-        units = len(json_units(model.folder / "alphabet.json"))
-        click.echo(f"{PREFIX}{model.name}\t{units} units, {model.size_bytes / 2**20:.1f} MiB, {cer}")
+        units = len(json_units(model.folder / ALPHABET_FILENAME))
+        click.echo(f"{BUILTIN_PREFIX}{model.name}\t{units} units, {model.size_bytes / 2**20:.1f} MiB, {cer}")
         click.echo(f"    {model.summary}")
         click.echo(f"    card: {model.folder / 'MODEL_CARD.md'}")
 
@@ -337,7 +335,7 @@ def json_units(lookup_file: Path) -> dict:
 
 def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
     """Image paths from files, folders (recursive) and data CSVs, in order."""
-    from tf_crnn.preprocessing import IMAGE_SUFFIXES
+    from tf_crnn.images import IMAGE_SUFFIXES
     from tf_crnn.records import read_csv_rows, resolve_image_path
 
     paths: list[str] = []
@@ -486,15 +484,15 @@ def evaluate(
 
     from tf_crnn.devices import describe_device
     from tf_crnn.evaluation import evaluate as run_evaluation
-    from tf_crnn.evaluation import write_report
+    from tf_crnn.evaluation import write_line_results
     from tf_crnn.preprocessing import summarise
 
     logger.info("Reading on %s", describe_device())
     result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
     if report:
-        write_report(result, report)
+        write_line_results(result, report)
     if html:
-        from tf_crnn.report import write_report as write_page
+        from tf_crnn.report import write_report_page as write_page
 
         write_page(
             result,
@@ -699,6 +697,7 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
     Writer Independent Text Line Recognition Task), generated_alphabet/iam_alphabet_lookup.json
     and a ready config.json. Downloads resume where they stopped; complete ones are skipped.
     """
+    require("iam", "requests")
     from tf_crnn.datasets.iam import CredentialsError, IamError, prepare_iam
 
     try:

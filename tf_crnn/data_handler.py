@@ -14,8 +14,10 @@ import os
 
 import tensorflow as tf
 
+from tf_crnn import images
 from tf_crnn.config import Params
 from tf_crnn.distribute import shard_rows
+from tf_crnn.images import scaled_width
 from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
 logger = logging.getLogger(__name__)
@@ -30,23 +32,12 @@ PADDING_VALUE = 255
 a line's own width (``tf_crnn.model``), so the value only matters to people looking at batches."""
 
 
-def scaled_width(width, height, target_height: int):
-    """Width of a ``width`` x ``height`` image scaled to ``target_height``, aspect ratio kept,
-    rounded to the nearest pixel (integer arithmetic, on ints and int32 tensors alike)."""
-    return (width * target_height + height // 2) // height
-
-
 def get_resized_width(width, height, target_height: int, max_width: int):
-    """Width after resizing to ``target_height`` with the aspect ratio kept.
-
-    Images wider than ``max_width`` after resizing are shrunk to ``max_width``.
-    Works on Python integers (preprocessing) and on int32 tensors (the graph), with
-    the same integer arithmetic, so both agree to the pixel.
-    """
-    resized = scaled_width(width, height, target_height)
-    if isinstance(resized, int):
-        return max(1, min(resized, max_width))
-    return tf.clip_by_value(resized, 1, max_width)
+    """``images.get_resized_width`` on Python integers (preprocessing) and on int32 tensors (the
+    graph), with the same integer arithmetic, so both agree to the pixel."""
+    if isinstance(width, int) and isinstance(height, int):
+        return images.get_resized_width(width, height, target_height, max_width)
+    return tf.clip_by_value(scaled_width(width, height, target_height), 1, max_width)
 
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -55,7 +46,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 def _png_on_white(contents: tf.Tensor, channels: int) -> tf.Tensor:
     """A PNG with its alpha composited on white paper (transparent paper is white, not black),
     then reduced to ``channels`` with the ITU-R 601 luma weights in Pillow's integer arithmetic,
-    as ``preprocessing.open_image`` does."""
+    as ``images.open_image`` does."""
     rgba = tf.cast(tf.io.decode_png(contents, channels=4), tf.int32)
     alpha = rgba[..., 3:]
     rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255

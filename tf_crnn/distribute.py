@@ -34,6 +34,7 @@ import keras
 import tensorflow as tf
 
 from tf_crnn.config import ConfigError, Params
+from tf_crnn.keras_compat import build_state
 
 logger = logging.getLogger(__name__)
 
@@ -210,8 +211,7 @@ def build_for_fit(model: keras.Model, distribution: Distribution, params: Params
         tf.zeros((1, params.max_chars_per_string), tf.int32),
     )
     with distribution.strategy.scope():
-        model._symbolic_build(data_batch=batch)
-    model._maybe_symbolic_build = lambda iterator=None, data_batch=None: None
+        build_state(model, batch)
     if distribution.workers > 1:
         # Keras averages each step's logs across workers along axis 0, which scalars lack
         # (tensorflow/tensorflow#72388): give them that axis. Epoch and validation logs are

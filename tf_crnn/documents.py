@@ -28,8 +28,8 @@ from pathlib import Path
 from lxml import etree
 from PIL import Image, ImageDraw
 
+from tf_crnn.alignment import line_confidence
 from tf_crnn.atomic import write_bytes
-from tf_crnn.decoding import line_confidence
 from tf_crnn.errors import DocumentError
 
 MAX_XML_BYTES = 64 * 2**20
@@ -289,7 +289,7 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
 
 def open_page(document: Document, mode: str = "L") -> Image.Image:
     """The document's page image, alpha composited on white, in ``mode``."""
-    from tf_crnn.preprocessing import open_image
+    from tf_crnn.images import open_image
 
     if document.image_path is None:
         raise DocumentError(

@@ -225,7 +225,7 @@ def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, 
         result.confusions.update(alignment_confusions(reference, prediction))
 
 
-def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -> None:
+def write_line_results(result: EvaluationResult, report_filename: str | os.PathLike) -> None:
     """Per-line CSV sorted by character errors, worst first."""
     with atomic_open(report_filename, newline="") as f:
         writer = csv.writer(f)
@@ -245,4 +245,4 @@ def write_report(result: EvaluationResult, report_filename: str | os.PathLike) -
             )
 
 
-__all__ = ["EvaluationResult", "LMTuning", "LineResult", "evaluate", "tune_lm", "write_report"]
+__all__ = ["EvaluationResult", "LMTuning", "LineResult", "evaluate", "tune_lm", "write_line_results"]

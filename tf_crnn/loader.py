@@ -24,11 +24,10 @@ from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params, import_params_from_json
-from tf_crnn.data_handler import get_resized_width
 from tf_crnn.decoding import Decoder, greedy_character_log_probs
 from tf_crnn.export import export_params, resolve_export
+from tf_crnn.images import TIFF_SUFFIXES, check_image, get_resized_width, open_image
 from tf_crnn.language_model import NgramTables, load_lm
-from tf_crnn.preprocessing import TIFF_SUFFIXES, check_image, open_image
 from tf_crnn.progress import progress_bar
 
 SIGNATURES = ("filename", "serving_default", "image")

@@ -18,10 +18,10 @@ import logging
 import keras
 import tensorflow as tf
 from keras import layers, ops
-from keras.src import backend as keras_backend  # its rnn(): the loop Keras's own LSTM runs
 
 from tf_crnn.alphabet import BLANK_INDEX
 from tf_crnn.config import Params, conv_output_size, pool_output_size
+from tf_crnn.keras_compat import backend_rnn  # Keras's own loop over time
 
 logger = logging.getLogger(__name__)
 
@@ -342,7 +342,7 @@ class ProjectedLSTM(layers.LSTM):
             h = o * cell.activation(c)
             return h, [h, c]
 
-        return keras_backend.rnn(
+        return backend_rnn(
             step,
             projected,
             list(initial_state) if isinstance(initial_state, (list, tuple)) else [initial_state],

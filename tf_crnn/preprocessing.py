@@ -2,34 +2,30 @@
 
 from __future__ import annotations
 
+import csv
 import logging
 import os
-import re
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
-
 from tf_crnn import records
 from tf_crnn.alphabet import normalize
+from tf_crnn.artifacts import DROPPED_ROWS_FILENAME as REPORT_FILENAME
+from tf_crnn.artifacts import PREPROCESSED_DIR
 from tf_crnn.config import Params
-from tf_crnn.data_handler import get_resized_width, scaled_width
 from tf_crnn.errors import NoDataError
+from tf_crnn.images import (
+    check_image,
+    get_resized_width,
+    open_image,
+    scaled_width,
+)
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 
 logger = logging.getLogger(__name__)
-
-IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF"}
-"""Formats that both Pillow (here) and TensorFlow (in the graph) decode."""
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
-"""File endings of images: those of ``IMAGE_FORMATS`` and TIFF, which is converted to PNG
-(by ``open_image``) before the graph reads it."""
-TIFF_SUFFIXES = (".tif", ".tiff")
-PREPROCESSED_DIR = "preprocessed"
-REPORT_FILENAME = "dropped_rows.csv"
 
 
 @dataclass
@@ -38,10 +34,30 @@ class DroppedRow:
     row: int
     path: str
     reason: str
+    """What is wrong with this row, in words (with its numbers)."""
     reference: str | None = None
     """The label's text when the row is dropped for a limit of the model (units it lacks, too
     long, an image too narrow or too low for it), which ``tf-crnn evaluate`` counts as all
     wrong; None for rows with no usable label or image, which are not counted."""
+    kind: str = "other"
+    """The reason's kind, one of ``DROP_KINDS``: what summaries and reports count."""
+
+
+DROP_KINDS = (
+    "not UTF-8",
+    "no delimiter",
+    "empty image path",
+    "empty label",
+    "empty unit",
+    "units not in the alphabet",
+    "label too long",
+    "duplicate row",
+    "unreadable image",
+    "image too low",
+    "image too wide",
+    "image too narrow for its label",
+    "other",
+)
 
 
 MIN_IMAGE_HEIGHT = 4
@@ -54,45 +70,6 @@ their characters would be unreadable."""
 def ctc_min_length(units: list[str]) -> int:
     """Time steps CTC needs to emit ``units``: one each, plus a blank between equal neighbours."""
     return len(units) + sum(1 for a, b in zip(units, units[1:]) if a == b)
-
-
-def open_image(path: str | os.PathLike, mode: str = "L") -> Image.Image:
-    """Opens an image in ``mode`` (``L`` or ``RGB``) as the graph decodes it
-    (``data_handler.decode_image``): an alpha channel (or a transparent palette colour) is
-    composited on white paper first; TIFF, which the graph does not decode, is read too
-    (its first page)."""
-    with Image.open(path) as image:
-        image.load()
-        if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-        return image.convert(mode)
-
-
-def check_image(path: str, decode: bool = True) -> tuple[int, int] | str:
-    """``(width, height)`` of a readable image, or the reason it is unusable.
-
-    Args:
-        decode: decode the pixels too (catches truncated files); False reads the header only.
-    """
-    try:
-        if os.path.getsize(path) == 0:
-            return "image file is empty (0 bytes)"
-        with Image.open(path) as image:
-            if image.format not in IMAGE_FORMATS:
-                return f"image format {image.format} is not supported (use PNG, JPEG, BMP or GIF)"
-            if decode:
-                image.load()
-            width, height = image.size
-    except FileNotFoundError:
-        return "image file not found"
-    except IsADirectoryError:
-        return "image path is a directory"
-    except UnidentifiedImageError:
-        return "not an image file"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-        return f"image cannot be decoded ({e})"
-    return width, height
 
 
 def preprocess_csv(
@@ -129,32 +106,37 @@ def preprocess_csv(
     seen: set[tuple[str, str]] = set()
     for number, path, label in read_csv_rows(csv_filename, parameters.csv_delimiter):
 
-        def drop(reason: str, number=number, path=path, reference: str | None = None) -> None:
-            dropped.append(DroppedRow(str(csv_filename), number, path, reason, reference))
+        def drop(kind: str, reason: str, number=number, path=path, reference: str | None = None) -> None:
+            dropped.append(DroppedRow(str(csv_filename), number, path, reason, reference, kind))
 
         if "\ufffd" in path or (label is not None and "\ufffd" in label):
-            drop("row is not valid UTF-8")
+            drop("not UTF-8", "row is not valid UTF-8")
             continue
         if label is None:
-            drop(f"no '{parameters.csv_delimiter}' between image path and label")
+            drop("no delimiter", f"no '{parameters.csv_delimiter}' between image path and label")
             continue
         path = path.strip()
         if not path:
-            drop("empty image path")
+            drop("empty image path", "empty image path")
             continue
         units = split_label(normalize(label, parameters.unicode_normalization), parameters.string_split_delimiter)
         if not units:
-            drop("empty label")
+            drop("empty label", "empty label")
             continue
         if "" in units:
-            drop(f"empty unit in label (two '{parameters.string_split_delimiter}' in a row)")
+            drop("empty unit", f"empty unit in label (two '{parameters.string_split_delimiter}' in a row)")
             continue
         unknown = sorted({u for u in units if u not in alphabet.lookup})
         if unknown:
-            drop(f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}", reference="".join(units))
+            drop(
+                "units not in the alphabet",
+                f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}",
+                reference="".join(units),
+            )
             continue
         if len(units) > parameters.max_chars_per_string:
             drop(
+                "label too long",
                 f"label has {len(units)} units, more than max_chars_per_string={parameters.max_chars_per_string}",
                 reference="".join(units),
             )
@@ -162,7 +144,7 @@ def preprocess_csv(
         full_path = resolve_image_path(csv_filename, path)
         key = (os.path.normpath(full_path), label)
         if key in seen:
-            drop("duplicate of an earlier row")
+            drop("duplicate row", "duplicate of an earlier row")
             continue
         seen.add(key)
         candidates.append((number, path, full_path, units))
@@ -177,40 +159,59 @@ def preprocess_csv(
     kept = []
     for (number, path, full_path, units), check in zip(candidates, checks):
         if isinstance(check, str):
-            dropped.append(DroppedRow(str(csv_filename), number, path, check))
+            dropped.append(DroppedRow(str(csv_filename), number, path, check, kind="unreadable image"))
             continue
         width, image_height = check
         natural_width = scaled_width(width, image_height, height)
         steps = parameters.output_width(get_resized_width(width, image_height, height, max_width))
         needed = ctc_min_length(units)
         if image_height < MIN_IMAGE_HEIGHT:
-            reason = f"image is {width}x{image_height}: too low to hold a line of text"
+            kind, reason = "image too low", f"image is {width}x{image_height}: too low to hold a line of text"
         elif natural_width > MAX_SQUEEZE * max_width:
-            reason = (
-                f"image is {width}x{image_height}: at height {height} it would be {natural_width} px wide, more "
-                f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]"
+            kind, reason = (
+                "image too wide",
+                (
+                    f"image is {width}x{image_height}: at height {height} it would be {natural_width} px wide, more "
+                    f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]"
+                ),
             )
         elif needed > steps:
-            reason = f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}"
+            kind, reason = (
+                "image too narrow for its label",
+                f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}",
+            )
         else:
             kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
             continue
-        dropped.append(DroppedRow(str(csv_filename), number, path, reason, "".join(units)))
+        dropped.append(DroppedRow(str(csv_filename), number, path, reason, "".join(units), kind))
 
     write_csv_rows(output_csv_filename, kept, parameters.csv_delimiter)
     return len(kept)
 
 
-def write_report(dropped: list[DroppedRow], report_filename: str | os.PathLike) -> None:
-    """Writes the dropped rows as a standard CSV: file, row, path, reason."""
-    rows = [(d.csv_file, d.row, d.path, d.reason) for d in dropped]
-    records.write_report(report_filename, ["csv_file", "row", "path", "reason"], rows)
+def write_dropped_rows(dropped: list[DroppedRow], report_filename: str | os.PathLike) -> None:
+    """Writes the dropped rows as a standard CSV: file, row, path, kind, reason."""
+    rows = [(d.csv_file, d.row, d.path, d.kind, d.reason) for d in dropped]
+    records.write_left_out(report_filename, ["csv_file", "row", "path", "kind", "reason"], rows)
+
+
+def read_dropped_rows(report_filename: str | os.PathLike) -> list[DroppedRow]:
+    """The rows ``write_dropped_rows`` wrote (a file without a ``kind`` column counts them as "other")."""
+    with open(report_filename, newline="", encoding="utf-8") as f:
+        return [
+            DroppedRow(r["csv_file"], int(r["row"]), r["path"], r["reason"], kind=r.get("kind") or "other")
+            for r in csv.DictReader(f)
+        ]
+
+
+def count_by_kind(dropped: list[DroppedRow]) -> list[tuple[str, int]]:
+    """``(kind, count)`` of the dropped rows, most frequent first."""
+    return Counter(d.kind for d in dropped).most_common()
 
 
 def summarise(dropped: list[DroppedRow]) -> str:
-    """One line per reason kind with its count, most frequent first."""
-    kinds = Counter(re.sub(r"\d+", "N", d.reason.split(":")[0].split(" (")[0]) for d in dropped)
-    return "; ".join(f"{count} x {kind}" for kind, count in kinds.most_common())
+    """One line: each kind of reason with its count, most frequent first."""
+    return "; ".join(f"{count} x {kind}" for kind, count in count_by_kind(dropped))
 
 
 def _preprocess_set(files: list[str], parameters: Params, out_csv: Path, dropped: list[DroppedRow]) -> int:
@@ -252,7 +253,7 @@ def data_preprocessing(params: Params) -> tuple[str, str | None, int, int]:
     if params.eval_csv_files:
         eval_csv = out_dir / "eval.csv"
         n_eval = _preprocess_set(params.eval_csv_files, params, eval_csv, dropped)
-    write_report(dropped, out_dir / REPORT_FILENAME)
+    write_dropped_rows(dropped, out_dir / REPORT_FILENAME)
     logger.info(
         "Data: %d training rows kept, %d dropped; %d evaluation rows kept, %d dropped",
         n_train,
@@ -282,5 +283,7 @@ __all__ = [
     "ctc_min_length",
     "data_preprocessing",
     "preprocess_csv",
-    "write_report",
+    "count_by_kind",
+    "read_dropped_rows",
+    "write_dropped_rows",
 ]

@@ -109,7 +109,7 @@ def read_json_object(
     return data
 
 
-def write_report(
+def write_left_out(
     filename: str | os.PathLike, columns: Sequence[str], rows: Iterable[Sequence], log_prefix: str | None = None
 ) -> None:
     """Writes the rows left out of a data set as a standard CSV (atomically): the one format
@@ -137,5 +137,5 @@ __all__ = [
     "resolve_image_path",
     "split_label",
     "write_csv_rows",
-    "write_report",
+    "write_left_out",
 ]

@@ -1,7 +1,7 @@
 """What a run did, in pictures: ``curves.png``, ``samples.png`` and one self-contained ``report.html``.
 
 ``report_run(RUN)`` (``tf-crnn report RUN``, and the end of every training run) evaluates the
-run's newest export on its validation rows and writes ``RUN/report/``; ``write_report`` writes
+run's newest export on its validation rows and writes ``RUN/report/``; ``write_report_page`` writes
 the page for any evaluation (``tf-crnn evaluate --html``). The page holds every image inline
 (PNG as data URIs): it opens from a disk, a mail or an archive without a network.
 """
@@ -22,12 +22,18 @@ from pathlib import Path
 from PIL import Image, ImageDraw, ImageFont
 from rapidfuzz.distance import Levenshtein
 
+from tf_crnn.artifacts import CONFIG_FILENAME, DROPPED_ROWS_FILENAME, PREPROCESSED_DIR, REPORT_DIR
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.preprocessing import DroppedRow, open_image, summarise
+from tf_crnn.config import Params
+from tf_crnn.errors import require
+from tf_crnn.evaluation import evaluate
+from tf_crnn.export import resolve_export
+from tf_crnn.images import open_image
+from tf_crnn.preprocessing import DroppedRow, count_by_kind, read_dropped_rows
+from tf_crnn.records import read_csv_rows, split_label
 
 logger = logging.getLogger(__name__)
 
-REPORT_DIR = "report"
 WORST_LINES = 30
 SAMPLE_LINES = 12
 LINE_HEIGHT = 48
@@ -59,9 +65,12 @@ def error_marks(reference: str, prediction: str) -> tuple[list[bool], list[bool]
 
 @functools.lru_cache(maxsize=4)
 def _font(size: int) -> ImageFont.FreeTypeFont:
-    """DejaVu Sans, which matplotlib ships: Pillow's own default font has no accented letters."""
-    from matplotlib import font_manager
-
+    """DejaVu Sans, which matplotlib ships (Pillow's own default font has fewer accented
+    letters); Pillow's font where the report extra is not installed (sample sheets while training)."""
+    try:
+        from matplotlib import font_manager
+    except ImportError:
+        return ImageFont.load_default(size)
     return ImageFont.truetype(font_manager.findfont("DejaVu Sans"), size)
 
 
@@ -123,7 +132,7 @@ def render_samples(lines: list, n: int = SAMPLE_LINES) -> bytes | None:
 
 
 def _pyplot():
-    import matplotlib
+    matplotlib = require("report", "matplotlib")
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
@@ -226,13 +235,7 @@ def _png_bytes(image: Image.Image) -> bytes:
     return buffer.getvalue()
 
 
-def _dropped_by_reason(dropped: list[DroppedRow]) -> list[tuple[str, int]]:
-    if not dropped:
-        return []
-    return [(kind, int(count)) for count, _, kind in (part.partition(" x ") for part in summarise(dropped).split("; "))]
-
-
-def write_report(
+def write_report_page(
     result,
     html: str | os.PathLike,
     *,
@@ -256,7 +259,7 @@ def write_report(
         dropped: rows left out before training or evaluation, with their reasons.
         kept: rows kept (default: the evaluated lines).
     """
-    from jinja2 import Environment, PackageLoader, select_autoescape
+    jinja2 = require("report", "jinja2")
 
     curves = plot_curves(history_csv) if history_csv and Path(history_csv).is_file() else None
     samples = render_samples(result.lines)
@@ -277,14 +280,14 @@ def write_report(
             }
         )
     dropped = dropped or []
-    environment = Environment(loader=PackageLoader("tf_crnn", "templates"), autoescape=select_autoescape())
+    environment = jinja2.Environment(loader=jinja2.PackageLoader("tf_crnn", "templates"), autoescape=jinja2.select_autoescape())
     page = environment.get_template("report.html.j2").render(
         title=title,
         config=json.dumps(config, indent=2, ensure_ascii=False) if config else None,
         metrics=result.to_dict(),
         unreadable=len(result.unreadable),
         kept=kept if kept is not None else len(result.lines),
-        dropped=_dropped_by_reason(dropped),
+        dropped=count_by_kind(dropped),
         n_dropped=len(dropped),
         curves=_data_uri(curves),
         samples=_data_uri(samples),
@@ -310,12 +313,6 @@ def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
     Raises:
         FileNotFoundError: no export in ``run_dir``, or no validation rows to read.
     """
-    from tf_crnn.config import Params
-    from tf_crnn.evaluation import evaluate
-    from tf_crnn.export import resolve_export
-    from tf_crnn.preprocessing import PREPROCESSED_DIR
-    from tf_crnn.records import read_csv_rows, split_label
-
     run = Path(run_dir)
     export = resolve_export(run)
     eval_csv = run / PREPROCESSED_DIR / "eval.csv"
@@ -323,7 +320,8 @@ def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
         raise FileNotFoundError(
             f"{run} has no validation rows ({eval_csv}): a run without csv_files_eval has no report"
         )
-    params = Params.from_json_file(run / "config.json")
+    params = Params.from_json_file(run / CONFIG_FILENAME)
+    dropped_file = run / PREPROCESSED_DIR / DROPPED_ROWS_FILENAME
     result = evaluate(export, eval_csv, batch_size=batch_size)
     train_csv = run / PREPROCESSED_DIR / "train.csv"
     data_rows = [
@@ -332,7 +330,7 @@ def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
         if label
     ]
     out = Path(out_dir) if out_dir else run / REPORT_DIR
-    return write_report(
+    return write_report_page(
         result,
         out / "report.html",
         title=str(run),
@@ -340,16 +338,9 @@ def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
         config=params.to_dict(),
         history_csv=run / "logs" / "history.csv",
         data_rows=data_rows,
-        dropped=_read_dropped(run / PREPROCESSED_DIR / "dropped_rows.csv"),
+        dropped=read_dropped_rows(dropped_file) if dropped_file.is_file() else [],
         kept=len(data_rows),
     )
 
 
-def _read_dropped(path: Path) -> list[DroppedRow]:
-    if not path.is_file():
-        return []
-    with path.open(newline="", encoding="utf-8") as f:
-        return [DroppedRow(r["csv_file"], int(r["row"]), r["path"], r["reason"]) for r in csv.DictReader(f)]
-
-
-__all__ = ["REPORT_DIR", "Report", "error_marks", "plot_curves", "render_samples", "report_run", "write_report"]
+__all__ = ["REPORT_DIR", "Report", "error_marks", "plot_curves", "render_samples", "report_run", "write_report_page"]

@@ -37,7 +37,7 @@ import urllib3
 from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.datasets import IAM_BASE_URL as DEFAULT_BASE_URL
-from tf_crnn.datasets.importers import write_report
+from tf_crnn.datasets.importers import write_import_report
 from tf_crnn.errors import CredentialsError, IamError
 from tf_crnn.records import join_units, write_csv_rows
 
@@ -402,7 +402,7 @@ def generate(
     files["alphabet"].parent.mkdir(parents=True, exist_ok=True)
     Alphabet.create_lookup_from_labels([files[s] for s in SPLITS], files["alphabet"], normalization=normalization)
     files["report"] = generated_data_dir / "import_report.csv"
-    write_report(files["report"], skipped)
+    write_import_report(files["report"], skipped)
     files["config"] = generated_data_dir / "config.json"
     write_json(files["config"], iam_config(files, generated_data_dir / "model", normalization))
     return counts, files, skipped

@@ -35,8 +35,7 @@ from tf_crnn import records
 from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.atomic import write_json
 from tf_crnn.config import CONFIG_FILENAME
-from tf_crnn.data_handler import scaled_width
-from tf_crnn.preprocessing import IMAGE_SUFFIXES, TIFF_SUFFIXES
+from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, scaled_width
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, write_csv_rows
 
@@ -293,7 +292,7 @@ def write_dataset(
             rows.append((sample, text))
     if not rows:
         out.mkdir(parents=True, exist_ok=True)
-        write_report(out / REPORT_FILENAME, skipped)
+        write_import_report(out / REPORT_FILENAME, skipped)
         reasons = Counter(re.sub(r"\d+", "N", reason.split(":")[0].split(" (")[0]) for _, reason in skipped)
         summary = "; ".join(f"{n} x {reason}" for reason, n in reasons.most_common(3)) or "no samples found"
         raise ValueError(f"no usable samples in the source ({summary}); see {out / REPORT_FILENAME}")
@@ -338,7 +337,7 @@ def write_dataset(
     files["config"] = out / CONFIG_FILENAME
     write_json(files["config"], dataset_config(settings, files, sizes, normalization))
     files["report"] = out / REPORT_FILENAME
-    write_report(files["report"], skipped)
+    write_import_report(files["report"], skipped)
     return ImportResult(counts, files, skipped)
 
 
@@ -369,9 +368,9 @@ def dataset_config(
     return config
 
 
-def write_report(path: Path, skipped: list[tuple[str, str]]) -> None:
+def write_import_report(path: Path, skipped: list[tuple[str, str]]) -> None:
     """Writes ``source,reason`` rows of the samples left out, and logs each."""
-    records.write_report(path, ["source", "reason"], skipped, log_prefix="Left out")
+    records.write_left_out(path, ["source", "reason"], skipped, log_prefix="Left out")
 
 
 __all__ = [
@@ -384,5 +383,5 @@ __all__ = [
     "parse_split",
     "tsv_samples",
     "write_dataset",
-    "write_report",
+    "write_import_report",
 ]
