@@ -280,7 +280,9 @@ def write_report_page(
             }
         )
     dropped = dropped or []
-    environment = jinja2.Environment(loader=jinja2.PackageLoader("tf_crnn", "templates"), autoescape=jinja2.select_autoescape())
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("tf_crnn", "templates"), autoescape=jinja2.select_autoescape()
+    )
     page = environment.get_template("report.html.j2").render(
         title=title,
         config=json.dumps(config, indent=2, ensure_ascii=False) if config else None,
