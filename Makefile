@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: demo test test-fast lint install install-dev browser clean
+.PHONY: demo test test-fast lint install install-dev browser clean docs
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +51,7 @@ lint: install-dev
 
 clean:
 	rm -rf demo_output .pytest_cache build *.egg-info
+
+## make docs: the documentation site into site/ (warnings are errors)
+docs: install-dev
+	$(BIN)/mkdocs build --strict --site-dir site

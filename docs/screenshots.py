@@ -3,8 +3,8 @@
     python docs/screenshots.py --model builtin:printed-latin --images tf_crnn/models/printed-latin/samples/*.png \\
         --report runs/my_model/report/report.html
 
-Writes ``docs/serve.png`` (the ``tf-crnn serve`` page after reading the images) and, with
-``--report``, ``docs/report.png`` (the top of the report page).
+Writes ``docs/images/serve.png`` (the ``tf-crnn serve`` page after reading the images) and, with
+``--report``, ``docs/images/report.png`` (the top of the report page).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import subprocess
 import time
 from pathlib import Path
 
-DOCS = Path(__file__).parent
+DOCS = Path(__file__).parent / "images"
 
 
 def browser(width: int, height: int):

@@ -54,14 +54,21 @@ class Params:
     input_shape: tuple[int, int] = (96, 1400)
     """Target height every image is resized to, and the maximum width after resizing."""
     input_channels: int = 1
+    """1 grayscale, 3 RGB."""
 
     # --- Convolutional feature extractor (one entry per ConvBlock) ---
     cnn_features_list: list[int] = field(default_factory=lambda: [16, 32, 64, 96, 128])
+    """Filters of each convolution block."""
     cnn_kernel_size: list[int] = field(default_factory=lambda: [3, 3, 3, 3, 3])
+    """Kernel of each block (int or ``[h, w]``)."""
     cnn_stride_size: list[tuple[int, int]] = field(default_factory=lambda: [(1, 1)] * 5)
+    """Stride of each block's convolution."""
     cnn_pool_size: list[tuple[int, int]] = field(default_factory=lambda: [(2, 2), (2, 2), (2, 2), (2, 2), (1, 1)])
+    """Max-pooling of each block (``[1, 1]``: none)."""
     cnn_batch_norm: list[bool] = field(default_factory=lambda: [False] * 5)
+    """Batch normalisation in each block."""
     cnn_padding: str = "same"
+    """``same`` or ``valid`` convolutions."""
 
     # --- Recurrent layers and decoding ---
     column_features: str = "flatten"
@@ -77,13 +84,16 @@ class Params:
     0.1): the convolutions get a gradient that has not gone through the LSTMs."""
 
     rnn_units: list[int] = field(default_factory=lambda: [256, 256])
+    """Units of each bidirectional LSTM layer."""
     rnn_dropout: float = 0.5
+    """Dropout on the LSTM inputs."""
     output_dropout: float = 0.0
     """Dropout on the last recurrent layer's output, before the output layer, while training only
     (0: off; Retsinas et al. 2022 put 0.2 there): ``rnn_dropout`` acts on each layer's input."""
     num_beam_paths: int = 1
     """1: greedy CTC decoding; more: beam search returning that many alternatives."""
     beam_width: int = 100
+    """Beams kept by beam search."""
     lm_order: int = 0
     """Order of the character n-gram language model trained from the training labels (or
     ``lm_text``) and stored in each export; 0: none. It is used when ``lm_weight`` is above 0,
@@ -99,18 +109,27 @@ class Params:
 
     # --- Data files and alphabet ---
     csv_delimiter: str = ";"
+    """Between path and label."""
     string_split_delimiter: str = "|"
+    """Between the units of a label (a unit may be several characters)."""
     csv_files_train: str | list[str] | None = None
+    """Training CSV (or list of CSVs)."""
     csv_files_eval: str | list[str] | None = None
+    """Validation CSV (or list); without it there is no validation, early stopping or best-model
+    choice."""
     lookup_alphabet_file: str | None = None
+    """Alphabet lookup JSON."""
     blank_symbol: str = "$"
+    """The blank symbol of legacy lookups (see Data format)."""
     unicode_normalization: str = "NFC"
     """Unicode form of labels and alphabet units, applied alike in training and evaluation
     (NFC, NFD, NFKC, NFKD, or none)."""
     max_chars_per_string: int = 75
+    """Longer labels are dropped."""
 
     # --- Data augmentation (training only) ---
     data_augmentation: bool = True
+    """Brightness/contrast, rotation, slant and margin jitter of training images."""
     data_augmentation_max_rotation: float = 0.005
     """Largest rotation, in radians."""
     data_augmentation_max_slant: float = 0.7
@@ -127,14 +146,21 @@ class Params:
 
     # --- Training ---
     n_epochs: int = 50
+    """Epochs to train."""
     train_batch_size: int = 64
+    """Batch sizes."""
     eval_batch_size: int = 128
+    """Batch sizes."""
     learning_rate: float = 1e-4
+    """Initial learning rate."""
     optimizer: str = "adam"
+    """``adam``, ``rms`` (RMSprop) or ``ada`` (Adadelta); gradients clipped at norm 5."""
     evaluate_every_epoch: int = 5
+    """Validate every this many epochs."""
     save_interval: int = 20
     """Export a SavedModel every this many epochs (and always at the end)."""
     keep_max_models: int = 5
+    """Periodic exports kept."""
     learning_rate_schedule: str = "plateau"
     """``plateau``: halve the rate after ``lr_reduce_patience`` evaluations without a lower
     validation loss. ``cosine``: decay it along a half cosine to 1% over the run (over
@@ -161,6 +187,7 @@ class Params:
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0
+    """Random seed."""
     jit_compile: bool = False
     """Compile each training step with XLA (fused kernels; mostly pays on GPUs)."""
 
@@ -192,7 +219,9 @@ class Params:
 
     # --- Output ---
     output_model_dir: str = ""
+    """Where everything is written (required)."""
     restore_model: bool = False
+    """Resume from the newest checkpoint in ``output_model_dir``."""
     write_report: bool = True
     """At the end of training, evaluate the export on the validation rows and write
     ``output_model_dir/report/`` (``report.html``, ``curves.png``, ``samples.png``)."""
