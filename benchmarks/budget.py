@@ -25,32 +25,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import DATA, data_params, machine, peak_rss_mb, print_table  # noqa: E402
 
 
-def plot_curve(history_csv: Path, png: Path, title: str) -> bool:
-    rows = [r for r in csv.DictReader(history_csv.open()) if r.get("val_cer")]
-    if not rows:
-        return False
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("matplotlib is not installed: no PNG (pip install 'tf_crnn[dev]')", file=sys.stderr)
-        return False
-    minutes = [float(r["time_s"]) / 60 for r in rows]
-    cers = [100 * float(r["val_cer"]) for r in rows]
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    ax.plot(minutes, cers, marker="o")
-    ax.set_yscale("log")
-    ax.set_xlabel("training time (minutes)")
-    ax.set_ylabel("validation CER (%)")
-    ax.set_title(title)
-    ax.grid(True, which="both", alpha=0.3)
-    fig.tight_layout()
-    fig.savefig(png)
-    return True
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, required=True, help="training time budget")
@@ -61,6 +35,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
     from tf_crnn.evaluation import evaluate
+    from tf_crnn.report import plot_curves
     from tf_crnn.training import train
 
     output = Path(args.output or f"runs/budget-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -78,7 +53,10 @@ def main() -> None:
     history = list(csv.DictReader((output / "logs" / "history.csv").open()))
     train_minutes = float(history[-1]["time_s"]) / 60 if history else 0.0
     png = output / "learning_curve.png"
-    plotted = plot_curve(output / "logs" / "history.csv", png, f"{args.config}, {args.minutes:g} min, 2 CPU cores")
+    curves = plot_curves(output / "logs" / "history.csv")  # the report's curves: one drawing of them
+    plotted = curves is not None
+    if plotted:
+        png.write_bytes(curves)
     print()
     print_table(
         [

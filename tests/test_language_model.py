@@ -157,6 +157,24 @@ def test_tune_lm_prints_every_setting_and_writes_only_what_beats_greedy(trained,
     assert again.exit_code == 2 and "go with --tune-lm" in again.output
 
 
+def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(trained, tmp_path):
+    """One decoder (``decoding.decode``): what ``--tune-lm`` measures for a setting is what the
+    export written with that setting reads, greedy included."""
+    from tf_crnn.evaluation import evaluate, tune_lm
+
+    params, result = trained
+    lm, _ = build_lm(params, order=3)
+    tuning = tune_lm(result.export_path, params.csv_files_eval, lm, weights=(0.5, 2.0), bonuses=(0.0, 1.0))
+    assert tuning.greedy.cer == evaluate(result.export_path, params.csv_files_eval).cer
+    for weight, bonus, measured in tuning.trials:
+        path = export_with_lm(result.export_path, tmp_path / f"w{weight}-b{bonus}", lm, weight, bonus)
+        read = evaluate(path, params.csv_files_eval)
+        assert {r.path: r.prediction for r in read.lines} == {r.path: r.prediction for r in measured.lines}
+        assert read.cer == measured.cer, (weight, bonus)
+    # Weight 2 on random digits reads differently from greedy: the comparisons above can fail.
+    assert any(t[2].cer != tuning.greedy.cer for t in tuning.trials)
+
+
 def test_text_is_split_into_the_alphabets_units_longest_first(lookup_file, tmp_path):
     from tf_crnn.config import Params
     from tf_crnn.language_model import sequences_from_text

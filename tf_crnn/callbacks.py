@@ -28,8 +28,10 @@ from tf_crnn.checkpoint import (
     save_checkpoint,
 )
 from tf_crnn.config import Params
+from tf_crnn.decoding import decode_to_text, greedy_character_log_probs, greedy_decode, line_confidences
 from tf_crnn.export import export_savedmodel
 from tf_crnn.metrics import CharacterErrorRate
+from tf_crnn.report import sample_sheet
 
 logger = logging.getLogger(__name__)
 
@@ -299,8 +301,6 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
         self._rows = []
 
     def on_predict_batch_end(self, batch, logs=None):
-        from tf_crnn.decoding import decode_to_text, greedy_character_log_probs, greedy_decode, line_confidences
-
         logits = (logs or {}).get("outputs")
         if logits is None:
             return
@@ -389,7 +389,6 @@ class ValidationSummary(keras.callbacks.Callback):
             rate,
             left / 60,
         )
-        from tf_crnn.decoding import decode_to_text, greedy_decode
 
         features, labels = self.samples
         codes, _ = greedy_decode(self.model(features, training=False))
@@ -401,8 +400,6 @@ class ValidationSummary(keras.callbacks.Callback):
 
     def _write_tensorboard(self, epoch, features, truths, predictions) -> None:
         from PIL import Image
-
-        from tf_crnn.report import sample_sheet
 
         images = np.clip(np.asarray(features["images"]), 0, 255).astype(np.uint8)
         widths = np.asarray(features["widths"])

@@ -533,6 +533,9 @@ def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:
     from tf_crnn.export import export_params, export_with_lm, resolve_export
     from tf_crnn.language_model import build_lm, load_lm
 
+    if is_builtin(model) and not lm_output:
+        # Beside the cache it would become the newest export: builtin:NAME must never change under the user.
+        raise UserError(f"{model} is a shipped model and is never changed: give --lm-output DIR for the tuned copy")
     export = resolve_export(model)
     lm = None if (lm_text or lm_order) else load_lm(export)
     source = "stored in the export"

@@ -28,6 +28,20 @@ ALPHABET_RESIZE = ("fail", "union", "new")
 FREEZE = ("none", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
+ARCHITECTURE_KEYS = (
+    "input_shape",
+    "input_channels",
+    "cnn_features_list",
+    "cnn_kernel_size",
+    "cnn_stride_size",
+    "cnn_pool_size",
+    "cnn_batch_norm",
+    "cnn_padding",
+    "column_features",
+    "rnn_units",
+)
+"""The keys that shape the network's weights: a checkpoint or a model to start from fits only a
+network with the same values."""
 
 
 def _pair(value: Any, name: str, index: int) -> tuple[int, int]:
@@ -548,6 +562,7 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "ARCHITECTURE_KEYS",
     "model_params",
     "Alphabet",
     "ConfigError",

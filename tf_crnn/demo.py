@@ -8,7 +8,13 @@ import random
 import shutil
 from pathlib import Path
 
+from tf_crnn import portable_reader
 from tf_crnn.config import Params
+from tf_crnn.datasets.synthetic import make_dataset
+from tf_crnn.evaluation import evaluate
+from tf_crnn.loader import PredictionModel
+from tf_crnn.portable import export_model
+from tf_crnn.training import train
 
 logger = logging.getLogger(__name__)
 
@@ -27,11 +33,6 @@ def run_demo(
     echo=print,
 ) -> float:
     """Runs the whole job on a synthetic data set made on the fly; returns the validation CER."""
-    from tf_crnn.datasets.synthetic import make_dataset
-    from tf_crnn.evaluation import evaluate
-    from tf_crnn.loader import PredictionModel
-    from tf_crnn.training import train
-
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()):
         if not (out / DEMO_MARKER).is_file():
@@ -64,11 +65,9 @@ def run_demo(
         mark = "ok " if prediction == line.reference else "ERR"
         echo(f"  {mark} truth: {line.reference!r:32} read: {prediction!r}")
     echo(f"[5/5] Export: SavedModel (image bytes -> text) in {result.export_path}")
-    from tf_crnn.portable import export_model
 
     tflite = export_model(result.export_path, "tflite")
     echo(f"      TFLite (resized pixels -> log-probabilities): {tflite}")
-    from tf_crnn import portable_reader
 
     echo(f"      read it without TensorFlow: python {portable_reader.__file__} {tflite} IMAGE...")
     if result.report is not None:

@@ -31,6 +31,7 @@ from PIL import Image, ImageDraw
 from tf_crnn.alignment import line_confidence
 from tf_crnn.atomic import write_bytes
 from tf_crnn.errors import DocumentError
+from tf_crnn.images import open_image
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -289,8 +290,6 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
 
 def open_page(document: Document, mode: str = "L") -> Image.Image:
     """The document's page image, alpha composited on white, in ``mode``."""
-    from tf_crnn.images import open_image
-
     if document.image_path is None:
         raise DocumentError(
             f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"

@@ -36,6 +36,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_crnn.alphabet import normalize
+from tf_crnn.records import read_csv_rows, split_label
 
 LM_FILENAME = "lm.npz"
 NEG = -1e30
@@ -376,8 +377,6 @@ def build_lm(params, lm_text: str | os.PathLike | None = None, order: int | None
 
 def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[list[int]]:
     """The label codes of data CSVs' rows whose every unit is in ``params.alphabet``."""
-    from tf_crnn.records import read_csv_rows, split_label
-
     lookup = params.alphabet.lookup
     out = []
     for csv_file in csv_files:

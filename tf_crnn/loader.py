@@ -25,6 +25,15 @@ from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params, import_params_from_json
 from tf_crnn.decoding import Decoder, greedy_character_log_probs
+from tf_crnn.documents import (
+    DocumentError,
+    Glyph,
+    LineReading,
+    crop_line,
+    open_page,
+    read_document,
+    write_recognition,
+)
 from tf_crnn.export import export_params, resolve_export
 from tf_crnn.images import TIFF_SUFFIXES, check_image, get_resized_width, open_image
 from tf_crnn.language_model import NgramTables, load_lm
@@ -362,16 +371,6 @@ def predict_documents(
     Returns:
         ``(files written, (file or line, reason) left out)``.
     """
-    from tf_crnn.documents import (
-        DocumentError,
-        Glyph,
-        LineReading,
-        crop_line,
-        open_page,
-        read_document,
-        write_recognition,
-    )
-
     model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
     output_dir = Path(output_dir)
     written, skipped = [], []

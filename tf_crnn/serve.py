@@ -38,6 +38,11 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, 
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
+from tf_crnn import __version__, loader
+from tf_crnn.artifacts import METADATA_FILENAME
+from tf_crnn.documents import DocumentError, read_document
+from tf_crnn.loader import PredictionModel, predict_documents
+
 logger = logging.getLogger(__name__)
 
 IMAGE_FORMATS = {"PNG": ".png", "JPEG": ".jpg", "BMP": ".bmp", "GIF": ".gif", "TIFF": ".tif"}
@@ -132,8 +137,6 @@ class BatchingReader:
         return jobs, later
 
     def _run(self) -> None:
-        from tf_crnn import loader
-
         pending: list[_Job | None] = []
         while True:
             job = pending.pop(0) if pending else self.queue.get()
@@ -194,15 +197,12 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     ``builtin:NAME``)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
-    from tf_crnn import __version__
-    from tf_crnn.loader import PredictionModel
-
     limits = limits or Limits()
     model = PredictionModel(model_spec, signature="filename")
     params = model.params
     reader = BatchingReader(model, limits)
     documents_lock = threading.Lock()
-    metadata_file = model.export_path / "tf_crnn.json"
+    metadata_file = model.export_path / METADATA_FILENAME
     metadata = {}
     if metadata_file.is_file():
         import json
@@ -308,9 +308,6 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     ):
         """Reads every line of an ALTO or PAGE document and returns it written back recognised."""
         from starlette.concurrency import run_in_threadpool
-
-        from tf_crnn.documents import DocumentError, read_document
-        from tf_crnn.loader import predict_documents
 
         with tempfile.TemporaryDirectory() as tmp:
             folder = Path(tmp)

@@ -35,6 +35,7 @@ from pathlib import Path
 import filelock
 import keras
 
+from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.callbacks import (
     CEROnValidationOnly,
     CosineLearningRate,
@@ -47,7 +48,7 @@ from tf_crnn.callbacks import (
     ValidationSummary,
 )
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
-from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params
+from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params
 from tf_crnn.data_handler import count_steps, dataset_generator
 from tf_crnn.devices import describe_device, describe_precision
 from tf_crnn.distribute import (
@@ -64,6 +65,7 @@ from tf_crnn.export import EXPORT_DIR, export_savedmodel
 from tf_crnn.language_model import build_lm
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
+from tf_crnn.report import report_run
 from tf_crnn.system import get_model_train  # also one of this module's names since the original
 from tf_crnn.transfer import StartingPoint
 
@@ -127,7 +129,7 @@ def holds_a_run(out: Path) -> bool:
     preprocessed CSVs, logs) is one whose run failed early, e.g. on bad data paths: it may be
     used again, so that the corrected rerun is not refused.
     """
-    before_training = {CONFIG_FILENAME, "alphabet.json", PREPROCESSED_DIR, "logs", LOCK_FILENAME, CHECKPOINT_DIR}
+    before_training = {CONFIG_FILENAME, ALPHABET_FILENAME, PREPROCESSED_DIR, "logs", LOCK_FILENAME, CHECKPOINT_DIR}
     if any(p.name not in before_training for p in out.iterdir()):
         return True
     return bool(list_checkpoints(out / CHECKPOINT_DIR)) or (out / CHECKPOINT_DIR / BEST_WEIGHTS).exists()
@@ -523,12 +525,12 @@ def _train_in(
     """The steps of a run writing to the prepared folder ``out``; ``resume_from``: the folder
     whose checkpoints a resumed run continues, when not ``out``."""
     if start is not None:
-        start.alphabet.save(out / "alphabet.json")
-        params = dataclasses.replace(params, lookup_alphabet_file=str(out / "alphabet.json"))
+        start.alphabet.save(out / ALPHABET_FILENAME)
+        params = dataclasses.replace(params, lookup_alphabet_file=str(out / ALPHABET_FILENAME))
     if params.restore_model and (out / CONFIG_FILENAME).is_file():
         _check_same_architecture(params, out / CONFIG_FILENAME)
     params.to_json_file(out / CONFIG_FILENAME)
-    params.alphabet.save(out / "alphabet.json")
+    params.alphabet.save(out / ALPHABET_FILENAME)
     system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution, resume_from)
     resuming = params.restore_model and bool(list_checkpoints(system.resume_dir))
     if start is not None and not resuming:
@@ -546,8 +548,6 @@ def _train_in(
 
 def write_run_report(out: Path) -> Path | None:
     """``out/report/``; a report that cannot be made is a warning, never a failed run."""
-    from tf_crnn.report import report_run
-
     try:
         page = report_run(out).html
     except Exception as e:  # noqa: BLE001 - the model is trained and exported whatever happens here
@@ -555,20 +555,6 @@ def write_run_report(out: Path) -> Path | None:
         return None
     logger.info("Report: %s", page)
     return page
-
-
-ARCHITECTURE_KEYS = (
-    "input_shape",
-    "input_channels",
-    "cnn_features_list",
-    "cnn_kernel_size",
-    "cnn_stride_size",
-    "cnn_pool_size",
-    "cnn_batch_norm",
-    "cnn_padding",
-    "column_features",
-    "rnn_units",
-)
 
 
 def _check_same_architecture(params: Params, saved_config: Path) -> None:

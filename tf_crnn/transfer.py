@@ -21,7 +21,7 @@ import numpy as np
 
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, config_file, is_builtin, resolve_model, weights_file
-from tf_crnn.config import CONFIG_FILENAME, ConfigError, Params, model_params
+from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params, model_params
 from tf_crnn.network import OUTPUT_LAYER, copy_weights, get_model_inference
 from tf_crnn.records import read_csv_rows, split_label
 
@@ -30,7 +30,6 @@ logger = logging.getLogger(__name__)
 FEW_LINES = 10
 """New units held by fewer training lines than this are warned about: too few to learn from."""
 FROZEN_PREFIXES = {"none": (), "cnn": ("conv_block_",), "cnn+rnn": ("conv_block_", "bilstm_")}
-ARCHITECTURE_HINT_KEYS = ("input_shape", "input_channels", "cnn_features_list", "cnn_pool_size", "rnn_units")
 
 
 @dataclass
@@ -137,7 +136,7 @@ def _weighted_layers(model) -> dict[str, list[np.ndarray]]:
 
 def _architecture_hint(base: BaseModel) -> str:
     values = base.params.to_dict()
-    return ", ".join(f"{key} {values[key]}" for key in ARCHITECTURE_HINT_KEYS)
+    return ", ".join(f"{key} {values[key]}" for key in ARCHITECTURE_KEYS)
 
 
 def check_shapes(base: BaseModel, target, source) -> None:

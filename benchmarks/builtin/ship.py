@@ -14,6 +14,7 @@ is written by hand from the training run's figures.
 from __future__ import annotations
 
 import argparse
+import json
 import random
 import shutil
 import sys
@@ -28,6 +29,10 @@ SAMPLE_TEXTS = (
 )
 
 
+SHIPPED_WITHOUT = ("csv_files_train", "csv_files_eval", "lookup_alphabet_file", "lm_text")
+"""Keys of a run's config that name files of the machine it trained on."""
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("model", help="an output_model_dir or export folder")
@@ -36,6 +41,8 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
+    from tf_crnn.artifacts import ALPHABET_FILENAME, CONFIG_FILENAME, LM_FILENAME, METADATA_FILENAME, WEIGHTS_FILENAME
+    from tf_crnn.atomic import write_json
     from tf_crnn.datasets.synthetic import render_line
     from tf_crnn.export import resolve_export
     from tf_crnn.loader import PredictionModel
@@ -44,8 +51,13 @@ def main() -> None:
     export = resolve_export(args.model)
     target = ROOT / "tf_crnn" / "models" / args.name
     target.mkdir(parents=True, exist_ok=True)
-    for name in ("config.json", "alphabet.json", "model.weights.h5", "tf_crnn.json"):
-        shutil.copy(export / name, target / name)
+    for name in (ALPHABET_FILENAME, WEIGHTS_FILENAME, METADATA_FILENAME, LM_FILENAME):
+        if (export / name).is_file():
+            shutil.copy(export / name, target / name)
+    # The shipped config holds the network and its reading settings, no path of this machine.
+    config = json.loads((export / CONFIG_FILENAME).read_text(encoding="utf-8"))
+    config.update({key: None for key in SHIPPED_WITHOUT} | {"output_model_dir": "", "init_from": ""})
+    write_json(target / CONFIG_FILENAME, config)
     print(f"Copied {export} to {target}")
     if args.samples:
         samples = target / "samples"

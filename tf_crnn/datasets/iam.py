@@ -35,7 +35,9 @@ import requests
 import urllib3
 
 from tf_crnn.alphabet import Alphabet, normalize
+from tf_crnn.artifacts import CONFIG_FILENAME
 from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.config import Params
 from tf_crnn.datasets import IAM_BASE_URL as DEFAULT_BASE_URL
 from tf_crnn.datasets.importers import write_import_report
 from tf_crnn.errors import CredentialsError, IamError
@@ -403,7 +405,7 @@ def generate(
     Alphabet.create_lookup_from_labels([files[s] for s in SPLITS], files["alphabet"], normalization=normalization)
     files["report"] = generated_data_dir / "import_report.csv"
     write_import_report(files["report"], skipped)
-    files["config"] = generated_data_dir / "config.json"
+    files["config"] = generated_data_dir / CONFIG_FILENAME
     write_json(files["config"], iam_config(files, generated_data_dir / "model", normalization))
     return counts, files, skipped
 
@@ -419,7 +421,6 @@ def iam_config(files: dict[str, Path], output_model_dir: Path, normalization: st
         "unicode_normalization": normalization,
         **IAM_CONFIG,
     }
-    from tf_crnn.config import Params
 
     Params.from_dict(dict(config))  # the recommendation must stay a valid config
     return config

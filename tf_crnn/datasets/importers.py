@@ -33,8 +33,10 @@ from PIL import Image
 
 from tf_crnn import records
 from tf_crnn.alphabet import Alphabet, normalize
+from tf_crnn.artifacts import ALPHABET_FILENAME, IMPORT_REPORT_FILENAME
 from tf_crnn.atomic import write_json
 from tf_crnn.config import CONFIG_FILENAME
+from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
 from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, scaled_width
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, write_csv_rows
@@ -44,7 +46,7 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 SPLIT_BY = ("line", "document")
 PRESETS = ("printed", "handwriting")
-REPORT_FILENAME = "import_report.csv"
+REPORT_FILENAME = IMPORT_REPORT_FILENAME
 
 
 @dataclass
@@ -161,8 +163,6 @@ def document_samples(
     lines without text, outside the page or without area, and files that are not
     safe, valid XML of that kind, are left out with their reason.
     """
-    from tf_crnn.documents import document_files
-
     crops_dir = Path(crops_dir)
     crops_dir.mkdir(parents=True, exist_ok=True)
     samples, skipped = [], []
@@ -178,8 +178,6 @@ def _cut_document(
     xml_file: Path, kind: str, deskew: bool, crops_dir: Path, samples: list[Sample], skipped: list[tuple[str, str]]
 ) -> None:
     """Appends the lines of one document to ``samples``, or the reasons to ``skipped``."""
-    from tf_crnn.documents import DocumentError, crop_line, open_page, read_document
-
     try:
         document = read_document(xml_file)
         if document.kind != kind:
@@ -330,7 +328,7 @@ def write_dataset(
         files[name] = out / f"{name}.csv"
         write_csv_rows(files[name], csv_rows)
         counts[name] = len(csv_rows)
-    files["alphabet"] = out / "alphabet.json"
+    files["alphabet"] = out / ALPHABET_FILENAME
     Alphabet.create_lookup_from_labels(
         [files[n] for n in SPLITS if n in files], files["alphabet"], normalization=normalization
     )

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
+from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.records import join_units, write_csv_rows
 
 DEFAULT_CHARSET = "abcdefghijklmnopqrstuvwxyz0123456789 "
@@ -141,7 +142,7 @@ def make_dataset(
     if fonts:
         write_csv_rows(out / "fonts.csv", used)
     alphabet = {c: i for i, c in enumerate(charset, start=1)}
-    paths["alphabet"] = out / "alphabet.json"
+    paths["alphabet"] = out / ALPHABET_FILENAME
     paths["alphabet"].write_text(json.dumps(alphabet, ensure_ascii=False), encoding="utf-8")
     return paths
 
