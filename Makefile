@@ -35,7 +35,7 @@ browser:
 
 ## make demo: synthetic lines -> train -> evaluate -> predict -> export (a few minutes on 2 CPU cores)
 demo: install
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/tf-crnn demo --output-dir demo_output
+	$(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite
 test: install-dev browser

@@ -55,8 +55,10 @@ class UserError(click.ClickException):
         self.exit_code = exit_code
 
 
-def _quiet_tensorflow() -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+def _quiet_tensorflow(verbose: bool) -> None:
+    # Level 3 also hides the C++ ERROR lines TensorFlow prints while running graphs (e.g. oneDNN's
+    # "supports DT_BOOL only on platforms with AVX-512"): notices, not failures, which raise.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0" if verbose else "3")
     os.environ.setdefault("KERAS_HOME", os.path.join(os.path.expanduser("~"), ".keras"))
 
 
@@ -127,7 +129,7 @@ def user_errors(fn):
 @click.pass_context
 def main(ctx: click.Context, verbose: bool) -> None:
     """tf-crnn: train, evaluate, run and export CRNN text-line recognizers."""
-    _quiet_tensorflow()
+    _quiet_tensorflow(verbose)
     _setup_logging(verbose)
     if not verbose and ctx.invoked_subcommand in TENSORFLOW_COMMANDS and "--help" not in sys.argv:
         _import_tensorflow_silently()
@@ -359,7 +361,14 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     "-o",
     "--output",
     type=click.Path(),
-    help="Write .csv or .jsonl here (default: CSV on stdout); with --alto/--page, the output folder.",
+    help="Write here, in the format its extension names: .csv, .jsonl (with details) or .txt (one line "
+    "each; default: CSV on stdout); with --alto/--page, the output folder.",
+)
+@click.option(
+    "--sidecar",
+    is_flag=True,
+    help="Also write each reading beside its image as NAME.pred.txt: correct it into NAME.gt.txt, then "
+    "tf-crnn import folder reads the pairs.",
 )
 @click.option("--alto", "alto", is_flag=True, help="INPUTS are ALTO files or folders of them, to recognise.")
 @click.option("--page", "page", is_flag=True, help="INPUTS are PAGE files or folders of them, to recognise.")
@@ -379,19 +388,27 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
 )
 @user_errors
-def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
+def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
     data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
-    adds the score, per-character confidences and horizontal spans, and the n-best list.
+    adds the score, per-character confidences and horizontal spans, and the n-best list;
+    text (-o x.txt) is the transcriptions alone, one a line.
 
     With --alto or --page, INPUTS are documents (files, or folders searched for .xml): every
     line is cut from its page image and read, and each document is written recognised into
     the folder -o, under its own file name.
     """
     from tf_crnn.devices import describe_device
-    from tf_crnn.loader import predict_documents, predict_files, write_predictions
+    from tf_crnn.loader import (
+        SIDECAR_SUFFIX,
+        predict_documents,
+        predict_files,
+        prediction_format,
+        write_predictions,
+        write_sidecars,
+    )
 
     logger.info("Reading on %s", describe_device())
 
@@ -414,6 +431,8 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
         return
+    if not (alto or page):
+        prediction_format(output)  # an unknown extension is refused before any reading
     paths = collect_inputs(inputs)
     results, skipped = predict_files(
         model,
@@ -429,6 +448,8 @@ def predict(model, inputs, output, alto, page, glyphs, deskew, batch_size, beam_
     write_predictions(results, output)
     if output:
         click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
+    if sidecar:
+        click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
 
 
 @main.command()

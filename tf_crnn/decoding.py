@@ -113,6 +113,7 @@ def line_confidences(character_log_probs: tf.RaggedTensor) -> tf.Tensor:
     return tf.where(count > 0, tf.exp(mean), 0.0)
 
 
+@tf.autograph.experimental.do_not_convert  # plain Python choices; the searches build their own loops
 def decode(
     logits,
     lengths,
