@@ -19,5 +19,7 @@ RUN pip install ".[${EXTRAS}]"
 
 # Data and models are mounted here: docker run -v "$PWD:/work" tf-crnn train config.json
 WORKDIR /work
+# tf-crnn serve MODEL --host 0.0.0.0 (with an API key: TF_CRNN_API_KEY); see deploy/serving.yaml.
+EXPOSE 8080
 ENTRYPOINT ["tf-crnn"]
 CMD ["--help"]

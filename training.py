@@ -6,10 +6,11 @@ A sacred experiment over the same code as ``tf-crnn train``.
 import logging
 import os
 import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-from tf_crnn.config import ConfigError, Params  # noqa: E402
+from tf_crnn.config import ConfigError, Params, resolve_paths  # noqa: E402
 from tf_crnn.errors import MissingExtraError, require  # noqa: E402
 
 try:
@@ -33,11 +34,23 @@ def _plain(value):
     return value
 
 
+def _resolve_file_paths(config: dict, argv: list[str]) -> dict:
+    """Paths from ``with CONFIG.json`` are relative to that file's folder, as ``tf-crnn train``
+    reads them; ``key=value`` overrides stay relative to the current directory."""
+    files = [a for a in argv[argv.index("with") + 1 :] if a.endswith(".json")] if "with" in argv else []
+    if not files:
+        return config
+    overridden = {a.split("=", 1)[0] for a in argv if "=" in a}
+    resolved = resolve_paths(config, Path(files[-1]).parent)
+    return {k: config[k] if k in overridden else resolved[k] for k in config}
+
+
 @ex.main
 def run(_config):
     from tf_crnn.training import TrainingError, train
 
     config = {k: _plain(v) for k, v in _config.items()}
+    config = _resolve_file_paths(config, sys.argv)
     try:
         params = Params.from_dict(config, source="config")
         result = train(params)

@@ -103,3 +103,18 @@ def test_create_lookup_from_labels_and_check(tmp_path):
 def test_make_and_map_lookup():
     assert Alphabet.make_json_lookup_alphabet("abca") == {"a": 1, "b": 2, "c": 3}
     assert Alphabet.map_lookup({"x": 10, "y": 4}) == {"y": 1, "x": 2}
+
+
+def test_alphabet_check_normalises_labels_as_training_does(tmp_path):
+    from click.testing import CliRunner
+
+    from tf_crnn.cli import main
+
+    lookup = tmp_path / "lookup.json"
+    lookup.write_text(json.dumps({"\u00e9": 1, "t": 2}), encoding="utf-8")
+    data = tmp_path / "data.csv"
+    data.write_text("a.png;|e\u0301|t|\n", encoding="utf-8")  # é decomposed
+    run = CliRunner().invoke(main, ["alphabet", "check", str(lookup), str(data)])
+    assert run.exit_code == 0, run.output  # NFC, the default, composes it
+    run = CliRunner().invoke(main, ["alphabet", "check", str(lookup), str(data), "--normalization", "none"])
+    assert run.exit_code == 1 and "1 units missing" in run.output

@@ -2,6 +2,8 @@
 
 import csv
 import json
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -56,6 +58,36 @@ def test_alphabet_build_and_check(runner, tmp_path):
     result = runner.invoke(main, ["alphabet", "check", str(lookup), str(data)])
     assert result.exit_code == 1
     assert "'y'\t2 times" in result.output and f"{data}:1" in result.output
+
+
+def test_predict_writes_the_format_its_output_names_and_sidecars_import_reads(runner, trained, tmp_path):
+    params, result = trained
+    images = Path(params.csv_files_eval).parent / "images"
+    folder = tmp_path / "lines"
+    folder.mkdir()
+    for p in sorted(images.glob("eval_*.png"))[:3]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    csv_out, txt_out = tmp_path / "out.csv", tmp_path / "out.txt"
+    for out in (csv_out, txt_out):
+        r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(out)])
+        assert r.exit_code == 0, r.output
+    readings = [row["transcription"] for row in csv.DictReader(csv_out.open())]
+    assert txt_out.read_text().splitlines() == readings  # plain text, one reading a line, in order
+    r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(tmp_path / "out.json")])
+    assert r.exit_code == 2 and "out.json" in r.output and ".jsonl" in r.output
+    assert not (tmp_path / "out.json").exists()
+
+    r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "--sidecar"])
+    assert r.exit_code == 0, r.output
+    sidecars = sorted(folder.glob("*.pred.txt"))
+    assert [p.name for p in sidecars] == ["eval_00000.pred.txt", "eval_00001.pred.txt", "eval_00002.pred.txt"]
+    assert [p.read_text().strip() for p in sidecars] == readings
+    # The correct-and-retrain loop: corrected readings become NAME.gt.txt, which import reads.
+    for sidecar in sidecars:
+        sidecar.rename(sidecar.with_name(sidecar.name.replace(".pred.txt", ".gt.txt")))
+    r = runner.invoke(main, ["import", "folder", str(folder), "-o", str(tmp_path / "data"), "--split", "1,0"])
+    assert r.exit_code == 0, r.output
+    assert len(list(csv.reader((tmp_path / "data" / "train.csv").open(), delimiter=";"))) == 3
 
 
 def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path, caplog):
@@ -124,7 +156,6 @@ def test_demo_never_deletes_a_folder_it_did_not_make(runner, tmp_path, monkeypat
 
     # An earlier demo's folder (it holds the marker) is replaced.
     from tf_crnn import demo
-    from tf_crnn.datasets import synthetic
 
     earlier = tmp_path / "earlier"
     earlier.mkdir()
@@ -134,7 +165,7 @@ def test_demo_never_deletes_a_folder_it_did_not_make(runner, tmp_path, monkeypat
     def stop(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(synthetic, "make_dataset", stop)
+    monkeypatch.setattr(demo, "make_dataset", stop)
     with pytest.raises(KeyboardInterrupt):
         demo.run_demo(earlier)
     assert sorted(p.name for p in earlier.iterdir()) == [demo.DEMO_MARKER]
@@ -171,7 +202,7 @@ def test_synth_renders_given_texts_in_given_fonts(tmp_path):
         main, ["synth", str(out), "--n-train", "0", "--n-eval", "3", "--texts", str(texts), "--font", font, "--degrade"]
     )
     assert result.exit_code == 0, result.output
-    rows = (out / "eval.csv").read_text().splitlines()
+    rows = (out / "val.csv").read_text().splitlines()
     assert [r.split(";", 1)[1] for r in rows] == ["|A|b| |c|d|", "|W|x|y|z| |4|2|!|", "|A|b| |c|d|"]
     assert all(line.endswith(";" + font) for line in (out / "fonts.csv").read_text().splitlines())
     assert set(json.loads((out / "alphabet.json").read_text())) == set("Ab cdWxyz42!")
@@ -179,3 +210,21 @@ def test_synth_renders_given_texts_in_given_fonts(tmp_path):
     (tmp_path / "cjk.txt").write_text("\u6f22\n", encoding="utf-8")
     bad = CliRunner().invoke(main, ["synth", str(tmp_path / "b"), "--texts", str(tmp_path / "cjk.txt"), "--font", font])
     assert bad.exit_code == 1 and "cjk.txt" in bad.output and "no font given has glyphs" in bad.output
+
+
+def test_commands_print_no_tensorflow_noise_without_verbose(trained, tmp_path):
+    """stderr holds the command's own lines only: no TensorFlow C++ or Python notices."""
+    params, result = trained
+    tf_crnn = Path(sys.executable).parent / "tf-crnn"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    commands = [
+        ["predict", str(result.export_path), params.csv_files_eval, "-o", str(tmp_path / "out.csv")],
+        ["evaluate", str(result.export_path), params.csv_files_eval],
+    ]
+    noise = re.compile(r"^([IWEF]\d{4} |WARNING:|.*(oneDNN|cuda|absl|tensorflow/))", re.I)
+    for args in commands:
+        run = subprocess.run([tf_crnn, *args], capture_output=True, text=True, env=env, cwd=tmp_path)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert not [line for line in run.stderr.splitlines() if noise.match(line)], (args[0], run.stderr)
+    verbose = subprocess.run([tf_crnn, "-v", *commands[0]], capture_output=True, text=True, env=env, cwd=tmp_path)
+    assert verbose.returncode == 0 and any(noise.match(line) for line in verbose.stderr.splitlines())

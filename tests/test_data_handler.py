@@ -122,3 +122,46 @@ def test_stretch_changes_the_width_within_its_bounds():
     out = random_stretch(tf.constant(image), 0.2, 140).numpy()
     assert out.shape[0] == 32 and out.dtype == np.uint8
     assert (out < 130).sum() == pytest.approx(12 * 40 * out.shape[1] / 100, rel=0.1)  # ink scaled with the width
+
+
+@pytest.mark.parametrize("mode", ["none", "disk"])
+def test_streamed_and_disk_cached_sets_yield_what_the_memory_cache_yields(digits_data, tmp_path, mode):
+    """cache_images: the same samples whatever holds them; streamed, memory does not hold the set."""
+    from tf_crnn.data_handler import dataset_generator
+    from tf_crnn.preprocessing import preprocess_csv
+
+    params = Params(
+        lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256), cnn_features_list=[8, 8],
+        cnn_kernel_size=[3, 3], cnn_stride_size=[1, 1], cnn_pool_size=[2, 2], cnn_batch_norm=[False, False],
+    )  # fmt: skip
+    clean = tmp_path / "train.csv"
+    preprocess_csv(digits_data["train"], params, clean)
+
+    def samples(cache):
+        ds = dataset_generator(
+            str(clean), params, batch_size=16, shuffle=True, num_epochs=2, cache=cache, cache_file=tmp_path / "c"
+        )
+        seen = []
+        for features, labels in ds:
+            for image, width, label in zip(features["images"].numpy(), features["widths"].numpy(), labels.numpy()):
+                seen.append((tuple(label[label > 0]), int(width), int(image[:, :width].sum())))
+        return sorted(seen)
+
+    memory = samples("memory")
+    assert len(memory) == 2 * 320
+    assert samples(mode) == memory
+
+
+def test_auto_cache_keeps_a_small_set_in_memory_and_a_large_one_on_disk(digits_data, tmp_path, monkeypatch):
+    import tf_crnn.data_handler as data_handler
+    from tf_crnn.preprocessing import preprocess_csv
+
+    params = Params(lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256))
+    clean = tmp_path / "train.csv"
+    preprocess_csv(digits_data["train"], params, clean)
+    mode, size = data_handler.choose_cache(params, clean)
+    assert mode == "memory" and 320 * 32 * 20 < size < 320 * 32 * 256
+    monkeypatch.setattr(data_handler, "MEMORY_CACHE_LIMIT", size - 1)
+    assert data_handler.choose_cache(params, clean)[0] == "disk"
+    forced = Params(lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256), cache_images="none")
+    assert data_handler.choose_cache(forced, clean)[0] == "none"

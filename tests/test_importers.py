@@ -136,3 +136,36 @@ def test_page_xml_lines_are_cropped_by_their_polygons(tmp_path):
     report = [r["reason"] for r in csv.DictReader((tmp_path / "flat" / "import_report.csv").open())]
     assert any(r.startswith("not valid XML") for r in report)
     assert "TextLine has no transcription" in report
+
+
+def test_an_imported_data_set_moved_elsewhere_trains_from_its_config(tmp_path, monkeypatch):
+    """Paths in a config are relative to its folder: the data set moves (or is mounted
+    elsewhere, as in a container) as a whole."""
+    import json
+    import shutil
+
+    from click.testing import CliRunner
+
+    from tf_crnn.cli import main
+
+    lines = tmp_path / "lines"
+    lines.mkdir()
+    for i in range(12):
+        Image.new("L", (120, 32), 255).save(lines / f"l{i}.png")
+        (lines / f"l{i}.gt.txt").write_text(f"ab {i}\n")
+    run = CliRunner().invoke(main, ["import", "folder", str(lines), "-o", str(tmp_path / "host" / "mine")])
+    assert run.exit_code == 0, run.output
+    config = json.loads((tmp_path / "host" / "mine" / "config.json").read_text())
+    assert config["csv_files_train"] == "train.csv" and config["output_model_dir"] == "model"
+    moved = tmp_path / "container" / "work" / "mine"
+    moved.parent.mkdir(parents=True)
+    shutil.move(tmp_path / "host" / "mine", moved)
+    shutil.rmtree(lines)  # nothing may still point at the import's source
+    monkeypatch.chdir(tmp_path)  # neither the old nor the new folder
+    run = CliRunner().invoke(
+        main,
+        ["train", str(moved / "config.json"), "n_epochs=1", "steps_per_epoch=2", "train_batch_size=4",
+         "cnn_features_list=[4,4,4,4]", "rnn_units=[8]", "write_report=false", "lm_order=0", "lm_weight=0"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    assert list((moved / "model" / "export").iterdir())

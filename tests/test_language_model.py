@@ -171,6 +171,7 @@ def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(tra
         read = evaluate(path, params.csv_files_eval)
         assert {r.path: r.prediction for r in read.lines} == {r.path: r.prediction for r in measured.lines}
         assert read.cer == measured.cer, (weight, bonus)
+        assert read.greedy.cer == tuning.greedy.cer  # evaluate gives the greedy figure beside it
     # Weight 2 on random digits reads differently from greedy: the comparisons above can fail.
     assert any(t[2].cer != tuning.greedy.cer for t in tuning.trials)
 

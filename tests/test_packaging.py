@@ -75,3 +75,28 @@ def test_shipped_configs_hold_settings_not_paths(name):
     config = json.loads((ROOT / "tf_crnn" / "configs" / f"{name}.json").read_text())
     assert not {"csv_files_train", "csv_files_eval", "lookup_alphabet_file", "output_model_dir"} & config.keys()
     assert not any("shared" in str(v) for v in config.values())
+
+
+def test_serving_manifest_runs_the_image_behind_a_service_with_a_readiness_probe():
+    documents = [d for d in yaml.safe_load_all((ROOT / "deploy" / "serving.yaml").read_text()) if d]
+    deployment = next(d for d in documents if d["kind"] == "Deployment")
+    service = next(d for d in documents if d["kind"] == "Service")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    assert container["args"][:1] == ["serve"] and "0.0.0.0" in container["args"]
+    assert any(e["name"] == "TF_CRNN_API_KEY" for e in container["env"])  # a public bind needs a key
+    port = next(p for p in container["ports"] if p["name"] == "http")
+    assert str(port["containerPort"]) == container["args"][container["args"].index("--port") + 1]
+    assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"
+    assert service["spec"]["selector"] == deployment["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["ports"][0]["targetPort"] == "http"
+    assert re.search(r"^EXPOSE 8080$", (ROOT / "Dockerfile").read_text(), re.M)
+
+
+def test_serve_refuses_a_public_bind_without_an_api_key(monkeypatch):
+    from click.testing import CliRunner
+
+    from tf_crnn.cli import main
+
+    monkeypatch.delenv("TF_CRNN_API_KEY", raising=False)
+    run = CliRunner().invoke(main, ["serve", "builtin:printed-latin", "--host", "0.0.0.0"])
+    assert run.exit_code == 2 and "API key" in run.output

@@ -105,7 +105,10 @@ def test_data_preprocessing_writes_report_and_refuses_empty_sets(tmp_path, param
     assert (n_train, n_eval, eval_csv) == (1, 0, None)
     with open(tmp_path / "out" / "preprocessed" / "dropped_rows.csv") as f:
         report = list(csv.DictReader(f))
-    assert report == [{"csv_file": str(train), "row": "2", "path": "missing.png", "reason": "image file not found"}]
+    assert report == [
+        {"csv_file": str(train), "row": "2", "path": "missing.png", "kind": "unreadable image",
+         "reason": "image file not found"}
+    ]  # fmt: skip
 
     train.write_text("missing.png;|a|\n")
     with pytest.raises(NoDataError, match="no usable training rows"):

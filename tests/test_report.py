@@ -68,7 +68,7 @@ def test_report_command_and_evaluate_html(trained, digits_data, tmp_path):
 def test_report_of_a_folder_without_a_run_is_one_line(tmp_path):
     result = CliRunner().invoke(main, ["report", str(tmp_path)])
     assert result.exit_code == 2
-    assert "holds no SavedModel" in result.output and result.output.count("\n") == 1
+    assert "holds no model" in result.output and result.output.count("\n") == 1
 
 
 def test_tensorboard_gets_the_validation_lines_as_a_picture(trained):

@@ -143,6 +143,8 @@ def test_api_key(trained, digits_data):
         ok = httpx.post(f"{url}/v1/recognize", files=files, headers={"X-API-Key": "s3cret"}, timeout=60)
         assert ok.status_code == 200
         assert httpx.get(f"{url}/healthz").status_code == 200  # probes need no key
+        # A key with bytes outside ASCII is a wrong key (401), not a server error.
+        assert httpx.get(f"{url}/v1/model", headers={"X-API-Key": "s3cr\u00e9t".encode()}).status_code == 401
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(trained, digits_data, monkeypatch):

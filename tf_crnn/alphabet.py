@@ -138,8 +138,10 @@ class Alphabet:
         csv_delimiter: str = ";",
         string_split_delimiter: str = "|",
         max_examples: int = 3,
+        normalization: str = "none",
     ) -> dict[str, UnitReport]:
-        """Lists the units of CSV labels that the alphabet lacks.
+        """Lists the units of CSV labels that the alphabet lacks, labels normalised to
+        ``normalization`` as training normalises them (``unicode_normalization``).
 
         Returns:
             ``{unit: UnitReport}`` with the number of occurrences and up to
@@ -151,7 +153,7 @@ class Alphabet:
             for number, _, label in read_csv_rows(filename, csv_delimiter):
                 if label is None:
                     continue
-                for unit in split_label(label, string_split_delimiter):
+                for unit in split_label(normalize(label, normalization), string_split_delimiter):
                     if unit and unit not in self._lookup:
                         report = missing[unit]
                         report.count += 1

@@ -201,8 +201,9 @@ def alphabet_build(csv_files, output, extend, csv_delimiter, string_split_delimi
 @click.option("--csv-delimiter", default=";", show_default=True)
 @click.option("--string-split-delimiter", default="|", show_default=True)
 @click.option("--blank-symbol", default="$", show_default=True, help="Blank symbol of legacy lookups.")
+@normalization_option("Unicode form of labels and units, as the config's unicode_normalization applies it.")
 @user_errors
-def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, blank_symbol) -> None:
+def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, blank_symbol, normalization) -> None:
     """List units of CSV_FILES that LOOKUP lacks (exit code 1 if any).
 
     LOOKUP is a lookup JSON file or a model (an export folder, an output_model_dir or
@@ -211,8 +212,11 @@ def alphabet_check(lookup, csv_files, csv_delimiter, string_split_delimiter, bla
     from tf_crnn.alphabet import Alphabet
 
     lookup = _lookup_of(lookup)
-    missing = Alphabet(lookup, blank_symbol).check_input_file_alphabet(
-        list(csv_files), csv_delimiter=csv_delimiter, string_split_delimiter=string_split_delimiter
+    missing = Alphabet(lookup, blank_symbol, normalization).check_input_file_alphabet(
+        list(csv_files),
+        csv_delimiter=csv_delimiter,
+        string_split_delimiter=string_split_delimiter,
+        normalization=normalization,
     )
     if not missing:
         click.echo(f"All units of {', '.join(csv_files)} are in {lookup}")
@@ -291,6 +295,11 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
     shared batches; a full queue answers 503 with Retry-After.
     """
+    if not api_key and not _is_loopback(host):
+        raise UserError(
+            f"--host {host} makes the service reachable from other machines: give an API key "
+            "(--api-key or TF_CRNN_API_KEY) that clients send as X-API-Key, or bind 127.0.0.1"
+        )
     for module in ("fastapi", "uvicorn", "multipart", "jinja2"):
         require("serve", module)
     from tf_crnn.serve import Limits
@@ -304,6 +313,17 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     )
     click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
     run_server(model, host, port, limits, api_key)
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 # --- models -----------------------------------------------------------------------
@@ -535,6 +555,11 @@ def evaluate(
     click.echo(
         f"CER: {result.cer:.4f}   read rows only: {result.filtered_cer:.4f} ({result.char_errors} / {result.chars} characters)"
     )
+    if result.greedy is not None:
+        click.echo(
+            f"     {result.greedy.cer:.4f} without the export's language model (greedy decoding); the language "
+            "model's weight was tuned on its own validation set: check it on yours with --tune-lm"
+        )
     click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
     click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
     if result.unreadable:
@@ -602,13 +627,15 @@ def config_group() -> None:
 @click.option("--model-dir", help="output_model_dir of the training run.")
 @user_errors
 def config_init(preset, output, train_csv, val_csv, alphabet, model_dir) -> None:
-    """Write a preset's settings to OUTPUT, with the data paths given (absolute).
+    """Write a preset's settings to OUTPUT, with the data paths given (written relative to
+    OUTPUT's folder, where training reads them from).
 
     tf-crnn import writes such a config fitted to the data; this is for data already in the
     project's CSV format. Keys left out can be given at training time: tf-crnn train
     config.json csv_files_train=...
     """
     from tf_crnn.atomic import write_json
+    from tf_crnn.config import relative_paths
     from tf_crnn.datasets.importers import load_preset
 
     if Path(output).exists():
@@ -621,8 +648,8 @@ def config_init(preset, output, train_csv, val_csv, alphabet, model_dir) -> None
         ("output_model_dir", model_dir),
     ):
         if value:
-            config[key] = str(Path(value).resolve())
-    write_json(output, config)
+            config[key] = value
+    write_json(output, relative_paths(config, Path(output).parent))
     click.echo(f"Wrote {output} ({preset} settings)")
 
 
@@ -636,10 +663,12 @@ def config_init(preset, output, train_csv, val_csv, alphabet, model_dir) -> None
 @normalization_option("Unicode normalisation of the transcriptions.")
 @click.option("--split", default="0.9,0.1", show_default=True, help="Fractions train,val[,test], shuffled with --seed.")
 @click.option("--seed", default=0, show_default=True, type=int)
-@choice_option(
+@click.option(
     "--split-by",
-    ("line", "document"),
-    "line: lines shuffled into the splits; document: no document (writer) has lines in two splits.",
+    type=click.Choice(["line", "document"]),
+    help="line: lines shuffled into the splits; document: no document (writer) has lines in two splits, "
+    "so validation and test measure unseen hands. Default: document for alto and page where there are "
+    "enough documents, line otherwise.",
 )
 @click.option(
     "--document-pattern",
@@ -679,7 +708,15 @@ def import_command(
         else:
             samples, skipped = (folder_samples if source_format == "folder" else tsv_samples)(source)
         result = write_dataset(
-            samples, output, skipped, normalization, fractions, seed, split_by, document_pattern, preset
+            samples,
+            output,
+            skipped,
+            normalization,
+            fractions,
+            seed,
+            split_by or "auto",
+            document_pattern,
+            preset,
         )
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
@@ -808,7 +845,7 @@ def export_command(model, export_format, output) -> None:
 @click.option("--degrade", is_flag=True, help="Rotate, blur, add noise, rescale and JPEG-compress each line.")
 @user_errors
 def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade) -> None:
-    """Render a synthetic line data set (images, train.csv, eval.csv, alphabet.json)."""
+    """Render a synthetic line data set (images, train.csv, val.csv, alphabet.json)."""
     from tf_crnn.datasets.synthetic import make_dataset
     from tf_crnn.records import read_csv_rows, split_label
 
@@ -825,7 +862,7 @@ def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade) -> None:
         )  # fmt: skip
     except ValueError as e:
         raise click.ClickException(f"{texts or output_dir}: {e}") from None
-    click.echo(f"Wrote {n_train} training and {n_eval} evaluation lines: {paths['train']}, {paths['eval']}")
+    click.echo(f"Wrote {n_train} training and {n_eval} validation lines: {paths['train']}, {paths['eval']}")
 
 
 @main.command()

@@ -28,6 +28,7 @@ ALPHABET_RESIZE = ("fail", "union", "new")
 FREEZE = ("none", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
+CACHE_IMAGES = ("auto", "memory", "disk", "none")
 ARCHITECTURE_KEYS = (
     "input_shape",
     "input_channels",
@@ -190,6 +191,12 @@ class Params:
     float32; exports are float32 whatever this says. ``none``: float32 throughout. ``auto``
     (the presets): ``mixed_bfloat16`` where the GPUs (compute capability 8.0 on) or, without
     GPUs, the CPU compute bfloat16 natively, else ``none``; the log says which."""
+    cache_images: str = "auto"
+    """Where decoded, resized training images are kept between epochs: ``memory`` (fastest),
+    ``disk`` (a cache file in ``output_model_dir/preprocessed``, written during the first epoch),
+    ``none`` (decoded again each epoch: the least memory, for sets larger than memory), or
+    ``auto``: ``memory`` when the estimated decoded size of the set (from a sample of image
+    headers) is under 2 GiB, else ``disk``; the log says which."""
     bucket_by_width: bool = True
     """Batch lines of similar widths and pad each batch to its own widest line; false pads
     every image to ``input_shape[1]`` like the original tf_crnn."""
@@ -249,6 +256,18 @@ class Params:
         def fail(name: str, message: str) -> None:
             raise ConfigError(f"{name}: {message}, got {getattr(self, name)!r}")
 
+        # Scalar types first: JSON's true is no number, 2 is no boolean, and 5.0 no count.
+        for f in dataclasses.fields(self):
+            value, kind = getattr(self, f.name), f.type
+            if kind == "float" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                fail(f.name, "must be a number")
+            elif kind == "int" and (isinstance(value, bool) or not isinstance(value, int)):
+                fail(f.name, "must be a whole number")
+            elif kind == "bool" and not isinstance(value, bool):
+                fail(f.name, "must be true or false")
+            elif kind in ("str", "str | None") and not (isinstance(value, str) or (value is None and "None" in kind)):
+                fail(f.name, "must be a string")
+
         shape = self.input_shape
         if not (isinstance(shape, (list, tuple)) and len(shape) == 2 and all(_is_int(v) and v > 0 for v in shape)):
             fail("input_shape", "must be [height, max_width] with two positive integers")
@@ -280,6 +299,8 @@ class Params:
         if not all(isinstance(v, bool) for v in self.cnn_batch_norm):
             fail("cnn_batch_norm", "must hold true/false values")
         self.cnn_batch_norm = list(self.cnn_batch_norm)
+        if self.cache_images not in CACHE_IMAGES:
+            fail("cache_images", f"must be one of {', '.join(CACHE_IMAGES)}")
         if self.cnn_padding not in ("same", "valid"):
             fail("cnn_padding", "must be 'same' or 'valid'")
         height = self.feature_height
@@ -478,10 +499,13 @@ class Params:
     def from_json_file(cls, json_file: str | os.PathLike, **overrides: Any) -> Params:
         """Reads parameters from a JSON file; ``overrides`` replace its values.
 
-        Relative paths in the file (CSV files, alphabet, output directory) are
-        taken relative to the current directory, as in the original.
+        Relative paths in the file (``PATH_KEYS``: CSV files, alphabet, output directory, ...)
+        are taken relative to the file's own folder, so that a data set with its config can be
+        moved or mounted elsewhere; paths in ``overrides`` are the caller's (relative to the
+        current directory).
         """
         config = read_json_object(json_file, "config file", error=ConfigError, missing=ConfigError)
+        config = resolve_paths(config, Path(json_file).parent)
         config.update(overrides)
         return cls.from_dict(config, source=str(json_file))
 
@@ -538,6 +562,38 @@ def import_params_from_json(
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+PATH_KEYS = ("csv_files_train", "csv_files_eval", "lookup_alphabet_file", "output_model_dir", "lm_text", "init_from")
+"""Config keys that name files or folders: relative values are relative to the config file's folder."""
+
+
+def resolve_paths(config: dict[str, Any], folder: str | os.PathLike) -> dict[str, Any]:
+    """``config`` with the relative paths of ``PATH_KEYS`` joined to ``folder`` (absolute paths,
+    empty values and ``builtin:NAME`` are kept)."""
+
+    def resolve(value: Any) -> Any:
+        if isinstance(value, list):
+            return [resolve(v) for v in value]
+        if not isinstance(value, str) or not value or value.startswith("builtin:") or os.path.isabs(value):
+            return value
+        return os.path.normpath(os.path.join(os.path.abspath(folder), value))
+
+    return {key: resolve(value) if key in PATH_KEYS else value for key, value in config.items()}
+
+
+def relative_paths(config: dict[str, Any], folder: str | os.PathLike) -> dict[str, Any]:
+    """``config`` with the paths of ``PATH_KEYS`` written relative to ``folder``, where the config
+    file will be: the inverse of ``resolve_paths``, so a data set's folder can move as a whole."""
+
+    def relative(value: Any) -> Any:
+        if isinstance(value, list):
+            return [relative(v) for v in value]
+        if not isinstance(value, (str, os.PathLike)) or not str(value) or str(value).startswith("builtin:"):
+            return value
+        return os.path.relpath(os.path.abspath(value), os.path.abspath(folder))
+
+    return {key: relative(value) if key in PATH_KEYS else value for key, value in config.items()}
+
+
 def model_params(folder: str | os.PathLike) -> Params:
     """A model folder's parameters (its ``config.json``; ``artifacts.resolve_model``) with its
     own alphabet file, not the path recorded in the config (which may be gone, or on another
@@ -562,6 +618,9 @@ def _jsonable(value: Any) -> Any:
 
 
 __all__ = [
+    "PATH_KEYS",
+    "relative_paths",
+    "resolve_paths",
     "ARCHITECTURE_KEYS",
     "model_params",
     "Alphabet",

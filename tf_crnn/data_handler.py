@@ -324,9 +324,10 @@ def dataset_generator(
     data_augmentation: bool = False,
     num_epochs: int | None = None,
     shuffle: bool = True,
-    cache: bool = True,
+    cache: bool | str = True,
     shard: tuple[int, int] | None = None,
     bucket: bool | None = None,
+    cache_file: str | os.PathLike | None = None,
 ) -> tf.data.Dataset:
     """The input pipeline of a (preprocessed) CSV.
 
@@ -347,7 +348,9 @@ def dataset_generator(
         num_epochs: repeat the data this many times; None: forever when
             training (``shuffle``), once otherwise.
         shuffle: shuffle the samples (every epoch).
-        cache: keep decoded, resized images in memory after the first pass.
+        cache: where decoded, resized images are kept after the first pass: ``memory`` (or
+            True), ``disk`` (in ``cache_file``) or ``none`` (or False: decoded again each pass,
+            the samples shuffled as paths, so memory does not grow with the data set).
         shard: ``(shards, index)``: read only every ``shards``-th row from ``index`` (one
             worker's part, ``tf_crnn.distribute.shard_rows``).
         bucket: batch lines of similar widths together (with ``params.bucket_by_width``), which
@@ -365,22 +368,33 @@ def dataset_generator(
     n = len(paths)
     label_tensor = tf.ragged.constant(labels, dtype=tf.int32, ragged_rank=1) if labels else None
     ds = tf.data.Dataset.from_tensor_slices((paths, label_tensor))
+    mode = {True: "memory", False: "none"}.get(cache, cache)
+    if mode == "disk" and cache_file is None:
+        raise ValueError("cache='disk' needs a cache_file")
+    seed = params.seed or None
 
     def load(path, label):
         image, width = _load_example(path, params)
         return {"images": image, "widths": width, "filenames": path}, label
 
-    ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
-    # A sample whose image broke after preprocessing is dropped, not fatal.
-    ds = ds.ignore_errors(log_warning=True)
-    if cache:
-        ds = ds.cache()
-    if shuffle:
-        ds = ds.shuffle(min(n, 20_000), seed=params.seed or None, reshuffle_each_iteration=True)
-    if num_epochs is None and shuffle:
-        ds = ds.repeat()
-    elif num_epochs is not None and num_epochs > 1:
-        ds = ds.repeat(num_epochs)
+    def repeat(ds):
+        if num_epochs is None and shuffle:
+            return ds.repeat()
+        return ds.repeat(num_epochs) if num_epochs is not None and num_epochs > 1 else ds
+
+    if mode == "none":
+        # Streamed: the whole set shuffled as paths, each image decoded as it is needed.
+        if shuffle:
+            ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
+        ds = repeat(ds).map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.ignore_errors(log_warning=True)  # an image broken after preprocessing is dropped
+    else:
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.ignore_errors(log_warning=True)
+        ds = ds.cache() if mode == "memory" else ds.cache(str(cache_file))
+        if shuffle:
+            ds = ds.shuffle(min(n, 20_000), seed=seed, reshuffle_each_iteration=True)
+        ds = repeat(ds)
 
     if data_augmentation:
 
@@ -432,12 +446,35 @@ def dataset_generator(
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
+MEMORY_CACHE_LIMIT = 2 * 2**30
+"""``cache_images: auto`` keeps a training set in memory below this estimated decoded size."""
+
+
+def choose_cache(params: Params, csv_filename: str | os.PathLike, sample: int = 200) -> tuple[str, int]:
+    """``params.cache_images``, with ``auto`` decided from the set's estimated decoded size
+    (rows × height × mean resized width of up to ``sample`` image headers × channels).
+
+    Returns:
+        ``(mode, estimated bytes)``.
+    """
+    paths, _ = load_csv(csv_filename, params)
+    height, max_width = params.input_shape
+    sizes = [images.check_image(p, decode=False) for p in paths[:: max(1, len(paths) // sample)][:sample]]
+    widths = [images.get_resized_width(w, h, height, max_width) for w, h in (s for s in sizes if isinstance(s, tuple))]
+    estimate = int(len(paths) * height * (sum(widths) / max(len(widths), 1)) * params.input_channels)
+    if params.cache_images != "auto":
+        return params.cache_images, estimate
+    return ("memory" if estimate < MEMORY_CACHE_LIMIT else "disk"), estimate
+
+
 def count_steps(n_samples: int, batch_size: int) -> int:
     return max(1, math.ceil(n_samples / batch_size))
 
 
 __all__ = [
+    "MEMORY_CACHE_LIMIT",
     "augment_data",
+    "choose_cache",
     "dataset_generator",
     "decode_image",
     "estimate_background",

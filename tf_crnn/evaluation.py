@@ -58,6 +58,8 @@ class EvaluationResult:
     word_errors: int = 0
     words: int = 0
     confusions: Counter = field(default_factory=Counter)
+    greedy: EvaluationResult | None = None
+    """The same rows decoded greedily, where the export reads with a language model."""
 
     @property
     def unreadable(self) -> list[DroppedRow]:
@@ -110,6 +112,7 @@ class EvaluationResult:
                 "line_accuracy": self.filtered_line_accuracy,
                 "rows": len(self.lines),
             },
+            **({"greedy": self.greedy.to_dict()} if self.greedy is not None else {}),
         }
 
 
@@ -134,12 +137,20 @@ def evaluate(
         params = model.params
     rows, skipped = _readable_rows(csv_filename, params)
     result = EvaluationResult(lines=[], skipped=skipped)
+    # With a language model, one pass of the network gives both readings (the export's rule).
+    with_lm = model.lm_tables is not None
+    if with_lm:
+        result.greedy = EvaluationResult(lines=[], skipped=skipped)
     with progress_bar(len(rows), "Reading", progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
-            out = model.predict_full([p for p, _ in chunk])
+            if with_lm:
+                log_probs, lengths = model.log_probs([p for p, _ in chunk])
+                _compare(result, chunk, model.read_log_probs(log_probs, lengths), params)
+                _compare(result.greedy, chunk, model.read_log_probs(log_probs, lengths, greedy=True), params)
+            else:
+                _compare(result, chunk, model.predict_full([p for p, _ in chunk]), params)
             bar.update(len(chunk))
-            _compare(result, chunk, out, params)
     return result
 
 

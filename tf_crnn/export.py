@@ -32,6 +32,7 @@ import os
 import time
 from pathlib import Path
 
+import filelock
 import keras
 import tensorflow as tf
 
@@ -40,6 +41,7 @@ from tf_crnn.artifacts import (
     CONFIG_FILENAME,
     EXPORT_DIR,
     LM_FILENAME,
+    LOCK_FILENAME,
     METADATA_FILENAME,
     WEIGHTS_FILENAME,
     cache_dir,
@@ -222,7 +224,8 @@ def export_with_lm(
 
 def saved_model(spec: str) -> Path:
     """The SavedModel of a shipped model (``builtin:NAME``), built into the cache on first use
-    from the files it ships (weights, config, alphabet and language model, if any)."""
+    from the files it ships (weights, config, alphabet and language model, if any). Processes
+    that ask at once build it once: the others wait on a lock in the cache folder."""
     model = get_builtin(spec)
     target = cache_dir() / "models" / f"{model.name}-{model.digest}"
     exports = list_exports(target)
@@ -230,13 +233,21 @@ def saved_model(spec: str) -> Path:
         return exports[-1]
     try:
         target.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(target / LOCK_FILENAME))
+        lock.acquire()
     except OSError as e:
         raise FileNotFoundError(
             f"cannot write the cache folder {target} ({e.strerror}); set TF_CRNN_CACHE to a writable folder"
         ) from None
-    params = export_params(model.folder)
-    network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
-    return export_savedmodel(network, params, target, model.metadata, load_lm(model.folder))
+    try:
+        exports = list_exports(target)  # built by another process while this one waited
+        if exports:
+            return exports[-1]
+        params = export_params(model.folder)
+        network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
+        return export_savedmodel(network, params, target, model.metadata, load_lm(model.folder))
+    finally:
+        lock.release()
 
 
 def resolve_export(model_directory: str | os.PathLike) -> Path:

@@ -21,10 +21,10 @@ from PIL import Image
 
 from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import Alphabet
-from tf_crnn.artifacts import ALPHABET_FILENAME
+from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params, import_params_from_json
-from tf_crnn.decoding import Decoder, greedy_character_log_probs
+from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.documents import (
     DocumentError,
     Glyph,
@@ -64,9 +64,13 @@ class PredictionModel:
         try:
             self.model = tf.saved_model.load(str(self.export_path))
         except Exception as error:  # noqa: BLE001 - a damaged SavedModel fails in many ways deep in TensorFlow
+            if is_builtin(model_directory):
+                advice = f"delete {self.export_path} and run again: it is rebuilt from the package's files"
+            else:
+                advice = "export the model again (an output_model_dir keeps its checkpoints)"
             raise ValueError(
                 f"{self.export_path} holds a SavedModel that cannot be loaded ({type(error).__name__}): the files "
-                "are damaged or incomplete; export the model again (an output_model_dir keeps its checkpoints)"
+                f"are damaged or incomplete; {advice}"
             ) from None
         self.signature = signature
         self._fn = self.model.signatures[signature]
@@ -123,6 +127,13 @@ class PredictionModel:
         for the ``log_probs`` signature's output."""
         params = self.params
         return Decoder(self.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width)
+
+    def read_log_probs(self, log_probs, lengths, greedy: bool = False) -> dict[str, list]:
+        """Transcriptions and line confidences of the ``log_probs`` signature's output, decoded as
+        the export decodes (``decoder``), or greedily with ``greedy``."""
+        codes, _ = (Decoder() if greedy else self.decoder)(log_probs, lengths)
+        confidences = line_confidences(greedy_character_log_probs(log_probs)).numpy()
+        return {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.tolist()}
 
     @functools.cached_property
     def alphabet(self) -> Alphabet:

@@ -31,7 +31,7 @@ import tensorflow as tf
 
 from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
-from tf_crnn.errors import ExportFormatError
+from tf_crnn.errors import ExportFormatError, require
 from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
 from tf_crnn.network import get_model_inference
 
@@ -87,10 +87,7 @@ def _to_tflite(model, params: Params) -> bytes:
 
 
 def _to_onnx(model, params: Params) -> bytes:
-    try:
-        import tf2onnx
-    except ImportError as error:
-        raise ExportFormatError("ONNX export needs tf2onnx: pip install 'tf_crnn[export]'") from error
+    tf2onnx = require("export", "tf2onnx")
     function = _network_function(model, params, batched=True)
     proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=ONNX_OPSET)
     return proto.SerializeToString()

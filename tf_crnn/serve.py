@@ -229,7 +229,8 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
         if api_key is None:
             return
         given = x_api_key or (authorization[7:] if authorization and authorization.startswith("Bearer ") else None)
-        if given is None or not secrets.compare_digest(given, api_key):
+        # Bytes: compare_digest refuses str with characters outside ASCII (a header may hold any).
+        if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode()):
             raise HTTPException(401, "missing or wrong API key: send it as X-API-Key or Authorization: Bearer")
 
     async def read_uploads(files: list[UploadFile], folder: Path) -> list[tuple[str, str]]:

@@ -49,7 +49,7 @@ from tf_crnn.callbacks import (
 )
 from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
 from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params
-from tf_crnn.data_handler import count_steps, dataset_generator
+from tf_crnn.data_handler import choose_cache, count_steps, dataset_generator
 from tf_crnn.devices import describe_device, describe_precision
 from tf_crnn.distribute import (
     ClusterSync,
@@ -204,11 +204,29 @@ class TrainingData:
     def from_params(cls, params: Params, distribution: Distribution | None = None) -> TrainingData:
         distribution = distribution or one_device()
         train_csv, eval_csv, n_train, n_eval = data_preprocessing(params)
+        cache, size = choose_cache(params, train_csv)
+        cache_file = Path(train_csv).with_name(f"images-cache-{distribution.worker_index}")
+        if cache == "disk":
+            # A cache left by a stopped run may be partial (tf.data keeps a lock file): start it anew.
+            for stale in cache_file.parent.glob(cache_file.name + "*"):
+                stale.unlink()
+        logger.info(
+            "Training images: about %.0f MiB decoded, kept %s (cache_images=%s)",
+            size / 2**20,
+            {"memory": "in memory", "disk": f"on disk ({cache_file})", "none": "nowhere: decoded each epoch"}[cache],
+            params.cache_images,
+        )
         train = input_datasets(
             distribution,
             lambda shard, batch_size: dataset_generator(
-                train_csv, params, batch_size=batch_size, data_augmentation=params.data_augmentation, shard=shard
-            ),
+                train_csv,
+                params,
+                batch_size=batch_size,
+                data_augmentation=params.data_augmentation,
+                shard=shard,
+                cache=cache,
+                cache_file=cache_file,
+            ),  # fmt: skip
             params.train_batch_size,
         )
         evaluation, samples = None, None

@@ -37,7 +37,7 @@ import urllib3
 from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.artifacts import CONFIG_FILENAME
 from tf_crnn.atomic import atomic_dir, write_json
-from tf_crnn.config import Params
+from tf_crnn.config import Params, relative_paths
 from tf_crnn.datasets import IAM_BASE_URL as DEFAULT_BASE_URL
 from tf_crnn.datasets.importers import write_import_report
 from tf_crnn.errors import CredentialsError, IamError
@@ -411,19 +411,19 @@ def generate(
 
 
 def iam_config(files: dict[str, Path], output_model_dir: Path, normalization: str) -> dict:
-    """The recommended training config, with absolute paths (they are read relative to the
-    current directory)."""
+    """The recommended training config, its paths relative to the config file's folder (where
+    ``Params.from_json_file`` reads them from)."""
     config = {
-        "csv_files_train": str(files["trainset"].resolve()),
-        "csv_files_eval": str(files["validationset1"].resolve()),
-        "lookup_alphabet_file": str(files["alphabet"].resolve()),
-        "output_model_dir": str(output_model_dir.resolve()),
+        "csv_files_train": str(files["trainset"]),
+        "csv_files_eval": str(files["validationset1"]),
+        "lookup_alphabet_file": str(files["alphabet"]),
+        "output_model_dir": str(output_model_dir),
         "unicode_normalization": normalization,
         **IAM_CONFIG,
     }
 
     Params.from_dict(dict(config))  # the recommendation must stay a valid config
-    return config
+    return relative_paths(config, files["config"].parent)  # the data set's folder moves as a whole
 
 
 def prepare_iam(

@@ -35,7 +35,7 @@ from tf_crnn import records
 from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.artifacts import ALPHABET_FILENAME, IMPORT_REPORT_FILENAME
 from tf_crnn.atomic import write_json
-from tf_crnn.config import CONFIG_FILENAME
+from tf_crnn.config import CONFIG_FILENAME, relative_paths
 from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
 from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, scaled_width
 from tf_crnn.progress import progress_bar
@@ -264,8 +264,10 @@ def write_dataset(
     the report into ``output_dir``.
 
     Args:
-        split_by: ``line`` (lines shuffled into the splits) or ``document`` (no document,
-            hence no writer, has lines in two splits; see ``document_of``).
+        split_by: ``line`` (lines shuffled into the splits), ``document`` (no document,
+            hence no writer, has lines in two splits; see ``document_of``) or ``auto``:
+            ``document`` for samples of documents (ALTO, PAGE) where there are enough documents
+            for every split asked for, else ``line``; the log says which.
         preset: ``printed`` or ``handwriting``: the settings of ``config.json``.
 
     Raises:
@@ -275,6 +277,13 @@ def write_dataset(
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()):
         raise ValueError(f"{out} is not empty: choose a new output folder")
+    if split_by == "auto":
+        documents = {document_of(s, document_pattern) for s in samples if s.document}
+        wanted = sum(1 for f in split if f > 0)
+        from_documents = bool(documents) and all(s.document for s in samples)
+        split_by = "document" if from_documents and len(documents) >= wanted else "line"
+        if from_documents:
+            logger.info("Split by %s: %d documents for %d splits", split_by, len(documents), wanted)
     if split_by not in SPLIT_BY:
         raise ValueError(f"split_by must be one of {', '.join(SPLIT_BY)}, got {split_by!r}")
     settings = load_preset(preset)
@@ -358,11 +367,12 @@ def dataset_config(
     config["input_shape"] = [height, max(32, -(-widest // 32) * 32)]
     config["max_chars_per_string"] = max(n for *_, n in sizes)
     config["unicode_normalization"] = normalization
-    config["csv_files_train"] = str(files["train"].resolve())
+    config["csv_files_train"] = str(files["train"])
     if "val" in files and files["val"].stat().st_size:
-        config["csv_files_eval"] = str(files["val"].resolve())
-    config["lookup_alphabet_file"] = str(files["alphabet"].resolve())
-    config["output_model_dir"] = str((files["train"].parent / "model").resolve())
+        config["csv_files_eval"] = str(files["val"])
+    config["lookup_alphabet_file"] = str(files["alphabet"])
+    config["output_model_dir"] = str(files["train"].parent / "model")
+    config = relative_paths(config, files["train"].parent)  # the data set's folder moves as a whole
     return config
 
 

@@ -137,7 +137,8 @@ def make_dataset(
             image.save(out / name)
             rows.append((name, join_units(text)))
             used.append((name, font or "Pillow default"))
-        paths[split] = out / f"{split}.csv"
+        # The names tf-crnn import writes: train.csv and val.csv.
+        paths[split] = out / ("val.csv" if split == "eval" else "train.csv")
         write_csv_rows(paths[split], rows)
     if fonts:
         write_csv_rows(out / "fonts.csv", used)
