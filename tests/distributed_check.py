@@ -33,7 +33,8 @@ from tf_crnn.training import get_model_train, train  # noqa: E402
 
 
 def data_files(data_dir: Path) -> dict:
-    return {name: data_dir / f"{name}.csv" for name in ("train", "eval")} | {"alphabet": data_dir / "alphabet.json"}
+    # The files tf_crnn.datasets.synthetic.make_dataset writes.
+    return {"train": data_dir / "train.csv", "eval": data_dir / "val.csv", "alphabet": data_dir / "alphabet.json"}
 
 
 def one_step(model, dataset) -> tuple[float, list[np.ndarray]]:

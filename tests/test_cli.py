@@ -60,13 +60,17 @@ def test_alphabet_build_and_check(runner, tmp_path):
     assert "'y'\t2 times" in result.output and f"{data}:1" in result.output
 
 
+def copy_eval_images(params, folder: Path, n: int) -> Path:
+    """The first ``n`` validation images of the trained fixture, copied into a new ``folder``."""
+    folder.mkdir()
+    for p in sorted((Path(params.csv_files_eval).parent / "images").glob("eval_*.png"))[:n]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    return folder
+
+
 def test_predict_writes_the_format_its_output_names_and_sidecars_import_reads(runner, trained, tmp_path):
     params, result = trained
-    images = Path(params.csv_files_eval).parent / "images"
-    folder = tmp_path / "lines"
-    folder.mkdir()
-    for p in sorted(images.glob("eval_*.png"))[:3]:
-        (folder / p.name).write_bytes(p.read_bytes())
+    folder = copy_eval_images(params, tmp_path / "lines", 3)
     csv_out, txt_out = tmp_path / "out.csv", tmp_path / "out.txt"
     for out in (csv_out, txt_out):
         r = runner.invoke(main, ["predict", str(result.export_path), str(folder), "-o", str(out)])
@@ -92,11 +96,7 @@ def test_predict_writes_the_format_its_output_names_and_sidecars_import_reads(ru
 
 def test_predict_folder_and_csv_and_evaluate(runner, trained, tmp_path, caplog):
     params, result = trained
-    images = Path(params.csv_files_eval).parent / "images"
-    folder = tmp_path / "lines"
-    folder.mkdir()
-    for p in sorted(images.glob("eval_*.png"))[:3]:
-        (folder / p.name).write_bytes(p.read_bytes())
+    folder = copy_eval_images(params, tmp_path / "lines", 3)
     (folder / "broken.png").write_bytes(b"not a png")
     data = (folder / "eval_00001.png").read_bytes()
     (folder / "eval_00001_truncated.png").write_bytes(data[: len(data) // 2])  # a valid header: fails in the graph

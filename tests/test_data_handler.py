@@ -165,3 +165,22 @@ def test_auto_cache_keeps_a_small_set_in_memory_and_a_large_one_on_disk(digits_d
     assert data_handler.choose_cache(params, clean)[0] == "disk"
     forced = Params(lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256), cache_images="none")
     assert data_handler.choose_cache(forced, clean)[0] == "none"
+
+
+@pytest.mark.parametrize("fmt", ["GIF", "BMP"])
+def test_gif_and_bmp_decode_to_the_grey_pillow_reads(tmp_path, fmt):
+    import io
+
+    from tf_crnn.data_handler import decode_image
+    from tf_crnn.images import open_image
+
+    rng = np.random.default_rng(0)
+    colours = Image.fromarray(rng.integers(0, 256, (20, 60, 3), dtype=np.uint8), "RGB")
+    if fmt == "GIF":
+        colours = colours.quantize(64)  # a palette image, as GIFs are
+    buffer = io.BytesIO()
+    colours.save(buffer, fmt)
+    (tmp_path / "line").write_bytes(buffer.getvalue())
+    grey = decode_image(tf.constant(buffer.getvalue()), 1).numpy()[..., 0]
+    assert grey.shape == (20, 60)
+    np.testing.assert_array_equal(grey, np.asarray(open_image(tmp_path / "line")))

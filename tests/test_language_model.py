@@ -164,7 +164,7 @@ def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(tra
 
     params, result = trained
     lm, _ = build_lm(params, order=3)
-    tuning = tune_lm(result.export_path, params.csv_files_eval, lm, weights=(0.5, 2.0), bonuses=(0.0, 1.0))
+    tuning = tune_lm(result.export_path, params.csv_files_eval, lm, weights=(2.0,), bonuses=(0.5,))
     assert tuning.greedy.cer == evaluate(result.export_path, params.csv_files_eval).cer
     for weight, bonus, measured in tuning.trials:
         path = export_with_lm(result.export_path, tmp_path / f"w{weight}-b{bonus}", lm, weight, bonus)

@@ -202,6 +202,16 @@ def test_document_endpoint_returns_the_document_recognised(server, trained, tmp_
         timeout=60,
     )
     assert bad.status_code == 422 and "x.xml" in bad.json()["detail"]
+    # The page read is always the image sent: not a server file the document names, and also
+    # when the document names none.
+    blank = Image.new("L", (520, 220), 255)
+    blank.save(tmp_path / "blank.png")
+    texts = {line["id"]: line["text"] for line in body["lines"]}
+    for name in (str(tmp_path / "blank.png"), "../../blank.png", ""):
+        sent = [("document", ("w.xml", alto_xml(name, truth).encode(), "application/xml")), files[1]]
+        again = httpx.post(f"{server}/v1/documents", files=sent, timeout=60)
+        assert again.status_code == 200, (name, again.text)
+        assert {line["id"]: line["text"] for line in again.json()["lines"]} == texts, name
 
 
 @pytest.mark.slow

@@ -119,6 +119,9 @@ def user_errors(fn):
             raise UserError(str(e), 1) from None
         except (TfCrnnError, FileNotFoundError, ValueError) as e:
             raise UserError(str(e), 2) from None
+        except OSError as e:  # a folder that cannot be written, a disk that is full, ...
+            where = e.filename or "a file"
+            raise UserError(f"{where}: {e.strerror or e}; choose a place you can write to", 2) from None
 
     return wrapper
 

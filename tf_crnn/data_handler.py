@@ -49,7 +49,12 @@ def _png_on_white(contents: tf.Tensor, channels: int) -> tf.Tensor:
     as ``images.open_image`` does."""
     rgba = tf.cast(tf.io.decode_png(contents, channels=4), tf.int32)
     alpha = rgba[..., 3:]
-    rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+    return _rgb_to(channels, (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255)
+
+
+def _rgb_to(channels: int, rgb: tf.Tensor) -> tf.Tensor:
+    """``(height, width, 3)`` int32 RGB to ``channels``: grey with the ITU-R 601 luma weights in
+    Pillow's integer arithmetic (``Image.convert("L")``)."""
     if channels == 3:
         return tf.cast(rgb, tf.uint8)
     r, g, b = rgb[..., 0:1], rgb[..., 1:2], rgb[..., 2:3]
@@ -74,7 +79,11 @@ def decode_image(contents: tf.Tensor, channels: int) -> tf.Tensor:
             ),
             (is_png, lambda: _png_on_white(contents, channels)),
         ],
-        default=lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False, dtype=tf.uint8),
+        # GIF and BMP: TensorFlow's decoders give colour only; made grey as Pillow does. A GIF's
+        # first frame alone is decoded.
+        default=lambda: _rgb_to(
+            channels, tf.cast(tf.io.decode_image(contents, channels=3, expand_animations=False), tf.int32)
+        ),
     )
     image.set_shape([None, None, channels])
     return image

@@ -37,6 +37,10 @@ MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
 IMAGE_SEARCH = (".", "..")
 """Folders, relative to the XML file, where its page image is looked for."""
+MAX_IMAGE_NAME = 1024
+"""Longer page image names are no file's: not looked for."""
+MAX_COORDINATE = 1e7
+"""Coordinates beyond this (in pixels) are no page's: the line is left out."""
 
 ALTO = "alto"
 PAGE = "page"
@@ -53,6 +57,8 @@ class Line:
     box: tuple[float, float, float, float] | None
     """``(x0, y0, x1, y1)``: ALTO's HPOS/VPOS/WIDTH/HEIGHT, or the polygon's bounds."""
     element: etree._Element = field(repr=False)
+    error: str | None = None
+    """Why the line's geometry cannot be used (a coordinate that is no number), or None."""
 
 
 @dataclass
@@ -99,13 +105,24 @@ def parse_xml(path: str | os.PathLike) -> etree._ElementTree:
         raise DocumentError(f"not valid XML ({error})") from None
 
 
-def _numbers(text: str | None) -> list[float]:
-    return [float(v) for v in re.findall(r"-?\d+(?:\.\d+)?", text or "")]
+def _number(text: str, what: str) -> float:
+    """A coordinate as the document gives it, checked here: a finite number of page pixels.
+
+    Raises:
+        ValueError: anything else, naming ``what``.
+    """
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        raise ValueError(f"{what} {text!r} is not a number") from None
+    if not math.isfinite(value) or abs(value) > MAX_COORDINATE:
+        raise ValueError(f"{what} {text!r} is not a coordinate of a page")
+    return value
 
 
-def _pairs(text: str | None) -> list[tuple[float, float]]:
+def _pairs(text: str | None, what: str) -> list[tuple[float, float]]:
     """``"x1,y1 x2,y2"`` (PAGE) or ``"x1 y1 x2 y2"`` (ALTO) to points."""
-    values = _numbers(text)
+    values = [_number(v, what) for v in re.split(r"[\s,]+", (text or "").strip()) if v]
     return list(zip(values[0::2], values[1::2]))
 
 
@@ -130,24 +147,34 @@ def _alto_line(element, ns: str) -> Line:
         elif name == "SP":
             parts.append(" ")
     text = "".join(parts).strip() if strings else None
-    shape = element.find(f"{ns}Shape/{ns}Polygon")
-    polygon = _pairs(shape.get("POINTS")) if shape is not None else []
-    values = [element.get(a) for a in ("HPOS", "VPOS", "WIDTH", "HEIGHT")]
-    box = None
-    if all(v is not None for v in values):
-        x, y, w, h = (float(v) for v in values)
-        box = (x, y, x + w, y + h)
-    elif len(polygon) >= 3:
-        box = _bounds(polygon)
-    baseline = _pairs(element.get("BASELINE"))  # ALTO 4.2+ points; a single number before is no line
+    try:
+        shape = element.find(f"{ns}Shape/{ns}Polygon")
+        polygon = _pairs(shape.get("POINTS"), "Polygon POINTS") if shape is not None else []
+        names = ("HPOS", "VPOS", "WIDTH", "HEIGHT")
+        box = None
+        if all(element.get(a) is not None for a in names):
+            x, y, w, h = (_number(element.get(a), a) for a in names)
+            box = (x, y, x + w, y + h)
+        elif len(polygon) >= 3:
+            box = _bounds(polygon)
+        try:  # ALTO 4.2+ points; a single number, as older versions wrote, is no line
+            baseline = _pairs(element.get("BASELINE"), "BASELINE")
+        except ValueError:
+            baseline = []
+    except ValueError as error:
+        return Line(element.get("ID", ""), text, [], [], None, element, str(error))
     return Line(element.get("ID", ""), text, polygon, baseline if len(baseline) >= 2 else [], box, element)
 
 
 def _page_line(element, ns: str) -> Line:
     coords = element.find(f"{ns}Coords")
-    polygon = _pairs(coords.get("points")) if coords is not None else []
     baseline_element = element.find(f"{ns}Baseline")
-    baseline = _pairs(baseline_element.get("points")) if baseline_element is not None else []
+    error = None
+    try:
+        polygon = _pairs(coords.get("points"), "Coords points") if coords is not None else []
+        baseline = _pairs(baseline_element.get("points"), "Baseline points") if baseline_element is not None else []
+    except ValueError as bad:
+        polygon, baseline, error = [], [], str(bad)
     text = None
     for equiv in element.findall(f"{ns}TextEquiv"):
         unicode = equiv.find(f"{ns}Unicode")
@@ -155,23 +182,30 @@ def _page_line(element, ns: str) -> Line:
             text = (unicode.text or "").strip()
             break
     box = _bounds(polygon) if len(polygon) >= 3 else None
-    return Line(element.get("id", ""), text, polygon, baseline, box, element)
+    return Line(element.get("id", ""), text, polygon, baseline, box, element, error)
 
 
 def find_image(xml_file: Path, name: str) -> Path | None:
-    """The page image ``name`` beside ``xml_file`` or one folder up (by its own path, then by its file name)."""
-    if not name:
+    """The page image ``name`` beside ``xml_file`` or one folder up (by its own path, then by its
+    file name). A name that leads out of those folders (absolute, or climbing with ``..``) is
+    looked for by its file name only: a document never makes tf_crnn read a file elsewhere."""
+    if not name or "\x00" in name or len(name) > MAX_IMAGE_NAME:
         return None
     for folder in IMAGE_SEARCH:
+        root = (xml_file.parent / folder).resolve()
         for candidate in (name, Path(name.replace("\\", "/")).name):
-            path = (xml_file.parent / folder / candidate).resolve()
-            if path.is_file():
-                return path
+            try:
+                path = (root / candidate).resolve()
+                if path.is_relative_to(root) and path.is_file():
+                    return path
+            except (OSError, ValueError):  # a name no file system takes
+                continue
     return None
 
 
-def read_document(path: str | os.PathLike) -> Document:
-    """Reads an ALTO or PAGE file.
+def read_document(path: str | os.PathLike, image: str | os.PathLike | None = None) -> Document:
+    """Reads an ALTO or PAGE file; its page image is ``image`` when given (the service reads a
+    document with the image sent with it, whatever the document names), else ``find_image``'s.
 
     Raises:
         DocumentError: unsafe or malformed XML, neither ALTO nor PAGE, or units other than pixels.
@@ -198,7 +232,8 @@ def read_document(path: str | os.PathLike) -> Document:
         kind = PAGE
     else:
         raise DocumentError(f"root element {qname.localname!r}: neither ALTO (alto) nor PAGE (PcGts)")
-    return Document(path, kind, tree, ns, find_image(path, image_name), image_name, lines)
+    image_path = Path(image) if image is not None else find_image(path, image_name)
+    return Document(path, kind, tree, ns, image_path, image_name, lines)
 
 
 def document_files(sources: list[str | os.PathLike]) -> list[Path]:
@@ -257,6 +292,8 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
     Raises:
         DocumentError: the line has no polygon nor box, or it lies outside the page or has no area.
     """
+    if line.error:
+        raise DocumentError(line.error)
     white = 255 if page.mode == "L" else (255, 255, 255)
     if len(line.polygon) >= 3:
         x0, y0, x1, y1 = _bounds(line.polygon)

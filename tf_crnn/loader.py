@@ -369,6 +369,7 @@ def predict_documents(
     deskew: bool = False,
     batch_size: int = 64,
     kind: str | None = None,
+    page_images: dict[Path, Path] | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -377,7 +378,8 @@ def predict_documents(
     file name>``: ALTO ``String``/``SP`` with ``WC``, PAGE ``TextEquiv`` with ``conf``, and
     with ``glyphs`` a box per character from the CTC alignment, mapped back to the page
     through the crop, resize and deskew. With ``kind`` (``documents.ALTO`` or ``PAGE``), a
-    document of the other kind is left out.
+    document of the other kind is left out. ``page_images`` gives a document's page image
+    instead of the one it names (``{xml file: image}``).
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -390,11 +392,11 @@ def predict_documents(
         if target.resolve() == xml_file.resolve():
             raise ValueError(f"{target} is the input document: give another output folder with -o")
         try:
-            document = read_document(xml_file)
+            document = read_document(xml_file, (page_images or {}).get(xml_file))
             if kind is not None and document.kind != kind:
                 raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}")
             page = open_page(document, "L" if model.params.input_channels == 1 else "RGB")
-        except (DocumentError, OSError) as error:
+        except (DocumentError, OSError, Image.DecompressionBombError) as error:
             skipped.append((str(xml_file), str(error)))
             continue
         with tempfile.TemporaryDirectory() as tmp:

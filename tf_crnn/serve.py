@@ -318,19 +318,18 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             source = folder / "in" / "document.xml"
             source.parent.mkdir()
             source.write_bytes(xml)
+            page_image = folder / "page-image"  # read as the image sent, whatever the document names
+            page_image.write_bytes(data)
             try:
-                parsed = read_document(source)
+                read_document(source, page_image)
             except DocumentError as error:
                 raise HTTPException(422, f"document ({document.filename}): {error}") from None
-            # The page image goes where the document says it is, by its file name only.
-            referenced = Path((parsed.image_name or image.filename or "").replace("\\", "/")).name
-            if referenced in ("", ".", ".."):
-                referenced = "page.png"
-            (source.parent / referenced).write_bytes(data)
 
             def read():
                 with documents_lock:
-                    return predict_documents(model, [source], folder / "out", glyphs=glyphs)
+                    return predict_documents(
+                        model, [source], folder / "out", glyphs=glyphs, page_images={source: page_image}
+                    )
 
             written, skipped = await run_in_threadpool(read)
             if not written:

@@ -34,10 +34,10 @@ from PIL import Image
 from tf_crnn import records
 from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.artifacts import ALPHABET_FILENAME, IMPORT_REPORT_FILENAME
-from tf_crnn.atomic import write_json
+from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.config import CONFIG_FILENAME, relative_paths
 from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
-from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, scaled_width
+from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_image, open_image, scaled_width
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, write_csv_rows
 
@@ -158,7 +158,8 @@ def document_samples(
 ) -> tuple[list[Sample], list[tuple[str, str]]]:
     """Line images cut from the pages of ALTO or PAGE files (``kind``), with their texts.
 
-    Each ``TextLine`` with a transcription becomes ``crops_dir/<page>_<line ID>.png``,
+    Each ``TextLine`` with a transcription becomes ``crops_dir/<page>_<line ID>.png`` (with a
+    number added where two documents of different folders share a page name and line ID),
     cut by ``documents.crop_line`` (the rule ``tf-crnn predict --alto/--page`` uses);
     lines without text, outside the page or without area, and files that are not
     safe, valid XML of that kind, are left out with their reason.
@@ -167,15 +168,34 @@ def document_samples(
     crops_dir.mkdir(parents=True, exist_ok=True)
     samples, skipped = [], []
     files = document_files(sources)
+    by_name: dict[str, list[Path]] = {}
+    for xml_file in files:
+        by_name.setdefault(xml_file.stem, []).append(xml_file)
     with progress_bar(len(files), "Cutting lines out of pages", None) as bar:
         for xml_file in files:
             bar.update(1)
-            _cut_document(xml_file, kind, deskew, crops_dir, samples, skipped)
+            name = _document_key(xml_file, by_name[xml_file.stem])
+            _cut_document(xml_file, kind, deskew, crops_dir, samples, skipped, name)
     return samples, skipped
 
 
+def _document_key(xml_file: Path, same_name: list[Path]) -> str:
+    """The page's name, or, where pages of other folders share it (``same_name``), its path from
+    their common folder: two books that each hold ``0001.xml`` stay two documents."""
+    if len(same_name) < 2:
+        return xml_file.stem
+    common = Path(os.path.commonpath([str(f.resolve().parent) for f in same_name]))
+    return str(xml_file.resolve().with_suffix("").relative_to(common)).replace(os.sep, "_")
+
+
 def _cut_document(
-    xml_file: Path, kind: str, deskew: bool, crops_dir: Path, samples: list[Sample], skipped: list[tuple[str, str]]
+    xml_file: Path,
+    kind: str,
+    deskew: bool,
+    crops_dir: Path,
+    samples: list[Sample],
+    skipped: list[tuple[str, str]],
+    document_name: str,
 ) -> None:
     """Appends the lines of one document to ``samples``, or the reasons to ``skipped``."""
     try:
@@ -183,7 +203,7 @@ def _cut_document(
         if document.kind != kind:
             raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}: import it as {document.kind}")
         page = open_page(document)
-    except (DocumentError, OSError) as error:
+    except (DocumentError, OSError, Image.DecompressionBombError) as error:
         skipped.append((str(xml_file), str(error)))
         return
     for number, line in enumerate(document.lines, start=1):
@@ -197,9 +217,12 @@ def _cut_document(
         except DocumentError as error:
             skipped.append((where, str(error)))
             continue
-        target = crops_dir / f"{document.name}_{line_id}.png"
+        stem = re.sub(r"[^\w.-]", "_", f"{document_name}_{line_id}")[:200]
+        target, n = crops_dir / f"{stem}.png", 1
+        while target.exists():  # never another line's crop: its text would go with this image
+            target, n = crops_dir / f"{stem}-{n}.png", n + 1
         crop.save(target)
-        samples.append(Sample(target, line.text, where, document.name))
+        samples.append(Sample(target, line.text, where, document_name))
 
 
 def document_of(sample: Sample, pattern: str | None) -> str:
@@ -275,13 +298,14 @@ def write_dataset(
             written all the same, and the message gives the main reasons).
     """
     out = Path(output_dir)
-    if out.exists() and any(out.iterdir()):
+    # A folder holding only the report of an import that found nothing usable may be reused.
+    if out.exists() and any(p.name != REPORT_FILENAME for p in out.iterdir()):
         raise ValueError(f"{out} is not empty: choose a new output folder")
     if split_by == "auto":
         documents = {document_of(s, document_pattern) for s in samples if s.document}
         wanted = sum(1 for f in split if f > 0)
         from_documents = bool(documents) and all(s.document for s in samples)
-        split_by = "document" if from_documents and len(documents) >= wanted else "line"
+        split_by = "document" if from_documents and 1 < wanted <= len(documents) else "line"
         if from_documents:
             logger.info("Split by %s: %d documents for %d splits", split_by, len(documents), wanted)
     if split_by not in SPLIT_BY:
@@ -291,7 +315,10 @@ def write_dataset(
     rows = []
     for sample in samples:
         text = normalize(sample.text, normalization)
-        if not text:
+        unusable = _unusable_image(Path(sample.image))
+        if unusable:
+            skipped.append((sample.source, unusable))
+        elif not text:
             skipped.append((sample.source, "empty transcription"))
         elif "|" in text:
             skipped.append((sample.source, "transcription contains '|', the unit delimiter of the CSV format"))
@@ -308,8 +335,42 @@ def write_dataset(
     else:
         parts = _split_lines(rows, split, seed)
 
+    # Written beside and renamed at the end: a failure leaves no half-written data set behind.
+    with atomic_dir(out, replace=True) as tmp:
+        counts, sizes = _write_splits(tmp, parts, split)
+        files = {name: out / f"{name}.csv" for name in counts}
+        Alphabet.create_lookup_from_labels(
+            [tmp / f"{name}.csv" for name in counts], tmp / ALPHABET_FILENAME, normalization=normalization
+        )
+        files["alphabet"] = out / ALPHABET_FILENAME
+        files["config"] = out / CONFIG_FILENAME
+        write_json(tmp / CONFIG_FILENAME, dataset_config(settings, files, sizes, normalization, counts))
+        files["report"] = out / REPORT_FILENAME
+        write_import_report(tmp / REPORT_FILENAME, skipped)
+    return ImportResult(counts, files, skipped)
+
+
+def _unusable_image(image: Path) -> str | None:
+    """Why a sample's image cannot go into a data set, or None: the checks training makes
+    (``images.check_image``), TIFF included, which is stored as PNG."""
+    if image.suffix.lower() not in TIFF_SUFFIXES:
+        checked = check_image(str(image))
+        return checked if isinstance(checked, str) else None
+    try:
+        open_image(image)
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return f"image cannot be decoded ({error})"
+    return None
+
+
+def _write_splits(out: Path, parts: dict[str, list], split: tuple[float, float, float]) -> tuple[dict, list]:
+    """Copies each split's images into ``out/images`` and writes ``out/<split>.csv``.
+
+    Returns:
+        ``({split: rows}, [(width, height, characters)])``.
+    """
     (out / "images").mkdir(parents=True)
-    files, counts = {}, {}
+    counts = {}
     used_names: set[str] = set()
     sizes: list[tuple[int, int, int]] = []
     for name in SPLITS:
@@ -334,18 +395,9 @@ def write_dataset(
             with Image.open(out / "images" / target) as opened:
                 sizes.append((*opened.size, len(text)))
             csv_rows.append((f"images/{target}", join_units(list(text))))
-        files[name] = out / f"{name}.csv"
-        write_csv_rows(files[name], csv_rows)
+        write_csv_rows(out / f"{name}.csv", csv_rows)
         counts[name] = len(csv_rows)
-    files["alphabet"] = out / ALPHABET_FILENAME
-    Alphabet.create_lookup_from_labels(
-        [files[n] for n in SPLITS if n in files], files["alphabet"], normalization=normalization
-    )
-    files["config"] = out / CONFIG_FILENAME
-    write_json(files["config"], dataset_config(settings, files, sizes, normalization))
-    files["report"] = out / REPORT_FILENAME
-    write_import_report(files["report"], skipped)
-    return ImportResult(counts, files, skipped)
+    return counts, sizes
 
 
 def load_preset(name: str) -> dict:
@@ -356,11 +408,11 @@ def load_preset(name: str) -> dict:
 
 
 def dataset_config(
-    settings: dict, files: dict[str, Path], sizes: list[tuple[int, int, int]], normalization: str
+    settings: dict, files: dict[str, Path], sizes: list[tuple[int, int, int]], normalization: str, counts: dict
 ) -> dict:
     """A preset's settings fitted to a data set: ``input_shape[1]`` holds its widest line at the
     preset's height (rounded up to 32 px), ``max_chars_per_string`` its longest line; paths are
-    absolute, the model goes to ``model/`` beside the CSVs."""
+    relative to the data set's folder, the model goes to ``model/`` beside the CSVs."""
     height = settings["input_shape"][0]
     widest = max(scaled_width(w, h, height) for w, h, _ in sizes)
     config = dict(settings)
@@ -368,7 +420,7 @@ def dataset_config(
     config["max_chars_per_string"] = max(n for *_, n in sizes)
     config["unicode_normalization"] = normalization
     config["csv_files_train"] = str(files["train"])
-    if "val" in files and files["val"].stat().st_size:
+    if counts.get("val"):
         config["csv_files_eval"] = str(files["val"])
     config["lookup_alphabet_file"] = str(files["alphabet"])
     config["output_model_dir"] = str(files["train"].parent / "model")
