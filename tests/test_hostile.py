@@ -139,3 +139,13 @@ def test_two_processes_building_a_shipped_models_cache_at_once_both_read(tmp_pat
         assert run.returncode == 0, err[-2000:]
         assert "The archive holds" in out
     assert len(list((tmp_path / "cache" / "models").glob("printed-latin-*/2*"))) == 1  # built once
+
+
+def test_a_doctype_in_utf16_is_refused_as_in_utf8(tmp_path):
+    from tf_crnn.errors import DocumentError
+
+    text = '<?xml version="1.0" encoding="utf-16"?><!DOCTYPE alto [<!ENTITY x "y">]><alto>&x;</alto>'
+    path = tmp_path / "doc.xml"
+    path.write_bytes(text.encode("utf-16"))
+    with pytest.raises(DocumentError, match="DOCTYPE"):
+        read_document(path)

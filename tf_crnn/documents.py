@@ -100,9 +100,13 @@ def parse_xml(path: str | os.PathLike) -> etree._ElementTree:
         resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
     )
     try:
-        return etree.parse(io.BytesIO(data), parser)
-    except etree.XMLSyntaxError as error:
+        tree = etree.parse(io.BytesIO(data), parser)
+    except etree.LxmlError as error:
         raise DocumentError(f"not valid XML ({error})") from None
+    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
+        # The byte check above misses a DOCTYPE in another encoding (UTF-16): the parsed tree does not.
+        raise DocumentError("holds a DOCTYPE (DTD or entities): refused, ALTO and PAGE files need none")
+    return tree
 
 
 def _number(text: str, what: str) -> float:
