@@ -113,17 +113,14 @@ def test_an_unreadable_image_is_left_out_and_a_failed_import_can_be_rerun(tmp_pa
 
 
 def test_an_output_folder_that_cannot_be_written_is_one_line(tmp_path):
-    if os.geteuid() == 0:
-        pytest.skip("root writes into read-only folders")
     lines = tmp_path / "lines"
     lines.mkdir()
     Image.new("L", (80, 24), 255).save(lines / "l.png")
     (lines / "l.gt.txt").write_text("x\n")
-    locked = tmp_path / "locked"
-    locked.mkdir()
-    locked.chmod(0o500)
-    run = _import("folder", lines, "-o", locked / "data")
-    assert run.exit_code == 2 and run.output.count("\n") == 1 and "locked" in run.output
+    blocker = tmp_path / "a-file"  # no folder can be made inside it, even by root
+    blocker.write_text("")
+    run = _import("folder", lines, "-o", blocker / "data")
+    assert run.exit_code == 2 and run.output.count("\n") == 1 and "a-file" in run.output, run.output
 
 
 @pytest.mark.slow
@@ -149,3 +146,14 @@ def test_a_doctype_in_utf16_is_refused_as_in_utf8(tmp_path):
     path.write_bytes(text.encode("utf-16"))
     with pytest.raises(DocumentError, match="DOCTYPE"):
         read_document(path)
+
+
+def test_a_page_over_the_pixel_limit_is_left_out_with_its_reason(tmp_path, monkeypatch):
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    truth = draw_page(pages / "p-0.png")
+    (pages / "p-0.xml").write_text(alto_xml("p-0.png", truth), encoding="utf-8")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # the 520x220 page is now a "bomb"
+    run = _import("alto", pages, "-o", tmp_path / "data")
+    assert run.exit_code == 2 and "no usable samples" in run.output and "Traceback" not in run.output
+    assert "decompression bomb" in _report(tmp_path / "data")[str(pages / "p-0.xml")].lower()

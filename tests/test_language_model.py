@@ -186,3 +186,16 @@ def test_text_is_split_into_the_alphabets_units_longest_first(lookup_file, tmp_p
     assert sequences_from_text(text, params) == [[3, 1, 2, 4, 1], [3, 1]]
     lm, source = build_lm(params, lm_text=text, order=2)
     assert source == str(text) and lm.n_units == 4 and lm.order == 2
+
+
+def test_a_text_in_utf16_is_read_and_one_in_latin1_is_refused_naming_it(lookup_file, tmp_path):
+    from tf_crnn.config import Params
+    from tf_crnn.language_model import sequences_from_text
+
+    params = Params(lookup_alphabet_file=str(lookup_file({"\u00e9": 1, "t": 2})))
+    utf16, latin1 = tmp_path / "utf16.txt", tmp_path / "latin1.txt"
+    utf16.write_text("\u00e9t\u00e9\n", encoding="utf-16")
+    latin1.write_bytes("\u00e9t\u00e9\n".encode("latin-1"))
+    assert sequences_from_text(utf16, params) == [[1, 2, 1]]
+    with pytest.raises(ValueError, match=r"latin1\.txt: not UTF-8 text .*iconv"):
+        sequences_from_text(latin1, params)

@@ -390,13 +390,31 @@ def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[
     return out
 
 
+def read_text_file(text_file: str | os.PathLike) -> str:
+    """A text file in UTF-8 (with or without a BOM) or UTF-16 (with its BOM).
+
+    Raises:
+        ValueError: another encoding; the message names the file and how to convert it.
+    """
+    data = Path(text_file).read_bytes()
+    try:
+        if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+            return data.decode("utf-16")
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"{text_file}: not UTF-8 text (byte {data[error.start]:#04x} at offset {error.start}); convert it, "
+            f"e.g. iconv -f latin1 -t utf-8 {text_file} > text-utf8.txt"
+        ) from None
+
+
 def sequences_from_text(text_file: str | os.PathLike, params) -> list[list[int]]:
     """The lines of a text file as code sequences: each line split into the alphabet's units
     (longest first), characters outside them dropped."""
     lookup = params.alphabet.lookup
     longest = max((len(u) for u in lookup), default=1)
     out = []
-    for line in Path(text_file).read_text(encoding="utf-8").splitlines():
+    for line in read_text_file(text_file).splitlines():
         line, codes, i = normalize(line.strip(), params.unicode_normalization), [], 0
         while i < len(line):
             size = next((n for n in range(min(longest, len(line) - i), 0, -1) if line[i : i + n] in lookup), 0)
@@ -415,6 +433,7 @@ __all__ = [
     "build_lm",
     "lm_beam_search",
     "load_lm",
+    "read_text_file",
     "sequences_from_csvs",
     "sequences_from_text",
     "train_ngram",
