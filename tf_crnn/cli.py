@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import click
@@ -92,6 +93,8 @@ def _setup_logging(verbose: bool) -> None:
     )
     for noisy in ("tensorflow", "absl", "h5py", "PIL", "tf2onnx"):
         logging.getLogger(noisy).setLevel(logging.ERROR)
+    if not verbose:  # the libraries' notices about their own APIs (TFLite's move to LiteRT, ...)
+        warnings.filterwarnings("ignore", module=r"(tensorflow|keras|tf2onnx|ai_edge_litert|onnx)(\..*)?$")
 
 
 def normalization_option(help_text: str):
