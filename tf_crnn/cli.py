@@ -76,8 +76,13 @@ def _import_tensorflow_silently() -> None:
     try:
         os.dup2(devnull, fd)
         import tensorflow as tf
+        from absl import logging as absl_logging  # TensorFlow's own logger, installed with it
 
         tf.config.list_physical_devices()
+        # Importing TensorFlow sets up absl's logger anew: its notices (e.g. the TFLite converter's
+        # "Please consider providing the trackable_obj") would print at WARNING.
+        absl_logging.set_verbosity(absl_logging.ERROR)
+        logging.getLogger("absl").setLevel(logging.ERROR)
     finally:
         os.dup2(saved, fd)
         os.close(saved)
