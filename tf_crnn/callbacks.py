@@ -158,7 +158,7 @@ class CustomSavingCallback(keras.callbacks.Callback):
         keep_max_models: number of saves kept; older ones are deleted.
         parameters: experiment parameters, for SavedModel exports.
         lm: the run's language model (``language_model.build_lm``), written into each export.
-        lm_source: what the language model was trained on, for the exports' metadata.
+        export_metadata: added to each export's ``tf_crnn.json`` (what the language model is).
     """
 
     def __init__(
@@ -169,11 +169,11 @@ class CustomSavingCallback(keras.callbacks.Callback):
         keep_max_models: int = 5,
         parameters: Params | None = None,
         lm=None,
-        lm_source: str | None = None,
+        export_metadata: dict | None = None,
     ):
         super().__init__()
         self.lm = lm
-        self.lm_source = lm_source
+        self.export_metadata = export_metadata or {}
         self.output_dir = Path(output_dir)
         self.saving_freq = saving_freq
         self.save_best_only = save_best_only
@@ -196,9 +196,7 @@ class CustomSavingCallback(keras.callbacks.Callback):
 
     def save(self, epoch: int, cer: float | None) -> Path:
         if self.parameters is not None:
-            metadata = {"epoch": epoch, "val_cer": cer}
-            if self.lm is not None:
-                metadata["language_model"] = f"{self.lm.describe()}, from {self.lm_source}"
+            metadata = {"epoch": epoch, "val_cer": cer, **self.export_metadata}
             path = export_savedmodel(self.model, self.parameters, self.output_dir, metadata, self.lm)
         else:
             self.output_dir.mkdir(parents=True, exist_ok=True)

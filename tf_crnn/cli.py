@@ -306,15 +306,16 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
     shared batches; a full queue answers 503 with Retry-After.
     """
-    if not api_key and not _is_loopback(host):
+    for module in ("fastapi", "uvicorn", "multipart", "jinja2"):
+        require("serve", module)
+    from tf_crnn.serve import Limits, is_loopback
+    from tf_crnn.serve import serve as run_server
+
+    if not api_key and not is_loopback(host):
         raise UserError(
             f"--host {host} makes the service reachable from other machines: give an API key "
             "(--api-key or TF_CRNN_API_KEY) that clients send as X-API-Key, or bind 127.0.0.1"
         )
-    for module in ("fastapi", "uvicorn", "multipart", "jinja2"):
-        require("serve", module)
-    from tf_crnn.serve import Limits
-    from tf_crnn.serve import serve as run_server
 
     limits = Limits(
         max_request_bytes=int(max_request_mb * 2**20),
@@ -324,17 +325,6 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     )
     click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
     run_server(model, host, port, limits, api_key)
-
-
-def _is_loopback(host: str) -> bool:
-    import ipaddress
-
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 # --- models -----------------------------------------------------------------------

@@ -466,7 +466,8 @@ def choose_cache(params: Params, csv_filename: str | os.PathLike, sample: int = 
     Returns:
         ``(mode, estimated bytes)``.
     """
-    paths, _ = load_csv(csv_filename, params)
+    # Paths only: the labels are encoded once, by dataset_generator.
+    paths = [resolve_image_path(csv_filename, p) for _, p, _ in read_csv_rows(csv_filename, params.csv_delimiter)]
     height, max_width = params.input_shape
     sizes = [images.check_image(p, decode=False) for p in paths[:: max(1, len(paths) // sample)][:sample]]
     widths = [images.get_resized_width(w, h, height, max_width) for w, h in (s for s in sizes if isinstance(s, tuple))]

@@ -43,10 +43,12 @@ from tf_crnn.artifacts import (
     LM_FILENAME,
     LOCK_FILENAME,
     METADATA_FILENAME,
+    SAVED_MODEL_FILENAME,
     WEIGHTS_FILENAME,
     cache_dir,
     get_builtin,
     is_builtin,
+    is_export,
     list_exports,
     resolve_model,
 )
@@ -261,9 +263,9 @@ def resolve_export(model_directory: str | os.PathLike) -> Path:
     if is_builtin(model_directory):
         return saved_model(model_directory)
     folder = resolve_model(model_directory)
-    if not (folder / "saved_model.pb").is_file():
+    if not is_export(folder):
         raise FileNotFoundError(
-            f"{folder} holds no SavedModel: give an export folder (with saved_model.pb) or an "
+            f"{folder} holds no SavedModel: give an export folder (with {SAVED_MODEL_FILENAME}) or an "
             f"output_model_dir with exports in {EXPORT_DIR}/"
         )
     return folder

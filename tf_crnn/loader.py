@@ -128,10 +128,15 @@ class PredictionModel:
         params = self.params
         return Decoder(self.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width)
 
+    @functools.cached_property
+    def _greedy_decoder(self) -> Decoder:
+        # One per model: a Decoder keeps its compiled graphs, so evaluation traces them once.
+        return Decoder()
+
     def read_log_probs(self, log_probs, lengths, greedy: bool = False) -> dict[str, list]:
         """Transcriptions and line confidences of the ``log_probs`` signature's output, decoded as
         the export decodes (``decoder``), or greedily with ``greedy``."""
-        codes, _ = (Decoder() if greedy else self.decoder)(log_probs, lengths)
+        codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
         confidences = line_confidences(greedy_character_log_probs(log_probs)).numpy()
         return {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.tolist()}
 

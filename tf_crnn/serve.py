@@ -24,6 +24,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import io
+import ipaddress
 import logging
 import queue
 import secrets
@@ -351,12 +352,22 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     return app
 
 
+def is_loopback(host: str) -> bool:
+    """Whether binding ``host`` keeps the service on this machine (``localhost``, 127.0.0.0/8, ``::1``)."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def serve(model_spec: str, host: str = "127.0.0.1", port: int = 8080, limits: Limits | None = None, api_key=None):
     """Runs the server until interrupted."""
     import uvicorn
 
     app = create_app(model_spec, limits, api_key)
-    if host not in ("127.0.0.1", "localhost", "::1") and api_key is None:
+    if not is_loopback(host) and api_key is None:
         logger.warning("Serving on %s without an API key: anyone who reaches this port can use the model", host)
     logger.info(
         "Serving %s on http://%s:%d/ (API: /v1/recognize, /v1/model; OpenAPI: /openapi.json)", model_spec, host, port
@@ -364,4 +375,4 @@ def serve(model_spec: str, host: str = "127.0.0.1", port: int = 8080, limits: Li
     uvicorn.run(app, host=host, port=port, log_level="warning")
 
 
-__all__ = ["BatchingReader", "Busy", "Limits", "check_image", "create_app", "serve"]
+__all__ = ["BatchingReader", "Busy", "Limits", "check_image", "create_app", "is_loopback", "serve"]

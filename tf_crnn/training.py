@@ -271,7 +271,9 @@ class TrainingSystem:
         self.resume_dir = Path(resume_from) / CHECKPOINT_DIR if resume_from else self.checkpoint_dir
         self.distribution = distribution or one_device()
         # Built before any epoch: an unusable lm_text stops the run now, not after it.
-        self.lm, self.lm_source = build_lm(params) if params.lm_order else (None, None)
+        self.lm, source = build_lm(params) if params.lm_order else (None, None)
+        # Written into every export of the run, periodic and final.
+        self.export_metadata = {"language_model": f"{self.lm.describe()}, from {source}"} if self.lm is not None else {}
         keras.utils.set_random_seed(params.seed)
         with self.distribution.strategy.scope():
             self.cer = CharacterErrorRate(units=params.alphabet.units_by_code, name="cer")
@@ -331,7 +333,7 @@ class TrainingSystem:
                 keep_max_models=params.keep_max_models,
                 parameters=params,
                 lm=self.lm,
-                lm_source=self.lm_source,
+                export_metadata=self.export_metadata,
             ),
         ]
 
@@ -450,8 +452,7 @@ class TrainingSystem:
             else:
                 logger.info("Validation CER of the exported model: %.4f", val_cer)
         metadata = {"epoch": best_epoch if best_epoch > 0 else epochs_done, "val_cer": val_cer}
-        if self.lm is not None:
-            metadata["language_model"] = f"{self.lm.describe()}, from {self.lm_source}"
+        metadata.update(self.export_metadata)
         export_path = export_savedmodel(self.model, self.params, self.out / EXPORT_DIR, metadata, self.lm)
         if self.stop.signal_received is not None:
             logger.warning("Stopped by signal after epoch %d; resume with restore_model=true", epochs_done)
