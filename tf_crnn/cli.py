@@ -833,37 +833,97 @@ def export_command(model, export_format, output) -> None:
     "--font",
     "fonts",
     multiple=True,
-    type=click.Path(exists=True, dir_okay=False),
-    help="A TrueType/OpenType file to render with (repeatable; each line draws one that has its glyphs). "
-    "Default: Pillow's bundled font.",
+    type=click.Path(exists=True),
+    help="A TrueType/OpenType file, or a folder of them, to render with (repeatable; each line draws one "
+    "that has its glyphs). Reserved families (held-out checks use them) are refused. Default: Pillow's bundled font.",
 )
 @click.option(
     "--texts",
+    multiple=True,
     type=click.Path(exists=True, dir_okay=False),
-    help="The lines to render, in turn: a text file (one line each) or a data set CSV (its labels). "
+    help="The lines to render: a text file (one line each) or a data set CSV (its labels); repeatable. "
     "Default: random words.",
 )
 @click.option("--degrade", is_flag=True, help="Rotate, blur, add noise, rescale and JPEG-compress each line.")
+@click.option(
+    "--style",
+    type=click.Choice(["scan", "handwriting"]),
+    default=None,
+    help="Build a base-model corpus: 'scan' (printed lines degraded like scans: binarisation, low resolution, "
+    "ink bleed, skew, shear, neighbour lines) or 'handwriting' (per-character jitter, slant, elastic warp). "
+    "Needs --font and --texts; writes N_TRAIN + N_EVAL lines in shards with manifest.json, the validation "
+    "lines in font families and text lines training never sees.",
+)
+@click.option(
+    "--alphabet",
+    type=click.Path(exists=True, dir_okay=False),
+    help="With --style: an alphabet JSON; text lines with other characters are left out.",
+)
+@click.option(
+    "--workers", default=2, show_default=True, type=click.IntRange(1), help="With --style: rendering processes."
+)
 @user_errors
-def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade) -> None:
-    """Render a synthetic line data set (images, train.csv, val.csv, alphabet.json)."""
+def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, style, alphabet, workers) -> None:
+    """Render a synthetic line data set (images, train.csv, val.csv, alphabet.json).
+
+    Without --style, a small set for trying things (the demo's). With --style, a corpus for a base
+    model, reproducible from the command and its seed (see BENCHMARKS.md for the shipped models'):
+
+        tf-crnn synth ~/corpus --style scan --font ~/fonts/printed --texts english.txt --n-train 200000
+    """
+    from tf_crnn.fonts import usable_fonts
+
+    try:
+        font_files = usable_fonts(list(fonts))
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    if style:
+        _synth_corpus(output_dir, n_train, n_eval, seed, font_files, texts, style, alphabet, workers)
+        return
     from tf_crnn.datasets.synthetic import make_dataset
     from tf_crnn.records import read_csv_rows, split_label
 
-    lines = None
-    if texts:
-        if texts.endswith(".csv"):
-            lines = ["".join(split_label(label)) for _, _, label in read_csv_rows(texts) if label]
+    lines = []
+    for source in texts:
+        if source.endswith(".csv"):
+            lines += ["".join(split_label(label)) for _, _, label in read_csv_rows(source) if label]
         else:
-            lines = [line.strip() for line in Path(texts).read_text(encoding="utf-8").splitlines() if line.strip()]
+            lines += [line.strip() for line in Path(source).read_text(encoding="utf-8").splitlines() if line.strip()]
     try:
         paths = make_dataset(
-            output_dir, n_train=n_train, n_eval=n_eval, seed=seed, fonts=list(fonts) or None, texts=lines,
+            output_dir, n_train=n_train, n_eval=n_eval, seed=seed, fonts=font_files or None, texts=lines or None,
             degraded=degrade,
         )  # fmt: skip
     except ValueError as e:
-        raise click.ClickException(f"{texts or output_dir}: {e}") from None
+        raise click.ClickException(f"{', '.join(texts) or output_dir}: {e}") from None
     click.echo(f"Wrote {n_train} training and {n_eval} validation lines: {paths['train']}, {paths['eval']}")
+
+
+def _synth_corpus(output_dir, n_train, n_eval, seed, fonts, texts, style, alphabet, workers) -> None:
+    from tf_crnn.datasets.corpus import MANIFEST_FILENAME, build_corpus
+    from tf_crnn.progress import progress_bar
+
+    if not fonts or not texts:
+        raise click.UsageError("--style needs at least one --font and one --texts")
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()):
+        raise click.ClickException(f"{out}: not empty; give a new folder (a corpus is written whole)")
+    total = n_train + n_eval
+    done = [0]
+
+    def advance(n: int) -> None:
+        bar.update(n - done[0])
+        done[0] = n
+
+    with progress_bar(total, "Rendering lines") as bar:
+        try:
+            written = build_corpus(
+                out, texts, fonts, total, style=style, seed=seed, val_share=n_eval / total if total else 0,
+                alphabet=alphabet, workers=workers, progress=advance,
+            )  # fmt: skip
+        except ValueError as e:
+            raise click.ClickException(f"{output_dir}: {e}") from None
+    click.echo(f"Wrote {written['train']}, {written['val']} and {out / MANIFEST_FILENAME}")
 
 
 @main.command()

@@ -493,6 +493,8 @@ class Params:
                 close = difflib.get_close_matches(key, valid, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(f"{source}: unknown key '{key}'{hint}")
+        if config.get("init_from") and not config.get("restore_model"):
+            config = inherit_architecture(config)
         return cls(**config)
 
     @classmethod
@@ -508,6 +510,30 @@ class Params:
         config = resolve_paths(config, Path(json_file).parent)
         config.update(overrides)
         return cls.from_dict(config, source=str(json_file))
+
+
+def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
+    """``config`` with the architecture keys (``ARCHITECTURE_KEYS``) it does not set taken from
+    the model at ``init_from``, so that a fine-tuning config need not repeat the base model's
+    network; keys it sets are kept (and checked against the model's weights by training).
+    Unchanged when the model cannot be read (training then says why)."""
+    from tf_crnn.artifacts import config_file, resolve_model
+
+    missing = [key for key in ARCHITECTURE_KEYS if key not in config]
+    if not missing:
+        return config
+    try:
+        base = json.loads(config_file(resolve_model(config["init_from"], checkpoints=True)).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return config
+    taken = {key: base[key] for key in missing if key in base}
+    if taken:
+        logger.info(
+            "init_from %s: the network's %s taken from the model (set them in the config to override)",
+            config["init_from"],
+            ", ".join(f"{key}={value}" for key, value in taken.items()),
+        )
+    return {**config, **taken}
 
 
 def conv_output_size(size: int, kernel: int, stride: int, padding: str) -> int:
@@ -628,6 +654,7 @@ __all__ = [
     "Params",
     "conv_output_size",
     "import_params_from_json",
+    "inherit_architecture",
     "parse_overrides",
     "pool_output_size",
 ]
