@@ -157,3 +157,48 @@ def test_a_page_over_the_pixel_limit_is_left_out_with_its_reason(tmp_path, monke
     run = _import("alto", pages, "-o", tmp_path / "data")
     assert run.exit_code == 2 and "no usable samples" in run.output and "Traceback" not in run.output
     assert "decompression bomb" in _report(tmp_path / "data")[str(pages / "p-0.xml")].lower()
+
+
+# --- memory: what the graph decodes ------------------------------------------------------------
+
+
+def _eval_lines(digits_data, n: int) -> list[Path]:
+    return sorted((Path(digits_data["eval"]).parent / "images").glob("eval_*.png"))[:n]
+
+
+def test_a_gif_is_read_by_its_first_frame_only(trained, digits_data, tmp_path):
+    from tf_crnn.loader import PredictionModel, predict_files
+
+    params, _ = trained
+    first, other = (Image.open(p).convert("L") for p in _eval_lines(digits_data, 2))
+    gif = tmp_path / "line.gif"
+    # Later frames larger than the first: the graph's GIF decoder would decode them all.
+    first.save(gif, save_all=True, append_images=[other.resize((other.width * 3, first.height))] * 20)
+    png = tmp_path / "line.png"
+    first.save(png)
+    results, skipped = predict_files(params.output_model_dir, [str(gif), str(png)])
+    assert not skipped
+    assert results[0]["transcription"] == results[1]["transcription"]
+    assert PredictionModel(params.output_model_dir).predict(str(gif)) == results[0]["transcription"]
+
+
+def test_very_large_images_are_shrunk_before_the_graph_by_one_rule(trained, digits_data, tmp_path, monkeypatch):
+    import tf_crnn.images as images
+    from tf_crnn.loader import PredictionModel, predict_files
+
+    params, _ = trained
+    monkeypatch.setattr(images, "GRAPH_MAX_PIXELS", 20_000)
+    paths = []
+    for i, line in enumerate(_eval_lines(digits_data, 4)):
+        image = Image.open(line).convert("L")
+        large = image.resize((image.width * 6, image.height * 6), Image.NEAREST)
+        assert large.width * large.height > images.GRAPH_MAX_PIXELS
+        paths += [tmp_path / f"{i}.jpg", line]
+        large.save(paths[-2], quality=95)
+    shrunk = images.open_for_graph(paths[0], "L", 32)
+    assert shrunk.height >= 64 and shrunk.width * shrunk.height <= images.GRAPH_MAX_PIXELS * 4
+    results, skipped = predict_files(params.output_model_dir, [str(p) for p in paths])
+    assert not skipped
+    read = [r["transcription"] for r in results]
+    assert read[0::2] == read[1::2]  # the large copies read as the lines themselves
+    assert PredictionModel(params.output_model_dir).predict([str(p) for p in paths[0::2]]) == read[0::2]

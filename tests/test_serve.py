@@ -57,7 +57,9 @@ def upload(paths) -> list:
 @pytest.fixture(scope="module")
 def server(trained):
     params, _ = trained
-    limits = Limits(max_images=4, max_request_bytes=300_000, max_image_side=2000, queue_size=8)
+    limits = Limits(
+        max_images=4, max_request_bytes=300_000, max_image_side=2000, max_request_pixels=100_000, queue_size=8
+    )
     with running(params.output_model_dir, limits) as (url, app):
         yield url
 
@@ -103,6 +105,11 @@ def test_every_refusal_is_a_4xx_naming_the_problem(server, digits_data):
         ([("images", ("empty.png", b"", "image/png"))], 415, "empty file"),
         (upload(good), 413, "5 images in one request; at most 4"),
         ([("images", ("huge.png", _png(3000, 20), "image/png"))], 413, "3000x20 pixels is over the limit"),
+        (
+            [("images", (f"{i}.png", _png(200, 200), "image/png")) for i in range(3)],
+            413,
+            "images[2] (2.png): the images of this request hold over 100000 pixels together",
+        ),
         ([("images", ("big.png", b"\0" * 400_000, "image/png"))], 413, "Content Too Large"),
     ]
     for files, status, message in cases:

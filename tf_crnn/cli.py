@@ -294,11 +294,20 @@ def report(run, output, batch_size) -> None:
 @click.option("--max-images", default=32, show_default=True, type=click.IntRange(1), help="Images per request.")
 @click.option("--max-request-mb", default=20.0, show_default=True, type=click.FloatRange(0.001), help="Request size.")
 @click.option(
+    "--max-request-megapixels",
+    default=64.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Pixels of a request's images together (each image: 40 megapixels at most).",
+)
+@click.option(
     "--queue-size", default=64, show_default=True, type=click.IntRange(1), help="Requests waiting; more: 503."
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images read together.")
 @user_errors
-def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, batch_size) -> None:
+def serve(
+    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size
+) -> None:
     """Serve MODEL: a web page to try it (drop images) and a JSON API.
 
     POST /v1/recognize (multipart field "images", one or many; ?top_paths=N for an n-best list),
@@ -320,6 +329,7 @@ def serve(model, host, port, api_key, max_images, max_request_mb, queue_size, ba
     limits = Limits(
         max_request_bytes=int(max_request_mb * 2**20),
         max_images=max_images,
+        max_request_pixels=int(max_request_megapixels * 1e6),
         queue_size=queue_size,
         batch_size=batch_size,
     )

@@ -8,6 +8,7 @@ width rule to tensors.
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
@@ -17,6 +18,9 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff")
 """File endings of images: those of ``IMAGE_FORMATS`` and TIFF, which is converted to PNG
 (by ``open_image``) before the graph reads it."""
 TIFF_SUFFIXES = (".tif", ".tiff")
+GRAPH_MAX_PIXELS = 4_000_000
+"""Images with more pixels are shrunk here (``open_for_graph``) before the graph decodes them:
+decoded whole in the graph, a 40-megapixel line would take gigabytes to be resized to 48 px."""
 
 
 def scaled_width(width, height, target_height: int):
@@ -43,6 +47,40 @@ def open_image(path: str | os.PathLike, mode: str = "L") -> Image.Image:
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         return image.convert(mode)
+
+
+def needs_host_decoding(path: str | os.PathLike, size: tuple[int, int], image_format: str | None) -> bool:
+    """Whether the graph should read a copy made by ``open_for_graph`` rather than the file:
+    TIFF (which it does not decode), GIF (whose every frame it would decode) and images over
+    ``GRAPH_MAX_PIXELS``."""
+    return Path(path).suffix.lower() in TIFF_SUFFIXES or image_format == "GIF" or size[0] * size[1] > GRAPH_MAX_PIXELS
+
+
+def open_for_graph(path: str | os.PathLike, mode: str, target_height: int) -> Image.Image:
+    """The image the graph should read in place of ``path`` (``needs_host_decoding``): its first
+    frame only, decoded at a reduced scale where the format allows it (JPEG), and shrunk by an
+    integer factor (averaging boxes) to at most ``GRAPH_MAX_PIXELS`` and no less than twice
+    ``target_height``: the graph's own resizing then has the detail it needs."""
+    with Image.open(path) as image:
+        width, height = image.size
+        factor = _reduction(width, height, target_height)
+        if factor > 1 and image.format == "JPEG":
+            image.draft(image.mode, (width // factor, height // factor))
+        image.load()
+        if factor > 1:
+            factor = _reduction(image.width, image.height, target_height)
+            image = image.reduce(factor) if factor > 1 else image
+        if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
+            image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
+        return image.convert(mode)
+
+
+def _reduction(width: int, height: int, target_height: int) -> int:
+    factor = 1
+    while width * height // (factor * factor) > GRAPH_MAX_PIXELS and height // (factor + 1) >= 2 * target_height:
+        factor += 1
+    return factor
 
 
 def check_image(path: str, decode: bool = True) -> tuple[int, int] | str:
@@ -76,7 +114,10 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "TIFF_SUFFIXES",
     "check_image",
+    "GRAPH_MAX_PIXELS",
     "get_resized_width",
+    "needs_host_decoding",
+    "open_for_graph",
     "open_image",
     "scaled_width",
 ]

@@ -35,7 +35,13 @@ from tf_crnn.documents import (
     write_recognition,
 )
 from tf_crnn.export import export_params, resolve_export
-from tf_crnn.images import TIFF_SUFFIXES, check_image, get_resized_width, open_image
+from tf_crnn.images import (
+    TIFF_SUFFIXES,
+    check_image,
+    get_resized_width,
+    needs_host_decoding,
+    open_for_graph,
+)
 from tf_crnn.language_model import NgramTables, load_lm
 from tf_crnn.progress import progress_bar
 
@@ -165,7 +171,9 @@ class PredictionModel:
         read = self.model.signatures["serving_default"]
         results: list = []
         for start in range(0, len(items), batch_size):
-            outputs = read(images=tf.constant([encode_image(x) for x in items[start : start + batch_size]]))
+            outputs = read(
+                images=tf.constant([encode_image(x, self.params) for x in items[start : start + batch_size]])
+            )
             texts = [t.decode("utf-8") for t in outputs["transcriptions"].numpy()]
             if return_confidence:
                 results += list(zip(texts, outputs["confidences"].numpy().tolist()))
@@ -174,18 +182,21 @@ class PredictionModel:
         return results[0] if single else results
 
 
-def encode_image(image: Any) -> bytes:
-    """An image as the bytes the SavedModel decodes: files as they are (TIFF as PNG), arrays
-    and PIL images as PNG (lossless, so the pixels are the ones given)."""
+def encode_image(image: Any, params: Params | None = None) -> bytes:
+    """An image as the bytes the SavedModel decodes: files as they are, arrays and PIL images as
+    PNG (lossless, so the pixels are the ones given). Files the graph should not decode itself
+    (``images.needs_host_decoding``: TIFF, GIF, very large images) are given as the PNG of
+    ``images.open_for_graph``, shrunk for ``params``' network (``predict_files`` does the same)."""
     if isinstance(image, (bytes, bytearray)):
         return bytes(image)
     if isinstance(image, (str, os.PathLike)):
         path = Path(image)
-        if path.suffix.lower() not in TIFF_SUFFIXES:
-            return path.read_bytes()
         if not path.is_file():
             raise FileNotFoundError(f"image {path} does not exist")
-        image = open_image(path, "RGB")
+        if not _read_on_host(str(path)):
+            return path.read_bytes()
+        mode = "L" if params is None or params.input_channels == 1 else "RGB"
+        image = open_for_graph(path, mode, params.input_shape[0] if params else 32)
     if isinstance(image, np.ndarray):
         array = np.asarray(image)
         if array.dtype != np.uint8:
@@ -239,14 +250,16 @@ def predict_files(
     else:
         model = PredictionModel(model_directory, signature="filename")
     with tempfile.TemporaryDirectory() as tmp:
-        # TIFF, which the graph cannot decode, is read through a PNG copy.
+        # TIFF (which the graph cannot decode), GIF (whose every frame it decodes) and very large
+        # images are read through a PNG copy of their first frame, shrunk to what the network needs.
         originals, converted, skipped = {}, [], []
+        mode = "L" if model.params.input_channels == 1 else "RGB"
         for i, path in enumerate(paths):
-            if Path(path).suffix.lower() in TIFF_SUFFIXES:
+            if _read_on_host(path):
                 copy = str(Path(tmp) / f"{i}.png")
                 try:
-                    open_image(path, "L" if model.params.input_channels == 1 else "RGB").save(copy)
-                except (OSError, ValueError, Image.DecompressionBombError) as error:
+                    open_for_graph(path, mode, model.params.input_shape[0]).save(copy, compress_level=1)
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
                     skipped.append((path, f"image cannot be decoded ({error})"))
                     continue
                 originals[copy] = path
@@ -256,6 +269,15 @@ def predict_files(
     for result in results:
         result["path"] = originals.get(result["path"], result["path"])
     return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
+
+
+def _read_on_host(path: str) -> bool:
+    try:
+        with Image.open(path) as image:
+            return needs_host_decoding(path, image.size, image.format)
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError):
+        # Not readable here: the graph's header check names the reason.
+        return Path(path).suffix.lower() in TIFF_SUFFIXES
 
 
 def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress):

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import ctypes
 import io
 import ipaddress
 import logging
@@ -57,6 +58,8 @@ class Limits:
     max_images: int = 32
     max_image_side: int = 10_000
     max_image_pixels: int = 40_000_000
+    max_request_pixels: int = 64_000_000
+    """Pixels of all the images of one request together (each image's first frame)."""
     queue_size: int = 64
     """Requests waiting to be read; one more is answered 503 with Retry-After."""
     batch_size: int = 64
@@ -84,6 +87,7 @@ class _Job:
     paths: list[str]
     top_paths: int
     future: concurrent.futures.Future
+    pixels: int = 0
 
 
 class BatchingReader:
@@ -101,13 +105,14 @@ class BatchingReader:
         self._thread = threading.Thread(target=self._run, name="tf-crnn-reader", daemon=True)
         self._thread.start()
 
-    def submit(self, paths: list[str], top_paths: int = 1) -> concurrent.futures.Future:
-        """Queues ``paths``; the future's result is ``(results, skipped)`` of ``predict_files``.
+    def submit(self, paths: list[str], top_paths: int = 1, pixels: int = 0) -> concurrent.futures.Future:
+        """Queues ``paths`` (``pixels``: theirs together); the future's result is
+        ``(results, skipped)`` of ``predict_files``.
 
         Raises:
             Busy: the queue is full.
         """
-        job = _Job(paths, top_paths, concurrent.futures.Future())
+        job = _Job(paths, top_paths, concurrent.futures.Future(), pixels)
         try:
             self.queue.put_nowait(job)
         except queue.Full:
@@ -159,6 +164,9 @@ class BatchingReader:
                 for j in jobs:
                     j.future.set_exception(error)
                 continue
+            finally:
+                if sum(j.pixels for j in jobs) > RELEASE_AFTER_PIXELS:
+                    release_memory()
             self.batches += 1
             by_path = {r["path"]: r for r in results}
             reasons = dict(skipped)
@@ -168,8 +176,23 @@ class BatchingReader:
                 )
 
 
-def check_image(data: bytes, name: str, limits: Limits) -> str:
-    """The file suffix of an uploaded image's format, after checking it against ``limits``.
+RELEASE_AFTER_PIXELS = 4_000_000
+"""Batches with more pixels give their memory back after reading (``release_memory``): cheap,
+but not free, so small batches at high request rates skip it."""
+
+
+def release_memory() -> None:
+    """Hands the memory freed by a batch back to the system: glibc keeps freed blocks of a large
+    image's decoding in its arenas, where the server's resident size would stay at its peak."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: its allocator decides
+        pass
+
+
+def check_image(data: bytes, name: str, limits: Limits) -> tuple[str, int]:
+    """The file suffix of an uploaded image's format and its number of pixels, after checking
+    it against ``limits``.
 
     Raises:
         BadUpload: not an image of a known format, or too large.
@@ -190,7 +213,7 @@ def check_image(data: bytes, name: str, limits: Limits) -> str:
             f"{limits.max_image_pixels} pixels); send one line of text per image",
             413,
         )
-    return IMAGE_FORMATS[kind]
+    return IMAGE_FORMATS[kind], width * height
 
 
 def create_app(model_spec: str, limits: Limits | None = None, api_key: str | None = None):
@@ -234,18 +257,25 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
         if given is None or not secrets.compare_digest(given.encode("utf-8", "surrogateescape"), api_key.encode()):
             raise HTTPException(401, "missing or wrong API key: send it as X-API-Key or Authorization: Bearer")
 
-    async def read_uploads(files: list[UploadFile], folder: Path) -> list[tuple[str, str]]:
+    async def read_uploads(files: list[UploadFile], folder: Path) -> tuple[list[tuple[str, str]], int]:
         if len(files) > limits.max_images:
             raise HTTPException(413, f"{len(files)} images in one request; at most {limits.max_images}")
-        saved = []
+        saved, pixels = [], 0
         for i, upload in enumerate(files):
             name = f"images[{i}] ({upload.filename or 'unnamed'})"
             data = await upload.read()
-            suffix = check_image(data, name, limits)  # BadUpload: a 4xx from the app's handler
+            suffix, size = check_image(data, name, limits)  # BadUpload: a 4xx from the app's handler
+            pixels += size
+            if pixels > limits.max_request_pixels:
+                raise HTTPException(
+                    413,
+                    f"{name}: the images of this request hold over {limits.max_request_pixels} pixels together; "
+                    "send fewer or smaller images per request",
+                )
             path = folder / f"{i}{suffix}"
             path.write_bytes(data)
             saved.append((upload.filename or f"image {i}", str(path)))
-        return saved
+        return saved, pixels
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
     def page():
@@ -281,9 +311,9 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     ):
         """Reads line images: transcription, confidence, character confidences and spans, n-best."""
         with tempfile.TemporaryDirectory() as tmp:
-            saved = await read_uploads(images, Path(tmp))
+            saved, pixels = await read_uploads(images, Path(tmp))
             try:
-                future = reader.submit([path for _, path in saved], top_paths)
+                future = reader.submit([path for _, path in saved], top_paths, pixels)
             except Busy:
                 return JSONResponse(
                     {"detail": "the server is busy; try again shortly"},
