@@ -298,7 +298,8 @@ def read_text_lines(
                 cut = line.rfind(" ", min_chars, max_chars)
                 cut = cut if cut > 0 else max_chars
                 piece, line = line[:cut], line[cut:].strip()
-            if len(piece) >= min_chars and (alphabet is None or set(piece) <= alphabet):
+            # "|" separates the units of a label: a line holding it cannot be written as one.
+            if len(piece) >= min_chars and "|" not in piece and (alphabet is None or set(piece) <= alphabet):
                 yield piece
 
 
