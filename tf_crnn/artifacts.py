@@ -23,6 +23,7 @@ ALPHABET_FILENAME = "alphabet.json"
 WEIGHTS_FILENAME = "model.weights.h5"
 METADATA_FILENAME = "tf_crnn.json"
 LM_FILENAME = "lm.npz"
+CALIBRATION_FILENAME = "calibration.json"
 CARD_FILENAME = "MODEL_CARD.md"
 SAVED_MODEL_FILENAME = "saved_model.pb"
 
@@ -177,6 +178,7 @@ def config_file(folder: Path) -> Path:
 
 
 __all__ = [
+    "CALIBRATION_FILENAME",
     "ALPHABET_FILENAME",
     "BEST_WEIGHTS",
     "BUILTIN_PREFIX",

@@ -514,10 +514,23 @@ def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_si
     help="With --tune-lm: where to write the export that reads with the language model (default: beside MODEL, "
     "its name + '-lm').",
 )
+@click.option(
+    "--calibrate",
+    is_flag=True,
+    help="Fit MODEL's calibration on CSV_FILE (labelled lines the model did not train on), so that a line's "
+    "confidence is the probability that it is read exactly and a character's that it is right; print the "
+    "calibration error and reject curve before and after, and write a copy of the export that reports them.",
+)
+@click.option(
+    "--calibration-output",
+    type=click.Path(file_okay=False),
+    help="With --calibrate: where to write the calibrated export (default: beside MODEL, its name + '-calibrated').",
+)
 @user_errors
 def evaluate(
-    model, csv_file, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output
-) -> None:
+    model, csv_file, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output,
+    calibrate, calibration_output,
+) -> None:  # fmt: skip
     """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
     builtin:NAME) on a labelled CSV_FILE.
 
@@ -528,11 +541,18 @@ def evaluate(
     """
     import json
 
+    if tune_lm and calibrate:
+        raise click.UsageError("--tune-lm and --calibrate are two steps: tune first, then calibrate the tuned export")
     if tune_lm:
         _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size)
         return
     if lm_text or lm_order or lm_output:
         raise click.UsageError("--lm-text, --lm-order and --lm-output go with --tune-lm")
+    if calibrate:
+        _calibrate(model, csv_file, calibration_output, batch_size)
+        return
+    if calibration_output:
+        raise click.UsageError("--calibration-output goes with --calibrate")
 
     from tf_crnn.devices import describe_device
     from tf_crnn.evaluation import evaluate as run_evaluation
@@ -573,6 +593,11 @@ def evaluate(
         )
     click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
     click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
+    curve = dict(result.reject_curve())
+    click.echo(
+        f"Line confidence as P(read exactly): calibration error {result.calibration_error:.3f}; CER of the 90% "
+        f"most confident lines {curve[0.9]:.4f}, of the 80% {curve[0.8]:.4f}"
+    )
     if result.unreadable:
         click.echo(f"Counted as all wrong: {summarise(result.unreadable)}")
     if result.not_counted:
@@ -583,6 +608,33 @@ def evaluate(
             click.echo(f"  {ref or '<none>'!r:>8} -> {hyp or '<none>'!r:<8} {n}")
     if report:
         click.echo(f"Report: {report}")
+
+
+def _calibrate(model, csv_file, calibration_output, batch_size) -> None:
+    from tf_crnn.evaluation import calibrate
+    from tf_crnn.export import resolve_export, rewrite_export
+
+    if is_builtin(model) and not calibration_output:
+        raise UserError(f"{model} is a shipped model and is never changed: give --calibration-output DIR for the copy")
+    export = resolve_export(model)
+    target = Path(calibration_output) if calibration_output else export.with_name(f"{export.name}-calibrated")
+    if target.exists():
+        raise click.ClickException(f"{target} exists: remove it, or give another folder with --calibration-output")
+    try:
+        fitted = calibrate(export, csv_file, batch_size=batch_size, progress=sys.stderr.isatty())
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    click.echo(f"Fitted on {fitted.lines} lines, {fitted.characters} characters of {csv_file}")
+    click.echo("Calibration error (10 bins; each half of the lines measured with the table fitted on the other):")
+    click.echo(f"  line confidence as P(read exactly): {fitted.line_ece_before:.3f} -> {fitted.line_ece_after:.3f}")
+    click.echo(
+        f"  character confidence as P(right):   {fitted.character_ece_before:.3f} -> {fitted.character_ece_after:.3f}"
+    )
+    click.echo("Reject curve (CER of the most confident lines kept): kept   before   after")
+    for (share, before), (_, after) in zip(fitted.reject_before, fitted.reject_after):
+        click.echo(f"{'':>51}{share:5.0%} {before:8.4f} {after:8.4f}")
+    path = rewrite_export(export, target, calibration=fitted.calibration)
+    click.echo(f"Wrote {path}: its confidences are calibrated.")
 
 
 def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:

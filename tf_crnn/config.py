@@ -246,6 +246,10 @@ class Params:
     write_report: bool = True
     """At the end of training, evaluate the export on the validation rows and write
     ``output_model_dir/report/`` (``report.html``, ``curves.png``, ``samples.png``)."""
+    calibrate: bool = True
+    """At the end of training, fit the export's calibration on the validation rows, so that a
+    line's confidence is the probability that it is read exactly and a character's that it is
+    right (``tf-crnn evaluate --calibrate`` does it on any labelled set)."""
 
     def __post_init__(self) -> None:
         self._validate()
@@ -362,7 +366,7 @@ class Params:
             ):
                 fail(name, "must be a CSV path or a list of CSV paths")
 
-        for name in ("data_augmentation", "restore_model", "bucket_by_width", "write_report"):
+        for name in ("data_augmentation", "restore_model", "bucket_by_width", "write_report", "calibrate"):
             if not isinstance(getattr(self, name), bool):
                 fail(name, "must be true or false")
         if not (

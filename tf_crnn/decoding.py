@@ -21,6 +21,7 @@ from keras import ops
 
 from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
+from tf_crnn.calibration import Table
 from tf_crnn.language_model import NgramTables, lm_beam_search
 
 
@@ -106,11 +107,29 @@ def greedy_character_log_probs(logits) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(tf.gather(run_max, run_id), keep)
 
 
-def line_confidences(character_log_probs: tf.RaggedTensor) -> tf.Tensor:
-    """``(batch,)`` geometric mean of each line's character confidences; 0 for an empty line."""
+def line_confidences(character_log_probs: tf.RaggedTensor, calibration: Table | None = None) -> tf.Tensor:
+    """``(batch,)`` confidence of each line from its greedy characters' log-probabilities: the
+    geometric mean of their probabilities (0 for an empty line) or, with a ``calibration``
+    table (``tf_crnn.calibration``), the probability that the line is read exactly that the
+    table gives for that mean."""
     count = tf.cast(character_log_probs.row_lengths(), tf.float32)
     mean = tf.reduce_sum(character_log_probs, axis=1) / tf.maximum(count, 1.0)
-    return tf.where(count > 0, tf.exp(mean), 0.0)
+    raw = tf.where(count > 0, tf.exp(mean), 0.0)
+    return raw if calibration is None else interpolate(raw, calibration.x, calibration.y)
+
+
+def interpolate(x: tf.Tensor, xp: list[float], fp: list[float]) -> tf.Tensor:
+    """``numpy.interp`` in the graph: linear between the points ``(xp, fp)`` (``xp`` increasing),
+    flat beyond them."""
+    x = tf.cast(x, tf.float32)
+    if len(xp) == 1:
+        return tf.fill(tf.shape(x), tf.constant(fp[0], tf.float32))
+    xp_t, fp_t = tf.constant(xp, tf.float32), tf.constant(fp, tf.float32)
+    right = tf.clip_by_value(tf.searchsorted(xp_t, x, side="right"), 1, len(xp) - 1)
+    x0, x1 = tf.gather(xp_t, right - 1), tf.gather(xp_t, right)
+    y0, y1 = tf.gather(fp_t, right - 1), tf.gather(fp_t, right)
+    t = tf.clip_by_value(tf.math.divide_no_nan(x - x0, x1 - x0), 0.0, 1.0)
+    return y0 + t * (y1 - y0)
 
 
 @tf.autograph.experimental.do_not_convert  # plain Python choices; the searches build their own loops
@@ -211,6 +230,7 @@ __all__ = [
     "decode_to_text",
     "greedy_character_log_probs",
     "greedy_decode",
+    "interpolate",
     "line_confidence",
     "line_confidences",
 ]

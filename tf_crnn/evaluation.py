@@ -18,11 +18,23 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+import tensorflow as tf
+
+from tf_crnn.alignment import expand_units
 from tf_crnn.atomic import atomic_open
+from tf_crnn.calibration import (
+    Calibration,
+    character_outcomes,
+    expected_calibration_error,
+    fit,
+    reject_curve,
+    reliability,
+)
 from tf_crnn.config import Params
-from tf_crnn.decoding import Decoder, decode_to_text
+from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.language_model import NgramTables
-from tf_crnn.loader import PredictionModel
+from tf_crnn.loader import PredictionModel, unit_confidences
 from tf_crnn.metrics import alignment_confusions, levenshtein
 from tf_crnn.preprocessing import DroppedRow, preprocess_csv
 from tf_crnn.progress import progress_bar
@@ -87,6 +99,22 @@ class EvaluationResult:
         return correct / max(len(self.lines) + len(self.unreadable), 1)
 
     @property
+    def calibration_error(self) -> float:
+        """Expected calibration error of the line confidences as the probability that a line is
+        read exactly (``calibration.expected_calibration_error``, 10 bins)."""
+        return expected_calibration_error(
+            [line.confidence for line in self.lines], [line.char_errors == 0 for line in self.lines]
+        )
+
+    def reject_curve(self) -> list[tuple[float, float]]:
+        """``(share of lines kept, CER of those lines)``, the most confident lines kept first."""
+        return reject_curve(
+            [line.confidence for line in self.lines],
+            [line.char_errors for line in self.lines],
+            [len(line.reference) for line in self.lines],
+        )
+
+    @property
     def filtered_cer(self) -> float:
         return self.char_errors / max(self.chars, 1)
 
@@ -112,6 +140,8 @@ class EvaluationResult:
                 "line_accuracy": self.filtered_line_accuracy,
                 "rows": len(self.lines),
             },
+            "calibration_error": self.calibration_error,
+            "reject_curve": [{"kept": share, "cer": cer} for share, cer in self.reject_curve()],
             **({"greedy": self.greedy.to_dict()} if self.greedy is not None else {}),
         }
 
@@ -222,6 +252,91 @@ def tune_lm(
     return LMTuning(greedy_result, trials)
 
 
+@dataclass
+class CalibrationFit:
+    """What ``calibrate`` fitted and measured. The ``*_before``/``*_after`` figures are
+    cross-fitted (the table fitted on one half of the lines, measured on the other, both ways),
+    so they say what the calibration does on lines it did not see."""
+
+    calibration: Calibration
+    lines: int
+    characters: int
+    line_ece_before: float
+    line_ece_after: float
+    character_ece_before: float
+    character_ece_after: float
+    reject_before: list[tuple[float, float]]
+    reject_after: list[tuple[float, float]]
+    reliability_after: list[tuple[float, float, int]]
+
+
+def calibrate(
+    model_directory: str | os.PathLike,
+    csv_filename: str | os.PathLike,
+    batch_size: int = 64,
+    progress: bool | None = False,
+) -> CalibrationFit:
+    """Fits an export's calibration (``tf_crnn.calibration``) on the labelled lines of
+    ``csv_filename``, read as the export reads them."""
+    model = PredictionModel(model_directory, signature="filename")
+    params = model.params
+    rows, _ = _readable_rows(csv_filename, params)
+    if not rows:
+        raise ValueError(f"{csv_filename}: no line the model can read to calibrate on")
+    scores, exact, char_conf, char_right, line_of_char, errors, lengths = [], [], [], [], [], [], []
+    with progress_bar(len(rows), "Reading", progress) as bar:
+        for start in range(0, len(rows), batch_size):
+            chunk = rows[start : start + batch_size]
+            log_probs, frames = model.log_probs([p for p, _ in chunk])
+            codes, _ = model.decoder(log_probs, frames)
+            greedy = greedy_character_log_probs(log_probs)
+            raw = line_confidences(greedy).numpy()
+            greedy_chars = tf.exp(greedy).to_list()
+            for i, (_, label) in enumerate(chunk):
+                path = [c for c in codes[0, i].tolist() if c > 0]
+                reference = "".join(split_label(label, params.string_split_delimiter))
+                prediction = model.alphabet.decode(path)
+                units = [model.alphabet.lookup_int2str.get(c, "") for c in path]
+                confidences = unit_confidences(
+                    log_probs[i], path, int(frames[i]), greedy_chars[i], model.lm_tables is None
+                )
+                characters, _ = expand_units(units, confidences, [(0.0, 0.0)] * len(units))
+                right = character_outcomes(reference, prediction)
+                line = len(scores)
+                scores.append(float(raw[i]))
+                exact.append(prediction == reference)
+                errors.append(levenshtein(reference, prediction))
+                lengths.append(len(reference))
+                char_conf += characters[: len(right)]
+                char_right += right[: len(characters)]
+                line_of_char += [line] * min(len(right), len(characters))
+            bar.update(len(chunk))
+    scores, exact = np.asarray(scores), np.asarray(exact)
+    char_conf, char_right, line_of_char = np.asarray(char_conf), np.asarray(char_right), np.asarray(line_of_char)
+    line_after, char_after = np.zeros(len(scores)), np.zeros(len(char_conf))
+    halves = np.arange(len(scores)) % 2
+    for half in (0, 1):
+        fitting, measuring = halves != half, halves == half
+        on_chars = fitting[line_of_char] if len(line_of_char) else np.zeros(0, bool)
+        table = fit(scores[fitting], exact[fitting], char_conf[on_chars], char_right[on_chars])
+        line_after[measuring] = table.line(scores[measuring])
+        char_after[~on_chars] = table.character(char_conf[~on_chars])
+    described = {"data": str(csv_filename), "lines": int(len(scores)), "characters": int(len(char_conf))}
+    final = fit(scores, exact, char_conf, char_right, described)
+    return CalibrationFit(
+        final,
+        len(scores),
+        len(char_conf),
+        expected_calibration_error(scores, exact),
+        expected_calibration_error(line_after, exact),
+        expected_calibration_error(char_conf, char_right),
+        expected_calibration_error(char_after, char_right),
+        reject_curve(scores, errors, lengths),
+        reject_curve(line_after, errors, lengths),
+        reliability(line_after, exact),
+    )
+
+
 def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:
     """Adds a batch's predictions against its labels to ``result``."""
     for (path, label), prediction, confidence in zip(chunk, out["transcriptions"], out["confidences"]):
@@ -256,4 +371,13 @@ def write_line_results(result: EvaluationResult, report_filename: str | os.PathL
             )
 
 
-__all__ = ["EvaluationResult", "LMTuning", "LineResult", "evaluate", "tune_lm", "write_line_results"]
+__all__ = [
+    "CalibrationFit",
+    "EvaluationResult",
+    "LMTuning",
+    "LineResult",
+    "calibrate",
+    "evaluate",
+    "tune_lm",
+    "write_line_results",
+]

@@ -38,6 +38,7 @@ import tensorflow as tf
 
 from tf_crnn.artifacts import (
     ALPHABET_FILENAME,
+    CALIBRATION_FILENAME,
     CONFIG_FILENAME,
     EXPORT_DIR,
     LM_FILENAME,
@@ -53,6 +54,7 @@ from tf_crnn.artifacts import (
     resolve_model,
 )
 from tf_crnn.atomic import atomic_dir, write_json
+from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params
 from tf_crnn.config import model_params as export_params
 from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
@@ -72,7 +74,9 @@ class ExportModule(tf.Module):
     greedy decoding, or CTC beam search with ``num_beam_paths > 1``.
     """
 
-    def __init__(self, model: keras.Model, params: Params, lm: CharNgram | None = None):
+    def __init__(
+        self, model: keras.Model, params: Params, lm: CharNgram | None = None, calibration: Calibration | None = None
+    ):
         super().__init__(name="tf_crnn")
         # A fresh network without dropout: no training-only state in the graph.
         self.model = get_model_inference(params, rnn_dropout=0.0)
@@ -119,7 +123,9 @@ class ExportModule(tf.Module):
             result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}
             if top_paths > 1:
                 result.update(top_transcriptions=texts, top_scores=scores)
-            result["confidences"] = line_confidences(greedy_character_log_probs(log_probs))
+            result["confidences"] = line_confidences(
+                greedy_character_log_probs(log_probs), calibration.line if calibration is not None else None
+            )
             return result
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
@@ -165,6 +171,7 @@ def export_savedmodel(
     export_dir: str | os.PathLike,
     metadata: dict | None = None,
     lm: CharNgram | None = None,
+    calibration: Calibration | None = None,
 ) -> Path:
     """Writes a SavedModel to ``export_dir/<timestamp>``, atomically (``write_export``).
 
@@ -182,46 +189,77 @@ def export_savedmodel(
     while target.exists():
         target = export_dir / f"{stamp}-{n}"
         n += 1
-    return write_export(model, params, target, metadata, lm)
+    return write_export(model, params, target, metadata, lm, calibration)
 
 
 def write_export(
-    model: keras.Model, params: Params, target: Path, metadata: dict | None = None, lm: CharNgram | None = None
+    model: keras.Model,
+    params: Params,
+    target: Path,
+    metadata: dict | None = None,
+    lm: CharNgram | None = None,
+    calibration: Calibration | None = None,
+    replace: bool = False,
 ) -> Path:
     """Writes a SavedModel to ``target``, atomically.
 
     The folder also holds ``config.json`` (the parameters), ``alphabet.json``,
     ``tf_crnn.json`` (``metadata``: epoch, validation CER, ...), the network's weights
     (``model.weights.h5``, from which ``tf-crnn export`` builds the TFLite and ONNX files) and
-    the language model, if any (``lm.npz``, also inside the graph) for people and tools; loading
-    the SavedModel needs none of them.
+    the language model, if any (``lm.npz``, also inside the graph) and the calibration, if any
+    (``calibration.json``; its line table is inside the graph too) for people and tools; loading
+    the SavedModel needs none of them. ``replace``: an existing ``target`` is replaced whole.
     """
-    module = ExportModule(model, params, lm)
-    with atomic_dir(target, fault="export") as tmp:
+    module = ExportModule(model, params, lm, calibration)
+    with atomic_dir(target, fault="export", replace=replace) as tmp:
         tf.saved_model.save(module, str(tmp), signatures=module.signatures)
         params.to_json_file(tmp / CONFIG_FILENAME)
         params.alphabet.save(tmp / ALPHABET_FILENAME)
         module.model.save_weights(tmp / WEIGHTS_FILENAME)
         if lm is not None:
             lm.save(tmp / LM_FILENAME)
+        if calibration is not None:
+            calibration.save(tmp / CALIBRATION_FILENAME)
         write_json(tmp / METADATA_FILENAME, metadata or {})
     logger.info("Exported SavedModel to %s", target)
     return target
 
 
+def rewrite_export(
+    export_path: str | os.PathLike,
+    target: str | os.PathLike,
+    lm: CharNgram | None | bool = True,
+    calibration: Calibration | None | bool = True,
+    metadata: dict | None = None,
+    **settings,
+) -> Path:
+    """A copy of an export at ``target`` (the same folder to replace it) with another language
+    model, calibration or reading ``settings`` (``lm_weight``, ...); ``True`` keeps the export's own.
+    The network is rebuilt from its weights; ``metadata`` is added to its ``tf_crnn.json``."""
+    export_path, target = Path(export_path), Path(target)
+    params = dataclasses.replace(export_params(export_path), **settings)
+    network = get_model_inference(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
+    metadata_file = export_path / METADATA_FILENAME
+    merged = read_json_object(metadata_file, "export metadata") if metadata_file.is_file() else {}
+    merged.update(metadata or {})
+    if lm is True:
+        lm = load_lm(export_path)
+    if calibration is True:
+        calibration = Calibration.load(export_path)
+    same = target.resolve() == export_path.resolve()
+    return write_export(network, params, target, merged, lm or None, calibration or None, replace=same)
+
+
 def export_with_lm(
     export_path: str | os.PathLike, target: str | os.PathLike, lm: CharNgram, lm_weight: float, length_bonus: float
 ) -> Path:
-    """A copy of an export at ``target`` that decodes with the language model ``lm``."""
-    export_path = Path(export_path)
-    params = dataclasses.replace(
-        export_params(export_path), lm_order=lm.order, lm_weight=float(lm_weight), lm_length_bonus=float(length_bonus)
-    )
-    network = get_model_inference(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
-    metadata_file = export_path / METADATA_FILENAME
-    metadata = read_json_object(metadata_file, "export metadata") if metadata_file.is_file() else {}
-    metadata.update(language_model=lm.describe(), lm_weight=params.lm_weight, lm_length_bonus=params.lm_length_bonus)
-    return write_export(network, params, Path(target), metadata, lm)
+    """A copy of an export at ``target`` that decodes with the language model ``lm``. A
+    calibration is left out: it was fitted to the other decoding's readings."""
+    return rewrite_export(
+        export_path, target, lm=lm, calibration=None,
+        metadata={"language_model": lm.describe(), "lm_weight": float(lm_weight), "lm_length_bonus": float(length_bonus)},
+        lm_order=lm.order, lm_weight=float(lm_weight), lm_length_bonus=float(length_bonus),
+    )  # fmt: skip
 
 
 def saved_model(spec: str) -> Path:
@@ -247,7 +285,9 @@ def saved_model(spec: str) -> Path:
             return exports[-1]
         params = export_params(model.folder)
         network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
-        return export_savedmodel(network, params, target, model.metadata, load_lm(model.folder))
+        return export_savedmodel(
+            network, params, target, model.metadata, load_lm(model.folder), Calibration.load(model.folder)
+        )
     finally:
         lock.release()
 
@@ -284,6 +324,7 @@ __all__ = [
     "export_with_lm",
     "list_exports",
     "resolve_export",
+    "rewrite_export",
     "saved_model",
     "write_export",
 ]

@@ -23,6 +23,7 @@ from tf_crnn.alignment import align, character_confidences, character_spans, exp
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
+from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params, import_params_from_json
 from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.documents import (
@@ -128,6 +129,12 @@ class PredictionModel:
         return NgramTables(lm) if lm is not None else None
 
     @functools.cached_property
+    def calibration(self) -> Calibration | None:
+        """The export's calibration (``calibration.json``), if it has one: its confidences are
+        then probabilities (``tf_crnn.calibration``)."""
+        return Calibration.load(self.export_path)
+
+    @functools.cached_property
     def decoder(self) -> Decoder:
         """The export's decoding rule (``decoding.decode``) with its language model and settings,
         for the ``log_probs`` signature's output."""
@@ -143,7 +150,8 @@ class PredictionModel:
         """Transcriptions and line confidences of the ``log_probs`` signature's output, decoded as
         the export decodes (``decoder``), or greedily with ``greedy``."""
         codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
-        confidences = line_confidences(greedy_character_log_probs(log_probs)).numpy()
+        table = self.calibration.line if self.calibration is not None else None
+        confidences = line_confidences(greedy_character_log_probs(log_probs), table).numpy()
         return {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.tolist()}
 
     @functools.cached_property
@@ -348,6 +356,14 @@ def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
     return results
 
 
+def unit_confidences(
+    log_probs, codes: list[int], length: int, greedy_characters: list[float], greedy: bool
+) -> list[float]:
+    """Raw confidences of a transcription's units: the greedy characters' probabilities when the
+    transcription is the greedy path, else each unit's probability on the CTC alignment."""
+    return list(greedy_characters) if greedy else character_confidences(log_probs, codes, length)
+
+
 def _decode(
     model: PredictionModel, chunk: list[str], sizes: list[tuple[int, int]], beam_width: int | None, top_paths: int
 ) -> list[dict]:
@@ -356,27 +372,36 @@ def _decode(
     lm = model.lm_tables
     codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths)
     results = []
-    greedy_characters = tf.exp(greedy_character_log_probs(log_probs)).to_list()
+    greedy_log_probs = greedy_character_log_probs(log_probs)
+    greedy_characters = tf.exp(greedy_log_probs).to_list()
+    calibration = model.calibration
+    if calibration is not None:
+        # The graph's rule for the line; the characters' own table for each character.
+        calibrated_lines = line_confidences(greedy_log_probs, calibration.line).numpy().tolist()
     height, max_width = model.params.input_shape
     for i, path in enumerate(chunk):
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
-        if beam_width is None and lm is None:
-            unit_confidences = greedy_characters[i]
-        else:
-            unit_confidences = character_confidences(log_probs[i], paths[0], length)
+        confidences = unit_confidences(
+            log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None
+        )
         width, image_height = sizes[i]
         frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
         spans = character_spans(align(log_probs[i], paths[0], length) or [], frame_width, width)
         if len(spans) != len(paths[0]):  # no alignment: the characters get no place
             spans = [(0.0, 0.0)] * len(paths[0])
         units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
-        characters, spans = expand_units(units, unit_confidences, spans)
+        if calibration is not None:
+            confidence = calibrated_lines[i]
+            confidences = calibration.character_confidences(confidences)
+        else:
+            confidence = line_confidence(confidences)
+        characters, spans = expand_units(units, confidences, spans)
         results.append(
             {
                 "path": path,
                 "transcription": alphabet.decode(paths[0]),
-                "confidence": line_confidence(unit_confidences),
+                "confidence": confidence,
                 "score": float(scores[i, 0]),
                 "character_confidences": [round(c, 4) for c in characters],
                 "character_spans": [[round(a, 1), round(b, 1)] for a, b in spans],
@@ -514,6 +539,7 @@ __all__ = [
     "encode_image",
     "predict_documents",
     "predict_files",
+    "unit_confidences",
     "prediction_format",
     "write_predictions",
     "write_sidecars",

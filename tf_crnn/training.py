@@ -61,7 +61,8 @@ from tf_crnn.distribute import (
     worker_scratch,
 )
 from tf_crnn.errors import TrainingError
-from tf_crnn.export import EXPORT_DIR, export_savedmodel
+from tf_crnn.evaluation import calibrate
+from tf_crnn.export import EXPORT_DIR, export_savedmodel, rewrite_export
 from tf_crnn.language_model import build_lm
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
@@ -199,6 +200,7 @@ class TrainingData:
     steps: int
     train_csv: str = ""
     samples: object | None = None
+    eval_csv: str = ""
 
     @classmethod
     def from_params(cls, params: Params, distribution: Distribution | None = None) -> TrainingData:
@@ -243,7 +245,7 @@ class TrainingData:
             evaluation = input_datasets(distribution, eval_dataset, params.eval_batch_size)
             samples = eval_dataset(None, params.eval_batch_size) if distribution.distributed else evaluation
         steps = params.steps_per_epoch or count_steps(n_train, distribution.global_batch(params.train_batch_size))
-        return cls(train, evaluation, n_train, n_eval, steps, train_csv, samples)
+        return cls(train, evaluation, n_train, n_eval, steps, train_csv, samples, eval_csv or "")
 
 
 class TrainingSystem:
@@ -560,9 +562,33 @@ def _train_in(
     epoch, step = system.restore()
     result = system.finish(system.fit(epoch, step, verbose))
     distribution.barrier()
+    if params.calibrate and system.data.eval_csv and distribution.is_chief:
+        calibrate_run_export(result.export_path, system.data.eval_csv)
     if params.write_report and system.data.eval is not None:
         result.report = write_run_report(out)
     return result
+
+
+def calibrate_run_export(export_path: Path, eval_csv: str) -> None:
+    """Fits the export's calibration on the validation rows and writes it into the export."""
+    try:
+        fitted = calibrate(export_path, eval_csv)
+    except Exception as e:  # noqa: BLE001 - the model is trained and exported whatever happens here
+        logger.warning(
+            "The export is not calibrated (%s: %s); try again with 'tf-crnn evaluate %s VALIDATION.csv --calibrate'",
+            type(e).__name__, e, export_path,
+        )  # fmt: skip
+        return
+    rewrite_export(export_path, export_path, calibration=fitted.calibration)
+    logger.info(
+        "Calibrated the export's confidences on %d validation lines: line calibration error %.3f -> %.3f, "
+        "character %.3f -> %.3f (cross-fitted)",
+        fitted.lines,
+        fitted.line_ece_before,
+        fitted.line_ece_after,
+        fitted.character_ece_before,
+        fitted.character_ece_after,
+    )
 
 
 def write_run_report(out: Path) -> Path | None:

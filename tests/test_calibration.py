@@ -1,0 +1,139 @@
+"""Calibrated confidences: the fit, its measures, and one calibration read alike by every path."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import tensorflow as tf
+from click.testing import CliRunner
+from test_reading import eval_images, hard_digits  # noqa: F401 - a fixture
+
+from tf_crnn.calibration import (
+    TIE_BREAK,
+    Calibration,
+    Table,
+    character_outcomes,
+    expected_calibration_error,
+    isotonic,
+    reject_curve,
+)
+from tf_crnn.cli import main
+from tf_crnn.decoding import interpolate
+from tf_crnn.export import rewrite_export
+from tf_crnn.loader import PredictionModel, predict_files
+
+
+def test_isotonic_fit_is_increasing_and_calibrates_what_it_fitted():
+    rng = np.random.default_rng(0)
+    scores = rng.uniform(0, 1, 4000)
+    outcomes = rng.uniform(0, 1, 4000) < scores**3  # overconfident raw scores
+    table = isotonic(scores, outcomes)
+    assert np.all(np.diff(table.x) > 0) and np.all(np.diff(table.y) > 0)
+    assert table.x[0] == 0.0 and table.x[-1] == 1.0
+    assert expected_calibration_error(scores, outcomes) > 0.15
+    assert expected_calibration_error(table(scores), outcomes) < 0.02
+    # Flat stretches keep the raw order, at a cost of at most TIE_BREAK.
+    flat = isotonic([0.1, 0.2, 0.3, 0.4] * 10, [0] * 40)
+    assert np.all(np.diff(flat([0.1, 0.2, 0.3, 0.4])) > 0)
+    assert np.max(flat([0.1, 0.2, 0.3, 0.4])) <= TIE_BREAK
+
+
+def test_expected_calibration_error_of_known_bins():
+    # Two bins: confidence 0.95 right half the time, 0.15 never right.
+    confidences = [0.95] * 4 + [0.15] * 4
+    outcomes = [1, 1, 0, 0] + [0] * 4
+    assert expected_calibration_error(confidences, outcomes) == pytest.approx(0.5 * 0.45 + 0.5 * 0.15)
+
+
+def test_reject_curve_keeps_the_most_confident_lines():
+    curve = dict(reject_curve([0.9, 0.1, 0.8, 0.2], [0, 5, 1, 4], [10, 10, 10, 10], shares=(1.0, 0.5)))
+    assert curve[1.0] == pytest.approx(10 / 40) and curve[0.5] == pytest.approx(1 / 20)
+
+
+@pytest.mark.parametrize(
+    ("reference", "prediction", "right"),
+    [("abc", "abc", [1, 1, 1]), ("abc", "axc", [1, 0, 1]), ("abc", "abxc", [1, 1, 0, 1]), ("abc", "ac", [1, 1]),
+     ("", "ab", [0, 0]), ("abc", "", [])],
+)  # fmt: skip
+def test_character_outcomes_follow_a_minimal_alignment(reference, prediction, right):
+    assert character_outcomes(reference, prediction) == [bool(r) for r in right]
+
+
+def test_the_graph_interpolates_as_numpy():
+    table = Table([0.0, 0.2, 0.5, 1.0], [0.01, 0.1, 0.7, 0.99])
+    x = np.array([0.0, 0.05, 0.2, 0.33, 0.5, 0.77, 1.0], dtype=np.float32)
+    assert interpolate(tf.constant(x), table.x, table.y).numpy() == pytest.approx(table(x), abs=1e-6)
+
+
+@pytest.fixture(scope="module")
+def uncalibrated(trained, tmp_path_factory):
+    params, _ = trained
+    return rewrite_export(
+        PredictionModel(params.output_model_dir).export_path,
+        tmp_path_factory.mktemp("raw") / "export",
+        calibration=None,
+    )
+
+
+@pytest.fixture(scope="module")
+def calibrated(uncalibrated, hard_digits, tmp_path_factory):  # noqa: F811 - the fixture imported above
+    target = tmp_path_factory.mktemp("calibrated") / "export"
+    result = CliRunner().invoke(
+        main,
+        ["evaluate", str(uncalibrated), str(hard_digits["eval"]), "--calibrate", "--calibration-output", str(target)],
+    )
+    assert result.exit_code == 0, result.output
+    return target, result.output
+
+
+def test_training_calibrates_its_export_on_validation(trained):
+    params, _ = trained
+    calibration = Calibration.load(PredictionModel(params.output_model_dir).export_path)
+    assert calibration is not None and calibration.fitted_on["data"].endswith("eval.csv")
+
+
+def test_calibrate_prints_the_errors_and_writes_a_calibrated_export(calibrated, uncalibrated):
+    target, output = calibrated
+    assert "line confidence as P(read exactly)" in output and "Reject curve" in output
+    calibration = Calibration.load(target)
+    assert calibration is not None and calibration.fitted_on["lines"] > 50
+    assert json.loads((target / "tf_crnn.json").read_text())  # the metadata came along
+    assert Calibration.load(uncalibrated) is None
+
+
+def test_every_reading_path_reports_the_calibrated_confidences(calibrated, uncalibrated, hard_digits):  # noqa: F811
+    target, _ = calibrated
+    paths = eval_images(hard_digits)[0][:12]
+    model = PredictionModel(target)
+    calibration = Calibration.load(target)
+    graph = model.predict(paths, return_confidence=True)
+    details, _ = predict_files(model, paths, details=True)
+    raw, _ = predict_files(uncalibrated, paths, details=True)
+    for (text, confidence), result, before in zip(graph, details, raw):
+        assert result["transcription"] == text == before["transcription"]
+        # The line: the graph's table in the SavedModel and in Python agree.
+        assert result["confidence"] == pytest.approx(confidence, abs=1e-5)
+        # The characters: the raw confidences through the character table.
+        expected = calibration.character_confidences(before["character_confidences"])
+        assert result["character_confidences"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_shipped_model_is_never_calibrated_in_place(tmp_path):
+    result = CliRunner().invoke(main, ["evaluate", "builtin:printed-latin", str(tmp_path / "x.csv"), "--calibrate"])
+    assert result.exit_code != 0
+
+
+def test_evaluate_reports_calibration_error_and_reject_curve(calibrated, hard_digits):  # noqa: F811
+    target, _ = calibrated
+    result = subprocess.run(
+        [sys.executable, "-m", "tf_crnn", "evaluate", str(target), str(hard_digits["eval"]), "--json"],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    metrics = json.loads(result.stdout)
+    assert 0 <= metrics["calibration_error"] < 0.2
+    kept = {point["kept"]: point["cer"] for point in metrics["reject_curve"]}
+    assert kept[0.5] <= kept[1.0]

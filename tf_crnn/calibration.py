@@ -1,0 +1,201 @@
+"""Calibrated confidences: a line's confidence as the probability that the line is read exactly,
+a character's as the probability that it is right.
+
+The raw scores are the network's: for a line, the geometric mean of the probabilities of its
+greedy characters (what the SavedModel computes in its graph: it ranks lines by how well each
+character is read, whatever their length, which the product does not); for a character, its
+confidence from the CTC alignment. Each is mapped through a monotone table fitted on labelled
+lines by isotonic regression (``fit``), stored in the export as ``calibration.json`` and applied
+by every reading path (the SavedModel's graph for lines, ``tf_crnn.loader`` for characters, the
+TensorFlow-free readers for both) with linear interpolation (``Table``). Numpy only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from tf_crnn.artifacts import CALIBRATION_FILENAME
+from tf_crnn.atomic import write_json
+
+ECE_BINS = 10
+TIE_BREAK = 1e-3
+"""Weight of the raw score blended into a calibrated one: where isotonic regression is flat (many
+lines with the same rate), lines stay ordered by their raw score, at a cost of at most 0.001 to
+the calibration."""
+REJECT_SHARES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
+"""Shares of lines kept on the reject curve (the most confident first)."""
+
+
+@dataclass
+class Table:
+    """A monotone map from a raw score in [0, 1] to a probability: linear between its points,
+    flat beyond them."""
+
+    x: list[float]
+    y: list[float]
+
+    def __call__(self, values) -> np.ndarray:
+        return np.interp(np.asarray(values, dtype=np.float64), self.x, self.y)
+
+
+def isotonic(scores: Sequence[float], outcomes: Sequence[float], min_points: int = 10) -> Table:
+    """The non-decreasing fit of ``outcomes`` (1 right, 0 wrong) on ``scores`` (pool adjacent
+    violators), as a ``Table`` through each block's mean score and rate. Blocks hold at least
+    ``min_points`` scores, so that a table fitted on a few hundred lines is not a staircase of
+    single lines."""
+    order = np.argsort(scores, kind="stable")
+    x = np.asarray(scores, dtype=np.float64)[order]
+    y = np.asarray(outcomes, dtype=np.float64)[order]
+    if len(x) == 0:
+        return Table([0.0, 1.0], [0.0, 1.0])
+    # Blocks: [sum of y, sum of x, count]; merged while a block's rate is not above the last's.
+    blocks: list[list[float]] = []
+    for start in range(0, len(x), min_points):
+        blocks.append(
+            [
+                y[start : start + min_points].sum(),
+                x[start : start + min_points].sum(),
+                len(x[start : start + min_points]),
+            ]
+        )
+        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] >= blocks[-1][0] / blocks[-1][2]:
+            last = blocks.pop()
+            blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    points_x = [b[1] / b[2] for b in blocks]
+    points_y = [b[0] / b[2] for b in blocks]
+    # Through (0, .) and (1, .) and blended with the score itself: strictly increasing, so that
+    # ranking by the calibrated value keeps the raw order inside the fit's flat stretches.
+    points_x = [0.0, *points_x, 1.0]
+    points_y = [points_y[0], *points_y, points_y[-1]]
+    points_y = [(1 - TIE_BREAK) * y + TIE_BREAK * x for x, y in zip(points_x, points_y)]
+    keep = [i for i in range(len(points_x)) if i == 0 or points_x[i] > points_x[i - 1]]
+    return Table([round(points_x[i], 9) for i in keep], [round(points_y[i], 9) for i in keep])
+
+
+@dataclass
+class Calibration:
+    """The line and character tables of an export, and what they were fitted on."""
+
+    line: Table
+    character: Table
+    fitted_on: dict = field(default_factory=dict)
+
+    def line_confidences(self, line_scores) -> np.ndarray:
+        return self.line(line_scores)
+
+    def character_confidences(self, confidences: Sequence[float]) -> list[float]:
+        return self.character(confidences).tolist() if len(confidences) else []
+
+    def save(self, filename: str | os.PathLike) -> None:
+        write_json(
+            filename,
+            {
+                "line": {"x": self.line.x, "y": self.line.y},
+                "character": {"x": self.character.x, "y": self.character.y},
+                "fitted_on": self.fitted_on,
+            },
+        )
+
+    @classmethod
+    def load(cls, folder: str | os.PathLike) -> Calibration | None:
+        """The calibration of a model folder, or None when it has none."""
+        path = Path(folder) / CALIBRATION_FILENAME
+        if not path.is_file():
+            return None
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return cls(Table(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}))
+
+
+def character_outcomes(reference: str, prediction: str) -> list[bool]:
+    """For each character of ``prediction``, whether a minimal alignment with ``reference``
+    keeps it unchanged."""
+    right = [False] * len(prediction)
+    for tag, _, _, start, end in Levenshtein.opcodes(reference, prediction):
+        if tag == "equal":
+            right[start:end] = [True] * (end - start)
+    return right
+
+
+def fit(
+    line_scores: Sequence[float],
+    lines_exact: Sequence[bool],
+    character_confidences: Sequence[float],
+    characters_right: Sequence[bool],
+    fitted_on: dict | None = None,
+) -> Calibration:
+    """Fits the line table (``line_scores`` against whether each line was read exactly) and the
+    character table (each read character's confidence against whether it was right)."""
+    return Calibration(
+        isotonic(line_scores, lines_exact),
+        isotonic(character_confidences, characters_right, min_points=50),
+        fitted_on or {},
+    )
+
+
+def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS) -> float:
+    """The mean gap between confidence and accuracy over ``bins`` equal-width bins, weighted by
+    the share of items in each."""
+    confidences = np.clip(np.asarray(confidences, dtype=np.float64), 0.0, 1.0)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    if len(confidences) == 0:
+        return 0.0
+    index = np.minimum((confidences * bins).astype(int), bins - 1)
+    gap = 0.0
+    for b in range(bins):
+        inside = index == b
+        if inside.any():
+            gap += inside.mean() * abs(confidences[inside].mean() - outcomes[inside].mean())
+    return float(gap)
+
+
+def reliability(
+    confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS
+) -> list[tuple[float, float, int]]:
+    """``(mean confidence, accuracy, count)`` per non-empty bin: the reliability diagram's points."""
+    confidences = np.clip(np.asarray(confidences, dtype=np.float64), 0.0, 1.0)
+    outcomes = np.asarray(outcomes, dtype=np.float64)
+    index = np.minimum((confidences * bins).astype(int), bins - 1)
+    return [
+        (float(confidences[index == b].mean()), float(outcomes[index == b].mean()), int((index == b).sum()))
+        for b in range(bins)
+        if (index == b).any()
+    ]
+
+
+def reject_curve(
+    confidences: Sequence[float],
+    char_errors: Sequence[int],
+    chars: Sequence[int],
+    shares: Sequence[float] = REJECT_SHARES,
+) -> list[tuple[float, float]]:
+    """``(share of lines kept, CER of the lines kept)``, keeping the most confident lines first."""
+    order = np.argsort(-np.asarray(confidences, dtype=np.float64), kind="stable")
+    errors = np.asarray(char_errors, dtype=np.float64)[order]
+    lengths = np.asarray(chars, dtype=np.float64)[order]
+    curve = []
+    for share in shares:
+        kept = max(int(round(share * len(order))), 1) if len(order) else 0
+        curve.append((float(share), float(errors[:kept].sum() / max(lengths[:kept].sum(), 1.0))))
+    return curve
+
+
+__all__ = [
+    "ECE_BINS",
+    "TIE_BREAK",
+    "REJECT_SHARES",
+    "Calibration",
+    "Table",
+    "character_outcomes",
+    "expected_calibration_error",
+    "fit",
+    "isotonic",
+    "reject_curve",
+    "reliability",
+]
