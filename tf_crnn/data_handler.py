@@ -8,10 +8,12 @@ training, evaluation, prediction and every export see the same numbers.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 
+import numpy as np
 import tensorflow as tf
 
 from tf_crnn import images
@@ -375,7 +377,13 @@ def dataset_generator(
     if not paths:
         raise ValueError(f"{csv_filename}: no samples")
     n = len(paths)
-    label_tensor = tf.ragged.constant(labels, dtype=tf.int32, ragged_rank=1) if labels else None
+    label_tensor = None
+    if labels:
+        # From flat codes and row lengths: tf.ragged.constant walks the nested lists in Python,
+        # which takes tens of minutes for a base model's 170,000 labels.
+        lengths = np.fromiter((len(label) for label in labels), dtype=np.int64, count=len(labels))
+        codes = np.fromiter(itertools.chain.from_iterable(labels), dtype=np.int32, count=int(lengths.sum()))
+        label_tensor = tf.RaggedTensor.from_row_lengths(codes, lengths)
     ds = tf.data.Dataset.from_tensor_slices((paths, label_tensor))
     mode = {True: "memory", False: "none"}.get(cache, cache)
     if mode == "disk" and cache_file is None:
