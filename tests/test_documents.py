@@ -14,7 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tf_crnn.cli import main
 from tf_crnn.datasets.synthetic import render_line
-from tf_crnn.documents import CropGeometry, _rotation, crop_line
+from tf_crnn.documents import REVIEW_TAG, CropGeometry, _rotation, crop_line
 from tf_crnn.loader import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
@@ -315,3 +315,71 @@ def test_crop_geometry_maps_deskewed_points_back_to_the_page():
     reference = Image.new("L", (140, 80)).rotate(15.0, expand=True)
     assert size == reference.size
     assert CropGeometry((0, 0), matrix).to_page(size[0] / 2, size[1] / 2) == pytest.approx((70, 40))
+
+
+def test_lines_under_the_review_threshold_are_listed_and_marked(trained, alto_page, tmp_path):
+    _, result = trained
+    xml_file, truth = alto_page
+    out = tmp_path / "alto-out"
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(out), "--review-below", "1"]
+    )
+    assert run.exit_code == 0, run.output
+    with open(out / "review.csv", newline="") as f:
+        review = list(csv.DictReader(f))
+    assert {row["line"] for row in review} == set(truth)  # every confidence is under 1
+    confidences = [float(row["confidence"]) for row in review]
+    assert confidences == sorted(confidences)
+    root = etree.parse(str(out / xml_file.name)).getroot()
+    tags = root.find(f"{{{ALTO_NS}}}Tags")
+    assert tags is not None and tags.getnext().tag == f"{{{ALTO_NS}}}Layout"
+    assert [t.get("ID") for t in tags][-1] == REVIEW_TAG  # beside the document's own tags
+    for line in root.iter(f"{{{ALTO_NS}}}TextLine"):
+        assert REVIEW_TAG in line.get("TAGREFS").split() and len(line.get("TAGREFS").split()) >= 1
+    # None under 0: nothing listed, nothing marked.
+    run = CliRunner().invoke(
+        main,
+        [
+            "predict",
+            str(result.export_path),
+            "--alto",
+            str(xml_file),
+            "-o",
+            str(tmp_path / "none"),
+            "--review-below",
+            "0",
+        ],
+    )
+    assert run.exit_code == 0, run.output
+    assert len((tmp_path / "none" / "review.csv").read_text().splitlines()) == 1
+    assert b"TAGREFS" not in (tmp_path / "none" / xml_file.name).read_bytes()
+
+
+def test_page_lines_to_review_keep_the_document_valid(trained, tmp_path):
+    _, result = trained
+    truth = draw_page(tmp_path / "scan.png")
+    xml_file = tmp_path / "scan.xml"
+    xml_file.write_text(page_xml("scan.png", truth), encoding="utf-8")
+    out = tmp_path / "out"
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), "--page", str(xml_file), "-o", str(out), "--review-below", "1"]
+    )
+    assert run.exit_code == 0, run.output
+    written = etree.parse(str(out / "scan.xml"))
+    schema = etree.XMLSchema(etree.parse(str(PAGE_XSD)))
+    assert schema.validate(written), schema.error_log
+    customs = [line.get("custom", "") for line in written.getroot().iter(f"{{{PAGE_NS}}}TextLine")]
+    assert customs and all(f"{REVIEW_TAG} {{confidence:" in c for c in customs)
+
+
+def test_review_list_of_images(trained, digits_data, tmp_path):
+    _, result = trained
+    images = str(Path(digits_data["eval"]).parent / "images")
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), images, "-o", str(tmp_path / "out.csv"), "--review-below", "1"]
+    )
+    assert run.exit_code == 0, run.output
+    review = (tmp_path / "out.review.csv").read_text().splitlines()
+    assert review[0] == "path,transcription,confidence" and len(review) > 1
+    refused = CliRunner().invoke(main, ["predict", str(result.export_path), images, "--review-below", "0.5"])
+    assert refused.exit_code != 0 and "give -o" in refused.output

@@ -418,8 +418,17 @@ def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[st
     type=click.IntRange(1),
     help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
 )
+@click.option(
+    "--review-below",
+    type=click.FloatRange(0, 1),
+    help="List the lines read with a confidence under this value (with a calibrated model: the probability that "
+    "the line is read exactly) for review, least confident first: in NAME.review.csv beside -o, or, with "
+    "--alto/--page, in review.csv in the output folder, each such line also marked in its document.",
+)
 @user_errors
-def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths) -> None:
+def predict(
+    model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below
+) -> None:
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
@@ -433,11 +442,13 @@ def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_si
     """
     from tf_crnn.devices import describe_device
     from tf_crnn.loader import (
+        REVIEW_FILENAME,
         SIDECAR_SUFFIX,
         predict_documents,
         predict_files,
         prediction_format,
         write_predictions,
+        write_review_list,
         write_sidecars,
     )
 
@@ -456,12 +467,19 @@ def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_si
             if not Path(item).exists():
                 raise UserError(f"{item}: no such file or folder")
         written, skipped = predict_documents(
-            model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE
-        )
+            model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE,
+            review_below=review_below,
+        )  # fmt: skip
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
+        if review_below is not None:
+            click.echo(
+                f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True
+            )
         return
+    if review_below is not None and not output:
+        raise UserError("--review-below writes its list beside the output: give -o")
     if not (alto or page):
         prediction_format(output)  # an unknown extension is refused before any reading
     paths = collect_inputs(inputs)
@@ -481,6 +499,11 @@ def predict(model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_si
         click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
     if sidecar:
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
+    if review_below is not None:
+        review = Path(output).with_suffix(".review.csv")
+        rows = [(r["path"], r["transcription"], r["confidence"]) for r in results if r["confidence"] < review_below]
+        write_review_list(rows, review, ["path", "transcription", "confidence"])
+        click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
 
 
 @main.command()
@@ -630,9 +653,10 @@ def _calibrate(model, csv_file, calibration_output, batch_size) -> None:
     click.echo(
         f"  character confidence as P(right):   {fitted.character_ece_before:.3f} -> {fitted.character_ece_after:.3f}"
     )
-    click.echo("Reject curve (CER of the most confident lines kept): kept   before   after")
-    for (share, before), (_, after) in zip(fitted.reject_before, fitted.reject_after):
-        click.echo(f"{'':>51}{share:5.0%} {before:8.4f} {after:8.4f}")
+    click.echo(
+        "Reject curve (calibration keeps the lines' order): share of lines kept, most confident first, and their CER"
+    )
+    click.echo("  " + "  ".join(f"{share:.0%}: {cer:.4f}" for share, cer in fitted.reject))
     path = rewrite_export(export, target, calibration=fitted.calibration)
     click.echo(f"Wrote {path}: its confidences are calibrated.")
 

@@ -433,6 +433,28 @@ def _write_alto_line(line: Line, reading: LineReading, ns: str, glyphs: bool) ->
                 etree.SubElement(shape, f"{ns}Polygon", POINTS=_alto_points(glyph.corners))
 
 
+def _mark_for_review(document: Document, line: Line, confidence: float, threshold: float) -> None:
+    ns, element = document.namespace, line.element
+    if document.kind == PAGE:
+        custom = element.get("custom", "").strip()
+        element.set("custom", f"{custom} {REVIEW_TAG} {{confidence:{confidence:.4f};}}".strip())
+        return
+    root = document.tree.getroot()
+    tags = next((c for c in root if _local(c) == "Tags"), None)
+    if tags is None:
+        # ALTO's order: Description, Styles?, Tags?, Layout.
+        layout = next(c for c in root if _local(c) == "Layout")
+        tags = etree.Element(f"{ns}Tags")
+        layout.addprevious(tags)
+    if not any(c.get("ID") == REVIEW_TAG for c in tags):
+        etree.SubElement(
+            tags, f"{ns}OtherTag", ID=REVIEW_TAG, LABEL="review",
+            DESCRIPTION=f"read with a confidence under {threshold:g}: check the transcription",
+        )  # fmt: skip
+    references = element.get("TAGREFS", "").split()
+    element.set("TAGREFS", " ".join([*references, REVIEW_TAG]))
+
+
 def _text_equiv(parent, ns: str, text: str, confidence: float):
     equiv = etree.SubElement(parent, f"{ns}TextEquiv", conf=f"{confidence:.4f}")
     etree.SubElement(equiv, f"{ns}Unicode").text = text
@@ -466,17 +488,32 @@ def _write_page_line(line: Line, reading: LineReading, ns: str, glyphs: bool) ->
         element.insert(position + offset, node)
 
 
+REVIEW_TAG = "tf-crnn-review"
+"""The ALTO ``OtherTag`` that lines to review refer to (``TAGREFS``); in PAGE, the name of the
+``custom`` attribute's tag."""
+
+
 def write_recognition(
-    document: Document, readings: dict[str, LineReading], output: str | os.PathLike, glyphs: bool = False
+    document: Document,
+    readings: dict[str, LineReading],
+    output: str | os.PathLike,
+    glyphs: bool = False,
+    review_below: float | None = None,
 ) -> Path:
     """Writes a copy of ``document`` to ``output`` with each line of ``readings`` (by line ID)
     replaced by its recognised text; every other element and attribute, and every line not
     in ``readings`` (one that could not be read), is kept as it was. The document's own tree
-    is changed too."""
+    is changed too.
+
+    Lines read with a confidence under ``review_below`` are marked for review: in ALTO, the line
+    refers (``TAGREFS``) to an ``OtherTag`` labelled "review"; in PAGE, its ``custom`` attribute
+    gains ``tf-crnn-review {confidence:...;}``, as Transkribus writes its own tags."""
     write = _write_alto_line if document.kind == ALTO else _write_page_line
     for line in document.lines:
         if line.id in readings:
             write(line, readings[line.id], document.namespace, glyphs)
+            if review_below is not None and readings[line.id].confidence < review_below:
+                _mark_for_review(document, line, readings[line.id].confidence, review_below)
     data = etree.tostring(document.tree, xml_declaration=True, encoding="UTF-8")
     write_bytes(output, data)
     return Path(output)
@@ -485,6 +522,7 @@ def write_recognition(
 __all__ = [
     "ALTO",
     "PAGE",
+    "REVIEW_TAG",
     "CropGeometry",
     "Document",
     "DocumentError",

@@ -254,9 +254,9 @@ def tune_lm(
 
 @dataclass
 class CalibrationFit:
-    """What ``calibrate`` fitted and measured. The ``*_before``/``*_after`` figures are
-    cross-fitted (the table fitted on one half of the lines, measured on the other, both ways),
-    so they say what the calibration does on lines it did not see."""
+    """What ``calibrate`` fitted and measured. The ``*_after`` figures are cross-fitted (the
+    table fitted on one half of the lines, measured on the other, both ways), so they say what
+    the calibration does on lines it did not see."""
 
     calibration: Calibration
     lines: int
@@ -265,8 +265,8 @@ class CalibrationFit:
     line_ece_after: float
     character_ece_before: float
     character_ece_after: float
-    reject_before: list[tuple[float, float]]
-    reject_after: list[tuple[float, float]]
+    reject: list[tuple[float, float]]
+    """The reject curve; calibration keeps the lines' order, so it holds before and after."""
     reliability_after: list[tuple[float, float, int]]
 
 
@@ -332,7 +332,6 @@ def calibrate(
         expected_calibration_error(char_conf, char_right),
         expected_calibration_error(char_after, char_right),
         reject_curve(scores, errors, lengths),
-        reject_curve(line_after, errors, lengths),
         reliability(line_after, exact),
     )
 

@@ -422,6 +422,7 @@ def predict_documents(
     batch_size: int = 64,
     kind: str | None = None,
     page_images: dict[Path, Path] | None = None,
+    review_below: float | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -431,14 +432,16 @@ def predict_documents(
     with ``glyphs`` a box per character from the CTC alignment, mapped back to the page
     through the crop, resize and deskew. With ``kind`` (``documents.ALTO`` or ``PAGE``), a
     document of the other kind is left out. ``page_images`` gives a document's page image
-    instead of the one it names (``{xml file: image}``).
+    instead of the one it names (``{xml file: image}``). Lines read with a confidence under
+    ``review_below`` are marked in their document (``documents.write_recognition``) and listed
+    in ``output_dir/review.csv``.
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
     """
     model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
     output_dir = Path(output_dir)
-    written, skipped = [], []
+    written, skipped, review = [], [], []
     for xml_file in map(Path, xml_files):
         target = output_dir / xml_file.name
         if target.resolve() == xml_file.resolve():
@@ -474,8 +477,29 @@ def predict_documents(
                 )
             ]
             readings[line.id] = LineReading(result["transcription"], result["confidence"], characters)
-        written.append(write_recognition(document, readings, target, glyphs=glyphs))
+        written.append(write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below))
+        if review_below is not None:
+            review += [
+                (str(target), line_id, r.text, r.confidence)
+                for line_id, r in readings.items()
+                if r.confidence < review_below
+            ]
+    if review_below is not None:
+        write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line", "transcription", "confidence"])
     return written, skipped
+
+
+REVIEW_FILENAME = "review.csv"
+"""The lines read with a confidence under ``--review-below``, least confident first."""
+
+
+def write_review_list(rows: list[tuple], filename: str | os.PathLike, header: list[str]) -> None:
+    """Writes ``rows`` (their last field a confidence) to a CSV, least confident first."""
+    with atomic_open(filename, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(header)
+        for row in sorted(rows, key=lambda r: r[-1]):
+            writer.writerow([*row[:-1], f"{row[-1]:.4f}"])
 
 
 PREDICTION_FORMATS = {".csv": "CSV", ".jsonl": "JSON Lines", ".txt": "plain text"}
@@ -540,6 +564,7 @@ __all__ = [
     "predict_documents",
     "predict_files",
     "unit_confidences",
+    "write_review_list",
     "prediction_format",
     "write_predictions",
     "write_sidecars",

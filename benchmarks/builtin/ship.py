@@ -41,7 +41,14 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
-    from tf_crnn.artifacts import ALPHABET_FILENAME, CONFIG_FILENAME, LM_FILENAME, METADATA_FILENAME, WEIGHTS_FILENAME
+    from tf_crnn.artifacts import (
+        ALPHABET_FILENAME,
+        CALIBRATION_FILENAME,
+        CONFIG_FILENAME,
+        LM_FILENAME,
+        METADATA_FILENAME,
+        WEIGHTS_FILENAME,
+    )
     from tf_crnn.atomic import write_json
     from tf_crnn.datasets.synthetic import render_line
     from tf_crnn.export import resolve_export
@@ -51,7 +58,7 @@ def main() -> None:
     export = resolve_export(args.model)
     target = ROOT / "tf_crnn" / "models" / args.name
     target.mkdir(parents=True, exist_ok=True)
-    for name in (ALPHABET_FILENAME, WEIGHTS_FILENAME, METADATA_FILENAME, LM_FILENAME):
+    for name in (ALPHABET_FILENAME, WEIGHTS_FILENAME, METADATA_FILENAME, LM_FILENAME, CALIBRATION_FILENAME):
         if (export / name).is_file():
             shutil.copy(export / name, target / name)
     # The shipped config holds the network and its reading settings, no path of this machine.
