@@ -7,6 +7,7 @@ import functools
 import logging
 import os
 import sys
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -695,6 +696,97 @@ def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:
         f"Best: lm_weight {weight:g}, length bonus {bonus:g}: CER {best.cer:.4f} against {tuning.greedy.cer:.4f} "
         f"greedy. Wrote {path}: it reads with the language model."
     )
+
+
+@main.command()
+@click.argument("model", type=ModelPath())
+@click.argument("data", nargs=-1, required=True)
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder for audit.csv and audit.html."
+)
+@click.option("--show", default=200, show_default=True, type=click.IntRange(1), help="Lines shown on the page.")
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@user_errors
+def audit(model, data, output, show, batch_size) -> None:
+    """Find transcriptions to check: rank labelled lines by how confidently MODEL reads them
+    otherwise (a typo, a skipped word, a line attached to the wrong image).
+
+    DATA are data CSVs, ALTO or PAGE files, and folders of them or of line images with their
+    NAME.gt.txt. Writes OUTPUT/audit.csv (every line, most suspicious first, with its path or
+    document:line as in the input) and OUTPUT/audit.html (the first lines, with their images and
+    the differences marked). Nothing is changed: you decide what to fix.
+    """
+    from tf_crnn.audit import audit as run_audit
+    from tf_crnn.audit import write_audit
+
+    for item in data:
+        if not Path(item).exists():
+            raise UserError(f"{item}: no such file or folder")
+    with tempfile.TemporaryDirectory(prefix="tf-crnn-audit-") as tmp:
+        lines, skipped = run_audit(model, list(data), Path(tmp), batch_size)
+        if not lines:
+            raise UserError(
+                f"no labelled line to audit in {', '.join(data)}"
+                + (f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else "")
+            )
+        table, page = write_audit(lines, Path(output), shown=show)
+    for where, reason in skipped:
+        logger.warning("Skipped %s: %s", where, reason)
+    flagged = sum(line.suspicion >= 1 for line in lines)
+    click.echo(
+        f"Audited {len(lines)} lines ({len(skipped)} left out): {flagged} where the model expects at least one wrong character"
+    )
+    click.echo(f"Wrote {table} and {page}")
+
+
+@main.command("select")
+@click.argument("model", type=ModelPath())
+@click.argument("pool", nargs=-1, required=True)
+@click.option("-n", "count", required=True, type=click.IntRange(1), help="How many lines (or pages with --pages).")
+@click.option(
+    "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write the selection into."
+)
+@click.option("--pages", is_flag=True, help="Select whole pages (ALTO/PAGE documents in POOL) rather than lines.")
+@click.option(
+    "--diversity", default=1.0, show_default=True, type=click.FloatRange(0, 1),
+    help="How strongly lines like those already picked are passed over (0: the least certain lines alone).",
+)  # fmt: skip
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@user_errors
+def select_command(model, pool, count, output, pages, diversity, batch_size) -> None:
+    """Pick the lines (or pages) of POOL worth transcribing next: those MODEL is least sure of,
+    spread over different texts rather than many copies of one hard word.
+
+    POOL: line images, folders of them, data CSVs, ALTO or PAGE files or folders. Lines are
+    written to OUTPUT as NNNNN.png with the model's reading in NNNNN.pred.txt: correct each
+    into NNNNN.gt.txt, then 'tf-crnn import folder OUTPUT' makes a data set. With --pages,
+    copies of the chosen documents with their text emptied (and their page images), to
+    transcribe in eScriptorium or Transkribus. OUTPUT/selection.csv lists what was picked.
+    """
+    from tf_crnn.audit import candidates_of, select_lines, select_pages, write_pages, write_selection
+
+    for item in pool:
+        if not Path(item).exists():
+            raise UserError(f"{item}: no such file or folder")
+    out = Path(output)
+    if out.exists() and any(out.iterdir()):
+        raise UserError(f"{out}: not empty; give a new folder for the selection")
+    with tempfile.TemporaryDirectory(prefix="tf-crnn-select-") as tmp:
+        candidates, skipped = candidates_of(model, list(pool), Path(tmp), batch_size)
+        for where, reason in skipped:
+            logger.warning("Skipped %s: %s", where, reason)
+        if pages:
+            documents = select_pages(candidates, count)
+            if not documents:
+                raise UserError("--pages selects documents: give ALTO or PAGE files (or folders of them) as POOL")
+            written = write_pages(documents, out)
+            click.echo(f"Wrote {len(written)} pages to transcribe to {out}")
+            return
+        if not candidates:
+            raise UserError(f"no readable line in {', '.join(pool)}")
+        chosen = select_lines(candidates, count, diversity)
+        listing = write_selection(chosen, out)
+    click.echo(f"Selected {len(chosen)} of {len(candidates)} lines: {out} ({listing.name} lists them)")
 
 
 # --- config -----------------------------------------------------------------------

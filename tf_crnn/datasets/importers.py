@@ -154,15 +154,17 @@ def tsv_samples(source: str | os.PathLike) -> tuple[list[Sample], list[tuple[str
 
 
 def document_samples(
-    sources: list[str | os.PathLike], crops_dir: str | os.PathLike, kind: str, deskew: bool = False
-) -> tuple[list[Sample], list[tuple[str, str]]]:
+    sources: list[str | os.PathLike], crops_dir: str | os.PathLike, kind: str, deskew: bool = False,
+    keep_empty: bool = False,
+) -> tuple[list[Sample], list[tuple[str, str]]]:  # fmt: skip
     """Line images cut from the pages of ALTO or PAGE files (``kind``), with their texts.
 
     Each ``TextLine`` with a transcription becomes ``crops_dir/<page>_<line ID>.png`` (with a
     number added where two documents of different folders share a page name and line ID),
     cut by ``documents.crop_line`` (the rule ``tf-crnn predict --alto/--page`` uses);
-    lines without text, outside the page or without area, and files that are not
-    safe, valid XML of that kind, are left out with their reason.
+    lines without text (unless ``keep_empty``: lines to transcribe), outside the page or
+    without area, and files that are not safe, valid XML of that kind, are left out with their
+    reason.
     """
     crops_dir = Path(crops_dir)
     crops_dir.mkdir(parents=True, exist_ok=True)
@@ -175,7 +177,7 @@ def document_samples(
         for xml_file in files:
             bar.update(1)
             name = _document_key(xml_file, by_name[xml_file.stem])
-            _cut_document(xml_file, kind, deskew, crops_dir, samples, skipped, name)
+            _cut_document(xml_file, kind, deskew, crops_dir, samples, skipped, name, keep_empty)
     return samples, skipped
 
 
@@ -196,6 +198,7 @@ def _cut_document(
     samples: list[Sample],
     skipped: list[tuple[str, str]],
     document_name: str,
+    keep_empty: bool = False,
 ) -> None:
     """Appends the lines of one document to ``samples``, or the reasons to ``skipped``."""
     try:
@@ -209,7 +212,7 @@ def _cut_document(
     for number, line in enumerate(document.lines, start=1):
         line_id = line.id or f"line{number}"
         where = f"{xml_file}:{line_id}"
-        if not line.text:
+        if not line.text and not keep_empty:
             skipped.append((where, "TextLine has no transcription"))
             continue
         try:
@@ -222,7 +225,7 @@ def _cut_document(
         while target.exists():  # never another line's crop: its text would go with this image
             target, n = crops_dir / f"{stem}-{n}.png", n + 1
         crop.save(target)
-        samples.append(Sample(target, line.text, where, document_name))
+        samples.append(Sample(target, line.text or "", where, document_name))
 
 
 def document_of(sample: Sample, pattern: str | None) -> str:

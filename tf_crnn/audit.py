@@ -1,0 +1,284 @@
+"""What a model says about a labelled set and about lines not yet transcribed.
+
+``audit``: ranks labelled lines by how confidently the model disagrees with their transcription
+(a typo, a skipped word, a line attached to the wrong image), for a person to check.
+``select``: picks the lines (or pages) worth transcribing next: those the model is least sure
+of, spread over different texts rather than many copies of one hard word.
+
+Both read with ``loader.predict_files`` (calibrated confidences where the export has them) and
+take the inputs a user has: data CSVs, ALTO or PAGE files, and folders of them or of line
+images (with ``.gt.txt`` transcriptions for an audit).
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from rapidfuzz.distance import Levenshtein
+
+from tf_crnn.atomic import atomic_open, write_bytes
+from tf_crnn.calibration import character_outcomes
+from tf_crnn.datasets.importers import Sample, document_samples, folder_samples
+from tf_crnn.documents import ALTO, PAGE, DocumentError, LineReading, document_files, read_document, write_recognition
+from tf_crnn.images import IMAGE_SUFFIXES
+from tf_crnn.loader import SIDECAR_SUFFIX, PredictionModel, predict_files
+from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
+
+AUDIT_CSV = "audit.csv"
+AUDIT_HTML = "audit.html"
+SELECTION_CSV = "selection.csv"
+
+
+def gather_samples(
+    inputs: list[str | os.PathLike], crops_dir: Path, labelled: bool
+) -> tuple[list[Sample], list[tuple[str, str]]]:
+    """The line images of ``inputs`` with their transcriptions (``""`` where ``labelled`` is
+    False and there is none): CSV rows (``source`` is the path as the CSV writes it), document
+    lines (cut into ``crops_dir``; ``source`` is ``file:line ID``), and folders of images."""
+    samples: list[Sample] = []
+    skipped: list[tuple[str, str]] = []
+    for item in map(Path, inputs):
+        if item.suffix.lower() == ".csv":
+            for row, path, label in read_csv_rows(item):
+                if label is None and labelled:
+                    skipped.append((f"{item}:{row}", "no transcription"))
+                    continue
+                text = "".join(split_label(label)) if label else ""
+                samples.append(Sample(Path(resolve_image_path(item, path)), text, path.strip()))
+        elif item.suffix.lower() == ".xml" or (item.is_dir() and any(item.rglob("*.xml"))):
+            by_kind: dict[str, list[Path]] = {ALTO: [], PAGE: []}
+            for xml_file in document_files([item]):
+                try:
+                    by_kind[read_document(xml_file).kind].append(xml_file)
+                except DocumentError as error:
+                    skipped.append((str(xml_file), str(error)))
+            for kind, files in by_kind.items():
+                if files:
+                    found, left = document_samples(files, crops_dir, kind, keep_empty=not labelled)
+                    samples += found
+                    skipped += left
+        elif item.is_dir():
+            if labelled:
+                found, left = folder_samples(item)
+                samples += found
+                skipped += left
+            else:
+                samples += [
+                    Sample(p, "", str(p)) for p in sorted(item.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
+                ]
+        elif item.is_file() and item.suffix.lower() in IMAGE_SUFFIXES and not labelled:
+            samples.append(Sample(item, "", str(item)))
+        else:
+            skipped.append((str(item), "not a data CSV, a document, an image or a folder of them"))
+    return samples, skipped
+
+
+@dataclass
+class AuditLine:
+    source: str
+    image: Path
+    transcription: str
+    reading: str
+    confidence: float
+    suspicion: float
+    """The expected number of the transcription's characters that are wrong, by the model: the
+    confidence of each character it reads otherwise, plus each character it does not read
+    at all at the line's mean character confidence."""
+
+
+def suspicion(transcription: str, reading: str, character_confidences: list[float]) -> float:
+    right = character_outcomes(transcription, reading)
+    differing = sum(c for c, ok in zip(character_confidences, right) if not ok)
+    missing = sum(
+        end - start for tag, start, end, _, _ in Levenshtein.opcodes(transcription, reading) if tag == "delete"
+    )
+    mean = float(np.mean(character_confidences)) if character_confidences else 0.0
+    return float(differing + missing * mean)
+
+
+def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
+    """Every readable labelled line of ``inputs``, most suspicious first, and what was left out."""
+    model = model if isinstance(model, PredictionModel) else PredictionModel(model)
+    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=True)
+    by_image = {str(s.image): s for s in samples}
+    results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
+    skipped += [(by_image[p].source, reason) for p, reason in unreadable]
+    lines = []
+    for result in results:
+        sample = by_image[result["path"]]
+        lines.append(
+            AuditLine(
+                sample.source, sample.image, sample.text, result["transcription"], result["confidence"],
+                suspicion(sample.text, result["transcription"], result["character_confidences"]),
+            )
+        )  # fmt: skip
+    lines.sort(key=lambda line: -line.suspicion)
+    return lines, skipped
+
+
+def _marked(text: str, other: str, tag: str, side: int) -> str:
+    """``text`` as HTML with the characters ``other`` lacks or replaces inside ``<tag>``."""
+    parts = []
+    for op, a0, a1, b0, b1 in Levenshtein.opcodes(text, other) if side == 0 else Levenshtein.opcodes(other, text):
+        start, end = (a0, a1) if side == 0 else (b0, b1)
+        piece = html.escape(text[start:end])
+        parts.append(piece if op == "equal" or not piece else f"<{tag}>{piece}</{tag}>")
+    return "".join(parts)
+
+
+def write_audit(lines: list[AuditLine], out: Path, shown: int = 200) -> tuple[Path, Path]:
+    """``out/audit.csv`` (every line, most suspicious first) and ``out/audit.html`` (the first
+    ``shown``, with their images copied into ``out/images``)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / AUDIT_CSV, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["rank", "path", "transcription", "reading", "suspicion", "char_errors", "confidence"])
+        for rank, line in enumerate(lines, start=1):
+            writer.writerow([
+                rank, line.source, line.transcription, line.reading, f"{line.suspicion:.3f}",
+                Levenshtein.distance(line.transcription, line.reading), f"{line.confidence:.4f}",
+            ])  # fmt: skip
+    images = out / "images"
+    images.mkdir(exist_ok=True)
+    rows = []
+    for rank, line in enumerate(lines[:shown], start=1):
+        copy = images / f"{rank:05d}{line.image.suffix.lower()}"
+        shutil.copyfile(line.image, copy)
+        rows.append(
+            f"<tr><td>{rank}</td><td>{line.suspicion:.2f}</td><td><img src='images/{copy.name}' alt=''>"
+            f"<div class='src'>{html.escape(line.source)}</div>"
+            f"<div>transcription: <span class='t'>{_marked(line.transcription, line.reading, 'del', 0)}</span></div>"
+            f"<div>model reads: <span class='t'>{_marked(line.reading, line.transcription, 'ins', 1)}</span></div></td></tr>"
+        )
+    page = f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>tf-crnn audit</title>
+<style>body{{font-family:sans-serif;margin:1.5em}} td{{vertical-align:top;padding:.4em;border-bottom:1px solid #ddd}}
+img{{max-width:900px;max-height:80px;display:block}} .t{{font-family:monospace;font-size:1.1em}}
+del{{background:#fcc;text-decoration:none}} ins{{background:#cfc;text-decoration:none}} .src{{color:#666;font-size:.8em}}</style>
+</head><body><h1>Transcriptions to check</h1>
+<p>{len(lines)} lines, most suspicious first: where the model confidently reads something else. The suspicion is the
+number of characters of the transcription that the model expects to be wrong. <del>Red</del>: in the transcription
+only; <ins>green</ins>: what the model reads instead. The whole list is in {AUDIT_CSV}.</p>
+<table><tr><th>#</th><th>suspicion</th><th>line</th></tr>
+{"".join(rows)}
+</table></body></html>
+"""
+    write_bytes(out / AUDIT_HTML, page.encode("utf-8"))
+    return out / AUDIT_CSV, out / AUDIT_HTML
+
+
+@dataclass
+class Candidate:
+    source: str
+    image: Path
+    reading: str
+    confidence: float
+    expected_errors: float
+    """The sum over its characters of the probability that each is wrong."""
+    document: str | None = None
+
+
+def _trigrams(text: str) -> set[str]:
+    padded = f"  {text.lower()}  "
+    return {padded[i : i + 3] for i in range(len(padded) - 2)}
+
+
+def select_lines(candidates: list[Candidate], n: int, diversity: float = 1.0) -> list[Candidate]:
+    """The ``n`` candidates worth transcribing: greedily the one with the most expected errors,
+    discounted by its likeness (character trigrams) to those already picked, so that the
+    selection spreads over different texts (``diversity`` 0: uncertainty alone)."""
+    grams = [_trigrams(c.reading) for c in candidates]
+    gain = np.array([c.expected_errors for c in candidates], dtype=np.float64)
+    likeness = np.zeros(len(candidates))
+    chosen: list[int] = []
+    available = np.ones(len(candidates), dtype=bool)
+    for _ in range(min(n, len(candidates))):
+        score = np.where(available, gain * (1 - diversity * likeness), -np.inf)
+        best = int(np.argmax(score))
+        chosen.append(best)
+        available[best] = False
+        for i in np.flatnonzero(available):
+            union = len(grams[i] | grams[best]) or 1
+            likeness[i] = max(likeness[i], len(grams[i] & grams[best]) / union)
+    return [candidates[i] for i in chosen]
+
+
+def candidates_of(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
+    """Every readable line of ``inputs`` read, with its expected number of errors."""
+    model = model if isinstance(model, PredictionModel) else PredictionModel(model)
+    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=False)
+    by_image = {str(s.image): s for s in samples}
+    results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
+    skipped += [(by_image[p].source, reason) for p, reason in unreadable]
+    found = []
+    for result in results:
+        sample = by_image[result["path"]]
+        errors = float(sum(1 - c for c in result["character_confidences"]))
+        document = sample.source.rsplit(":", 1)[0] if sample.document is not None else None
+        found.append(
+            Candidate(sample.source, sample.image, result["transcription"], result["confidence"], errors, document)
+        )
+    return found, skipped
+
+
+def select_pages(candidates: list[Candidate], n: int) -> list[str]:
+    """The ``n`` documents (pages) with the most expected errors per line."""
+    pages: dict[str, list[float]] = {}
+    for c in candidates:
+        if c.document is not None:
+            pages.setdefault(c.document, []).append(c.expected_errors)
+    return sorted(pages, key=lambda d: -float(np.mean(pages[d])))[:n]
+
+
+def write_selection(chosen: list[Candidate], out: Path) -> Path:
+    """The chosen lines to transcribe: ``out/NNNNN.png`` with the model's reading beside it in
+    ``NNNNN.pred.txt`` (correct it into ``NNNNN.gt.txt``; ``tf-crnn import folder`` reads the
+    pairs), and ``out/selection.csv`` (rank, image, reading, expected errors, where it came from)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with atomic_open(out / SELECTION_CSV, newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["rank", "image", "model_reading", "expected_errors", "source"])
+        for rank, c in enumerate(chosen, start=1):
+            copy = out / f"{rank:05d}{c.image.suffix.lower()}"
+            shutil.copyfile(c.image, copy)
+            copy.with_suffix(SIDECAR_SUFFIX).write_text(c.reading + "\n", encoding="utf-8")
+            writer.writerow([rank, copy.name, c.reading, f"{c.expected_errors:.2f}", c.source])
+    return out / SELECTION_CSV
+
+
+def write_pages(documents: list[str], out: Path) -> list[Path]:
+    """Copies of the chosen documents with every line's text emptied, to transcribe (in
+    eScriptorium or Transkribus), each with its page image beside it."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for xml_file in map(Path, documents):
+        document = read_document(xml_file)
+        empty = {line.id: LineReading("", 0.0, []) for line in document.lines}
+        written.append(write_recognition(document, empty, out / xml_file.name))
+        if document.image_path is not None:
+            shutil.copyfile(document.image_path, out / document.image_path.name)
+    return written
+
+
+__all__ = [
+    "AUDIT_CSV",
+    "AUDIT_HTML",
+    "SELECTION_CSV",
+    "AuditLine",
+    "Candidate",
+    "audit",
+    "candidates_of",
+    "gather_samples",
+    "select_lines",
+    "select_pages",
+    "suspicion",
+    "write_audit",
+    "write_pages",
+    "write_selection",
+]
