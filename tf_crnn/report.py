@@ -24,6 +24,7 @@ from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.artifacts import CONFIG_FILENAME, DROPPED_ROWS_FILENAME, PREPROCESSED_DIR, REPORT_DIR
 from tf_crnn.atomic import atomic_open, write_bytes
+from tf_crnn.calibration import reliability
 from tf_crnn.config import Params
 from tf_crnn.errors import require
 from tf_crnn.evaluation import evaluate
@@ -225,6 +226,31 @@ def plot_histograms(rows: list[tuple[str, str]]) -> bytes | None:
     return _figure_bytes(fig)
 
 
+def plot_confidence(result) -> bytes | None:
+    """The reliability diagram of the line confidences (as the probability that a line is read
+    exactly) and the reject curve (CER of the most confident lines kept)."""
+    if not result.lines:
+        return None
+    confidences = [line.confidence for line in result.lines]
+    exact = [line.char_errors == 0 for line in result.lines]
+    plt = _pyplot()
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.4), dpi=100)
+    points = reliability(confidences, exact)
+    left.plot([0, 1], [0, 1], color="#999999", linestyle="--", linewidth=1, label="calibrated")
+    left.plot([p[0] for p in points], [p[1] for p in points], marker="o", color="#4477aa", label="this model")
+    for x, y, n in points:
+        left.annotate(str(n), (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7, color="#666666")
+    left.set(xlim=(0, 1), ylim=(0, 1), xlabel="line confidence", ylabel="share of lines read exactly",
+             title=f"Reliability (calibration error {result.calibration_error:.3f})")  # fmt: skip
+    left.legend(loc="upper left", fontsize=8)
+    curve = result.reject_curve()
+    right.plot([100 * share for share, _ in curve], [100 * cer for _, cer in curve], marker="o", color="#aa3377")
+    right.invert_xaxis()
+    right.set(xlabel="% of lines kept (most confident first)", ylabel="CER of the lines kept (%)", title="Reject curve")
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
 def _data_uri(data: bytes | None) -> str | None:
     return None if data is None else "data:image/png;base64," + base64.b64encode(data).decode("ascii")
 
@@ -264,6 +290,7 @@ def write_report_page(
     curves = plot_curves(history_csv) if history_csv and Path(history_csv).is_file() else None
     samples = render_samples(result.lines)
     histograms = plot_histograms(data_rows) if data_rows else None
+    confidence = plot_confidence(result)
     worst = sorted(result.lines, key=lambda r: (-r.char_errors / max(len(r.reference), 1), r.path))[:WORST_LINES]
     worst_lines = []
     for line in worst:
@@ -294,6 +321,7 @@ def write_report_page(
         curves=_data_uri(curves),
         samples=_data_uri(samples),
         histograms=_data_uri(histograms),
+        confidence=_data_uri(confidence),
         confusions=Counter(result.confusions).most_common(20),
         worst=worst_lines,
     )
