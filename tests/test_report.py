@@ -35,7 +35,15 @@ def test_training_writes_a_report_that_opens_without_a_network(trained):
     report = result.report
     assert report is not None and report.name == "report.html" and report.parent.name == "report"
     html = report.read_text(encoding="utf-8")
-    for section in ('id="metrics"', 'id="curves"', 'id="confidence"', 'id="data"', 'id="samples"', 'id="confusions"', 'id="worst"'):
+    for section in (
+        'id="metrics"',
+        'id="curves"',
+        'id="confidence"',
+        'id="data"',
+        'id="samples"',
+        'id="confusions"',
+        'id="worst"',
+    ):
         assert section in html, section
     assert 'id="config"' in html and '"rnn_units": [' in html
     sources = re.findall(r'src="([^"]*)"', html)

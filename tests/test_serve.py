@@ -239,8 +239,12 @@ def test_page_in_a_real_browser(server, trained, digits_data, tmp_path):
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
         driver.get(server + "/")
+        review = driver.find_element(By.ID, "review")
+        review.clear()
+        review.send_keys("1")  # every line is under 1: the line is marked for review
         driver.find_element(By.ID, "files").send_keys(str(image))
         WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .transcription"))
+        assert "to review" in driver.find_element(By.CSS_SELECTOR, "#results .result.review .badge").text
         shown = driver.find_element(By.CSS_SELECTOR, "#results .transcription").text
         assert shown == expected
         spans = driver.find_elements(By.CSS_SELECTOR, "#results .transcription span")

@@ -176,6 +176,8 @@ class BatchingReader:
                 )
 
 
+REVIEW_BELOW = 0.5
+"""The page's starting threshold under which a line is marked for review."""
 RELEASE_AFTER_PIXELS = 4_000_000
 """Batches with more pixels give their memory back after reading (``release_memory``): cheap,
 but not free, so small batches at high request rates skip it."""
@@ -281,8 +283,9 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     def page():
         environment = Environment(loader=PackageLoader("tf_crnn", "templates"), autoescape=select_autoescape())
         return environment.get_template("serve.html.j2").render(
-            model=model_spec, version=__version__, needs_key=api_key is not None, max_images=limits.max_images
-        )
+            model=model_spec, version=__version__, needs_key=api_key is not None, max_images=limits.max_images,
+            calibrated=model.calibration is not None, review_below=REVIEW_BELOW,
+        )  # fmt: skip
 
     @app.get("/healthz")
     def healthz():
@@ -301,6 +304,7 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             "input_channels": params.input_channels,
             "alphabet": params.alphabet.alphabet_units,
             "validation_cer": metadata.get("val_cer"),
+            "calibrated": model.calibration is not None,
             "limits": asdict(limits),
         }
 
