@@ -186,8 +186,12 @@ def test_portable_export_reads_like_the_savedmodel(fmt, trained, portable_export
         np.testing.assert_allclose(np.exp(ours), np.exp(theirs[:n]), atol=1e-4)
     # Original images, resized by Pillow there and by TensorFlow here: the same text.
     paths, _ = eval_images(digits_data)
-    ours = [r["text"] for r in portable.predict(paths)]
-    assert ours == saved.predict(paths)
+    ours = portable.predict(paths)
+    assert [r["text"] for r in ours] == saved.predict(paths)
+    # The same calibrated confidences: the reader's copy of tf_crnn.calibration's rule.
+    assert portable.calibration is not None
+    theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
+    np.testing.assert_allclose([r["confidence"] for r in ours], theirs, atol=2e-3)
 
 
 def test_portable_reader_runs_without_tensorflow(portable_exports, digits_data):

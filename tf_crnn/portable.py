@@ -29,6 +29,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
+from tf_crnn.artifacts import CALIBRATION_FILENAME
 from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.errors import ExportFormatError, require
@@ -134,8 +135,9 @@ def export_model(
     except Exception as error:  # converters raise many kinds; the user needs the format and the reason
         raise ExportFormatError(f"{export_format} conversion of {export_path} failed: {error}") from error
     if out_dir != export_path:
-        for name in (CONFIG_FILENAME, ALPHABET_FILENAME):
-            write_bytes(out_dir / name, (export_path / name).read_bytes())
+        for name in (CONFIG_FILENAME, ALPHABET_FILENAME, CALIBRATION_FILENAME):
+            if (export_path / name).is_file():
+                write_bytes(out_dir / name, (export_path / name).read_bytes())
     target = out_dir / FILENAMES[export_format]
     write_bytes(target, data)
     return target

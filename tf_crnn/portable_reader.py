@@ -11,7 +11,9 @@ rounding: a pixel may rarely differ by one grey level).
     python portable_reader.py MODEL image.png [image.jpg ...]
 
 MODEL is a ``model.tflite`` or ``model.onnx`` file, or the folder holding one, with
-its ``config.json`` and ``alphabet.json`` beside it. Prints ``path<TAB>text<TAB>confidence``.
+its ``config.json`` and ``alphabet.json`` beside it, and ``calibration.json`` if the model
+is calibrated (confidences are then probabilities, as ``tf_crnn.calibration`` maps them).
+Prints ``path<TAB>text<TAB>confidence``.
 
 """
 
@@ -116,6 +118,8 @@ class PortableModel:
         self.channels = config.get("input_channels", 1)
         lookup = json.loads((path.parent / "alphabet.json").read_text(encoding="utf-8"))
         self.units = {code: unit for unit, code in lookup.items()}
+        calibration = path.parent / "calibration.json"
+        self.calibration = json.loads(calibration.read_text(encoding="utf-8")) if calibration.is_file() else None
         if path.suffix == ".tflite":
             from ai_edge_litert.interpreter import Interpreter
 
@@ -155,8 +159,18 @@ class PortableModel:
         return self._interpreter.get_tensor(self._output)[0]
 
     def predict(self, images: list) -> list[dict]:
-        """Reads each image (path, PIL image or ``uint8`` array); see ``greedy_decode`` for the fields."""
-        return [greedy_decode(lp, self.units) for lp in self.log_probs(images)]
+        """Reads each image (path, PIL image or ``uint8`` array); see ``greedy_decode`` for the
+        fields, whose confidences are calibrated where the model is."""
+        results = [greedy_decode(lp, self.units) for lp in self.log_probs(images)]
+        if self.calibration is not None:
+            line, character = self.calibration["line"], self.calibration["character"]
+            for result in results:
+                result["confidence"] = float(np.interp(result["confidence"], line["x"], line["y"]))
+                chars = result["character_confidences"]
+                result["character_confidences"] = (
+                    np.interp(chars, character["x"], character["y"]).tolist() if chars else []
+                )
+        return results
 
 
 def main(argv: list[str]) -> int:
