@@ -11,6 +11,7 @@ prints requests/s, latency percentiles and the count of answers by status.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import socket
 import statistics
@@ -31,6 +32,34 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def started_server(model: str, *options: str):
+    """``tf-crnn serve MODEL`` in its own process on 127.0.0.1, as a user starts it; yields its
+    URL once ``/healthz`` answers, and the process (``.url``, ``.pid``)."""
+    import httpx
+
+    port = free_port()
+    server = subprocess.Popen(["tf-crnn", "serve", model, "--port", str(port), *options],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit(f"the server did not start: {server.stderr.read()[-2000:]}")
+            time.sleep(0.2)
+        server.url = url
+        yield server
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="builtin:printed-latin")
@@ -48,25 +77,8 @@ def main() -> None:
     paths = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][: args.lines]
     images = [Path(p).read_bytes() for p in paths]
     expected = PredictionModel(args.model).predict(paths)
-    port = free_port()
-    server = subprocess.Popen(
-        ["tf-crnn", "serve", args.model, "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start: {server.stderr.read()[-2000:]}")
-            time.sleep(0.2)
+    with started_server(args.model) as server:
+        url = server.url
         # One request first, so that the graph is traced before the clock starts.
         httpx.post(f"{url}/v1/recognize", files=[("images", ("warm.png", images[0]))], timeout=60)
 
@@ -97,9 +109,6 @@ def main() -> None:
         for t in threads:
             t.join()
         wall = time.perf_counter() - start
-    finally:
-        server.terminate()
-        server.wait(30)
 
     total = args.clients * args.requests
     quantiles = statistics.quantiles(latencies, n=100)

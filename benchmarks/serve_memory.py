@@ -14,13 +14,11 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import print_table  # noqa: E402
-from serve_load import free_port  # noqa: E402
+from serve_load import started_server  # noqa: E402
 
 
 def status_mib(pid: int) -> dict[str, float]:
@@ -51,22 +49,9 @@ def main() -> None:
 
     import httpx
 
-    port = free_port()
-    server = subprocess.Popen(["tf-crnn", "serve", args.model, "--port", str(port)], stdout=subprocess.DEVNULL,
-                              stderr=subprocess.PIPE, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     rows = []
-    try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            if server.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the server did not start: {server.stderr.read()[-2000:]}")
-            time.sleep(0.2)
+    with started_server(args.model) as server:
+        url = server.url
         small = line_image(600, 48)
         requests = [
             ("one small line (warm-up)", [small]),
@@ -83,9 +68,6 @@ def main() -> None:
             size = sum(len(d) for d in images) / 1024
             rows.append([name, f"{size:,.0f} KiB", ",".join(map(str, sorted(set(statuses)))),
                          f"{memory['VmRSS']:,.0f}", f"{memory['VmHWM']:,.0f}"])  # fmt: skip
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
     print(f"tf-crnn serve {args.model}, default limits, each request sent {args.repeat} times")
     print_table(["request", "upload", "status", "RSS after (MiB)", "peak RSS so far (MiB)"], rows)
 

@@ -102,16 +102,22 @@ def suspicion(transcription: str, reading: str, character_confidences: list[floa
     return float(differing + missing * mean)
 
 
-def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
-    """Every readable labelled line of ``inputs``, most suspicious first, and what was left out."""
+def read_samples(model, inputs: list, work_dir: Path, labelled: bool, batch_size: int = 64):
+    """``(sample, reading)`` of every readable line of ``inputs`` (``gather_samples``), read with
+    details (``predict_files``), and ``(source, reason)`` of those left out."""
     model = model if isinstance(model, PredictionModel) else PredictionModel(model)
-    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=True)
+    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=labelled)
     by_image = {str(s.image): s for s in samples}
     results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
     skipped += [(by_image[p].source, reason) for p, reason in unreadable]
+    return [(by_image[r["path"]], r) for r in results], skipped
+
+
+def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
+    """Every readable labelled line of ``inputs``, most suspicious first, and what was left out."""
+    read, skipped = read_samples(model, inputs, work_dir, True, batch_size)
     lines = []
-    for result in results:
-        sample = by_image[result["path"]]
+    for sample, result in read:
         lines.append(
             AuditLine(
                 sample.source, sample.image, sample.text, result["transcription"], result["confidence"],
@@ -211,14 +217,9 @@ def select_lines(candidates: list[Candidate], n: int, diversity: float = 1.0) ->
 
 def candidates_of(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
     """Every readable line of ``inputs`` read, with its expected number of errors."""
-    model = model if isinstance(model, PredictionModel) else PredictionModel(model)
-    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=False)
-    by_image = {str(s.image): s for s in samples}
-    results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
-    skipped += [(by_image[p].source, reason) for p, reason in unreadable]
+    read, skipped = read_samples(model, inputs, work_dir, False, batch_size)
     found = []
-    for result in results:
-        sample = by_image[result["path"]]
+    for sample, result in read:
         errors = float(sum(1 - c for c in result["character_confidences"]))
         document = sample.source.rsplit(":", 1)[0] if sample.document is not None else None
         found.append(
@@ -275,6 +276,7 @@ __all__ = [
     "audit",
     "candidates_of",
     "gather_samples",
+    "read_samples",
     "select_lines",
     "select_pages",
     "suspicion",
