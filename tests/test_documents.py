@@ -117,7 +117,7 @@ def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trai
     assert sorted(crops) == [f"will_0001-0_{line_id}" for line_id in truth]  # page name, then line ID
     config = json.loads((out / "config.json").read_text())
     assert config["max_chars_per_string"] == max(len(t["text"]) for t in truth.values())
-    assert (out / config["csv_files_train"]).is_file() and config["input_shape"][0] == 32  # relative to it
+    assert (out / config["csv_files_train"]).is_file() and config["input_shape"][0] == 48  # relative to it
 
     written = tmp_path / "recognised"
     run = runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(written)])

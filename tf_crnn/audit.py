@@ -23,7 +23,6 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.calibration import character_outcomes
 from tf_crnn.datasets.importers import Sample, document_samples, folder_samples
 from tf_crnn.documents import ALTO, PAGE, DocumentError, LineReading, document_files, read_document, write_recognition
 from tf_crnn.images import IMAGE_SUFFIXES
@@ -87,19 +86,41 @@ class AuditLine:
     reading: str
     confidence: float
     suspicion: float
-    """The expected number of the transcription's characters that are wrong, by the model: the
-    confidence of each character it reads otherwise, plus each character it does not read
-    at all at the line's mean character confidence."""
+    """How much more likely the model finds its reading than the transcription: the difference of
+    their CTC log-likelihoods, in nats (``transcription_suspicion``)."""
 
 
-def suspicion(transcription: str, reading: str, character_confidences: list[float]) -> float:
-    right = character_outcomes(transcription, reading)
-    differing = sum(c for c, ok in zip(character_confidences, right) if not ok)
-    missing = sum(
-        end - start for tag, start, end, _, _ in Levenshtein.opcodes(transcription, reading) if tag == "delete"
-    )
-    mean = float(np.mean(character_confidences)) if character_confidences else 0.0
-    return float(differing + missing * mean)
+def transcription_suspicion(
+    model: PredictionModel, paths: list[str], transcriptions: list[str], readings: list[str]
+) -> list[float]:
+    """For each line, ``-log P(transcription) + log P(reading)`` under the model (CTC, all
+    alignments): large where the model confidently reads something else than the transcription
+    (a skipped word costs the transcription the likelihood of every character it lacks), small
+    where the model is unsure anyway. A transcription the model cannot score (a character outside
+    its alphabet, more characters than frames) gets the largest value of the set plus one."""
+    import tensorflow as tf
+
+    lookup = model.alphabet.lookup
+    scores: list[float | None] = []
+    for start in range(0, len(paths), 64):
+        chunk = slice(start, start + 64)
+        log_probs, lengths = model.log_probs(paths[chunk])
+        losses = []
+        for texts in (transcriptions[chunk], readings[chunk]):
+            codes = [[lookup.get(c) for c in text] for text in texts]
+            usable = [None not in row for row in codes]
+            rows = [row if ok else [] for row, ok in zip(codes, usable)]
+            width = max(max((len(r) for r in rows), default=0), 1)
+            labels = tf.constant([r + [0] * (width - len(r)) for r in rows], tf.int32)
+            loss = tf.nn.ctc_loss(
+                labels, log_probs, tf.constant([len(r) for r in rows], tf.int32), tf.constant(lengths, tf.int32),
+                logits_time_major=False, blank_index=0,
+            ).numpy()  # fmt: skip
+            losses.append([float(v) if ok and np.isfinite(v) else None for v, ok in zip(loss, usable)])
+        scores += [None if t is None or r is None else t - r for t, r in zip(*losses)]
+    known = [v for v in scores if v is not None]
+    worst = max(known, default=0.0) + 1.0
+    return [worst if v is None else v for v in scores]
 
 
 def read_samples(model, inputs: list, work_dir: Path, labelled: bool, batch_size: int = 64):
@@ -115,15 +136,15 @@ def read_samples(model, inputs: list, work_dir: Path, labelled: bool, batch_size
 
 def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
     """Every readable labelled line of ``inputs``, most suspicious first, and what was left out."""
+    model = model if isinstance(model, PredictionModel) else PredictionModel(model)
     read, skipped = read_samples(model, inputs, work_dir, True, batch_size)
-    lines = []
-    for sample, result in read:
-        lines.append(
-            AuditLine(
-                sample.source, sample.image, sample.text, result["transcription"], result["confidence"],
-                suspicion(sample.text, result["transcription"], result["character_confidences"]),
-            )
-        )  # fmt: skip
+    scores = transcription_suspicion(
+        model, [str(s.image) for s, _ in read], [s.text for s, _ in read], [r["transcription"] for _, r in read]
+    )
+    lines = [
+        AuditLine(sample.source, sample.image, sample.text, result["transcription"], result["confidence"], score)
+        for (sample, result), score in zip(read, scores)
+    ]
     lines.sort(key=lambda line: -line.suspicion)
     return lines, skipped
 
@@ -168,8 +189,9 @@ def write_audit(lines: list[AuditLine], out: Path, shown: int = 200) -> tuple[Pa
 img{{max-width:900px;max-height:80px;display:block}} .t{{font-family:monospace;font-size:1.1em}}
 del{{background:#fcc;text-decoration:none}} ins{{background:#cfc;text-decoration:none}} .src{{color:#666;font-size:.8em}}</style>
 </head><body><h1>Transcriptions to check</h1>
-<p>{len(lines)} lines, most suspicious first: where the model confidently reads something else. The suspicion is the
-number of characters of the transcription that the model expects to be wrong. <del>Red</del>: in the transcription
+<p>{len(lines)} lines, most suspicious first: where the model confidently reads something else. The suspicion is how
+much more likely the model finds its reading than the transcription (the difference of their log-likelihoods: 2.3
+means ten times as likely). <del>Red</del>: in the transcription
 only; <ins>green</ins>: what the model reads instead. The whole list is in {AUDIT_CSV}.</p>
 <table><tr><th>#</th><th>suspicion</th><th>line</th></tr>
 {"".join(rows)}
@@ -279,7 +301,7 @@ __all__ = [
     "read_samples",
     "select_lines",
     "select_pages",
-    "suspicion",
+    "transcription_suspicion",
     "write_audit",
     "write_pages",
     "write_selection",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import math
 import os
 import sys
 import tempfile
@@ -732,9 +733,10 @@ def audit(model, data, output, show, batch_size) -> None:
         table, page = write_audit(lines, Path(output), shown=show)
     for where, reason in skipped:
         logger.warning("Skipped %s: %s", where, reason)
-    flagged = sum(line.suspicion >= 1 for line in lines)
+    flagged = sum(line.suspicion >= math.log(10) for line in lines)
     click.echo(
-        f"Audited {len(lines)} lines ({len(skipped)} left out): {flagged} where the model expects at least one wrong character"
+        f"Audited {len(lines)} lines ({len(skipped)} left out): {flagged} where the model finds its reading at least "
+        "ten times likelier than the transcription"
     )
     click.echo(f"Wrote {table} and {page}")
 

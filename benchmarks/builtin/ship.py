@@ -38,6 +38,10 @@ def main() -> None:
     parser.add_argument("model", help="an output_model_dir or export folder")
     parser.add_argument("name")
     parser.add_argument("--samples", action="store_true", help="render and read sample lines")
+    parser.add_argument("--corpus", type=Path, help="the tf-crnn synth corpus it trained on: its fonts go in fonts.csv")
+    parser.add_argument(
+        "--fonts-manifest", type=Path, help="fonts.csv of benchmarks/builtin/fonts.py (packages, licences)"
+    )
     args = parser.parse_args()
 
     sys.path.insert(0, str(ROOT))
@@ -66,6 +70,8 @@ def main() -> None:
     config.update({key: None for key in SHIPPED_WITHOUT} | {"output_model_dir": "", "init_from": ""})
     write_json(target / CONFIG_FILENAME, config)
     print(f"Copied {export} to {target}")
+    if args.corpus and args.fonts_manifest:
+        write_fonts_manifest(args.corpus, args.fonts_manifest, target / "fonts.csv")
     if args.samples:
         samples = target / "samples"
         samples.mkdir(exist_ok=True)
@@ -78,6 +84,28 @@ def main() -> None:
         model = PredictionModel(export)
         for (path, _), text, read in zip(rows, SAMPLE_TEXTS, model.predict([str(samples / p) for p, _ in rows])):
             print(f"{path}: {text!r} -> {read!r}")
+
+
+def write_fonts_manifest(corpus: Path, fonts_manifest: Path, target: Path) -> None:
+    """One row per font family of the corpus: its package, version, licence, number of files, and
+    whether training or only validation (unseen families) used it."""
+    import csv
+
+    used = json.loads((corpus / "manifest.json").read_text(encoding="utf-8"))["fonts"]
+    with open(fonts_manifest, newline="", encoding="utf-8") as f:
+        known = {row["file"].split("/", 1)[-1]: row for row in csv.DictReader(f)}
+    families: dict[str, dict] = {}
+    for font in used:
+        row = known[Path(font["file"]).name]
+        entry = families.setdefault(font["family"], {"family": font["family"], "package": row["package"],
+                                                     "version": row["version"], "licence": row["licence"],
+                                                     "files": 0, "use": font["split"]})  # fmt: skip
+        entry["files"] += 1
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["family", "package", "version", "licence", "files", "use"])
+        writer.writeheader()
+        writer.writerows(sorted(families.values(), key=lambda r: r["family"].lower()))
+    print(f"Wrote {target}: {len(families)} font families")
 
 
 if __name__ == "__main__":
