@@ -77,8 +77,13 @@ class BuiltinModel:
 
     @property
     def digest(self) -> str:
-        """The weights' digest: the cache of a changed model is a new folder."""
-        return hashlib.sha256((self.folder / WEIGHTS_FILENAME).read_bytes()).hexdigest()[:16]
+        """The digest of every file its SavedModel is built from (weights, config, alphabet,
+        language model, calibration): the cache of a changed model is a new folder."""
+        digest = hashlib.sha256()
+        for name in (WEIGHTS_FILENAME, CONFIG_FILENAME, ALPHABET_FILENAME, LM_FILENAME, CALIBRATION_FILENAME):
+            path = self.folder / name
+            digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
+        return digest.hexdigest()[:16]
 
 
 def list_builtin() -> list[BuiltinModel]:
