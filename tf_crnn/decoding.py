@@ -196,11 +196,19 @@ class Decoder:
         """``(codes, scores)`` of ``decode`` as numpy arrays. With a language model,
         ``beam_width`` (if given) replaces ``lm_beam_width``."""
         lm_beam_width = beam_width or self.lm_beam_width
-        key = (beam_width, top_paths)
+        n_classes = int(log_probs.shape[-1])
+        key = (beam_width, top_paths, n_classes)
         if key not in self._graphs:
+            # Shapes left unknown: one graph for every batch, and no static batch of 1 that the
+            # beam search's loop would see change into an unknown one.
             self._graphs[key] = tf.function(
                 lambda lp, n, w, b: decode(lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width),
-                reduce_retracing=True,
+                input_signature=[
+                    tf.TensorSpec([None, None, n_classes], tf.float32),
+                    tf.TensorSpec([None], tf.int32),
+                    tf.TensorSpec([], tf.float32),
+                    tf.TensorSpec([], tf.float32),
+                ],
             )
         weight = self.lm_weight if lm_weight is None else lm_weight
         bonus = self.lm_length_bonus if lm_length_bonus is None else lm_length_bonus
