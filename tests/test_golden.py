@@ -27,7 +27,7 @@ from tf_crnn.config import Params
 from tf_crnn.data_handler import dataset_generator, decode_image, get_resized_width, resize_image
 from tf_crnn.datasets.synthetic import render_line
 from tf_crnn.evaluation import evaluate
-from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME
+from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, rewrite_export
 from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.metrics import levenshtein
 from tf_crnn.model import get_model_inference
@@ -70,11 +70,13 @@ def varied_images(tmp_path_factory) -> list[str]:
 def test_confidences_are_the_same_in_every_reading_path(trained, digits_data, portable_exports, tmp_path):
     params, result = trained
     paths = eval_paths(digits_data)
+    # The raw rule (test_calibration pins the calibrated one): the export without its calibration.
+    raw = rewrite_export(result.export_path, tmp_path / "raw", calibration=None)
 
-    graph, _ = predict_files(result.export_path, paths)  # decoded inside the SavedModel
+    graph, _ = predict_files(raw, paths)  # decoded inside the SavedModel
 
     jsonl = tmp_path / "out.jsonl"
-    run = CliRunner().invoke(main, ["predict", str(result.export_path), *paths, "-o", str(jsonl)])
+    run = CliRunner().invoke(main, ["predict", str(raw), *paths, "-o", str(jsonl)])
     assert run.exit_code == 0, run.output
     cli = [json.loads(line) for line in jsonl.read_text().splitlines()]
 
@@ -86,7 +88,9 @@ def test_confidences_are_the_same_in_every_reading_path(trained, digits_data, po
     with open(tmp_path / "predictions.csv", newline="") as f:
         saver = list(csv.DictReader(f))
 
-    portable = portable_reader.PortableModel(portable_exports["onnx"]).predict(paths)
+    reader = portable_reader.PortableModel(portable_exports["onnx"])
+    reader.calibration = None
+    portable = reader.predict(paths)
 
     assert len(graph) == len(cli) == len(saver) == len(portable) == len(paths)
     confidences = np.array([g["confidence"] for g in graph])

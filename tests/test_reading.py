@@ -217,7 +217,12 @@ def test_export_command(trained, tmp_path):
     runner = CliRunner()
     result = runner.invoke(main, ["export", params.output_model_dir, "--format", "onnx", "-o", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == ["alphabet.json", "config.json", "model.onnx"]
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [
+        "alphabet.json",
+        "calibration.json",
+        "config.json",
+        "model.onnx",
+    ]
     result = runner.invoke(main, ["export", params.output_model_dir, "--format", "savedmodel"])
     assert result.exit_code == 2 and "give the new folder with -o" in result.output
     result = runner.invoke(

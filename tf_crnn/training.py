@@ -581,8 +581,8 @@ def calibrate_run_export(export_path: Path, eval_csv: str) -> None:
         return
     rewrite_export(export_path, export_path, calibration=fitted.calibration)
     logger.info(
-        "Calibrated the export's confidences on %d validation lines: line calibration error %.3f -> %.3f, "
-        "character %.3f -> %.3f (cross-fitted)",
+        "Calibrated the export's confidences on %d validation lines: calibration error of lines from %.3f to %.3f, "
+        "of characters from %.3f to %.3f (cross-fitted)",
         fitted.lines,
         fitted.line_ece_before,
         fitted.line_ece_after,
