@@ -87,9 +87,6 @@ class Calibration:
     character: Table
     fitted_on: dict = field(default_factory=dict)
 
-    def line_confidences(self, line_scores) -> np.ndarray:
-        return self.line(line_scores)
-
     def character_confidences(self, confidences: Sequence[float]) -> list[float]:
         return self.character(confidences).tolist() if len(confidences) else []
 

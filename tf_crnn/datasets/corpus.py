@@ -12,7 +12,6 @@ checks reading of unseen fonts. ``manifest.json`` records the command's settings
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import math
 import random
@@ -25,7 +24,7 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import write_json
-from tf_crnn.datasets.synthetic import _font, font_characters
+from tf_crnn.datasets.synthetic import _font, font_characters, jpeg_artefacts
 from tf_crnn.fonts import font_family, usable_fonts
 from tf_crnn.records import join_units
 
@@ -97,19 +96,17 @@ def _elastic(mask: Image.Image, rng: random.Random, strength: float, cell: int) 
     return mask.transform(mask.size, Image.MESH, mesh, Image.BILINEAR)
 
 
-def _crop_line(
-    mask: Image.Image, baseline: int, height: int, rng: random.Random, clip: bool
-) -> tuple[int, int, int, int]:
-    """A line box as a segmenter makes it: around the ink, with random margins; with ``clip``,
-    sometimes cutting into the ascenders or descenders."""
+def _crop_line(mask: Image.Image, height: int, rng: random.Random) -> tuple[int, int, int, int]:
+    """A line box as a segmenter makes it: around the ink, with random margins, sometimes
+    cutting into the ascenders or descenders."""
     box = mask.getbbox() or (0, 0, mask.width, mask.height)
     left, top, right, bottom = box
     margin = max(height // 8, 1)
     top = top - rng.randint(0, 2 * margin)
     bottom = bottom + rng.randint(0, 2 * margin)
-    if clip and rng.random() < 0.15:
+    if rng.random() < 0.15:
         top += rng.randint(0, max(height // 7, 1))
-    if clip and rng.random() < 0.15:
+    if rng.random() < 0.15:
         bottom -= rng.randint(0, max(height // 8, 1))
     left -= rng.randint(0, 3 * margin)
     right += rng.randint(0, 3 * margin)
@@ -137,9 +134,7 @@ def _degrade_scan(pixels: np.ndarray, rng: random.Random) -> Image.Image:
         threshold = float(np.percentile(values, 50)) * rng.uniform(0.55, 0.8)
         image = Image.fromarray(np.where(values > threshold, 255, 0).astype(np.uint8))
     elif rng.random() < 0.35:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=rng.randint(25, 85))
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+        image = jpeg_artefacts(image, rng.randint(25, 85))
     return image
 
 
@@ -164,7 +159,7 @@ def render_scan_line(text: str, font: str, rng: random.Random, neighbours: Seque
                own[2] + rng.randint(0, margin), own[3] + spacing + rng.randint(0, margin))  # fmt: skip
         mask = canvas
     else:
-        box = _crop_line(mask, baseline, height, rng, clip=True)
+        box = _crop_line(mask, height, rng)
     if rng.random() < 0.25:
         # Ink bleed, or erosion where strokes are thick enough to survive it.
         erode = size >= 30 and rng.random() < 0.4
@@ -193,7 +188,7 @@ def render_handwritten_line(text: str, font: str, rng: random.Random) -> Image.I
     if rng.random() < 0.3:
         # Thicker strokes only: eroding the thin strokes of script fonts erases them.
         mask = mask.filter(ImageFilter.MaxFilter(3))
-    mask = mask.crop(_crop_line(mask, baseline, height, rng, clip=True))
+    mask = mask.crop(_crop_line(mask, height, rng))
     if rng.random() < 0.5:
         mask = mask.rotate(rng.uniform(-2.5, 2.5), resample=Image.BILINEAR, expand=True)
     paper_level = rng.randint(170, 245)
@@ -205,9 +200,7 @@ def render_handwritten_line(text: str, font: str, rng: random.Random) -> Image.I
     if rng.random() < 0.4:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 1.0)))
     if rng.random() < 0.3:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=rng.randint(40, 90))
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+        image = jpeg_artefacts(image, rng.randint(40, 90))
     return image
 
 

@@ -65,6 +65,13 @@ def render_line(
     return image
 
 
+def jpeg_artefacts(image: Image.Image, quality: int) -> Image.Image:
+    """``image`` as it comes back from JPEG compression at ``quality``, in grey."""
+    buffer = io.BytesIO()
+    image.save(buffer, format="JPEG", quality=quality)
+    return Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+
+
 def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
     """The degradations of a scanned or photographed line: slight rotation, blur, Gaussian noise,
     rescaling by 0.6-1.2 and JPEG artefacts, each drawn at random."""
@@ -80,9 +87,7 @@ def degrade(image: Image.Image, rng: random.Random) -> Image.Image:
         pixels = pixels + np.random.default_rng(rng.getrandbits(32)).normal(0, rng.uniform(3, 12), pixels.shape)
         image = Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
     if rng.random() < 0.5:
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=rng.randint(30, 80))
-        image = Image.open(io.BytesIO(buffer.getvalue())).convert("L")
+        image = jpeg_artefacts(image, rng.randint(30, 80))
     return image
 
 
@@ -148,4 +153,12 @@ def make_dataset(
     return paths
 
 
-__all__ = ["DEFAULT_CHARSET", "degrade", "font_characters", "make_dataset", "random_text", "render_line"]
+__all__ = [
+    "DEFAULT_CHARSET",
+    "degrade",
+    "font_characters",
+    "jpeg_artefacts",
+    "make_dataset",
+    "random_text",
+    "render_line",
+]
