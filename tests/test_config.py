@@ -128,3 +128,9 @@ def test_every_scalar_key_refuses_a_value_of_another_type(key, value, message):
     with pytest.raises(ConfigError) as error:
         Params(**{key: value})
     assert str(error.value).startswith(message)
+
+
+@pytest.mark.parametrize("value", [True, 3, ["m"]])
+def test_an_init_from_of_another_type_is_named_before_its_model_is_looked_for(value):
+    with pytest.raises(ConfigError, match="init_from: must be"):
+        Params.from_dict({"init_from": value})

@@ -497,7 +497,8 @@ class Params:
                 close = difflib.get_close_matches(key, valid, n=1)
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(f"{source}: unknown key '{key}'{hint}")
-        if config.get("init_from") and not config.get("restore_model"):
+        # A non-string init_from is left for the validation to name.
+        if isinstance(config.get("init_from"), str) and config["init_from"] and not config.get("restore_model"):
             config = inherit_architecture(config)
         return cls(**config)
 
