@@ -12,10 +12,19 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
+from tf_crnn import language_model
 from tf_crnn.cli import main
 from tf_crnn.decoding import beam_search_decode
 from tf_crnn.export import export_with_lm
-from tf_crnn.language_model import CharNgram, NgramTables, build_lm, lm_beam_search, load_lm, train_ngram
+from tf_crnn.language_model import (
+    CharNgram,
+    NgramTables,
+    build_lm,
+    lm_beam_search,
+    load_lm,
+    merge_blank_runs,
+    train_ngram,
+)
 from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
@@ -199,3 +208,36 @@ def test_a_text_in_utf16_is_read_and_one_in_latin1_is_refused_naming_it(lookup_f
     assert sequences_from_text(utf16, params) == [[1, 2, 1]]
     with pytest.raises(ValueError, match=r"latin1\.txt: not UTF-8 text .*iconv"):
         sequences_from_text(latin1, params)
+
+
+def test_sure_blank_runs_are_read_as_one_frame_and_keep_repeated_units_apart():
+    sure, unsure = [0.9999, 0.0001, 0.0], [0.5, 0.5, 0.0]
+    a = [0.0001, 0.9999, 0.0]
+    # "a", three sure blanks, "a", a blank the network doubts, two sure blanks; then padding.
+    probs = np.array([[a, sure, sure, sure, a, unsure, sure, sure, sure, sure]], np.float32)
+    log_probs, lengths = tf.constant(np.log(np.maximum(probs, 1e-30))), tf.constant([8])
+    merged, kept = merge_blank_runs(log_probs, lengths, 0.999)
+    assert kept.numpy().tolist() == [5]
+    np.testing.assert_allclose(np.exp(merged.numpy()[0]), probs[0, [0, 1, 4, 5, 6]], rtol=1e-5, atol=1e-12)
+    assert merge_blank_runs(log_probs, lengths, 1.0)[0].shape == log_probs.shape
+    lm = train_ngram([[1, 1]] * 20, n_units=2, order=2)
+    for skip in (1.0, 0.999):
+        codes, _ = lm_beam_search(log_probs, lengths, NgramTables(lm), 0.5, 0.0, beam_width=4, blank_skip=skip)
+        assert [c for c in codes[0, 0].numpy() if c >= 0] == [1, 1]  # the blank between keeps both
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_skipping_the_tables_and_sure_blanks_changes_no_reading(small_lm, seed, monkeypatch):
+    logits, lengths = random_log_probs(seed, batch=16, frames=30)
+    logits[:, ::3, 0] += 12.0  # every third frame a sure blank, as between a network's characters
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    tables = NgramTables(small_lm)
+
+    def read(blank_skip):
+        return lm_beam_search(log_probs, lengths, tables, 0.8, 0.3, beam_width=6, top_paths=3, blank_skip=blank_skip)
+
+    codes, scores = read(0.999)
+    monkeypatch.setattr(language_model, "PRUNE_MARGIN", float("inf"))  # every extension looked up
+    every_codes, every_scores = read(1.0)
+    assert codes.numpy().tolist() == every_codes.numpy()[:, :, : codes.shape[2]].tolist()
+    np.testing.assert_allclose(scores.numpy(), every_scores.numpy(), atol=1e-2)

@@ -17,6 +17,8 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from tf_crnn import __version__
+
 # Files of a model folder (an export or a shipped model).
 CONFIG_FILENAME = "config.json"
 ALPHABET_FILENAME = "alphabet.json"
@@ -78,8 +80,9 @@ class BuiltinModel:
     @property
     def digest(self) -> str:
         """The digest of every file its SavedModel is built from (weights, config, alphabet,
-        language model, calibration): the cache of a changed model is a new folder."""
-        digest = hashlib.sha256()
+        language model, calibration) and of the version that builds its graph: the cache of a
+        changed model, or of a new tf_crnn, is a new folder."""
+        digest = hashlib.sha256(__version__.encode())
         for name in (WEIGHTS_FILENAME, CONFIG_FILENAME, ALPHABET_FILENAME, LM_FILENAME, CALIBRATION_FILENAME):
             path = self.folder / name
             digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))

@@ -121,6 +121,10 @@ class Params:
     """Added to a beam's score per character, against the language model's preference for short lines."""
     lm_beam_width: int = 8
     """Beams kept by the language model's beam search."""
+    lm_blank_skip: float = 0.999
+    """The language model's search reads each run of frames whose blank probability is at least
+    this as one frame: most frames are such blanks, and the second of a run changes nothing the
+    search could choose. 1: every frame is read (slower, the same text but for rare lines)."""
 
     # --- Data files and alphabet ---
     csv_delimiter: str = ";"
@@ -385,6 +389,8 @@ class Params:
             fail("lm_weight", "must be a non-negative number")
         if not isinstance(self.lm_length_bonus, (int, float)):
             fail("lm_length_bonus", "must be a number")
+        if not (isinstance(self.lm_blank_skip, (int, float)) and 0 < self.lm_blank_skip <= 1):
+            fail("lm_blank_skip", "must be a number above 0 and at most 1")
         if not (_is_int(self.lm_beam_width) and self.lm_beam_width >= max(self.num_beam_paths, 1)):
             fail("lm_beam_width", "must be a whole number, at least num_beam_paths")
         if self.lm_text is not None and not isinstance(self.lm_text, str):

@@ -142,6 +142,7 @@ def decode(
     lm_weight=0.0,
     lm_length_bonus=0.0,
     lm_beam_width: int = 16,
+    lm_blank_skip: float = 1.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The one rule from the network's output to codes, for every reading path (the
     SavedModel, ``tf-crnn predict``, ``evaluate --tune-lm``): beam search with the language
@@ -152,6 +153,8 @@ def decode(
         logits: ``(batch, time, n_classes)`` logits or log-probabilities (the rule is the same).
         lengths: ``(batch,)`` frames of each line (the language model's search stops there).
         lm_weight, lm_length_bonus: floats or scalar tensors (``tune_lm`` varies them).
+        lm_blank_skip: the language model's search reads each run of frames whose blank
+            probability is at least this as one frame (``language_model.merge_blank_runs``).
 
     Returns:
         ``(codes, scores)``: ``(top_paths, batch, max_length)`` codes padded with -1 (greedy:
@@ -159,7 +162,9 @@ def decode(
     """
     if lm is not None:
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-        return lm_beam_search(log_probs, lengths, lm, lm_weight, lm_length_bonus, lm_beam_width, top_paths)
+        return lm_beam_search(
+            log_probs, lengths, lm, lm_weight, lm_length_bonus, lm_beam_width, top_paths, lm_blank_skip
+        )
     if beam_width is None:
         codes, scores = greedy_decode(logits)
         return codes[None], scores[:, None]
@@ -172,16 +177,20 @@ class Decoder:
 
     Args:
         lm: the language model's tables, or None (greedy decoding or CTC beam search).
-        lm_weight, lm_length_bonus, lm_beam_width: the settings of ``decode``, defaults of calls.
+        lm_weight, lm_length_bonus, lm_beam_width, lm_blank_skip: the settings of ``decode``,
+            defaults of calls.
     """
 
-    def __init__(self, lm: NgramTables | None = None, lm_weight=0.0, lm_length_bonus=0.0, lm_beam_width: int = 16):
-        self.lm, self.lm_weight, self.lm_length_bonus, self.lm_beam_width = (
-            lm,
-            lm_weight,
-            lm_length_bonus,
-            lm_beam_width,
-        )
+    def __init__(
+        self,
+        lm: NgramTables | None = None,
+        lm_weight=0.0,
+        lm_length_bonus=0.0,
+        lm_beam_width: int = 16,
+        lm_blank_skip: float = 1.0,
+    ):
+        self.lm, self.lm_weight, self.lm_length_bonus = lm, lm_weight, lm_length_bonus
+        self.lm_beam_width, self.lm_blank_skip = lm_beam_width, lm_blank_skip
         self._graphs: dict = {}
 
     def __call__(
@@ -202,7 +211,9 @@ class Decoder:
             # Shapes left unknown: one graph for every batch, and no static batch of 1 that the
             # beam search's loop would see change into an unknown one.
             self._graphs[key] = tf.function(
-                lambda lp, n, w, b: decode(lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width),
+                lambda lp, n, w, b: decode(
+                    lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width, self.lm_blank_skip
+                ),
                 input_signature=[
                     tf.TensorSpec([None, None, n_classes], tf.float32),
                     tf.TensorSpec([None], tf.int32),

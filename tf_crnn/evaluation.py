@@ -231,7 +231,7 @@ def tune_lm(
             outputs.append((chunk, *model.log_probs([p for p, _ in chunk])))
             bar.update(len(chunk))
     # The decoding rule of the export that export_with_lm writes (decoding.decode).
-    greedy, with_lm = Decoder(), Decoder(NgramTables(lm), lm_beam_width=beam_width)
+    greedy, with_lm = Decoder(), Decoder(NgramTables(lm), lm_beam_width=beam_width, lm_blank_skip=params.lm_blank_skip)
 
     def measure(read) -> EvaluationResult:
         result = EvaluationResult(lines=[], skipped=skipped)

@@ -118,6 +118,7 @@ class ExportModule(tf.Module):
                 lm_weight=params.lm_weight,
                 lm_length_bonus=params.lm_length_bonus,
                 lm_beam_width=params.lm_beam_width,
+                lm_blank_skip=params.lm_blank_skip,
             )
             texts = tf.transpose(self.codes_to_text(codes))  # (batch, top_paths)
             result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}

@@ -20,7 +20,9 @@ graph, so that a SavedModel reads bytes to text with the model and no file besid
 
 and adding the end-of-line probability at the end; ``lm_weight`` 0 leaves greedy decoding in
 charge, which is what an export does until ``tf-crnn evaluate --tune-lm`` finds a weight that
-lowers the validation CER.
+lowers the validation CER. Most frames of a line are blanks the network is sure of; the search
+reads each run of them as one frame (``merge_blank_runs``): a sure blank only moves every prefix
+to "ends in a blank", so the second one of a run changes nothing the search could choose.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ NEG = -1e30
 """Log-probability of nothing: finite, so that sums and differences of it stay finite."""
 CANDIDATE_UNITS = 8
 """Units tried as the next character at each frame: the frame's most probable ones."""
+PRUNE_MARGIN = 1e-3
+"""Slack on the bound that skips the tables (a log-probability may round a hair above 0)."""
 
 
 def _key(symbols: Sequence[int], base: int) -> int:
@@ -220,6 +224,24 @@ def _logaddexp(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     return high + tf.math.log1p(tf.exp(tf.minimum(a, b) - high))
 
 
+def merge_blank_runs(log_probs: tf.Tensor, lengths: tf.Tensor, blank_skip: float) -> tuple[tf.Tensor, tf.Tensor]:
+    """Each line's frames with every run of sure blanks (blank probability at least
+    ``blank_skip``) kept as its first frame alone, packed to the front: ``(log_probs,
+    lengths)`` as given, with fewer frames. ``blank_skip`` 1 or more keeps every frame."""
+    if blank_skip >= 1.0:
+        return log_probs, lengths
+    frames = tf.shape(log_probs)[1]
+    inside = tf.range(frames)[None, :] < lengths[:, None]
+    sure = log_probs[:, :, 0] >= float(np.log(blank_skip))
+    after_sure = tf.pad(sure[:, :-1], [[0, 0], [1, 0]])
+    keep = inside & ~(sure & after_sure)
+    kept = tf.reduce_sum(tf.cast(keep, tf.int32), axis=1)
+    # A stable sort of "dropped" puts each line's kept frames first, in their order.
+    order = tf.argsort(tf.cast(~keep, tf.int32), axis=1, stable=True)
+    longest = tf.reduce_max(tf.concat([kept, [0]], 0))
+    return tf.gather(log_probs, order[:, :longest], batch_dims=1), kept
+
+
 def lm_beam_search(
     log_probs: tf.Tensor,
     lengths: tf.Tensor,
@@ -228,6 +250,7 @@ def lm_beam_search(
     length_bonus,
     beam_width: int = 8,
     top_paths: int = 1,
+    blank_skip: float = 1.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """CTC prefix beam search with the language model (see the module docstring).
 
@@ -238,6 +261,8 @@ def lm_beam_search(
         lm_weight, length_bonus: scalars (tensors or numbers).
         beam_width: prefixes kept at each frame.
         top_paths: alternatives returned, at most ``beam_width``.
+        blank_skip: runs of frames whose blank probability is at least this are read as one
+            (``merge_blank_runs``); 1 reads every frame.
 
     Returns:
         ``(codes, scores)`` as ``decoding.beam_search_decode``: ``int32[top_paths, batch, length]``
@@ -248,6 +273,7 @@ def lm_beam_search(
     lengths = tf.cast(lengths, tf.int32)
     lm_weight = tf.cast(lm_weight, tf.float32)
     length_bonus = tf.cast(length_bonus, tf.float32)
+    log_probs, lengths = merge_blank_runs(log_probs, lengths, blank_skip)
     batch, frames = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
     n_units = log_probs.shape[-1] - 1
     beams, tried = beam_width, min(CANDIDATE_UNITS, n_units)
@@ -291,11 +317,22 @@ def lm_beam_search(
         merged = tf.reduce_logsumexp(tf.where(match, ext[..., None], NEG), axis=[1, 2])
         stay_pnb = _logaddexp(stay_pnb, tf.where(tf.reduce_any(match, axis=[1, 2]), merged, NEG))
         ext = tf.where(tf.reduce_any(match, axis=-1), NEG, ext)
-        contexts = tf.broadcast_to(s["context"][:, :, None, :], tf.stack([batch, beams, tried, n_context]))
-        ext_lm = s["lm"][:, :, None] + tables.log_prob(contexts, tf.broadcast_to(units64, tf.shape(ext_hash)))
         length = tf.cast(s["length"], tf.float32)
         stay_score = _logaddexp(stay_pb, stay_pnb) + lm_weight * s["lm"] + length_bonus * length
-        ext_score = ext + lm_weight * ext_lm + length_bonus * (length + 1)[:, :, None]
+        # The new unit's language-model term is a log-probability (at most 0): an extension
+        # scoring under every staying prefix without it cannot be kept, so the tables are only
+        # read for the others (most of them, at a frame the network is sure of).
+        bound = ext + lm_weight * s["lm"][:, :, None] + length_bonus * (length + 1)[:, :, None]
+        floor = tf.reduce_min(stay_score, axis=1) - PRUNE_MARGIN
+        wanted = (bound >= floor[:, None, None]) & (ext > NEG / 2)
+        where = tf.where(wanted)
+        new_lm = tf.scatter_nd(
+            where,
+            tables.log_prob(tf.gather_nd(s["context"], where[:, :2]), tf.gather_nd(units64[:, 0], where[:, ::2])),
+            tf.shape(ext_hash, out_type=tf.int64),
+        )
+        ext_lm = s["lm"][:, :, None] + new_lm
+        ext_score = tf.where(wanted, ext + lm_weight * ext_lm + length_bonus * (length + 1)[:, :, None], NEG)
         scores = tf.concat([stay_score, tf.reshape(ext_score, tf.stack([batch, beams * tried]))], axis=1)
         _, chosen = tf.math.top_k(scores, beams)
         is_ext = chosen >= beams

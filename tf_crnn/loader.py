@@ -139,7 +139,9 @@ class PredictionModel:
         """The export's decoding rule (``decoding.decode``) with its language model and settings,
         for the ``log_probs`` signature's output."""
         params = self.params
-        return Decoder(self.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width)
+        return Decoder(
+            self.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width, params.lm_blank_skip
+        )
 
     @functools.cached_property
     def _greedy_decoder(self) -> Decoder:

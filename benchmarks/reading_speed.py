@@ -1,0 +1,176 @@
+"""Benchmark 14: reading at full speed, the four rows of the reading-speed table from one command.
+
+Each row runs what a user runs, as its own process, on an idle machine:
+
+1. ``tf-crnn predict MODEL lines.csv -o out.csv`` on ``--lines`` lines, start-up included
+   (the printed model reads with its language model), and the network plus greedy decoding
+   in steady state (``PredictionModel``, after a warm-up batch);
+2. ``tf-crnn predict HW_MODEL --alto PAGES -o OUT``, with and without ``--glyphs``;
+3. ``tf-crnn serve MODEL`` under 8 clients of single-line requests (``serve_load.py``);
+4. the time to the first line read: ``tf-crnn predict MODEL one.png`` (SavedModel cached).
+
+Beside them, the language model's shortcut (``lm_blank_skip``): the CER of the validation lines
+decoded with every frame read and with the configured value, and the decoding time of each.
+
+    python benchmarks/reading_speed.py [--model builtin:printed-latin] [--hw-model builtin:handwriting-fr]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import DATA, ROOT, machine, print_table  # noqa: E402
+
+POILUS = ROOT.parent / "shared" / "data" / "poilus"
+BEFORE = {
+    "predict": "≈ 100 lines/s (2,000 lines, 19.5 s)",
+    "steady": "308 lines/s without the LM (start-up included)",
+    "alto": "23 lines/s",
+    "glyphs": "—",
+    "serve": "87.7 requests/s, p95 146 ms",
+    "first": "≈ 5 s",
+}
+TARGETS = {
+    "predict": "≥ 400 lines/s",
+    "steady": "≥ 1,000 lines/s",
+    "alto": "≥ 150 lines/s",
+    "glyphs": "≥ 100 lines/s",
+    "serve": "≥ 200 requests/s, p95 ≤ 80 ms",
+    "first": "≤ 3 s",
+}
+
+
+def timed(args: list[str]) -> float:
+    start = time.perf_counter()
+    subprocess.run(args, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    return time.perf_counter() - start
+
+
+def lines_csv(source: Path, n: int, target: Path) -> list[str]:
+    """``n`` lines of ``source`` (repeated if it holds fewer) as a CSV of absolute paths."""
+    from tf_crnn.records import read_csv_rows, resolve_image_path
+
+    rows = [(resolve_image_path(source, p), label) for _, p, label in read_csv_rows(source)]
+    rows = (rows * (n // max(len(rows), 1) + 1))[:n]
+    with open(target, "w", newline="", encoding="utf-8") as f:
+        csv.writer(f, delimiter=";").writerows(rows)
+    return [p for p, _ in rows]
+
+
+def steady_state(model: str, paths: list[str], batch_size: int = 64) -> float:
+    """Lines/s of the network and greedy decoding once loaded and traced."""
+    from tf_crnn.loader import PredictionModel, predict_files
+
+    reader = PredictionModel(model, signature="filename")
+    reader._greedy_decoder  # noqa: B018  (built before the clock)
+    predict_files(reader, paths[:batch_size], batch_size=batch_size, beam_width=None, details=False)
+    start = time.perf_counter()
+    for i in range(0, len(paths), batch_size):
+        log_probs, lengths = reader.log_probs(paths[i : i + batch_size])
+        reader.read_log_probs(log_probs, lengths, greedy=True)
+    return len(paths) / (time.perf_counter() - start)
+
+
+def blank_skip_rows(model: str, csv_file: Path) -> list[list]:
+    """CER and decoding time with every frame read (``lm_blank_skip`` 1) and as configured."""
+    from rapidfuzz.distance import Levenshtein
+
+    from tf_crnn.decoding import Decoder, decode_to_text
+    from tf_crnn.loader import PredictionModel
+    from tf_crnn.records import read_csv_rows, resolve_image_path
+
+    reader = PredictionModel(model, signature="filename")
+    params = reader.params
+    if reader.lm_tables is None:
+        return []
+    rows = [(resolve_image_path(csv_file, p), label) for _, p, label in read_csv_rows(csv_file)]
+    batches = [rows[i : i + 64] for i in range(0, len(rows), 64)]
+    outputs = [(batch, *reader.log_probs([p for p, _ in batch])) for batch in batches]
+    table = []
+    for skip in sorted({1.0, params.lm_blank_skip}, reverse=True):
+        decoder = Decoder(reader.lm_tables, params.lm_weight, params.lm_length_bonus, params.lm_beam_width, skip)
+        decoder(outputs[0][1], outputs[0][2])  # traced before the clock
+        start = time.perf_counter()
+        errors = characters = 0
+        for batch, log_probs, lengths in outputs:
+            texts = decode_to_text(decoder(log_probs, lengths)[0][0], reader.alphabet)
+            errors += sum(Levenshtein.distance(label, text) for (_, label), text in zip(batch, texts))
+            characters += sum(len(label) for _, label in batch)
+        seconds = time.perf_counter() - start
+        table.append([f"{skip:g}", len(rows), f"{100 * errors / characters:.2f}%", f"{len(rows) / seconds:.0f}"])
+    return table
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", default="builtin:printed-latin")
+    parser.add_argument("--hw-model", default="builtin:handwriting-fr")
+    parser.add_argument("--csv", type=Path, default=DATA / "val.csv", help="lines read (repeated to --lines)")
+    parser.add_argument("--lines", type=int, default=2000)
+    parser.add_argument("--pages", type=Path, default=POILUS, help="ALTO files (folder) for row 2")
+    parser.add_argument("--skip", default="", help="rows to leave out, e.g. serve,alto")
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+
+    results: dict[str, str] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        paths = lines_csv(args.csv, args.lines, tmp / "lines.csv")
+        subprocess.run(["tf-crnn", "predict", args.model, paths[0]], check=True, capture_output=True)  # the cache
+        if "predict" not in skip:
+            seconds = timed(["tf-crnn", "predict", args.model, str(tmp / "lines.csv"), "-o", str(tmp / "out.csv")])
+            results["predict"] = f"{args.lines / seconds:.0f} lines/s ({args.lines} lines, {seconds:.1f} s)"
+            results["steady"] = f"{steady_state(args.model, paths):.0f} lines/s"
+        if "alto" not in skip:
+            subprocess.run(["tf-crnn", "predict", args.hw_model, paths[0]], check=True, capture_output=True)
+            pages = sorted(args.pages.glob("*.xml"))
+            n_lines = sum(len(re.findall(r"<TextLine\b", p.read_text(encoding="utf-8"))) for p in pages)
+            for key, extra in (("alto", []), ("glyphs", ["--glyphs"])):
+                out = tmp / key
+                seconds = timed(
+                    ["tf-crnn", "predict", args.hw_model, "--alto", *map(str, pages), "-o", str(out), *extra]
+                )
+                results[key] = f"{n_lines / seconds:.0f} lines/s ({len(pages)} pages, {n_lines} lines, {seconds:.1f} s)"
+        if "serve" not in skip:
+            load = subprocess.run(
+                [sys.executable, str(Path(__file__).with_name("serve_load.py")), "--model", args.model,
+                 "--csv", str(args.csv), "--clients", "8", "--requests", "200"],
+                check=True, capture_output=True, text=True,
+            )  # fmt: skip
+            row = [line for line in load.stdout.splitlines() if line.startswith("|")][-1]
+            cells = [c.strip() for c in row.strip("|").split("|")]
+            results["serve"] = f"{cells[1]} requests/s, p95 {cells[3]} ms, statuses {cells[6]}, wrong {cells[7]}"
+        if "first" not in skip:
+            seconds = min(timed(["tf-crnn", "predict", args.model, paths[0]]) for _ in range(3))
+            results["first"] = f"{seconds:.2f} s (best of 3)"
+        shortcut = [] if "lm" in skip else blank_skip_rows(args.model, args.csv)
+
+    print(f"Machine: {machine()}\n")
+    names = {
+        "predict": f"tf-crnn predict {args.model}, {args.lines} lines, start-up included",
+        "steady": "the network + greedy decoding, steady state",
+        "alto": f"tf-crnn predict {args.hw_model} --alto",
+        "glyphs": "the same with --glyphs",
+        "serve": f"tf-crnn serve {args.model}, 8 clients x 200 single lines",
+        "first": "time to the first line read",
+    }
+    print_table(
+        ["what", "now", "before", "target"],
+        [[names[k], results[k], BEFORE[k], TARGETS[k]] for k in names if k in results],
+    )
+    if shortcut:
+        print(f"\nThe language model's search on {args.csv} ({args.model}):\n")
+        print_table(["lm_blank_skip", "lines", "CER", "decoding lines/s"], shortcut)
+
+
+if __name__ == "__main__":
+    main()
