@@ -12,10 +12,11 @@ from click.testing import CliRunner
 from lxml import etree
 from PIL import Image, ImageDraw, ImageFont
 
+from tf_crnn import loader
 from tf_crnn.cli import main
 from tf_crnn.datasets.synthetic import render_line
 from tf_crnn.documents import REVIEW_TAG, CropGeometry, _rotation, crop_line
-from tf_crnn.loader import PredictionModel
+from tf_crnn.loader import PredictionModel, predict_documents
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -383,3 +384,21 @@ def test_review_list_of_images(trained, digits_data, tmp_path):
     assert review[0] == "path,transcription,confidence" and len(review) > 1
     refused = CliRunner().invoke(main, ["predict", str(result.export_path), images, "--review-below", "0.5"])
     assert refused.exit_code != 0 and "give -o" in refused.output
+
+
+def test_documents_read_together_are_written_as_each_read_alone(trained, alto_page, tmp_path, monkeypatch):
+    _, result = trained
+    xml_file, truth = alto_page
+    folder = xml_file.parent
+    # A second page with other lines and a PAGE document, so that batches mix widths and kinds.
+    moved = {k: dict(t, polygon=[(x + 3, y) for x, y in t["polygon"]]) for k, t in list(truth.items())[:2]}
+    (folder / "will_0002-0.xml").write_text(alto_xml("will_0001-0.png", moved), encoding="utf-8")
+    (folder / "will_0003-0.xml").write_text(page_xml("will_0001-0.png", truth), encoding="utf-8")
+    files = sorted(folder.glob("*.xml"))
+    model = PredictionModel(result.export_path)
+    predict_documents(model, files, tmp_path / "together", glyphs=True, batch_size=4)
+    monkeypatch.setattr(loader, "LINES_IN_FLIGHT", 1)  # each document read in its own batches
+    predict_documents(model, files, tmp_path / "alone", glyphs=True, batch_size=4)
+    for file in files:
+        assert (tmp_path / "together" / file.name).read_bytes() == (tmp_path / "alone" / file.name).read_bytes()
+    assert b"<Glyph" in (tmp_path / "together" / "will_0002-0.xml").read_bytes()

@@ -68,7 +68,13 @@ def character_confidences(log_probs: np.ndarray, codes: list[int], length: int |
         One probability per code; empty for an empty transcription, and all 0 when
         ``codes`` cannot be aligned in ``length`` frames.
     """
-    alignment = align(log_probs, codes, length)
+    return aligned_confidences(log_probs, codes, align(log_probs, codes, length))
+
+
+def aligned_confidences(
+    log_probs: np.ndarray, codes: list[int], alignment: list[tuple[int, int]] | None
+) -> list[float]:
+    """``character_confidences`` from the alignment ``align`` gave (None: all 0)."""
     if alignment is None:
         return [0.0] * len(codes)
     log_probs = np.asarray(log_probs, dtype=np.float64)
@@ -125,4 +131,11 @@ def line_confidence(character_confidences: list[float]) -> float:
     return float(np.exp(np.mean(np.log(np.maximum(character_confidences, 1e-30)))))
 
 
-__all__ = ["align", "character_confidences", "character_spans", "expand_units", "line_confidence"]
+__all__ = [
+    "align",
+    "aligned_confidences",
+    "character_confidences",
+    "character_spans",
+    "expand_units",
+    "line_confidence",
+]

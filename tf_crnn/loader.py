@@ -8,6 +8,7 @@ import contextlib
 import csv
 import functools
 import io
+import itertools
 import json
 import os
 import sys
@@ -19,7 +20,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
+from tf_crnn.alignment import align, aligned_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
@@ -359,11 +360,21 @@ def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
 
 
 def unit_confidences(
-    log_probs, codes: list[int], length: int, greedy_characters: list[float], greedy: bool
+    log_probs,
+    codes: list[int],
+    length: int,
+    greedy_characters: list[float],
+    greedy: bool,
+    alignment: list[tuple[int, int]] | None | bool = False,
 ) -> list[float]:
     """Raw confidences of a transcription's units: the greedy characters' probabilities when the
-    transcription is the greedy path, else each unit's probability on the CTC alignment."""
-    return list(greedy_characters) if greedy else character_confidences(log_probs, codes, length)
+    transcription is the greedy path, else each unit's probability on the CTC alignment (given
+    as ``alignment`` when the caller has it, else found here)."""
+    if greedy:
+        return list(greedy_characters)
+    if alignment is False:
+        alignment = align(log_probs, codes, length)
+    return aligned_confidences(log_probs, codes, alignment)
 
 
 def _decode(
@@ -384,12 +395,13 @@ def _decode(
     for i, path in enumerate(chunk):
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
+        alignment = align(log_probs[i], paths[0], length)
         confidences = unit_confidences(
-            log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None
+            log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
         )
         width, image_height = sizes[i]
         frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
-        spans = character_spans(align(log_probs[i], paths[0], length) or [], frame_width, width)
+        spans = character_spans(alignment or [], frame_width, width)
         if len(spans) != len(paths[0]):  # no alignment: the characters get no place
             spans = [(0.0, 0.0)] * len(paths[0])
         units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
@@ -444,7 +456,10 @@ def predict_documents(
     model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
     output_dir = Path(output_dir)
     written, skipped, review = [], [], []
-    for xml_file in map(Path, xml_files):
+    mode = "L" if model.params.input_channels == 1 else "RGB"
+    numbers = itertools.count()
+
+    def crop_document(xml_file: Path, tmp: Path) -> tuple[Any, Path, dict] | None:
         target = output_dir / xml_file.name
         if target.resolve() == xml_file.resolve():
             raise ValueError(f"{target} is the input document: give another output folder with -o")
@@ -452,26 +467,28 @@ def predict_documents(
             document = read_document(xml_file, (page_images or {}).get(xml_file))
             if kind is not None and document.kind != kind:
                 raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}")
-            page = open_page(document, "L" if model.params.input_channels == 1 else "RGB")
+            page = open_page(document, mode)
         except (DocumentError, OSError, Image.DecompressionBombError) as error:
             skipped.append((str(xml_file), str(error)))
-            continue
-        with tempfile.TemporaryDirectory() as tmp:
-            crops = {}
-            for number, line in enumerate(document.lines):
-                try:
-                    crop, geometry = crop_line(page, line, deskew)
-                except DocumentError as error:
-                    skipped.append((f"{xml_file}:{line.id}", str(error)))
-                    continue
-                path = str(Path(tmp) / f"{number}.png")
-                crop.save(path)
-                crops[path] = (line, geometry, crop.height)
-            results, unreadable = predict_files(model, list(crops), batch_size=batch_size, details=True)
-        skipped += [(f"{xml_file}:{crops[path][0].id}", reason) for path, reason in unreadable]
+            return None
+        crops = {}
+        for line in document.lines:
+            try:
+                crop, geometry = crop_line(page, line, deskew)
+            except DocumentError as error:
+                skipped.append((f"{xml_file}:{line.id}", str(error)))
+                continue
+            path = str(tmp / f"{next(numbers)}.png")
+            crop.save(path, compress_level=0)  # read back at once: no time spent compressing
+            crops[path] = (line, geometry, crop.height)
+        return document, target, crops
+
+    def write(document, target: Path, crops: dict, results: dict[str, dict]) -> None:
         readings = {}
-        for result in results:
-            line, geometry, height = crops[result["path"]]
+        for path, (line, geometry, height) in crops.items():
+            result = results.get(path)
+            if result is None:
+                continue
             characters = [
                 Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
                 for char, confidence, (x0, x1) in zip(
@@ -481,16 +498,38 @@ def predict_documents(
             readings[line.id] = LineReading(result["transcription"], result["confidence"], characters)
         written.append(write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below))
         if review_below is not None:
-            review += [
+            review.extend(
                 (str(target), line_id, r.text, r.confidence)
                 for line_id, r in readings.items()
                 if r.confidence < review_below
-            ]
+            )
+
+    # The lines of several documents are read together, in batches of similar widths; a group
+    # holds up to LINES_IN_FLIGHT lines, so that memory stays bounded on any number of pages.
+    files = [Path(f) for f in xml_files]
+    while files:
+        with tempfile.TemporaryDirectory() as tmp:
+            group, n_lines = [], 0
+            while files and n_lines < LINES_IN_FLIGHT:
+                cropped = crop_document(files.pop(0), Path(tmp))
+                if cropped is not None:
+                    group.append(cropped)
+                    n_lines += len(cropped[2])
+            paths = [path for _, _, crops in group for path in crops]
+            results, unreadable = predict_files(model, paths, batch_size=batch_size, details=True)
+        by_path = {result["path"]: result for result in results}
+        for document, target, crops in group:
+            skipped.extend(
+                (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops
+            )
+            write(document, target, crops, by_path)
     if review_below is not None:
         write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line", "transcription", "confidence"])
     return written, skipped
 
 
+LINES_IN_FLIGHT = 512
+"""Lines of documents cropped and read together by ``predict_documents``."""
 REVIEW_FILENAME = "review.csv"
 """The lines read with a confidence under ``--review-below``, least confident first."""
 
