@@ -169,7 +169,7 @@ def test_full_queue_answers_503_with_retry_after_at_once(trained, digits_data, m
     monkeypatch.setattr(loader, "predict_files", slow)
     files = upload(eval_images(digits_data, 1))
     answers = {}
-    with running(params.output_model_dir, Limits(queue_size=1, batch_size=1)) as (url, app):
+    with running(params.output_model_dir, Limits(queue_size=1, batch_size=1, readers=1)) as (url, app):
 
         def post(key):
             answers[key] = httpx.post(f"{url}/v1/recognize", files=files, timeout=60)

@@ -306,9 +306,10 @@ def report(run, output, batch_size) -> None:
     "--queue-size", default=64, show_default=True, type=click.IntRange(1), help="Requests waiting; more: 503."
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images read together.")
+@click.option("--readers", default=2, show_default=True, type=click.IntRange(1), help="Batches read at once (threads).")
 @user_errors
 def serve(
-    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size
+    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size, readers
 ) -> None:
     """Serve MODEL: a web page to try it (drop images) and a JSON API.
 
@@ -334,6 +335,7 @@ def serve(
         max_request_pixels=int(max_request_megapixels * 1e6),
         queue_size=queue_size,
         batch_size=batch_size,
+        readers=readers,
     )
     click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
     run_server(model, host, port, limits, api_key)

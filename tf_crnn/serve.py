@@ -9,8 +9,9 @@
   the document written back recognised, and its lines.
 - ``GET /healthz``, ``GET /v1/model`` (alphabet, input height, version), ``GET /openapi.json``.
 
-Concurrent requests are read together: one thread takes the waiting requests off a bounded
-queue and reads their images as one batch. When the queue is full the answer is ``503`` with
+Concurrent requests are read together: a reader thread (two by default, so that one batch is
+decoded while the next is in the network) takes the waiting requests off a bounded queue and
+reads their images as one batch. When the queue is full the answer is ``503`` with
 ``Retry-After``, at once: a client is never left hanging. Requests are bounded in bytes,
 images per request and pixels per image; what breaks a bound, or is not an image, is a
 ``4xx`` naming it (``413 Content Too Large`` for a body over the limit, by its
@@ -65,7 +66,10 @@ class Limits:
     batch_size: int = 64
     """Images read together at most."""
     batch_wait_ms: float = 2.0
-    """How long the reader waits for more requests to join a batch."""
+    """How long a reader waits for more requests to join a batch."""
+    readers: int = 2
+    """Batches read at once: while one is in the network (which releases Python's lock), another
+    is decoded, aligned and answered."""
     retry_after_s: int = 1
 
 
@@ -91,7 +95,8 @@ class _Job:
 
 
 class BatchingReader:
-    """Reads the images of concurrent requests in shared batches, on one thread of its own.
+    """Reads the images of concurrent requests in shared batches, on ``limits.readers`` threads
+    of its own.
 
     Requests with the same ``top_paths`` are batched together (greedy decoding, or beam search
     for an n-best list); the model's own batching (``predict_files``) sorts each batch by width.
@@ -101,9 +106,15 @@ class BatchingReader:
         self.model = model
         self.limits = limits
         self.queue: queue.Queue[_Job | None] = queue.Queue(maxsize=limits.queue_size)
-        self.batches = 0
-        self._thread = threading.Thread(target=self._run, name="tf-crnn-reader", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name=f"tf-crnn-reader-{i}", daemon=True) for i in range(limits.readers)
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def alive(self) -> bool:
+        """Whether every reader thread runs."""
+        return all(thread.is_alive() for thread in self._threads)
 
     def submit(self, paths: list[str], top_paths: int = 1, pixels: int = 0) -> concurrent.futures.Future:
         """Queues ``paths`` (``pixels``: theirs together); the future's result is
@@ -120,8 +131,10 @@ class BatchingReader:
         return job.future
 
     def close(self) -> None:
-        self.queue.put(None)
-        self._thread.join(timeout=10)
+        for _ in self._threads:
+            self.queue.put(None)
+        for thread in self._threads:
+            thread.join(timeout=10)
 
     def _next_batch(self, first: _Job) -> tuple[list[_Job], list[_Job]]:
         """``first`` and the jobs that join it within the wait; jobs that cannot join go back."""
@@ -167,7 +180,6 @@ class BatchingReader:
             finally:
                 if sum(j.pixels for j in jobs) > RELEASE_AFTER_PIXELS:
                     release_memory()
-            self.batches += 1
             by_path = {r["path"]: r for r in results}
             reasons = dict(skipped)
             for j in jobs:
@@ -289,8 +301,8 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
 
     @app.get("/healthz")
     def healthz():
-        """Whether the server is up and its reader thread alive."""
-        alive = reader._thread.is_alive()
+        """Whether the server is up and its reader threads alive."""
+        alive = reader.alive()
         return JSONResponse({"status": "ok" if alive else "reader stopped"}, status_code=200 if alive else 503)
 
     @app.get("/v1/model", dependencies=[Depends(require_key)])
