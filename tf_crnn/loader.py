@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import csv
 import functools
@@ -459,7 +460,7 @@ def predict_documents(
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
 
-    def crop_document(xml_file: Path, tmp: Path) -> tuple[Any, Path, dict] | None:
+    def crop_document(xml_file: Path, tmp: Path, left_out: list) -> tuple[Any, Path, dict] | None:
         target = output_dir / xml_file.name
         if target.resolve() == xml_file.resolve():
             raise ValueError(f"{target} is the input document: give another output folder with -o")
@@ -469,14 +470,14 @@ def predict_documents(
                 raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}")
             page = open_page(document, mode)
         except (DocumentError, OSError, Image.DecompressionBombError) as error:
-            skipped.append((str(xml_file), str(error)))
+            left_out.append((str(xml_file), str(error)))
             return None
         crops = {}
         for line in document.lines:
             try:
                 crop, geometry = crop_line(page, line, deskew)
             except DocumentError as error:
-                skipped.append((f"{xml_file}:{line.id}", str(error)))
+                left_out.append((f"{xml_file}:{line.id}", str(error)))
                 continue
             path = str(tmp / f"{next(numbers)}.png")
             crop.save(path, compress_level=0)  # read back at once: no time spent compressing
@@ -504,25 +505,37 @@ def predict_documents(
                 if r.confidence < review_below
             )
 
-    # The lines of several documents are read together, in batches of similar widths; a group
-    # holds up to LINES_IN_FLIGHT lines, so that memory stays bounded on any number of pages.
     files = [Path(f) for f in xml_files]
-    while files:
-        with tempfile.TemporaryDirectory() as tmp:
-            group, n_lines = [], 0
-            while files and n_lines < LINES_IN_FLIGHT:
-                cropped = crop_document(files.pop(0), Path(tmp))
-                if cropped is not None:
-                    group.append(cropped)
-                    n_lines += len(cropped[2])
+
+    def crop_group(tmp: Path) -> tuple[list, list, bool]:
+        """The next documents' lines, up to LINES_IN_FLIGHT; what was left out; whether more follow."""
+        group, left_out, n_lines = [], [], 0
+        while files and n_lines < LINES_IN_FLIGHT:
+            cropped = crop_document(files.pop(0), tmp, left_out)
+            if cropped is not None:
+                group.append(cropped)
+                n_lines += len(cropped[2])
+        return group, left_out, bool(files)
+
+    # The lines of several documents are read together, in batches of similar widths, while the
+    # next group's pages are cut on a thread of their own; a group holds up to LINES_IN_FLIGHT
+    # lines, so that memory stays bounded on any number of pages.
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(1) as cropper:
+        upcoming: concurrent.futures.Future | None = cropper.submit(crop_group, Path(tmp))
+        while upcoming is not None:
+            group, left_out, more = upcoming.result()
+            upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
+            skipped += left_out
             paths = [path for _, _, crops in group for path in crops]
             results, unreadable = predict_files(model, paths, batch_size=batch_size, details=True)
-        by_path = {result["path"]: result for result in results}
-        for document, target, crops in group:
-            skipped.extend(
-                (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops
-            )
-            write(document, target, crops, by_path)
+            for path in paths:
+                Path(path).unlink()
+            by_path = {result["path"]: result for result in results}
+            for document, target, crops in group:
+                skipped.extend(
+                    (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops
+                )
+                write(document, target, crops, by_path)
     if review_below is not None:
         write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line", "transcription", "confidence"])
     return written, skipped
