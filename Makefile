@@ -37,13 +37,13 @@ browser:
 demo: install
 	$(BIN)/tf-crnn demo --output-dir demo_output
 
-## make test: install with dev dependencies and run the whole test suite
+## make test: install with dev dependencies and run the whole test suite, one process per core
 test: install-dev browser
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)
 test-fast: install-dev
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -m "not slow"
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto -m "not slow"
 
 lint: install-dev
 	$(BIN)/ruff check tf_crnn tests benchmarks hlp training.py

@@ -39,7 +39,7 @@ def run_check(command: str, data: dict, out: Path) -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     result = subprocess.run(
         [sys.executable, str(HERE / "distributed_check.py"), command, str(Path(data["train"]).parent), str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
+        env=env, capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
 
