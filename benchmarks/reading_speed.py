@@ -30,7 +30,7 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import DATA, ROOT, machine, print_table  # noqa: E402
 
-POILUS = ROOT.parent / "shared" / "data" / "poilus"
+POILUS = ROOT.parent / "shared" / "data" / "poilus" / "pages"
 BEFORE = {
     "predict": "≈ 100 lines/s (2,000 lines, 19.5 s)",
     "steady": "308 lines/s without the LM (start-up included)",
