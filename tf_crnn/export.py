@@ -102,10 +102,19 @@ class ExportModule(tf.Module):
 
         self.lm_tables = NgramTables(lm) if lm is not None and params.lm_weight > 0 else None
 
+        # One function each for the network and for reading, shared by every signature: the
+        # SavedModel holds them once, which is what its loading time goes to.
+        batch_spec = [
+            tf.TensorSpec([None, height, None, channels], tf.uint8),
+            tf.TensorSpec([None], tf.int32),
+        ]
+
+        @tf.function(input_signature=batch_spec)
         def network_log_probs(images, widths):
             logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
             return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
 
+        @tf.function(input_signature=batch_spec)
         def read(images, widths):
             # The rule tf-crnn predict and tune_lm apply to the log_probs signature's output.
             log_probs = network_log_probs(images, widths)
