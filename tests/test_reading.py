@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from tf_crnn.alignment import align, align_batch
 from tf_crnn.cli import main
 from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
@@ -28,6 +29,19 @@ def eval_images(data) -> tuple[list[str], list[str]]:
 
 
 # --- character confidences --------------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_a_batch_is_aligned_as_each_line_alone(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(60):
+        batch, frames, classes = rng.integers(1, 6), rng.integers(1, 30), rng.integers(2, 6)
+        log_probs = np.log(rng.dirichlet(np.full(classes, 0.3), size=(batch, frames)))
+        lengths = rng.integers(1, frames + 1, batch)
+        # Empty lines, repeated units and lines too long for their frames (None) among them.
+        codes = [rng.integers(1, classes, rng.integers(0, 12)).tolist() for _ in range(batch)]
+        alone = [align(log_probs[b], codes[b], int(lengths[b])) for b in range(batch)]
+        assert align_batch(log_probs, codes, lengths) == alone
 
 
 def test_character_confidences_of_a_known_alignment():

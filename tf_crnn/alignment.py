@@ -58,6 +58,62 @@ def align(log_probs: np.ndarray, codes: list[int], length: int | None = None) ->
     return [(min(f), max(f)) for f in frames]
 
 
+def align_batch(
+    log_probs: np.ndarray, codes: list[list[int]], lengths: list[int] | np.ndarray
+) -> list[list[tuple[int, int]] | None]:
+    """``align`` of each line of a batch, ``log_probs`` ``(batch, time, n_classes)``: the same
+    Viterbi steps on every line at once (the same choices, ties included), then each line's own
+    path back."""
+    log_probs = np.asarray(log_probs, dtype=np.float64)
+    batch = len(codes)
+    if batch == 0:
+        return []
+    lengths = [max(min(int(n), log_probs.shape[1]), 1) for n in lengths]
+    n_states = np.array([2 * len(c) + 1 for c in codes])
+    width = int(n_states.max())
+    states = np.full((batch, width), BLANK_INDEX)
+    skip = np.zeros((batch, width), dtype=bool)
+    for b, line in enumerate(codes):
+        line = [int(c) for c in line]
+        states[b, 1 : 2 * len(line) : 2] = line
+        skip[b, 3 : 2 * len(line) : 2] = np.asarray(line[1:]) != np.asarray(line[:-1])
+    valid = np.arange(width)[None, :] < n_states[:, None]
+    rows = np.arange(batch)[:, None]
+    score = np.full((batch, width), -np.inf)
+    score[:, :2] = log_probs[rows, 0, states[:, :2]]
+    score[~valid] = -np.inf
+    n_frames = max(lengths)
+    back = np.zeros((n_frames, batch, width), dtype=np.int8)  # states moved back: 0, 1 or 2
+    minus_inf = np.full((batch, 1), -np.inf)
+    for t in range(1, n_frames):
+        step = np.concatenate([minus_inf, score[:, :-1]], axis=1)
+        jump = np.where(skip, np.concatenate([minus_inf, minus_inf, score[:, :-2]], axis=1)[:, :width], -np.inf)
+        candidates = np.stack([score, step, jump])
+        choice = np.argmax(candidates, axis=0)
+        new = np.take_along_axis(candidates, choice[None], axis=0)[0] + log_probs[rows, t, states]
+        running = (t < np.asarray(lengths))[:, None]
+        back[t] = np.where(running, choice, 0)
+        score = np.where(running & valid, new, score)
+    alignments: list[list[tuple[int, int]] | None] = []
+    for b, line in enumerate(codes):
+        if not line:
+            alignments.append([])
+            continue
+        last = n_states[b] - 1
+        end = last if score[b, last] >= score[b, last - 1] else last - 1
+        if not np.isfinite(score[b, end]):
+            alignments.append(None)
+            continue
+        frames: list[list[int]] = [[] for _ in line]
+        state = end
+        for t in range(lengths[b] - 1, -1, -1):
+            if state % 2 == 1:
+                frames[state // 2].append(t)
+            state -= back[t, b, state]
+        alignments.append([(min(f), max(f)) for f in frames])
+    return alignments
+
+
 def character_confidences(log_probs: np.ndarray, codes: list[int], length: int | None = None) -> list[float]:
     """Per-character confidences of ``codes`` under one line's ``log_probs``.
 

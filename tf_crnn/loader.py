@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
-from tf_crnn.alignment import align, aligned_confidences, character_spans, expand_units, line_confidence
+from tf_crnn.alignment import align, align_batch, aligned_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
@@ -393,10 +393,12 @@ def _decode(
         # The graph's rule for the line; the characters' own table for each character.
         calibrated_lines = line_confidences(greedy_log_probs, calibration.line).numpy().tolist()
     height, max_width = model.params.input_shape
+    best = [[c for c in codes[0, i].tolist() if c > 0] for i in range(len(chunk))]
+    alignments = align_batch(log_probs, best, [max(int(n), 1) for n in lengths])
     for i, path in enumerate(chunk):
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
-        alignment = align(log_probs[i], paths[0], length)
+        alignment = alignments[i]
         confidences = unit_confidences(
             log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
         )
