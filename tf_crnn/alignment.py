@@ -23,39 +23,8 @@ def align(log_probs: np.ndarray, codes: list[int], length: int | None = None) ->
         ``(first frame, last frame)`` of each code, or None when ``codes`` cannot be
         aligned in ``length`` frames.
     """
-    log_probs = np.asarray(log_probs, dtype=np.float64)[: length or len(log_probs)]
-    codes = [int(c) for c in codes]
-    if not codes:
-        return []
-    n_frames = len(log_probs)
-    # States: blank, c1, blank, c2, ..., cL, blank.
-    states = np.full(2 * len(codes) + 1, BLANK_INDEX)
-    states[1::2] = codes
-    n_states = len(states)
-    # A state may be entered from two back when it is a character different from the one before the blank.
-    skip = np.zeros(n_states, dtype=bool)
-    skip[3::2] = np.asarray(codes[1:]) != np.asarray(codes[:-1])
-    score = np.full(n_states, -np.inf)
-    score[:2] = log_probs[0, states[:2]]
-    back = np.zeros((n_frames, n_states), dtype=np.int64)
-    for t in range(1, n_frames):
-        stay = score
-        step = np.concatenate([[-np.inf], score[:-1]])
-        jump = np.where(skip, np.concatenate([[-np.inf, -np.inf], score[:-2]]), -np.inf)
-        candidates = np.stack([stay, step, jump])
-        choice = np.argmax(candidates, axis=0)
-        back[t] = np.arange(n_states) - choice
-        score = candidates[choice, np.arange(n_states)] + log_probs[t, states]
-    end = n_states - 1 if score[-1] >= score[-2] else n_states - 2
-    if not np.isfinite(score[end]):
-        return None
-    frames: list[list[int]] = [[] for _ in codes]
-    state = end
-    for t in range(n_frames - 1, -1, -1):
-        if state % 2 == 1:
-            frames[state // 2].append(t)
-        state = back[t, state]
-    return [(min(f), max(f)) for f in frames]
+    log_probs = np.asarray(log_probs)
+    return align_batch(log_probs[None], [codes], [length or len(log_probs)])[0]
 
 
 def align_batch(
