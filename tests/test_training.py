@@ -140,6 +140,11 @@ def test_a_time_limit_stops_mid_epoch_and_exports(digits_data, tmp_path):
     state = json.loads((list_checkpoints(tmp_path / "model" / "checkpoints")[-1] / "state.json").read_text())
     assert state["epoch"] == 0 and 0 < state["step"] < 5000
     assert 6 <= state["history"][-1]["time_s"] < 60
+    # Resumed with the same limit, the run has spent it: one batch, then the checkpoint and export.
+    train(dataclasses.replace(params, restore_model=True), verbose=0)
+    resumed = json.loads((list_checkpoints(tmp_path / "model" / "checkpoints")[-1] / "state.json").read_text())
+    assert (resumed["epoch"], resumed["step"]) == (0, state["step"] + 1)
+    assert resumed["time_s"] >= state["time_s"] >= 6
 
 
 @pytest.mark.slow
@@ -196,10 +201,23 @@ def test_a_run_with_the_ctc_shortcut_resumes_and_exports_the_reading_network(dig
     assert isinstance(PredictionModel(result.export_path).predict(image), str)
 
 
+def test_a_resumed_run_clock_goes_on_from_the_checkpoint_time():
+    from tf_crnn.callbacks import RunClock, TrainingCheckpoint
+
+    session = [0.0]
+    clock = RunClock(lambda: session[0])
+    checkpoint = TrainingCheckpoint("unused", clock=clock)
+    checkpoint.load_state({"epoch": 3, "time_s": 90.0})
+    session[0] = 10.0
+    assert clock() == 100.0
+    checkpoint.load_state({"epoch": 0})  # a checkpoint of an older version: no time stored
+    assert clock() == 10.0
+
+
 def test_the_cosine_schedule_follows_the_time_limit():
     import keras
 
-    from tf_crnn.callbacks import CosineLearningRate
+    from tf_crnn.callbacks import CosineLearningRate, RunClock
 
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -211,6 +229,13 @@ def test_the_cosine_schedule_follows_the_time_limit():
     spent[0] = 1050  # past the budget: the floor, never below
     schedule.on_train_batch_begin(0)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0001, rel=1e-4)
+    # Resumed after 50 s of an earlier session: the cycle goes on, it does not start again.
+    clock = RunClock(lambda: 0.0)
+    clock.earlier = 50.0
+    resumed = CosineLearningRate(0.01, total_steps=10**6, limit_s=100, clock=clock)
+    resumed.set_model(model)
+    resumed.on_train_batch_begin(0)
+    assert float(model.optimizer.learning_rate) == pytest.approx(0.00505, rel=1e-4)
 
 
 @pytest.mark.slow

@@ -36,6 +36,25 @@ from tf_crnn.report import sample_sheet
 logger = logging.getLogger(__name__)
 
 
+def _stopwatch():
+    start = time.monotonic()
+    return lambda: time.monotonic() - start
+
+
+class RunClock:
+    """Seconds this run has trained: those of its earlier sessions (``earlier``, set when a
+    checkpoint is resumed) and this session's by ``clock`` (on a cluster, the time all workers
+    agree on). ``time_limit_minutes``, the cosine schedule and ``time_s`` read it, so that a
+    resumed run goes on where it stopped, as its epochs do."""
+
+    def __init__(self, clock=None):
+        self.earlier = 0.0
+        self.clock = clock or _stopwatch()
+
+    def __call__(self) -> float:
+        return self.earlier + self.clock()
+
+
 class TrainingCheckpoint(keras.callbacks.Callback):
     """Saves a resumable checkpoint after every epoch (and every ``save_every_steps`` batches).
 
@@ -48,6 +67,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             are stored, so that a resumed run continues their counts.
         save_every_steps: also checkpoint every this many training batches; 0: only per epoch.
         steps_per_epoch: batches in a full epoch.
+        clock: the run's ``RunClock``; its seconds are stored, and given back to it on resume.
     """
 
     STATE_ATTRIBUTES = ("wait", "best", "cooldown_counter", "best_epoch")
@@ -58,9 +78,11 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         stateful_callbacks: dict | None = None,
         save_every_steps: int = 0,
         steps_per_epoch: int = 0,
+        clock: RunClock | None = None,
     ):
         super().__init__()
         self.checkpoint_dir = Path(checkpoint_dir)
+        self.clock = clock or RunClock()
         self.stateful_callbacks = stateful_callbacks or {}
         self.save_every_steps = save_every_steps
         self.steps_per_epoch = steps_per_epoch
@@ -83,6 +105,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         self.best_epoch = state.get("best_epoch", -1)
         self.history = state.get("history", [])
         self._states = state.get("callbacks", {})
+        self.clock.earlier = float(state.get("time_s", 0.0))
 
     def on_train_begin(self, logs=None):
         # Keras callbacks reset their counters when training begins; this runs after them.
@@ -141,6 +164,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
             "best_epoch": self.best_epoch,
             "callbacks": self.callback_states(),
             "history": self.history,
+            "time_s": round(self.clock(), 1),
         }
         save_checkpoint(self.model, self.checkpoint_dir, state)
 
@@ -239,9 +263,8 @@ class CosineLearningRate(keras.callbacks.Callback):
     the start to ``peak * final_fraction`` at the end of the run.
 
     The run's progress is the larger of the time spent over ``limit_s`` (when a time
-    limit is set; a resumed run starts a new budget, hence a new cycle) and the
-    optimizer's step count over ``total_steps`` (which a resumed run continues). ``clock``
-    gives the seconds spent (on a cluster, the time all workers agree on).
+    limit is set) and the optimizer's step count over ``total_steps``; a resumed run
+    continues both. ``clock`` gives the seconds spent (a ``RunClock``).
     """
 
     def __init__(self, peak: float, total_steps: int, limit_s: float = 0.0, final_fraction: float = 0.01, clock=None):
@@ -250,7 +273,7 @@ class CosineLearningRate(keras.callbacks.Callback):
         self.total_steps = max(total_steps, 1)
         self.limit_s = limit_s
         self.final_fraction = final_fraction
-        self.clock = clock or _stopwatch()
+        self.clock = clock or RunClock()
 
     def progress(self) -> float:
         done = int(keras.ops.convert_to_numpy(self.model.optimizer.iterations)) / self.total_steps
@@ -328,7 +351,8 @@ class ValidationSummary(keras.callbacks.Callback):
         alphabet: to write codes as text.
         n_epochs: the run's last epoch.
         batch_size: training images per batch.
-        limit_s: the run's time limit (0: none); with it, time left is counted from it.
+        limit_s: the run's time limit (0: none); with it, time left is counted from it (by the
+            checkpoint's ``RunClock``).
         log_dir: where TensorBoard also gets the lines as a picture (truth and prediction under
             each line image, errors in red) and as a text table, in ``samples/``; None: not.
     """
@@ -372,7 +396,7 @@ class ValidationSummary(keras.callbacks.Callback):
         self._epoch_times.append(seconds)
         if "val_cer" not in logs:
             return
-        elapsed = time.monotonic() - self._start
+        elapsed = self.checkpoint.clock()  # the run's, across resumes, as the time limit counts it
         left = (self.n_epochs - epoch - 1) * (sum(self._epoch_times) / len(self._epoch_times))
         if self.limit_s:
             left = min(left, max(self.limit_s - elapsed, 0.0))
@@ -445,16 +469,14 @@ class GracefulStop(keras.callbacks.Callback):
 
 
 class TrainingClock(keras.callbacks.Callback):
-    """Adds ``time_s`` (seconds since this run started training) to each epoch's logs,
-    and stops at the end of the batch that passes ``limit_s`` (0: no limit) by ``clock``
-    (seconds spent; on a cluster, the time all workers agree on)."""
+    """Adds ``time_s`` (seconds this run has trained, by ``clock``, a ``RunClock``) to each
+    epoch's logs, and stops at the end of the batch that passes ``limit_s`` (0: no limit)."""
 
     def __init__(self, limit_s: float = 0.0, clock=None):
         super().__init__()
         self.limit_s = limit_s
         self.reached = False
-        self._start = time.monotonic()  # not reset by a second fit of the same run
-        self.clock = clock or _stopwatch()
+        self.clock = clock or RunClock()
 
     def on_train_batch_end(self, batch, logs=None):
         if self.limit_s and not self.reached and self.clock() >= self.limit_s:
@@ -464,7 +486,7 @@ class TrainingClock(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
-            logs["time_s"] = round(time.monotonic() - self._start, 1)
+            logs["time_s"] = round(self.clock(), 1)
 
 
 class CEROnValidationOnly(keras.callbacks.Callback):
@@ -517,11 +539,6 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
-def _stopwatch():
-    start = time.monotonic()
-    return lambda: time.monotonic() - start
-
-
 def current_learning_rate(model: keras.Model) -> float:
     return float(keras.ops.convert_to_numpy(model.optimizer.learning_rate))
 
@@ -546,6 +563,7 @@ __all__ = [
     "CustomSavingCallback",
     "GracefulStop",
     "LRTensorBoard",
+    "RunClock",
     "StopOnNaN",
     "TrainingCheckpoint",
     "TrainingClock",

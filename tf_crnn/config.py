@@ -208,7 +208,9 @@ class Params:
     """Also checkpoint every this many training batches, so that a crash loses at most
     that many; 0: at the end of each epoch only."""
     time_limit_minutes: float = 0.0
-    """Stop cleanly (checkpoint, evaluation, export) after this many minutes of training; 0: no limit."""
+    """Stop cleanly (checkpoint, evaluation, export) after this many minutes of training; 0: no limit.
+    A resumed run counts the minutes of its earlier sessions, as ``n_epochs`` counts their epochs
+    (and the cosine schedule goes on where it stopped): raise it to train a finished run longer."""
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0

@@ -42,6 +42,7 @@ from tf_crnn.callbacks import (
     CustomSavingCallback,
     GracefulStop,
     LRTensorBoard,
+    RunClock,
     StopOnNaN,
     TrainingCheckpoint,
     TrainingClock,
@@ -293,7 +294,7 @@ class TrainingSystem:
         schedule: list[keras.callbacks.Callback] = []
         stateful: dict[str, keras.callbacks.Callback] = {}
         cluster = [ClusterSync(self.distribution)] if self.distribution.workers > 1 else []
-        clock = cluster[0].elapsed if cluster else None
+        clock = RunClock(cluster[0].elapsed if cluster else None)
         if params.learning_rate_schedule == "cosine":
             schedule.append(
                 CosineLearningRate(
@@ -312,7 +313,9 @@ class TrainingSystem:
             stateful["early_stopping"] = keras.callbacks.EarlyStopping(
                 monitor=MONITOR, mode="min", patience=params.early_stopping_patience, verbose=1
             )
-        self.checkpoint = TrainingCheckpoint(self.checkpoint_dir, stateful, params.save_every_steps, self.data.steps)
+        self.checkpoint = TrainingCheckpoint(
+            self.checkpoint_dir, stateful, params.save_every_steps, self.data.steps, clock
+        )
         self.stop = GracefulStop()
         self.nan_guard = StopOnNaN()
         (self.out / "logs").mkdir(exist_ok=True)
@@ -376,11 +379,17 @@ class TrainingSystem:
         if step >= self.data.steps:  # steps_per_epoch changed since: start the next epoch
             epoch, step = epoch + 1, 0
         logger.info(
-            "Resuming from %s (%d epochs done%s)",
+            "Resuming from %s (%d epochs done%s, after %.1f minutes of training)",
             checkpoints[-1],
             epoch,
             f", and {step} steps of the next" if step else "",
+            self.checkpoint.clock.earlier / 60,
         )
+        if self.params.time_limit_minutes and self.checkpoint.clock.earlier >= self.params.time_limit_minutes * 60:
+            logger.warning(
+                "time_limit_minutes=%g is spent already: the run stops after one batch; raise it to train on",
+                self.params.time_limit_minutes,
+            )
         return epoch, step
 
     def fit(self, epoch: int, step: int, verbose: int | None = None) -> int:
