@@ -1,0 +1,169 @@
+"""Benchmark: fine-tuning on the lines ``tf-crnn select`` picks against as many random lines.
+
+The transcribing loop simulated: the pool is a labelled data CSV whose transcriptions the
+"user" only reveals for the lines picked. ``tf-crnn select BASE POOL -n N`` picks N lines once;
+for each seed, ``tf-crnn train`` fine-tunes ``BASE`` (``init_from``, ``alphabet_resize=union``)
+for ``--minutes`` on those N lines and, in a second process, on N lines drawn at random from
+the pool with that seed (the training seed is the same for both). The two runs of a seed go
+side by side, each pinned to a core of its own, so that both get the same machine for the same
+minutes (run it alone on the machine). Each export is then evaluated on the config's
+validation set (writers not in the pool) with ``tf-crnn evaluate``.
+
+    python benchmarks/selection.py --config data/poilus/config.json --base builtin:printed-latin \\
+        -n 200 --seeds 0,1,2 --minutes 10 --output runs/selection
+
+A run whose folder already holds an export is not trained again (a series cut short resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, os.path.dirname(__file__))
+from _common import machine, print_table  # noqa: E402
+
+
+def pool_rows(train_csv: Path, delimiter: str) -> dict[str, str]:
+    """The pool's rows by image path as the CSV writes it (what ``select`` reports as source)."""
+    rows = {}
+    for line in train_csv.open(encoding="utf-8"):
+        if line.strip():
+            path, _, label = line.rstrip("\n").partition(delimiter)
+            rows[path.strip()] = label
+    return rows
+
+
+def write_subset(train_csv: Path, paths: list[str], rows: dict[str, str], target: Path, delimiter: str) -> Path:
+    """The chosen rows, their transcriptions revealed, image paths made absolute."""
+    from tf_crnn.records import resolve_image_path
+
+    with target.open("w", encoding="utf-8") as f:
+        for path in paths:
+            f.write(f"{resolve_image_path(train_csv, path)}{delimiter}{rows[path]}\n")
+    return target
+
+
+def characters(csv_file: Path, delimiter: str) -> int:
+    from tf_crnn.records import split_label
+
+    return sum(len(split_label(line.rstrip("\n").partition(delimiter)[2])) for line in csv_file.open(encoding="utf-8"))
+
+
+def train_command(config: Path, subset: Path, run: Path, args, seed: int) -> list[str]:
+    overrides = {
+        "csv_files_train": str(subset),
+        "output_model_dir": str(run),
+        "init_from": args.base,
+        "alphabet_resize": "union",
+        "time_limit_minutes": args.minutes,
+        "n_epochs": 100_000,
+        "evaluate_every_epoch": 100_000,
+        "early_stopping_patience": 0,
+        "write_report": "false",
+        "calibrate": "false",
+        "seed": seed,
+    }
+    return ["tf-crnn", "train", str(config), *(f"{k}={v}" for k, v in overrides.items())]
+
+
+def train_side_by_side(jobs: list[tuple[str, list[str]]], out: Path) -> None:
+    """Runs the commands at once, the i-th pinned to core i (round robin)."""
+    cores = sorted(os.sched_getaffinity(0))
+    running = []
+    for i, (name, command) in enumerate(jobs):
+        print("$", " ".join(command), flush=True)
+        log = (out / f"{name}.log").open("w")
+        pinned = ["taskset", "-c", str(cores[i % len(cores)]), *command]
+        running.append((name, subprocess.Popen(pinned, stdout=log, stderr=subprocess.STDOUT), log))
+    for name, process, log in running:
+        if process.wait() != 0:
+            raise SystemExit(f"{name}: tf-crnn train failed (exit {process.returncode}); see {out / name}.log")
+        log.close()
+
+
+def evaluate(model: Path, csv_file: Path) -> dict:
+    done = subprocess.run(["tf-crnn", "evaluate", str(model), str(csv_file), "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"tf-crnn evaluate {model} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--config", type=Path, required=True, help="the data's config.json (tf-crnn import)")
+    parser.add_argument("--base", default="builtin:printed-latin", help="the model to start from")
+    parser.add_argument("-n", type=int, default=200, help="lines to transcribe")
+    parser.add_argument("--seeds", default="0,1,2")
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--diversity", type=float, default=1.0)
+    parser.add_argument("--output", type=Path, default=Path("runs/selection"))
+    args = parser.parse_args()
+
+    config = json.loads(args.config.read_text(encoding="utf-8"))
+    delimiter = config.get("csv_delimiter", ";")
+    train_csv, val_csv = Path(config["csv_files_train"]), Path(config["csv_files_eval"])
+    if not train_csv.is_absolute():
+        train_csv, val_csv = args.config.parent / train_csv, args.config.parent / val_csv
+    args.output.mkdir(parents=True, exist_ok=True)
+    print(f"Machine: {machine()}")
+    print(f"Pool {train_csv}, base {args.base}, {args.n} lines, {args.minutes:g} min a run", flush=True)
+
+    rows = pool_rows(train_csv, delimiter)
+    picked = args.output / "picked"
+    if not (picked / "selection.csv").is_file():
+        start = time.monotonic()
+        subprocess.run(
+            ["tf-crnn", "select", args.base, str(train_csv), "-n", str(args.n), "-o", str(picked),
+             "--diversity", str(args.diversity)],
+            check=True,
+        )  # fmt: skip
+        print(f"select: {time.monotonic() - start:.0f} s", flush=True)
+    chosen = [row["source"] for row in csv.DictReader((picked / "selection.csv").open(encoding="utf-8"))]
+    subsets = {"selected": write_subset(train_csv, chosen, rows, args.output / "selected.csv", delimiter)}
+
+    seeds = [int(s) for s in args.seeds.split(",") if s]
+    for seed in seeds:
+        drawn = random.Random(seed).sample(sorted(rows), args.n)
+        subsets[f"random-{seed}"] = write_subset(train_csv, drawn, rows, args.output / f"random-{seed}.csv", delimiter)
+        jobs = []
+        for kind, subset in (("selected", subsets["selected"]), ("random", subsets[f"random-{seed}"])):
+            run = args.output / f"{kind}-s{seed}"
+            if not list((run / "export").glob("*/saved_model.pb")):
+                jobs.append((run.name, train_command(args.config, subset, run, args, seed)))
+        if jobs:
+            train_side_by_side(jobs, args.output)
+
+    table, means = [], {"selected": [], "random": []}
+    for seed in seeds:
+        for kind in ("selected", "random"):
+            run = args.output / f"{kind}-s{seed}"
+            subset = subsets["selected" if kind == "selected" else f"random-{seed}"]
+            history = list(csv.DictReader((run / "logs" / "history.csv").open()))
+            result = evaluate(run, val_csv)
+            greedy = result.get("greedy") or {}
+            means[kind].append(result["cer"])
+            table.append([
+                seed, kind, characters(subset, delimiter), len(history),
+                f"{100 * result['cer']:.2f}", f"{100 * greedy['cer']:.2f}" if greedy else "—",
+                f"{100 * result['wer']:.2f}",
+            ])  # fmt: skip
+    print(f"\nValidation ({val_csv}: writers not in the pool), {args.minutes:g} min of fine-tuning from {args.base}")
+    print_table(["seed", "lines", "characters", "epochs", "CER %", "greedy CER %", "WER %"], table)
+    selected, drawn = statistics.mean(means["selected"]), statistics.mean(means["random"])
+    print(
+        f"\nMean CER: selected {100 * selected:.2f}%, random {100 * drawn:.2f}%: "
+        f"{100 * (drawn - selected) / drawn:+.1f}% relative for the selection"
+    )
+
+
+if __name__ == "__main__":
+    main()
