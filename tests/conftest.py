@@ -3,13 +3,23 @@
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+if "PYTEST_XDIST_WORKER_COUNT" in os.environ:
+    # One test process per core (make test): TensorFlow's per-process pool of a thread per core
+    # would put two busy threads on each core, which costs more than it gains on tiny networks.
+    # Processes the tests start inherit it.
+    _cores = len(os.sched_getaffinity(0))
+    os.environ.setdefault("TF_NUM_INTRAOP_THREADS", str(max(1, _cores // int(os.environ["PYTEST_XDIST_WORKER_COUNT"]))))
 
+import dataclasses
 import json
+import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from filelock import FileLock
 
 from tf_crnn.config import Params
 from tf_crnn.datasets.synthetic import make_dataset
@@ -42,6 +52,7 @@ def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
         learning_rate=0.003,
         output_model_dir=str(output_dir),
         write_report=False,
+        calibrate=False,  # the trained fixture and tests/test_calibration.py calibrate
     )
     config.update(overrides)
     return Params(**config)
@@ -65,33 +76,81 @@ def finish(process: subprocess.Popen, timeout: float = 240) -> tuple[int, str]:
     return process.returncode, output
 
 
+DIGITS = dict(n_train=320, n_eval=32, charset="0123456789", min_words=1, max_words=1, font_sizes=(24, 24), seed=1)
+
+
 @pytest.fixture(scope="session")
 def digits_data(tmp_path_factory) -> dict:
     """320 training and 32 evaluation lines of 2-7 digits, one font size."""
-    out = tmp_path_factory.mktemp("digits")
-    return make_dataset(
-        out, n_train=320, n_eval=32, charset="0123456789", min_words=1, max_words=1, font_sizes=(24, 24), seed=1
+    return make_dataset(tmp_path_factory.mktemp("digits"), **DIGITS)
+
+
+def built_once(tmp_path_factory, worker_id: str, name: str, build):
+    """``build(folder)`` (which writes into ``folder`` and returns a picklable value) done once
+    for the whole session: under pytest-xdist the first process to ask builds it into a folder
+    that every process sees, the others wait for it. Returns ``(folder, value)``: callers copy
+    what their tests may change."""
+    if worker_id == "master":
+        folder = tmp_path_factory.mktemp(name)
+        return folder, build(folder)
+    folder = tmp_path_factory.getbasetemp().parent / name
+    done = folder / "built.pickle"
+    with FileLock(f"{folder}.lock"):
+        if not done.is_file():
+            folder.mkdir(exist_ok=True)
+            done.write_bytes(pickle.dumps(build(folder)))
+    return folder, pickle.loads(done.read_bytes())
+
+
+def _train_digits(folder: Path):
+    from tf_crnn.training import train
+
+    params = tiny_params(
+        make_dataset(folder / "digits", **DIGITS), folder / "run" / "model", write_report=True, calibrate=True
+    )
+    return params, train(params, verbose=0)
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory, worker_id):
+    """A tiny model trained to read digits (on lines like ``digits_data``'s): ``(params,
+    TrainingResult)``. Trained once per session; each test process gets its own copy of the run
+    folder, which its tests may write into."""
+    _, (params, result) = built_once(tmp_path_factory, worker_id, "trained", _train_digits)
+    if worker_id == "master":
+        return params, result
+    built = Path(params.output_model_dir)
+    own = tmp_path_factory.mktemp("run") / "model"
+    shutil.copytree(built, own)
+    params = dataclasses.replace(params, output_model_dir=str(own))
+    params.to_json_file(own / "config.json")  # as training writes it, naming the folder it is in
+
+    def moved(path):
+        return path if path is None else own / Path(path).relative_to(built)
+
+    return (
+        params,
+        dataclasses.replace(result, export_path=moved(result.export_path), report=moved(result.report)),
     )
 
 
 @pytest.fixture(scope="session")
-def trained(tmp_path_factory, digits_data):
-    """A tiny model trained to read digits: ``(params, TrainingResult)``."""
-    from tf_crnn.training import train
-
-    params = tiny_params(digits_data, tmp_path_factory.mktemp("run") / "model", write_report=True)
-    result = train(params, verbose=0)
-    return params, result
-
-
-@pytest.fixture(scope="session")
-def portable_exports(trained, tmp_path_factory):
-    """The trained model as TFLite and ONNX: ``{format: model file}``."""
+def portable_exports(trained, tmp_path_factory, worker_id):
+    """The trained model as TFLite and ONNX: ``{format: model file}`` (converted once per session)."""
     from tf_crnn.portable import export_model
 
     params, _ = trained
-    out = tmp_path_factory.mktemp("portable")
-    return {fmt: export_model(params.output_model_dir, fmt, out / fmt) for fmt in ("tflite", "onnx")}
+
+    def convert(folder: Path) -> dict:
+        return {fmt: export_model(params.output_model_dir, fmt, folder / fmt) for fmt in ("tflite", "onnx")}
+
+    built, files = built_once(tmp_path_factory, worker_id, "portable", convert)
+    own = tmp_path_factory.mktemp("portable")
+    copies = {}
+    for fmt, file in files.items():
+        shutil.copytree(Path(file).parent, own / fmt, dirs_exist_ok=True)
+        copies[fmt] = own / fmt / Path(file).relative_to(Path(file).parent)
+    return copies
 
 
 @pytest.fixture
