@@ -210,6 +210,8 @@ def test_the_generated_data_trains(server, tmp_path):
         data_augmentation=False,
         max_chars_per_string=40,
         output_model_dir=str(tmp_path / "model"),
+        calibrate=False,
+        write_report=False,
     )
     result = train(params, verbose=0)
     assert result.n_train == len(LINES["trainset"]) and result.export_path.is_dir()

@@ -165,7 +165,7 @@ def test_an_imported_data_set_moved_elsewhere_trains_from_its_config(tmp_path, m
     run = CliRunner().invoke(
         main,
         ["train", str(moved / "config.json"), "n_epochs=1", "steps_per_epoch=2", "train_batch_size=4",
-         "cnn_features_list=[4,4,4,4]", "rnn_units=[8]", "write_report=false", "lm_order=0", "lm_weight=0"],
+         "cnn_features_list=[4,4,4,4]", "rnn_units=[8]", "write_report=false", "calibrate=false", "lm_order=0", "lm_weight=0"],
     )  # fmt: skip
     assert run.exit_code == 0, run.output
     assert list((moved / "model" / "export").iterdir())
