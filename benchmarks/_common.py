@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import resource
@@ -74,3 +75,11 @@ def run_child(args: list[str], timeout: float | None = None) -> str:
         sys.stderr.write(done.stderr[-3000:])
         raise SystemExit(f"benchmark child {' '.join(args)} failed with exit code {done.returncode}")
     return done.stdout.strip().splitlines()[-1]
+
+
+def evaluate_json(model, csv_file) -> dict:
+    """``tf-crnn evaluate MODEL CSV --json``: the metrics of ``EvaluationResult.to_dict``."""
+    done = subprocess.run(["tf-crnn", "evaluate", str(model), str(csv_file), "--json"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"tf-crnn evaluate {model} failed: {done.stderr.strip().splitlines()[-1:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import DATA, machine, print_table  # noqa: E402
+from _common import DATA, evaluate_json, machine, print_table  # noqa: E402
 
 CHECKPOINTS_MIN = (5, 10)
 
@@ -94,13 +94,6 @@ def curve_cer(run: Path, minutes: float) -> str:
     return best or "—"
 
 
-def evaluate(model: str, csv_file: Path) -> dict:
-    done = subprocess.run(["tf-crnn", "evaluate", model, str(csv_file), "--json"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"tf-crnn evaluate {model} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="the data's config.json (tf-crnn import)")
@@ -135,7 +128,7 @@ def main() -> None:
         run = args.output / name
         if not (run / "logs" / "history.csv").is_file():
             continue
-        result = evaluate(str(run), val_csv)
+        result = evaluate_json(str(run), val_csv)
         history = list(csv.DictReader((run / "logs" / "history.csv").open()))
         rows.append([
             name,
@@ -146,14 +139,14 @@ def main() -> None:
             len(history),
         ])  # fmt: skip
         if name.startswith("union"):
-            kept.append((name, evaluate(str(run), args.old)))
+            kept.append((name, evaluate_json(str(run), args.old)))
     print(f"\nValidation CER (%) on {val_csv}: writers not in training")
     print_table(
         ["condition", "val lines", "CER 5 min", "CER 10 min", f"CER {args.minutes:g} min (export)", "WER", "epochs"],
         rows,
     )
     if kept:
-        base = evaluate(args.base, args.old)
+        base = evaluate_json(args.base, args.old)
         print(f"\nThe old units: CER (%) on {args.old}")
         print_table(
             ["model", "CER", "CER over rows read", "rows not read"],

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
-from _common import machine, print_table  # noqa: E402
+from _common import evaluate_json, machine, print_table  # noqa: E402
 
 
 def pool_rows(train_csv: Path, delimiter: str) -> dict[str, str]:
@@ -90,13 +90,6 @@ def train_side_by_side(jobs: list[tuple[str, list[str]]], out: Path) -> None:
         log.close()
 
 
-def evaluate(model: Path, csv_file: Path) -> dict:
-    done = subprocess.run(["tf-crnn", "evaluate", str(model), str(csv_file), "--json"], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"tf-crnn evaluate {model} failed: {done.stderr.strip().splitlines()[-1:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--config", type=Path, required=True, help="the data's config.json (tf-crnn import)")
@@ -148,7 +141,7 @@ def main() -> None:
             run = args.output / f"{kind}-s{seed}"
             subset = subsets["selected" if kind == "selected" else f"random-{seed}"]
             history = list(csv.DictReader((run / "logs" / "history.csv").open()))
-            result = evaluate(run, val_csv)
+            result = evaluate_json(run, val_csv)
             greedy = result.get("greedy") or {}
             means[kind].append(result["cer"])
             table.append([
