@@ -251,6 +251,7 @@ def test_builtin_model_reads_as_its_export(shipped, digits_data):
     shutil.copy(shipped / "calibration.json", artifacts.MODELS_DIR / "digits" / "calibration.json")
     calibrated = PredictionModel("builtin:digits")
     assert calibrated.export_path != model.export_path and calibrated.calibration is not None
+    assert not model.export_path.exists()  # the earlier build is removed from the cache
 
 
 def test_models_command_lists_the_shipped_models(shipped):

@@ -29,6 +29,8 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import re
+import shutil
 import time
 from pathlib import Path
 
@@ -295,11 +297,28 @@ def saved_model(spec: str) -> Path:
             return exports[-1]
         params = export_params(model.folder)
         network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
-        return export_savedmodel(
+        built = export_savedmodel(
             network, params, target, model.metadata, load_lm(model.folder), Calibration.load(model.folder)
         )
     finally:
         lock.release()
+    _remove_earlier_builds(target, model.name)
+    return built
+
+
+def _remove_earlier_builds(target: Path, name: str) -> None:
+    """Removes the cache's builds of the shipped model ``name`` from other files or another
+    tf_crnn version than ``target``'s, so that upgrades do not pile up SavedModels; a build
+    another process holds the lock of is left."""
+    for old in target.parent.iterdir():
+        if old == target or not re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}", old.name):
+            continue
+        try:
+            with filelock.FileLock(str(old / LOCK_FILENAME), timeout=0):
+                shutil.rmtree(old, ignore_errors=True)
+        except (filelock.Timeout, OSError):
+            continue
+        logger.info("Removed %s, a build of %s from earlier files", old, name)
 
 
 def resolve_export(model_directory: str | os.PathLike) -> Path:
