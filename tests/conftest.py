@@ -161,3 +161,12 @@ def lookup_file(tmp_path):
         return path
 
     return write
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs the trained model runs first: under pytest-xdist its process trains it
+    while the other processes run tests that do not need it, instead of all of them waiting for
+    it at their first such test."""
+    first = next((i for i, item in enumerate(items) if "trained" in getattr(item, "fixturenames", ())), None)
+    if first:
+        items.insert(0, items.pop(first))
