@@ -38,7 +38,9 @@ demo: install
 	$(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite, one process per core
-test: install-dev browser
+# (pip and apt-get, both mostly downloads, run side by side)
+test:
+	@$(MAKE) --no-print-directory -j2 install-dev browser
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)

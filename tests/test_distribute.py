@@ -13,9 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from click.testing import CliRunner
 from conftest import finish, start_training, tiny_params
 
 from tf_crnn.checkpoint import list_checkpoints
+from tf_crnn.cli import main
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.distribute import is_chief, read_tf_config, shard_rows, worker_scratch
@@ -52,7 +54,8 @@ def run_check(command: str, data: dict, out: Path) -> None:
 def test_mirrored_step_equals_one_device(eight_lines, tmp_path, command):
     """The same loss and gradients on a fixed batch whose halves, each padded to its own width,
     go to two replicas, as on one device: padding, masked batch norm and loss scaling agree
-    (with ``ctc_shortcut``: its loss too)."""
+    (with ``ctc_shortcut``: its loss too). A process each: a second mirrored strategy in one
+    process meets the first one's collective keys."""
     run_check(command, eight_lines, tmp_path / "step.json")
     result = json.loads((tmp_path / "step.json").read_text())
     assert result["replicas"] == 2
@@ -173,23 +176,37 @@ def test_two_workers_train_like_one_on_the_same_global_batches(eight_lines, tmp_
 
 
 @pytest.mark.slow
-def test_a_killed_worker_restarted_resumes_the_job(eight_lines, tmp_path):
+def test_a_killed_worker_restarted_resumes_and_a_signal_to_one_stops_both(eight_lines, tmp_path):
     """kill -9 one worker mid-epoch: the chief stops with a one-line error naming the
-    checkpoints; both restarted with restore_model=true resume from the newest and finish."""
+    checkpoints. Both restarted with restore_model=true resume from the newest; then SIGTERM to
+    worker 1 only: both stop after the same batch, the chief checkpoints and exports, nobody
+    waits for the other (the cosine schedule reads the agreed clock). One cluster start serves
+    both faults: each start is two TensorFlow processes."""
     params = cluster_params(
-        eight_lines, tmp_path / "cluster", n_epochs=8, steps_per_epoch=4, save_every_steps=1, evaluate_every_epoch=4
+        eight_lines,
+        tmp_path / "cluster",
+        n_epochs=1000,
+        steps_per_epoch=4,
+        save_every_steps=1,
+        evaluate_every_epoch=4,
+        learning_rate_schedule="cosine",
+        time_limit_minutes=30,
     )
     config = tmp_path / "config.json"
     params.to_json_file(config)
     checkpoints = tmp_path / "cluster" / "checkpoints"
+
+    def wait_for_epoch(workers, epoch: int) -> None:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and all(w.poll() is None for w in workers):
+            done = list_checkpoints(checkpoints)
+            if done and json.loads((done[-1] / "state.json").read_text()).get("epoch", 0) >= epoch:
+                return
+            time.sleep(0.05)
+
     ports = free_ports(2)
     workers = [start_worker(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and workers[1].poll() is None:
-        done = list_checkpoints(checkpoints)
-        if done and json.loads((done[-1] / "state.json").read_text()).get("epoch", 0) >= 2:
-            break
-        time.sleep(0.05)
+    wait_for_epoch(workers, 2)
     workers[1].kill()
     finish(workers[1])
     code, chief_log = finish(workers[0], timeout=120)
@@ -197,45 +214,27 @@ def test_a_killed_worker_restarted_resumes_the_job(eight_lines, tmp_path):
     assert "the cluster lost a worker" in chief_log and "restore_model=true" in chief_log
     assert "Traceback" not in chief_log
     kept = list_checkpoints(checkpoints)[-1]
+    resumed_at = json.loads((kept / "state.json").read_text())["epoch"]
 
+    # Restarted without step checkpoints: the only one mid-epoch is where the signal stops them.
     ports = free_ports(2)
-    workers = [start_worker(config, tmp_path, cluster_config(ports, i), restore_model=True) for i in range(2)]
-    outputs = [finish(p) for p in workers]
-    for code, output in outputs:
-        assert code == 0, output[-3000:]
-        assert f"Resuming from {kept}" in output
-    assert "Trained 8 epochs" in outputs[0][1]
-    assert len(list_exports(tmp_path / "cluster" / "export")) == 1
-    assert not list(tmp_path.glob("tf_crnn-worker*"))
-
-
-@pytest.mark.slow
-def test_a_signal_to_one_worker_stops_the_cluster_at_the_same_batch(eight_lines, tmp_path):
-    """SIGTERM to worker 1 only: both stop after the same batch, the chief checkpoints and
-    exports, nobody waits for the other (the cosine schedule reads the agreed clock)."""
-    params = cluster_params(
-        eight_lines,
-        tmp_path / "cluster",
-        n_epochs=1000,
-        steps_per_epoch=4,
-        learning_rate_schedule="cosine",
-        time_limit_minutes=30,
-    )
-    config = tmp_path / "config.json"
-    params.to_json_file(config)
-    ports = free_ports(2)
-    workers = [start_worker(config, tmp_path, cluster_config(ports, i)) for i in range(2)]
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline and not list_checkpoints(tmp_path / "cluster" / "checkpoints"):
-        time.sleep(0.05)
+    workers = [
+        start_worker(config, tmp_path, cluster_config(ports, i), restore_model=True, save_every_steps=0)
+        for i in range(2)
+    ]
+    wait_for_epoch(workers, resumed_at + 1)
     workers[1].send_signal(signal.SIGTERM)
     (chief_code, chief_log), (worker_code, worker_log) = (finish(p, timeout=120) for p in workers)
     assert chief_code == 0, chief_log[-3000:]
     assert worker_code == 128 + signal.SIGTERM, worker_log[-3000:]
+    for output in (chief_log, worker_log):
+        assert f"Resuming from {kept}" in output
     assert "Received SIGTERM" in worker_log and "Received SIGTERM" not in chief_log
-    newest = list_checkpoints(tmp_path / "cluster" / "checkpoints")[-1]
+    newest = list_checkpoints(checkpoints)[-1]
     assert "step" in newest.name  # stopped mid-epoch, where both agreed
+    assert json.loads((newest / "state.json").read_text())["epoch"] > resumed_at
     assert len(list_exports(tmp_path / "cluster" / "export")) == 1
+    assert not list(tmp_path.glob("tf_crnn-worker*"))
 
 
 # === Settings ===
@@ -271,13 +270,14 @@ def test_distribution_settings_are_checked(eight_lines, tmp_path):
         cluster_params(eight_lines, tmp_path, learning_rate_scaling="cubic")
 
 
-@pytest.mark.slow
-def test_multi_worker_without_tf_config_is_one_line(eight_lines, tmp_path):
+def test_multi_worker_without_tf_config_is_one_line(eight_lines, tmp_path, monkeypatch):
+    """Refused before TensorFlow sets up a cluster, so it runs in the test's own process."""
+    monkeypatch.delenv("TF_CONFIG", raising=False)
     config = tmp_path / "config.json"
     cluster_params(eight_lines, tmp_path / "out").to_json_file(config)
-    code, output = finish(start_worker(config, tmp_path))
-    assert code == 2
-    assert "needs the TF_CONFIG environment variable" in output and "Traceback" not in output
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code == 2
+    assert "needs the TF_CONFIG environment variable" in result.output and "Traceback" not in result.output
     assert not (tmp_path / "out").exists()
 
 

@@ -80,15 +80,18 @@ class ExportModule(tf.Module):
         self, model: keras.Model, params: Params, lm: CharNgram | None = None, calibration: Calibration | None = None
     ):
         super().__init__(name="tf_crnn")
-        # A fresh network without dropout: no training-only state in the graph.
-        self.model = get_model_inference(params, rnn_dropout=0.0)
-        copy_weights(model, self.model)
+        # A fresh network without dropout: no training-only state in the graph. Only its
+        # variables are tracked: saving a tracked Keras model walks every layer's attributes and
+        # traces the model's own default signature, which the export does not use.
+        network = get_model_inference(params, rnn_dropout=0.0)
+        copy_weights(model, network)
+        object.__setattr__(self, "network", network)
+        self.network_variables = list(network.weights)
         self.codes_to_text = CodesToText(params.alphabet)
         height, max_width = params.input_shape
         channels = params.input_channels
         top_paths = params.num_beam_paths
-        # Plain integer arithmetic on tensors: no AutoGraph conversion needed.
-        output_width = tf.autograph.experimental.do_not_convert(params.output_width)
+        output_width = params.output_width
 
         def batch_images(decode_fn, inputs):
             images, widths = tf.map_fn(
@@ -105,18 +108,20 @@ class ExportModule(tf.Module):
         self.lm_tables = NgramTables(lm) if lm is not None and params.lm_weight > 0 else None
 
         # One function each for the network and for reading, shared by every signature: the
-        # SavedModel holds them once, which is what its loading time goes to.
+        # SavedModel holds them once, which is what its loading time goes to. The reading path
+        # builds its own loops and branches (tf.while_loop, tf.case), so AutoGraph is off: its
+        # source conversion was a second of every export.
         batch_spec = [
             tf.TensorSpec([None, height, None, channels], tf.uint8),
             tf.TensorSpec([None], tf.int32),
         ]
 
-        @tf.function(input_signature=batch_spec)
+        @tf.function(input_signature=batch_spec, autograph=False)
         def network_log_probs(images, widths):
-            logits = self.model({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+            logits = self.network({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
             return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
 
-        @tf.function(input_signature=batch_spec)
+        @tf.function(input_signature=batch_spec, autograph=False)
         def read(images, widths):
             # The rule tf-crnn predict and tune_lm apply to the log_probs signature's output.
             log_probs = network_log_probs(images, widths)
@@ -140,36 +145,41 @@ class ExportModule(tf.Module):
             )
             return result
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")], autograph=False)
         def serve_log_probs(filenames):
             images, widths = batch_images(lambda f: decode_image(tf.io.read_file(f), channels), filenames)
             return {"log_probs": network_log_probs(images, widths), "lengths": output_width(widths)}
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="images")], autograph=False)
         def serve_bytes(images):
             return read(*batch_images(lambda b: decode_image(b, channels), images))
 
-        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")])
+        @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")], autograph=False)
         def serve_filenames(filenames):
             return read(*batch_images(lambda f: decode_image(tf.io.read_file(f), channels), filenames))
 
-        @tf.function(input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")])
+        @tf.function(
+            input_signature=[tf.TensorSpec([None, None, None, channels], tf.uint8, name="images")], autograph=False
+        )
         def serve_image(images):
             return read(*batch_images(lambda x: x, images))
 
-        self.serve_bytes = serve_bytes
-        self.serve_filenames = serve_filenames
-        self.serve_image = serve_image
-        self.serve_log_probs = serve_log_probs
+        # Held as concrete functions only, out of the tracked attributes: saving a module traces
+        # every tf.function attribute again.
+        object.__setattr__(
+            self,
+            "_signatures",
+            {
+                "serving_default": serve_bytes.get_concrete_function(),
+                "filename": serve_filenames.get_concrete_function(),
+                "image": serve_image.get_concrete_function(),
+                "log_probs": serve_log_probs.get_concrete_function(),
+            },
+        )
 
     @property
     def signatures(self) -> dict:
-        return {
-            "serving_default": self.serve_bytes.get_concrete_function(),
-            "filename": self.serve_filenames.get_concrete_function(),
-            "image": self.serve_image.get_concrete_function(),
-            "log_probs": self.serve_log_probs.get_concrete_function(),
-        }
+        return dict(self._signatures)
 
 
 def _pad_to(resized, max_width):
@@ -227,7 +237,7 @@ def write_export(
         tf.saved_model.save(module, str(tmp), signatures=module.signatures)
         params.to_json_file(tmp / CONFIG_FILENAME)
         params.alphabet.save(tmp / ALPHABET_FILENAME)
-        module.model.save_weights(tmp / WEIGHTS_FILENAME)
+        module.network.save_weights(tmp / WEIGHTS_FILENAME)
         if lm is not None:
             lm.save(tmp / LM_FILENAME)
         if calibration is not None:
