@@ -63,7 +63,7 @@ def restore_checkpoint(model: keras.Model, checkpoint: str | os.PathLike, with_o
     checkpoint = Path(checkpoint)
     try:
         state = json.loads((checkpoint / STATE_FILENAME).read_text(encoding="utf-8"))
-        if with_optimizer and model.optimizer is not None:
+        if with_optimizer and model.optimizer is not None and not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         with warnings.catch_warnings():
             # Loading weights only: the saved optimizer state is skipped on purpose.

@@ -194,13 +194,18 @@ def input_datasets(distribution: Distribution, make_dataset, per_replica_batch: 
 
 
 def build_for_fit(model: keras.Model, distribution: Distribution, params: Params) -> None:
-    """Builds the compiled model's state (optimizer, metrics) before ``fit`` under a strategy.
+    """Builds the compiled model's state (optimizer, metrics) before ``fit`` (on one device:
+    the optimizer).
 
     Keras builds a distributed model from the element-wise mean of its first batch across
     replicas, which fails when the replicas' batches differ in width, as width-bucketed batches
     of different workers do. The state is built here from a batch of the right shapes instead.
     """
     if not distribution.distributed:
+        # Otherwise the optimizer's slots are made inside the first training step, and a
+        # tf.function that makes variables is traced twice: seconds of every run's start.
+        if not model.optimizer.built:
+            model.optimizer.build(model.trainable_variables)
         return
     height, width = params.input_shape
     batch = (
