@@ -47,12 +47,16 @@ def _resolve_file_paths(config: dict, argv: list[str]) -> dict:
 
 @ex.main
 def run(_config):
-    from tf_crnn.training import TrainingError, train
-
     config = {k: _plain(v) for k, v in _config.items()}
     config = _resolve_file_paths(config, sys.argv)
     try:
         params = Params.from_dict(config, source="config")
+    except ConfigError as e:  # before TensorFlow loads: a wrong key costs no start-up
+        print(f"Error: {e}", file=sys.stderr)
+        sys.exit(2)
+    from tf_crnn.training import TrainingError, train
+
+    try:
         result = train(params)
     except (ConfigError, FileNotFoundError, ValueError) as e:
         print(f"Error: {e}", file=sys.stderr)

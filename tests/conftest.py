@@ -162,9 +162,13 @@ def lookup_file(tmp_path):
 
 
 def pytest_collection_modifyitems(items):
-    """A test that needs the trained model runs first: under pytest-xdist its process trains it
-    while the other processes run tests that do not need it, instead of all of them waiting for
-    it at their first such test."""
-    first = next((i for i, item in enumerate(items) if "trained" in getattr(item, "fixturenames", ())), None)
-    if first:
-        items.insert(0, items.pop(first))
+    """A test that needs the trained model runs first, then the modules that do not need it,
+    then the others (each module's tests stay together, in their order): under pytest-xdist one
+    process trains the model while the others run tests that do not need it, instead of all of
+    them waiting for it at their first such test."""
+    needs = {item.module.__name__ for item in items if "trained" in getattr(item, "fixturenames", ())}
+    first = next((item for item in items if "trained" in getattr(item, "fixturenames", ())), None)
+    items.sort(key=lambda item: item.module.__name__ in needs)  # stable: modules stay whole
+    if first is not None:
+        items.remove(first)
+        items.insert(0, first)
