@@ -38,10 +38,12 @@ demo: install
 	$(BIN)/tf-crnn demo --output-dir demo_output
 
 ## make test: install with dev dependencies and run the whole test suite, one process per core
-# (pip and apt-get, both mostly downloads, run side by side)
+# (pip and apt-get, both mostly downloads, run side by side; then the installed files are written
+# out, so that the tests' own fsyncs do not wait for a gigabyte of them)
 test:
 	@$(MAKE) --no-print-directory -j2 install-dev browser
-	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto
+	@sync
+	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto --durations=10
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)
 test-fast: install-dev
