@@ -196,6 +196,34 @@ def test_page_in_transkribus_layout_round_trips_and_validates(trained, tmp_path)
         assert 0 <= float(equiv.get("conf")) <= 1
 
 
+def test_a_page_stored_on_its_side_is_cut_as_its_exif_orientation_shows_it(alto_page, tmp_path):
+    """eScriptorium draws lines on the page as the browser shows it, turned by the EXIF
+    orientation tag (a phone's scan is often stored on its side with tag 6): the lines are cut
+    from the page so turned, pixel for pixel as from an upright copy."""
+    xml_file, truth = alto_page
+    sideways = tmp_path / "sideways"
+    sideways.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 degrees clockwise to show"
+    with Image.open(xml_file.with_suffix(".png")) as upright:
+        upright.transpose(Image.Transpose.ROTATE_90).save(sideways / "will_0001-0.png", exif=exif)
+    (sideways / "will_0001-0.xml").write_text(alto_xml("will_0001-0.png", truth), encoding="utf-8")
+    crops = {}
+    for name, source in {"upright": xml_file, "sideways": sideways / "will_0001-0.xml"}.items():
+        run = CliRunner().invoke(
+            main, ["import", "alto", str(source), "-o", str(tmp_path / "data" / name), "--split", "1,0"]
+        )
+        assert run.exit_code == 0 and "0 left out" in run.output, run.output
+        csv_file = tmp_path / "data" / name / "train.csv"
+        crops[name] = {
+            label: np.asarray(Image.open(resolve_image_path(csv_file, path)))
+            for _, path, label in read_csv_rows(csv_file)
+        }
+    assert set(crops["sideways"]) == {f"|{'|'.join(t['text'])}|" for t in truth.values()}
+    for label, crop in crops["upright"].items():
+        np.testing.assert_array_equal(crops["sideways"][label], crop)
+
+
 def test_bad_lines_are_reported_and_the_rest_imported(alto_page, tmp_path):
     xml_file, truth = alto_page
     extra = (

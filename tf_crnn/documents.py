@@ -330,12 +330,14 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
 
 
 def open_page(document: Document, mode: str = "L") -> Image.Image:
-    """The document's page image, alpha composited on white, in ``mode``."""
+    """The document's page image, alpha composited on white, in ``mode``, turned as its EXIF
+    orientation says: eScriptorium and Transkribus draw lines on the page as a browser shows
+    it (phone and camera scans often store it on its side with such a tag)."""
     if document.image_path is None:
         raise DocumentError(
             f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"
         )
-    return open_image(document.image_path, mode)
+    return open_image(document.image_path, mode, upright=True)
 
 
 # === Writing ===

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF"}
 """Formats that both Pillow (here) and TensorFlow (in the graph) decode."""
@@ -36,13 +36,16 @@ def get_resized_width(width: int, height: int, target_height: int, max_width: in
     return max(1, min(scaled_width(width, height, target_height), max_width))
 
 
-def open_image(path: str | os.PathLike, mode: str = "L") -> Image.Image:
+def open_image(path: str | os.PathLike, mode: str = "L", upright: bool = False) -> Image.Image:
     """Opens an image in ``mode`` (``L`` or ``RGB``) as the graph decodes it
     (``data_handler.decode_image``): an alpha channel (or a transparent palette colour) is
     composited on white paper first; TIFF, which the graph does not decode, is read too
-    (its first page)."""
+    (its first page). ``upright``: turned as its EXIF orientation says, as viewers show it
+    (the graph ignores the tag; pages, which only the host reads, are turned)."""
     with Image.open(path) as image:
         image.load()
+        if upright:
+            image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
