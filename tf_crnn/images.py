@@ -44,8 +44,8 @@ def open_image(path: str | os.PathLike, mode: str = "L", upright: bool = False) 
     (the graph ignores the tag; pages, which only the host reads, are turned)."""
     with Image.open(path) as image:
         image.load()
-        if upright:
-            image = ImageOps.exif_transpose(image)
+        if upright:  # in place: a page without the tag is not copied
+            ImageOps.exif_transpose(image, in_place=True)
         if image.mode in ("RGBA", "LA", "La", "RGBa", "PA") or "transparency" in image.info:
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
