@@ -107,6 +107,8 @@ def main() -> None:
     args = parser.parse_args()
 
     config = json.loads(args.config.read_text(encoding="utf-8"))
+    for key in ("csv_files_train", "csv_files_eval"):  # relative to the config, as training reads them
+        config[key] = str(args.config.parent / config[key])
     val_csv = Path(config["csv_files_eval"])
     subsets = [int(n) for n in args.subsets.split(",") if n]
     names = args.conditions.split(",") if args.conditions else conditions(subsets)

@@ -23,6 +23,7 @@ from tf_crnn.calibration import (
 )
 from tf_crnn.cli import main
 from tf_crnn.decoding import interpolate
+from tf_crnn.evaluation import EvaluationResult, LineResult
 from tf_crnn.export import rewrite_export
 from tf_crnn.loader import PredictionModel, predict_files
 
@@ -52,6 +53,17 @@ def test_expected_calibration_error_of_known_bins():
 def test_reject_curve_keeps_the_most_confident_lines():
     curve = dict(reject_curve([0.9, 0.1, 0.8, 0.2], [0, 5, 1, 4], [10, 10, 10, 10], shares=(1.0, 0.5)))
     assert curve[1.0] == pytest.approx(10 / 40) and curve[0.5] == pytest.approx(1 / 20)
+
+
+def test_the_bound_of_the_reject_curve_keeps_the_lines_with_the_fewest_errors():
+    # The confidences rank the worst line first: the model's curve rises, the bound does not.
+    lines = [LineResult(f"{i}.png", "x" * 10, "", conf, errors, 0) for i, (conf, errors) in
+             enumerate([(0.9, 6), (0.8, 0), (0.7, 1), (0.6, 3)])]  # fmt: skip
+    result = EvaluationResult(lines, [])
+    model, best = dict(result.reject_curve()), dict(result.reject_curve(best=True))
+    assert model[0.5] == pytest.approx(6 / 20) and best[0.5] == pytest.approx(1 / 20)
+    assert model[1.0] == best[1.0] == pytest.approx(10 / 40)
+    assert result.to_dict()["reject_curve_best"][-1] == {"kept": 0.5, "cer": pytest.approx(1 / 20)}
 
 
 @pytest.mark.parametrize(
@@ -137,3 +149,5 @@ def test_evaluate_reports_calibration_error_and_reject_curve(calibrated, hard_di
     assert 0 <= metrics["calibration_error"] < 0.2
     kept = {point["kept"]: point["cer"] for point in metrics["reject_curve"]}
     assert kept[0.5] <= kept[1.0]
+    bound = {point["kept"]: point["cer"] for point in metrics["reject_curve_best"]}
+    assert all(bound[share] <= kept[share] for share in kept)

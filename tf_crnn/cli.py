@@ -620,10 +620,11 @@ def evaluate(
         )
     click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
     click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
-    curve = dict(result.reject_curve())
+    curve, best = dict(result.reject_curve()), dict(result.reject_curve(best=True))
     click.echo(
         f"Line confidence as P(read exactly): calibration error {result.calibration_error:.3f}; CER of the 90% "
-        f"most confident lines {curve[0.9]:.4f}, of the 80% {curve[0.8]:.4f}"
+        f"most confident lines {curve[0.9]:.4f}, of the 80% {curve[0.8]:.4f} (at best, keeping the lines with "
+        f"the fewest errors: {best[0.9]:.4f}, {best[0.8]:.4f})"
     )
     if result.unreadable:
         click.echo(f"Counted as all wrong: {summarise(result.unreadable)}")

@@ -106,13 +106,13 @@ class EvaluationResult:
             [line.confidence for line in self.lines], [line.char_errors == 0 for line in self.lines]
         )
 
-    def reject_curve(self) -> list[tuple[float, float]]:
-        """``(share of lines kept, CER of those lines)``, the most confident lines kept first."""
-        return reject_curve(
-            [line.confidence for line in self.lines],
-            [line.char_errors for line in self.lines],
-            [len(line.reference) for line in self.lines],
-        )
+    def reject_curve(self, best: bool = False) -> list[tuple[float, float]]:
+        """``(share of lines kept, CER of those lines)``, the most confident lines kept first; with
+        ``best``, the lines with the fewest errors first: what a perfect ranking would keep, the
+        bound against which the confidences' curve is read."""
+        errors = [line.char_errors for line in self.lines]
+        scores = [-e for e in errors] if best else [line.confidence for line in self.lines]
+        return reject_curve(scores, errors, [len(line.reference) for line in self.lines])
 
     @property
     def filtered_cer(self) -> float:
@@ -142,6 +142,7 @@ class EvaluationResult:
             },
             "calibration_error": self.calibration_error,
             "reject_curve": [{"kept": share, "cer": cer} for share, cer in self.reject_curve()],
+            "reject_curve_best": [{"kept": share, "cer": cer} for share, cer in self.reject_curve(best=True)],
             **({"greedy": self.greedy.to_dict()} if self.greedy is not None else {}),
         }
 

@@ -243,8 +243,15 @@ def plot_confidence(result) -> bytes | None:
     left.set(xlim=(0, 1), ylim=(0, 1), xlabel="line confidence", ylabel="share of lines read exactly",
              title=f"Reliability (calibration error {result.calibration_error:.3f})")  # fmt: skip
     left.legend(loc="upper left", fontsize=8)
-    curve = result.reject_curve()
-    right.plot([100 * share for share, _ in curve], [100 * cer for _, cer in curve], marker="o", color="#aa3377")
+    for curve, style in (
+        (result.reject_curve(), dict(marker="o", color="#aa3377", label="most confident first")),
+        (
+            result.reject_curve(best=True),
+            dict(color="#999999", linestyle="--", label="fewest errors first (the bound)"),
+        ),
+    ):
+        right.plot([100 * share for share, _ in curve], [100 * cer for _, cer in curve], **style)
+    right.legend(loc="upper right", fontsize=8)
     right.invert_xaxis()
     right.set(xlabel="% of lines kept (most confident first)", ylabel="CER of the lines kept (%)", title="Reject curve")
     fig.tight_layout()
