@@ -37,6 +37,11 @@ TINY_ARCHITECTURE = dict(
 
 
 def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
+    return Params(**tiny_config(data, output_dir, **overrides))
+
+
+def tiny_config(data: dict, output_dir: Path, **overrides) -> dict:
+    """``tiny_params``' keys, as a config file would hold them."""
     config = dict(
         TINY_ARCHITECTURE,
         csv_files_train=str(data["train"]),
@@ -55,7 +60,7 @@ def tiny_params(data: dict, output_dir: Path, **overrides) -> Params:
         calibrate=False,  # the trained fixture and tests/test_calibration.py calibrate
     )
     config.update(overrides)
-    return Params(**config)
+    return config
 
 
 def start_training(config: Path, env: dict | None = None, **overrides) -> subprocess.Popen:

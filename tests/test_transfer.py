@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_params
+from conftest import tiny_config, tiny_params
 
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
@@ -173,6 +173,36 @@ def test_restore_model_resumes_without_loading_init_from_again(trained, letters_
     train(tiny_params(letters_data, out, n_epochs=2, restore_model=True, **common), verbose=0)
     assert "init_from" in caplog.text and "not loaded again" in caplog.text
     assert json.loads((out / "alphabet.json").read_text())["b"] == 12
+
+
+def test_fine_tuning_keeps_the_language_model_of_the_model_it_starts_from(trained, letters_data, tmp_path, caplog):
+    from tf_crnn.export import export_with_lm
+    from tf_crnn.language_model import build_lm, load_lm
+    from tf_crnn.loader import PredictionModel
+    from tf_crnn.training import train
+
+    base_params, result = trained
+    lm, _ = build_lm(base_params, order=3)
+    base = export_with_lm(result.export_path, tmp_path / "base", lm, lm_weight=2.0, length_bonus=0.5)
+    caplog.set_level("INFO")
+    # Read as tf-crnn train reads a config: no lm_* key, so the model's reading settings come along.
+    config = tiny_config(letters_data, tmp_path / "run", init_from=str(base), n_epochs=1, steps_per_epoch=2)
+    config["csv_files_train"] = config["csv_files_eval"] = str(base_params.csv_files_eval)
+    config["lookup_alphabet_file"] = str(base_params.lookup_alphabet_file)
+    params = Params.from_dict(config)
+    assert (params.lm_weight, params.lm_length_bonus) == (2.0, 0.5)
+    assert Params.from_dict({**config, "lm_weight": 0}).lm_weight == 0  # a key set keeps its value
+    export = train(params, verbose=0).export_path
+    assert load_lm(export).ngram_keys.tolist() == lm.ngram_keys.tolist()
+    assert PredictionModel(export).params.lm_weight == 2.0
+    assert "read with the model's language model" in caplog.text
+    # New units: the n-gram counts in the model's codes, so the run reads greedily and says so.
+    letters = Params.from_dict(
+        tiny_config(letters_data, tmp_path / "letters", init_from=str(base), alphabet_resize="union")
+    )
+    kept, none = StartingPoint(letters).language_model(letters)
+    assert none is None and kept.lm_weight == 0
+    assert "language model is not kept" in caplog.text
 
 
 def test_refusals_name_the_problem_before_any_work(trained, letters_data, digits_data, tmp_path):

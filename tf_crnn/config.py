@@ -43,6 +43,10 @@ ARCHITECTURE_KEYS = (
 )
 """The keys that shape the network's weights: a checkpoint or a model to start from fits only a
 network with the same values."""
+LANGUAGE_MODEL_KEYS = ("lm_order", "lm_text", "lm_weight", "lm_length_bonus", "lm_beam_width", "lm_blank_skip")
+"""The keys of reading with a language model: a config that sets none of them reads as the model
+at ``init_from`` reads (``inherit_architecture``)."""
+INHERITED_LM_KEYS = ("lm_weight", "lm_length_bonus", "lm_beam_width", "lm_blank_skip")
 
 
 def _pair(value: Any, name: str, index: int) -> tuple[int, int]:
@@ -234,8 +238,10 @@ class Params:
     init_from: str = ""
     """A tf_crnn model to start from: ``builtin:NAME``, an ``output_model_dir``, an export folder,
     or a ``.weights.h5`` file with its ``config.json`` beside it. Every layer's weights are
-    loaded (the architecture keys must match the model's); the run itself is new: epoch 0,
-    fresh optimizer. Ignored when ``restore_model`` resumes a checkpoint of this run."""
+    loaded (architecture keys the config leaves out are the model's; those it sets must match);
+    where the config sets no ``lm_*`` key, the exports read with the model's language model, if
+    it has one. The run itself is new: epoch 0, fresh optimizer. Ignored when ``restore_model``
+    resumes a checkpoint of this run."""
     alphabet_resize: str = "fail"
     """When the data's alphabet differs from ``init_from``'s: ``fail`` refuses, listing the
     units on each side; ``union`` keeps every unit of the model at its output row and adds the
@@ -528,24 +534,31 @@ class Params:
 def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
     """``config`` with the architecture keys (``ARCHITECTURE_KEYS``) it does not set taken from
     the model at ``init_from``, so that a fine-tuning config need not repeat the base model's
-    network; keys it sets are kept (and checked against the model's weights by training).
-    Unchanged when the model cannot be read (training then says why)."""
+    network; keys it sets are kept (and checked against the model's weights by training). Where
+    it sets no language-model key (``LANGUAGE_MODEL_KEYS``), the model's reading settings
+    (``INHERITED_LM_KEYS``) too: the run's exports then read with the model's language model
+    (``transfer.StartingPoint.language_model``). Unchanged when the model cannot be read
+    (training then says why)."""
     from tf_crnn.artifacts import config_file, resolve_model
 
     missing = [key for key in ARCHITECTURE_KEYS if key not in config]
+    if not any(key in config for key in LANGUAGE_MODEL_KEYS):
+        missing += INHERITED_LM_KEYS
     if not missing:
         return config
     try:
         base = json.loads(config_file(resolve_model(config["init_from"], checkpoints=True)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return config
-    taken = {key: base[key] for key in missing if key in base}
+    taken = {key: base[key] for key in missing if key in base and key not in INHERITED_LM_KEYS}
     if taken:
         logger.info(
             "init_from %s: the network's %s taken from the model (set them in the config to override)",
             config["init_from"],
             ", ".join(f"{key}={value}" for key, value in taken.items()),
         )
+    if base.get("lm_weight", 0) > 0:
+        taken.update({key: base[key] for key in missing if key in base and key in INHERITED_LM_KEYS})
     return {**config, **taken}
 
 
@@ -668,6 +681,8 @@ __all__ = [
     "conv_output_size",
     "import_params_from_json",
     "inherit_architecture",
+    "INHERITED_LM_KEYS",
+    "LANGUAGE_MODEL_KEYS",
     "parse_overrides",
     "pool_output_size",
 ]

@@ -64,7 +64,7 @@ from tf_crnn.distribute import (
 from tf_crnn.errors import TrainingError
 from tf_crnn.evaluation import calibrate
 from tf_crnn.export import EXPORT_DIR, export_savedmodel, rewrite_export
-from tf_crnn.language_model import build_lm
+from tf_crnn.language_model import CharNgram, build_lm
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
 from tf_crnn.report import report_run
@@ -256,6 +256,8 @@ class TrainingSystem:
         params: the experiment.
         out: the prepared ``output_model_dir``.
         data: the input pipelines.
+        lm: a language model the exports read with and the text naming where it is from, where
+            ``lm_order`` trains none (the model of ``init_from``).
     """
 
     def __init__(
@@ -265,6 +267,7 @@ class TrainingSystem:
         data: TrainingData,
         distribution: Distribution | None = None,
         resume_from: Path | None = None,
+        lm: tuple[CharNgram, str] | None = None,
     ):
         self.params = params
         self.out = out
@@ -274,7 +277,7 @@ class TrainingSystem:
         self.resume_dir = Path(resume_from) / CHECKPOINT_DIR if resume_from else self.checkpoint_dir
         self.distribution = distribution or one_device()
         # Built before any epoch: an unusable lm_text stops the run now, not after it.
-        self.lm, source = build_lm(params) if params.lm_order else (None, None)
+        self.lm, source = build_lm(params) if params.lm_order else lm or (None, None)
         # Written into every export of the run, periodic and final.
         self.export_metadata = {"language_model": f"{self.lm.describe()}, from {source}"} if self.lm is not None else {}
         keras.utils.set_random_seed(params.seed)
@@ -454,7 +457,7 @@ class TrainingSystem:
         if self.data.eval is not None:
             with cluster_errors(self.distribution, self.resume_dir):
                 val_cer = float(self.model.evaluate(self.data.eval, verbose=0, return_dict=True)["cer"])
-            if self.params.lm_order and self.params.lm_weight > 0:
+            if self.lm is not None and self.params.lm_weight > 0:
                 logger.info(
                     "Validation CER of the exported weights, greedy: %.4f (the export reads with its language "
                     "model: tf-crnn evaluate measures that)",
@@ -554,14 +557,17 @@ def _train_in(
 ) -> TrainingResult:
     """The steps of a run writing to the prepared folder ``out``; ``resume_from``: the folder
     whose checkpoints a resumed run continues, when not ``out``."""
+    lm = None
     if start is not None:
         start.alphabet.save(out / ALPHABET_FILENAME)
         params = dataclasses.replace(params, lookup_alphabet_file=str(out / ALPHABET_FILENAME))
+        params, base_lm = start.language_model(params)
+        lm = (base_lm, f"init_from {params.init_from}") if base_lm is not None else None
     if params.restore_model and (out / CONFIG_FILENAME).is_file():
         _check_same_architecture(params, out / CONFIG_FILENAME)
     params.to_json_file(out / CONFIG_FILENAME)
     params.alphabet.save(out / ALPHABET_FILENAME)
-    system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution, resume_from)
+    system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution, resume_from, lm)
     resuming = params.restore_model and bool(list_checkpoints(system.resume_dir))
     if start is not None and not resuming:
         start.apply(system.model)

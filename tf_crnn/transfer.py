@@ -13,6 +13,7 @@ best path never holds it before training has taught it, and the model reads what
 from __future__ import annotations
 
 import collections
+import dataclasses
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +23,7 @@ import numpy as np
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, config_file, is_builtin, resolve_model, weights_file
 from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params, model_params
+from tf_crnn.language_model import CharNgram, load_lm
 from tf_crnn.network import OUTPUT_LAYER, copy_weights, get_model_inference
 from tf_crnn.records import read_csv_rows, split_label
 
@@ -222,6 +224,29 @@ class StartingPoint:
             len(self.plan.new_units),
             len(self.plan.dropped_units),
         )
+
+    def language_model(self, params: Params) -> tuple[Params, CharNgram | None]:
+        """The model's language model for a run that reads with one (``lm_weight`` above 0, which
+        ``config.inherit_architecture`` takes from the model where the config sets no ``lm_*``
+        key) and trains none of its own (``lm_order`` 0). Its n-gram counts in the model's codes:
+        where the run's alphabet is not the model's code for code, the run reads greedily
+        (``params`` with ``lm_weight`` 0) and the log says how to train one."""
+        lm = load_lm(self.base.weights.parent) if params.lm_weight > 0 and not params.lm_order else None
+        if lm is None:
+            return params, None
+        if self.plan.lookup != self.base.params.alphabet.lookup:
+            logger.warning(
+                "init_from %s: its language model is not kept, the run's alphabet is not the model's (%d new, "
+                "%d dropped units); the exports read greedily: set lm_order (and lm_weight) to train one",
+                self.base.spec, len(self.plan.new_units), len(self.plan.dropped_units),
+            )  # fmt: skip
+            return dataclasses.replace(params, lm_weight=0.0), None
+        logger.info(
+            "init_from %s: the exports read with the model's language model (%s, weight %g, length bonus %g); "
+            "set lm_weight=0 to read greedily, or lm_order to train one on your data",
+            self.base.spec, lm.describe(), params.lm_weight, params.lm_length_bonus,
+        )  # fmt: skip
+        return params, lm
 
     def report_new_units(self, train_csv: str | Path, params: Params) -> dict[str, int]:
         """Logs each new unit with the number of training lines that hold it, warning about
