@@ -253,7 +253,7 @@ def plot_confidence(result) -> bytes | None:
         right.plot([100 * share for share, _ in curve], [100 * cer for _, cer in curve], **style)
     right.legend(loc="upper right", fontsize=8)
     right.invert_xaxis()
-    right.set(xlabel="% of lines kept (most confident first)", ylabel="CER of the lines kept (%)", title="Reject curve")
+    right.set(xlabel="% of lines kept", ylabel="CER of the lines kept (%)", title="Reject curve")
     fig.tight_layout()
     return _figure_bytes(fig)
 
