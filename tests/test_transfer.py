@@ -290,6 +290,12 @@ def test_models_command_lists_the_shipped_models(shipped):
     assert "builtin:digits\t10 units" in result.output and "Reads digits." in result.output
 
 
+def test_models_command_says_a_language_model_reads_beside_the_greedy_validation():
+    result = CliRunner().invoke(main, ["models"])
+    line = next(line for line in result.output.splitlines() if line.startswith("builtin:handwriting-fr"))
+    assert "% greedy, read with a 6-gram over 157 units" in line
+
+
 def test_cli_model_argument_refuses_an_unknown_builtin(shipped, digits_data):
     result = CliRunner().invoke(main, ["evaluate", "builtin:nope", str(digits_data["eval"])])
     assert result.exit_code == 2

@@ -355,6 +355,8 @@ def models() -> None:
     for model in shipped:
         meta = model.metadata
         cer = f"validation CER {100 * meta['val_cer']:.2f}%" if meta.get("val_cer") is not None else ""
+        if cer and meta.get("language_model"):  # training validates greedily
+            cer += f" greedy, read with a {meta['language_model'].split(',')[0]}"
         units = len(json_units(model.folder / ALPHABET_FILENAME))
         click.echo(f"{BUILTIN_PREFIX}{model.name}\t{units} units, {model.size_bytes / 2**20:.1f} MiB, {cer}")
         click.echo(f"    {model.summary}")
