@@ -102,6 +102,21 @@ def test_evaluating_the_export_reproduces_the_logged_cer(trained):
     assert abs(evaluation.filtered_cer - result.val_cer) < 1e-6
 
 
+def test_evaluation_reads_lines_longer_than_training_learnt_from(trained, tmp_path):
+    # max_chars_per_string chooses training lines; the network reads a line of any length.
+    from tf_crnn.evaluation import evaluate
+
+    params, result = trained
+    export = tmp_path / "export"
+    shutil.copytree(result.export_path, export)
+    config = json.loads((export / "config.json").read_text())
+    (export / "config.json").write_text(json.dumps({**config, "max_chars_per_string": 2}))
+    longer = sum(1 for _, _, label in read_csv_rows(params.csv_files_eval) if len(label.split("|")) - 2 > 2)
+    assert longer > 0
+    evaluation = evaluate(export, params.csv_files_eval)
+    assert len(evaluation.lines) == result.n_eval and not evaluation.unreadable
+
+
 @pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
     params, _ = trained

@@ -2,16 +2,19 @@
 
 Rates are corpus-level, as ``tf_crnn.metrics`` defines them (CER over the characters of
 the text, the same count as training's ``cer`` metric).
-Rows are checked with the same rules as training preprocessing (``preprocess_csv``),
-so the CER of the export on the validation CSV equals the one training logged; every
-skipped row is counted with its reason.
+Rows are checked with the same rules as training preprocessing (``preprocess_csv``) but the
+label length, which limits what training learns from, not what a model reads: on a validation
+CSV without such labels the CER of the export equals the one training logged; every skipped row
+is counted with its reason.
 """
 
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import os
+import sys
 import tempfile
 from collections import Counter
 from collections.abc import Sequence
@@ -186,11 +189,13 @@ def evaluate(
 
 
 def _readable_rows(csv_filename, params: Params) -> tuple[list[tuple[str, str]], list[DroppedRow]]:
-    """``(path, label)`` of the rows the model can read, and the others with their reasons."""
+    """``(path, label)`` of the rows the model can read, and the others with their reasons.
+    Training's ``max_chars_per_string`` is not one: it chooses what to learn from, and a model
+    reads a line of any length its image width allows."""
     skipped: list[DroppedRow] = []
     with tempfile.TemporaryDirectory() as tmp:
         cleaned = Path(tmp) / "rows.csv"
-        preprocess_csv(csv_filename, params, cleaned, skipped)
+        preprocess_csv(csv_filename, dataclasses.replace(params, max_chars_per_string=sys.maxsize), cleaned, skipped)
         rows = [(p, lab or "") for _, p, lab in read_csv_rows(cleaned, params.csv_delimiter)]
     return rows, skipped
 
