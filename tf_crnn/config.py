@@ -541,16 +541,15 @@ def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
     (training then says why)."""
     from tf_crnn.artifacts import config_file, resolve_model
 
-    missing = [key for key in ARCHITECTURE_KEYS if key not in config]
-    if not any(key in config for key in LANGUAGE_MODEL_KEYS):
-        missing += INHERITED_LM_KEYS
-    if not missing:
+    network = [key for key in ARCHITECTURE_KEYS if key not in config]
+    reading = () if any(key in config for key in LANGUAGE_MODEL_KEYS) else INHERITED_LM_KEYS
+    if not network and not reading:
         return config
     try:
         base = json.loads(config_file(resolve_model(config["init_from"], checkpoints=True)).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return config
-    taken = {key: base[key] for key in missing if key in base and key not in INHERITED_LM_KEYS}
+    taken = {key: base[key] for key in network if key in base}
     if taken:
         logger.info(
             "init_from %s: the network's %s taken from the model (set them in the config to override)",
@@ -558,7 +557,7 @@ def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
             ", ".join(f"{key}={value}" for key, value in taken.items()),
         )
     if base.get("lm_weight", 0) > 0:
-        taken.update({key: base[key] for key in missing if key in base and key in INHERITED_LM_KEYS})
+        taken.update({key: base[key] for key in reading if key in base})
     return {**config, **taken}
 
 
