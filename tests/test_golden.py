@@ -149,12 +149,16 @@ def test_portable_log_probs_and_confidences_are_the_savedmodels(trained, portabl
 
 @pytest.fixture(scope="module")
 def multi_unit_data(digits_data, tmp_path_factory):
-    """The digits with '7' written as the unit 'seven': one unit, five characters of text."""
+    """The digits with '7' written as the unit 'seven': one unit, five characters of text. Every
+    third evaluation line's reference ends in a 'seven' its image does not show, so that even a
+    model that reads every image right makes errors for the two counts to differ on."""
     out = tmp_path_factory.mktemp("multi")
     for split in ("train", "eval"):
         rows = []
-        for _, path, label in read_csv_rows(digits_data[split]):
+        for i, (_, path, label) in enumerate(read_csv_rows(digits_data[split])):
             units = ["seven" if u == "7" else u for u in split_label(label)]
+            if split == "eval" and i % 3 == 0:
+                units.append("seven")
             rows.append((resolve_image_path(digits_data[split], path), join_units(units)))
         write_csv_rows(out / f"{split}.csv", rows)
     lookup = {("seven" if d == "7" else d): i for i, d in enumerate("0123456789", start=1)}
@@ -166,7 +170,6 @@ def multi_unit_data(digits_data, tmp_path_factory):
 def test_training_cer_equals_evaluate_cer_with_multi_character_units(multi_unit_data, tmp_path):
     from tf_crnn.training import train
 
-    # Trained briefly, so that it still makes errors for the two counts to differ on.
     params = tiny_params(multi_unit_data, tmp_path / "model", n_epochs=5, steps_per_epoch=44)
     result = train(params, verbose=0)
     evaluation = evaluate(result.export_path, multi_unit_data["eval"])
