@@ -7,7 +7,8 @@ for ``--minutes`` on those N lines and, in a second process, on N lines drawn at
 the pool with that seed (the training seed is the same for both). The two runs of a seed go
 side by side, each pinned to a core of its own, so that both get the same machine for the same
 minutes (run it alone on the machine). Each export is then evaluated on the config's
-validation set (writers not in the pool) with ``tf-crnn evaluate``.
+validation set (writers not in the pool) with ``tf-crnn evaluate``. With ``--pages``, ``select``
+reads the pool from the pages the CSV's lines were imported from, so that it knows their writers.
 
     python benchmarks/selection.py --config data/poilus/config.json --base builtin:printed-latin \\
         -n 200 --seeds 0,1,2 --minutes 10 --output runs/selection
@@ -22,6 +23,7 @@ import csv
 import json
 import os
 import random
+import re
 import statistics
 import subprocess
 import sys
@@ -40,6 +42,19 @@ def pool_rows(train_csv: Path, delimiter: str) -> dict[str, str]:
             path, _, label = line.rstrip("\n").partition(delimiter)
             rows[path.strip()] = label
     return rows
+
+
+def pool_row(source: str, rows: dict[str, str]) -> str:
+    """The pool's row of a line ``select`` reports: a CSV row as the CSV writes it, or a page's line
+    (``page.xml:line ID``) as ``tf-crnn import`` names its crop (``page_lineID.png``)."""
+    if source in rows:
+        return source
+    page, _, line_id = source.rpartition(":")
+    stem = re.sub(r"[^\w.-]", "_", f"{Path(page).stem}_{line_id}")
+    found = [path for path in rows if Path(path).stem == stem]
+    if len(found) != 1:
+        raise SystemExit(f"{source}: no single row of the pool's CSV is its crop {stem}.png")
+    return found[0]
 
 
 def write_subset(train_csv: Path, paths: list[str], rows: dict[str, str], target: Path, delimiter: str) -> Path:
@@ -72,6 +87,8 @@ def train_command(config: Path, subset: Path, run: Path, args, seed: int) -> lis
         "calibrate": "false",
         "seed": seed,
     }
+    if args.learning_rate is not None:
+        overrides["learning_rate"] = args.learning_rate
     return ["tf-crnn", "train", str(config), *(f"{k}={v}" for k, v in overrides.items())]
 
 
@@ -98,7 +115,12 @@ def main() -> None:
     parser.add_argument("--seeds", default="0,1,2")
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--diversity", type=float, default=1.0)
+    parser.add_argument("--learning-rate", type=float, help="instead of the config's (fine-tuning wants less)")
     parser.add_argument("--output", type=Path, default=Path("runs/selection"))
+    parser.add_argument(
+        "--pages", type=Path, help="select from these ALTO/PAGE pages (the training CSV's lines, as imported) "
+        "rather than from the CSV: lines then spread over writers",
+    )  # fmt: skip
     args = parser.parse_args()
 
     config = json.loads(args.config.read_text(encoding="utf-8"))
@@ -115,12 +137,13 @@ def main() -> None:
     if not (picked / "selection.csv").is_file():
         start = time.monotonic()
         subprocess.run(
-            ["tf-crnn", "select", args.base, str(train_csv), "-n", str(args.n), "-o", str(picked),
+            ["tf-crnn", "select", args.base, str(args.pages or train_csv), "-n", str(args.n), "-o", str(picked),
              "--diversity", str(args.diversity)],
             check=True,
         )  # fmt: skip
         print(f"select: {time.monotonic() - start:.0f} s", flush=True)
-    chosen = [row["source"] for row in csv.DictReader((picked / "selection.csv").open(encoding="utf-8"))]
+    listing = csv.DictReader((picked / "selection.csv").open(encoding="utf-8"))
+    chosen = [pool_row(row["source"], rows) for row in listing]
     subsets = {"selected": write_subset(train_csv, chosen, rows, args.output / "selected.csv", delimiter)}
 
     seeds = [int(s) for s in args.seeds.split(",") if s]

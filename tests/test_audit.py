@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import random
 import shutil
 from pathlib import Path
@@ -53,6 +54,18 @@ def test_select_spreads_over_different_lines():
     assert sum(s.startswith("hard") for s in picked) == 1
     greedy = [c.source for c in select_lines(hard + others, 4, diversity=0.0)]
     assert all(s.startswith("hard") for s in greedy)
+
+
+def test_select_spreads_over_writers():
+    # The hardest hand's lines share no text, only their writer.
+    hand = [Candidate(f"hand{i}", Path("x.png"), t, 0.2, 3.0, group="will_1") for i, t in enumerate(["ab", "cd", "ef"])]
+    others = [Candidate(f"o{i}", Path("x.png"), t, 0.5, 2.0, group=f"will_{i + 2}") for i, t in enumerate(["gh", "ij"])]
+    picked = [c.source for c in select_lines(hand + others, 3, diversity=1.0)]
+    assert picked == ["hand0", "o0", "o1"]
+    assert [c.source for c in select_lines(hand + others, 3, diversity=0.0)] == ["hand0", "hand1", "hand2"]
+    # Lines of one group only (a CSV's images in one folder): the order of uncertainty alone.
+    alone = [dataclasses.replace(c, group="") for c in hand + others]
+    assert [c.source for c in select_lines(alone, 3, diversity=1.0)] == ["hand0", "hand1", "hand2"]
 
 
 def test_select_writes_lines_to_transcribe_that_import_reads(trained, digits_data, tmp_path):

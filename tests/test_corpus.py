@@ -180,15 +180,26 @@ def _base_model(folder: Path, **network) -> Path:
 
 
 def test_init_from_gives_the_network_the_config_does_not_set(tmp_path):
-    base = _base_model(tmp_path / "base", input_shape=[48, 1600], rnn_units=[192, 192], cnn_features_list=[8, 16])
+    base = _base_model(
+        tmp_path / "base", input_shape=[48, 1600], rnn_units=[192, 192], cnn_features_list=[8, 16], lm_weight=0.7
+    )
     inherited = inherit_architecture({"init_from": str(base), "n_epochs": 3})
     assert inherited["input_shape"] == [48, 1600] and inherited["rnn_units"] == [192, 192]
     assert set(ARCHITECTURE_KEYS) <= set(inherited)
     # What the user sets is kept (training checks it against the weights).
     kept = inherit_architecture({"init_from": str(base), "rnn_units": [64, 64]})
     assert kept["rnn_units"] == [64, 64] and kept["cnn_features_list"] == [8, 16]
-    # Resuming a run never takes another model's network.
-    assert Params.from_dict({"init_from": str(base), "restore_model": True}).rnn_units == Params().rnn_units
+    # A run resumed takes what it started with (here another network, and a language model's
+    # weight), never the model's again; one with nothing saved yet starts from the model.
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps(Params(rnn_units=[96], lm_weight=0.4).to_dict()))
+    resumed = Params.from_dict({"init_from": str(base), "restore_model": True, "output_model_dir": str(run)})
+    assert resumed.rnn_units == [96] and resumed.lm_weight == 0.4
+    started = inherit_architecture(
+        {"init_from": str(base), "restore_model": True, "output_model_dir": str(run.parent / "new")}
+    )
+    assert started["rnn_units"] == [192, 192] and started["lm_weight"] == 0.7
     assert inherit_architecture({"init_from": str(tmp_path / "missing")}) == {"init_from": str(tmp_path / "missing")}
 
 

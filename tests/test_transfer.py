@@ -196,6 +196,11 @@ def test_fine_tuning_keeps_the_language_model_of_the_model_it_starts_from(traine
     assert load_lm(export).ngram_keys.tolist() == lm.ngram_keys.tolist()
     assert PredictionModel(export).params.lm_weight == 2.0
     assert "read with the model's language model" in caplog.text
+    # Resumed with the same config, the run reads as it started: with the model's language model.
+    resumed = Params.from_dict({**config, "restore_model": True, "n_epochs": 2})
+    assert resumed.lm_weight == 2.0
+    export = train(resumed, verbose=0).export_path
+    assert load_lm(export) is not None and PredictionModel(export).params.lm_weight == 2.0
     # New units: the n-gram counts in the model's codes, so the run reads greedily and says so.
     letters = Params.from_dict(
         tiny_config(letters_data, tmp_path / "letters", init_from=str(base), alphabet_resize="union")

@@ -3,7 +3,7 @@
 ``audit``: ranks labelled lines by how confidently the model disagrees with their transcription
 (a typo, a skipped word, a line attached to the wrong image), for a person to check.
 ``select``: picks the lines (or pages) worth transcribing next: those the model is least sure
-of, spread over different texts rather than many copies of one hard word.
+of, spread over different texts and writers rather than many copies of one hard word or hand.
 
 Both read with ``loader.predict_files`` (calibrated confidences where the export has them) and
 take the inputs a user has: data CSVs, ALTO or PAGE files, and folders of them or of line
@@ -23,7 +23,7 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.datasets.importers import Sample, document_samples, folder_samples
+from tf_crnn.datasets.importers import Sample, document_of, document_samples, folder_samples
 from tf_crnn.documents import ALTO, PAGE, DocumentError, LineReading, document_files, read_document, write_recognition
 from tf_crnn.images import IMAGE_SUFFIXES
 from tf_crnn.loader import SIDECAR_SUFFIX, PredictionModel, predict_files
@@ -210,6 +210,9 @@ class Candidate:
     expected_errors: float
     """The sum over its characters of the probability that each is wrong."""
     document: str | None = None
+    group: str = ""
+    """Lines of one writer, as far as the pool tells: a document's pages (``importers.document_of``:
+    ``will_0005-1`` is ``will_0005``), else the folder a line image is in."""
 
 
 def _trigrams(text: str) -> set[str]:
@@ -219,18 +222,24 @@ def _trigrams(text: str) -> set[str]:
 
 def select_lines(candidates: list[Candidate], n: int, diversity: float = 1.0) -> list[Candidate]:
     """The ``n`` candidates worth transcribing: greedily the one with the most expected errors,
-    discounted by its likeness (character trigrams) to those already picked, so that the
-    selection spreads over different texts (``diversity`` 0: uncertainty alone)."""
+    discounted by its likeness (character trigrams) to those already picked and divided by one
+    plus ``diversity`` times the number picked from its group, so that the selection spreads
+    over different texts and writers rather than the hardest hand alone (``diversity`` 0:
+    uncertainty alone)."""
     grams = [_trigrams(c.reading) for c in candidates]
     gain = np.array([c.expected_errors for c in candidates], dtype=np.float64)
+    groups = np.unique([c.group for c in candidates], return_inverse=True)[1]
+    picked_in_group = np.zeros(groups.max() + 1 if len(candidates) else 0)
     likeness = np.zeros(len(candidates))
     chosen: list[int] = []
     available = np.ones(len(candidates), dtype=bool)
     for _ in range(min(n, len(candidates))):
-        score = np.where(available, gain * (1 - diversity * likeness), -np.inf)
+        spread = (1 - diversity * likeness) / (1 + diversity * picked_in_group[groups])
+        score = np.where(available, gain * spread, -np.inf)
         best = int(np.argmax(score))
         chosen.append(best)
         available[best] = False
+        picked_in_group[groups[best]] += 1
         for i in np.flatnonzero(available):
             union = len(grams[i] | grams[best]) or 1
             likeness[i] = max(likeness[i], len(grams[i] & grams[best]) / union)
@@ -244,8 +253,11 @@ def candidates_of(model: str | os.PathLike | PredictionModel, inputs: list, work
     for sample, result in read:
         errors = float(sum(1 - c for c in result["character_confidences"]))
         document = sample.source.rsplit(":", 1)[0] if sample.document is not None else None
+        group = document_of(sample, None) if sample.document is not None else str(Path(sample.image).parent)
         found.append(
-            Candidate(sample.source, sample.image, result["transcription"], result["confidence"], errors, document)
+            Candidate(
+                sample.source, sample.image, result["transcription"], result["confidence"], errors, document, group
+            )
         )
     return found, skipped
 

@@ -756,13 +756,15 @@ def audit(model, data, output, show, batch_size) -> None:
 @click.option("--pages", is_flag=True, help="Select whole pages (ALTO/PAGE documents in POOL) rather than lines.")
 @click.option(
     "--diversity", default=1.0, show_default=True, type=click.FloatRange(0, 1),
-    help="How strongly lines like those already picked are passed over (0: the least certain lines alone).",
+    help="How strongly lines like those already picked, or of a writer already picked from, are passed over "
+    "(0: the least certain lines alone).",
 )  # fmt: skip
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
 def select_command(model, pool, count, output, pages, diversity, batch_size) -> None:
     """Pick the lines (or pages) of POOL worth transcribing next: those MODEL is least sure of,
-    spread over different texts rather than many copies of one hard word.
+    spread over different texts and writers rather than many copies of one hard word or hand
+    (a writer: a document's pages, will_0005-1 and will_0005-2 being one; else an image folder).
 
     POOL: line images, folders of them, data CSVs, ALTO or PAGE files or folders. Lines are
     written to OUTPUT as NNNNN.png with the model's reading in NNNNN.pred.txt: correct each

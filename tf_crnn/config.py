@@ -240,8 +240,9 @@ class Params:
     or a ``.weights.h5`` file with its ``config.json`` beside it. Every layer's weights are
     loaded (architecture keys the config leaves out are the model's; those it sets must match);
     where the config sets no ``lm_*`` key, the exports read with the model's language model, if
-    it has one. The run itself is new: epoch 0, fresh optimizer. Ignored when ``restore_model``
-    resumes a checkpoint of this run."""
+    it has one. The run itself is new: epoch 0, fresh optimizer. When ``restore_model`` resumes
+    a checkpoint of this run, the weights are the checkpoint's and the keys the config leaves out
+    are those the run started with."""
     alphabet_resize: str = "fail"
     """When the data's alphabet differs from ``init_from``'s: ``fail`` refuses, listing the
     units on each side; ``union`` keeps every unit of the model at its output row and adds the
@@ -512,7 +513,7 @@ class Params:
                 hint = f"; did you mean '{close[0]}'?" if close else ""
                 raise ConfigError(f"{source}: unknown key '{key}'{hint}")
         # A non-string init_from is left for the validation to name.
-        if isinstance(config.get("init_from"), str) and config["init_from"] and not config.get("restore_model"):
+        if isinstance(config.get("init_from"), str) and config["init_from"]:
             config = inherit_architecture(config)
         return cls(**config)
 
@@ -537,24 +538,29 @@ def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
     network; keys it sets are kept (and checked against the model's weights by training). Where
     it sets no language-model key (``LANGUAGE_MODEL_KEYS``), the model's reading settings
     (``INHERITED_LM_KEYS``) too: the run's exports then read with the model's language model
-    (``transfer.StartingPoint.language_model``). Unchanged when the model cannot be read
-    (training then says why)."""
+    (``transfer.StartingPoint.language_model``). A run resumed (``restore_model``) takes them from
+    its own saved config instead, which holds what it took when it started. Unchanged when the
+    model cannot be read (training then says why)."""
     from tf_crnn.artifacts import config_file, resolve_model
 
     network = [key for key in ARCHITECTURE_KEYS if key not in config]
     reading = () if any(key in config for key in LANGUAGE_MODEL_KEYS) else INHERITED_LM_KEYS
     if not network and not reading:
         return config
+    own = Path(str(config.get("output_model_dir") or "")) / CONFIG_FILENAME
+    resumed = bool(config.get("restore_model") and config.get("output_model_dir")) and own.is_file()
     try:
-        base = json.loads(config_file(resolve_model(config["init_from"], checkpoints=True)).read_text(encoding="utf-8"))
+        source = own if resumed else config_file(resolve_model(config["init_from"], checkpoints=True))
+        base = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return config
     taken = {key: base[key] for key in network if key in base}
     if taken:
         logger.info(
-            "init_from %s: the network's %s taken from the model (set them in the config to override)",
-            config["init_from"],
+            "%s: the network's %s taken from %s (set them in the config to override)",
+            "restore_model" if resumed else f"init_from {config['init_from']}",
             ", ".join(f"{key}={value}" for key, value in taken.items()),
+            "the run being resumed" if resumed else "the model",
         )
     if base.get("lm_weight", 0) > 0:
         taken.update({key: base[key] for key in reading if key in base})
