@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw, ImageFont
 from tf_crnn import loader
 from tf_crnn.cli import main
 from tf_crnn.datasets.synthetic import render_line
-from tf_crnn.documents import REVIEW_TAG, CropGeometry, _rotation, crop_line
+from tf_crnn.documents import REVIEW_TAG, CropGeometry, DocumentError, _rotation, crop_line, open_page, read_document
 from tf_crnn.loader import PredictionModel, predict_documents
 from tf_crnn.metrics import levenshtein
 from tf_crnn.records import read_csv_rows, resolve_image_path
@@ -194,6 +194,22 @@ def test_page_in_transkribus_layout_round_trips_and_validates(trained, tmp_path)
         ]
         assert " ".join(words) == (equiv.find(f"{{{PAGE_NS}}}Unicode").text or "")
         assert 0 <= float(equiv.get("conf")) <= 1
+
+
+def test_a_page_image_linked_from_elsewhere_is_refused_with_its_reason(tmp_path):
+    (tmp_path / "scans" / "2024").mkdir(parents=True)
+    truth = draw_page(tmp_path / "scans" / "2024" / "scan.png")
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    (pages / "scan.png").symlink_to(tmp_path / "scans" / "2024" / "scan.png")  # a folder of links a user may make
+    (pages / "scan.xml").write_text(alto_xml("scan.png", truth), encoding="utf-8")
+    document = read_document(pages / "scan.xml")
+    assert document.image_path is None
+    with pytest.raises(DocumentError, match="scan.png is a link out of the document's folder.*copy the image there"):
+        open_page(document)
+    (pages / "scan.png").unlink()
+    with pytest.raises(DocumentError, match="not found beside"):
+        open_page(read_document(pages / "scan.xml"))
 
 
 def test_a_page_stored_on_its_side_is_cut_as_its_exif_orientation_shows_it(alto_page, tmp_path):

@@ -334,6 +334,14 @@ def open_page(document: Document, mode: str = "L") -> Image.Image:
     orientation says: eScriptorium and Transkribus draw lines on the page as a browser shows
     it (phone and camera scans often store it on its side with such a tag)."""
     if document.image_path is None:
+        name = Path(document.image_name.replace("\\", "/")).name if document.image_name else ""
+        links = [document.path.parent / folder / name for folder in IMAGE_SEARCH if name]
+        link = next((path for path in links if path.is_symlink() and path.exists()), None)
+        if link is not None:
+            raise DocumentError(
+                f"page image {link} is a link out of the document's folder, which documents are never let "
+                "follow: copy the image there"
+            )
         raise DocumentError(
             f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"
         )
