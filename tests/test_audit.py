@@ -66,6 +66,9 @@ def test_select_spreads_over_writers():
     # Lines of one group only (a CSV's images in one folder): the order of uncertainty alone.
     alone = [dataclasses.replace(c, group="") for c in hand + others]
     assert [c.source for c in select_lines(alone, 3, diversity=1.0)] == ["hand0", "hand1", "hand2"]
+    # A day's work in characters: lines until their readings hold that many (two characters each).
+    assert [c.source for c in select_lines(hand + others, None, characters=5)] == ["hand0", "o0", "o1"]
+    assert len(select_lines(hand + others, None, characters=4)) == 2
 
 
 def test_select_writes_lines_to_transcribe_that_import_reads(trained, digits_data, tmp_path):
@@ -83,6 +86,17 @@ def test_select_writes_lines_to_transcribe_that_import_reads(trained, digits_dat
     assert run.exit_code == 0, run.output
     again = CliRunner().invoke(main, ["select", str(result.export_path), str(pool), "-n", "5", "-o", str(out)])
     assert again.exit_code != 0 and "not empty" in again.output
+    budget = tmp_path / "budget"
+    run = CliRunner().invoke(
+        main, ["select", str(result.export_path), str(pool), "--characters", "20", "-o", str(budget)]
+    )
+    assert run.exit_code == 0, run.output
+    held = [len(row["model_reading"]) for row in csv.DictReader((budget / "selection.csv").open())]
+    assert sum(held) >= 20 > sum(held[:-1]) and f"{sum(held)} characters as read" in run.output
+    both = CliRunner().invoke(
+        main, ["select", str(result.export_path), str(pool), "-n", "2", "--characters", "9", "-o", str(tmp_path / "x")]
+    )
+    assert both.exit_code == 2 and "not both" in both.output
 
 
 def test_select_pages_writes_documents_with_their_text_emptied(trained, tmp_path):

@@ -220,12 +220,17 @@ def _trigrams(text: str) -> set[str]:
     return {padded[i : i + 3] for i in range(len(padded) - 2)}
 
 
-def select_lines(candidates: list[Candidate], n: int, diversity: float = 1.0) -> list[Candidate]:
-    """The ``n`` candidates worth transcribing: greedily the one with the most expected errors,
-    discounted by its likeness (character trigrams) to those already picked and divided by one
-    plus ``diversity`` times the number picked from its group, so that the selection spreads
-    over different texts and writers rather than the hardest hand alone (``diversity`` 0:
-    uncertainty alone)."""
+def select_lines(
+    candidates: list[Candidate], n: int | None, diversity: float = 1.0, characters: int | None = None
+) -> list[Candidate]:
+    """The ``n`` candidates worth transcribing (or, with ``characters``, as many as it takes for
+    their readings to hold that many characters: a day's transcription): greedily the one with
+    the most expected errors, discounted by its likeness (character trigrams) to those already
+    picked and divided by one plus ``diversity`` times the number picked from its group, so that
+    the selection spreads over different texts and writers rather than the hardest hand alone
+    (``diversity`` 0: uncertainty alone)."""
+    if (n is None) == (characters is None):
+        raise ValueError("select_lines takes n or characters, not both")
     grams = [_trigrams(c.reading) for c in candidates]
     gain = np.array([c.expected_errors for c in candidates], dtype=np.float64)
     groups = np.unique([c.group for c in candidates], return_inverse=True)[1]
@@ -233,13 +238,17 @@ def select_lines(candidates: list[Candidate], n: int, diversity: float = 1.0) ->
     likeness = np.zeros(len(candidates))
     chosen: list[int] = []
     available = np.ones(len(candidates), dtype=bool)
-    for _ in range(min(n, len(candidates))):
+    budget = characters if characters is not None else np.inf
+    for _ in range(min(n or len(candidates), len(candidates))):
+        if budget <= 0:
+            break
         spread = (1 - diversity * likeness) / (1 + diversity * picked_in_group[groups])
         score = np.where(available, gain * spread, -np.inf)
         best = int(np.argmax(score))
         chosen.append(best)
         available[best] = False
         picked_in_group[groups[best]] += 1
+        budget -= len(candidates[best].reading)
         for i in np.flatnonzero(available):
             union = len(grams[i] | grams[best]) or 1
             likeness[i] = max(likeness[i], len(grams[i] & grams[best]) / union)

@@ -749,7 +749,11 @@ def audit(model, data, output, show, batch_size) -> None:
 @main.command("select")
 @click.argument("model", type=ModelPath())
 @click.argument("pool", nargs=-1, required=True)
-@click.option("-n", "count", required=True, type=click.IntRange(1), help="How many lines (or pages with --pages).")
+@click.option("-n", "count", type=click.IntRange(1), help="How many lines (or pages with --pages).")
+@click.option(
+    "--characters", type=click.IntRange(1),
+    help="Instead of -n: as many lines as hold about this many characters (as the model reads them), a day's work.",
+)  # fmt: skip
 @click.option(
     "-o", "--output", required=True, type=click.Path(file_okay=False), help="Folder to write the selection into."
 )
@@ -761,7 +765,7 @@ def audit(model, data, output, show, batch_size) -> None:
 )  # fmt: skip
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
-def select_command(model, pool, count, output, pages, diversity, batch_size) -> None:
+def select_command(model, pool, count, characters, output, pages, diversity, batch_size) -> None:
     """Pick the lines (or pages) of POOL worth transcribing next: those MODEL is least sure of,
     spread over different texts and writers rather than many copies of one hard word or hand
     (a writer: a document's pages, will_0005-1 and will_0005-2 being one; else an image folder).
@@ -774,6 +778,10 @@ def select_command(model, pool, count, output, pages, diversity, batch_size) -> 
     """
     from tf_crnn.audit import candidates_of, select_lines, select_pages, write_pages, write_selection
 
+    if (count is None) == (characters is None):
+        raise UserError("give -n N (lines, or pages with --pages) or --characters N (lines), not both")
+    if pages and characters is not None:
+        raise UserError("--pages selects a number of pages: give -n N")
     for item in pool:
         if not Path(item).exists():
             raise UserError(f"{item}: no such file or folder")
@@ -793,9 +801,12 @@ def select_command(model, pool, count, output, pages, diversity, batch_size) -> 
             return
         if not candidates:
             raise UserError(f"no readable line in {', '.join(pool)}")
-        chosen = select_lines(candidates, count, diversity)
+        chosen = select_lines(candidates, count, diversity, characters)
         listing = write_selection(chosen, out)
-    click.echo(f"Selected {len(chosen)} of {len(candidates)} lines: {out} ({listing.name} lists them)")
+    held = sum(len(c.reading) for c in chosen)
+    click.echo(
+        f"Selected {len(chosen)} of {len(candidates)} lines, {held} characters as read: {out} ({listing.name} lists them)"
+    )
 
 
 # --- config -----------------------------------------------------------------------
