@@ -210,6 +210,9 @@ def test_a_page_image_linked_from_elsewhere_is_refused_with_its_reason(tmp_path)
     (pages / "scan.png").unlink()
     with pytest.raises(DocumentError, match="not found beside"):
         open_page(read_document(pages / "scan.xml"))
+    (pages / "long.xml").write_text(alto_xml("a" * 400 + ".png", truth), encoding="utf-8")  # no file system's name
+    with pytest.raises(DocumentError, match="not found beside"):
+        open_page(read_document(pages / "long.xml"))
 
 
 def test_a_page_stored_on_its_side_is_cut_as_its_exif_orientation_shows_it(alto_page, tmp_path):

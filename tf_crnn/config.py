@@ -547,8 +547,9 @@ def inherit_architecture(config: dict[str, Any]) -> dict[str, Any]:
     reading = () if any(key in config for key in LANGUAGE_MODEL_KEYS) else INHERITED_LM_KEYS
     if not network and not reading:
         return config
-    own = Path(str(config.get("output_model_dir") or "")) / CONFIG_FILENAME
-    resumed = bool(config.get("restore_model") and config.get("output_model_dir")) and own.is_file()
+    run_dir = config.get("output_model_dir")
+    own = Path(str(run_dir)) / CONFIG_FILENAME if run_dir else None
+    resumed = bool(config.get("restore_model")) and own is not None and own.is_file()
     try:
         source = own if resumed else config_file(resolve_model(config["init_from"], checkpoints=True))
         base = json.loads(source.read_text(encoding="utf-8"))

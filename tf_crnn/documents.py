@@ -189,15 +189,21 @@ def _page_line(element, ns: str) -> Line:
     return Line(element.get("id", ""), text, polygon, baseline, box, element, error)
 
 
-def find_image(xml_file: Path, name: str) -> Path | None:
-    """The page image ``name`` beside ``xml_file`` or one folder up (by its own path, then by its
-    file name). A name that leads out of those folders (absolute, or climbing with ``..``) is
-    looked for by its file name only: a document never makes tf_crnn read a file elsewhere."""
+def _image_names(name: str) -> tuple[str, ...]:
+    """The names a document's page image is looked for by: its own path, then its file name;
+    none where the name is one no file system takes."""
     if not name or "\x00" in name or len(name) > MAX_IMAGE_NAME:
-        return None
+        return ()
+    return (name, Path(name.replace("\\", "/")).name)
+
+
+def find_image(xml_file: Path, name: str) -> Path | None:
+    """The page image ``name`` beside ``xml_file`` or one folder up (``_image_names``). A name
+    that leads out of those folders (absolute, or climbing with ``..``) is looked for by its file
+    name only: a document never makes tf_crnn read a file elsewhere."""
     for folder in IMAGE_SEARCH:
         root = (xml_file.parent / folder).resolve()
-        for candidate in (name, Path(name.replace("\\", "/")).name):
+        for candidate in _image_names(name):
             try:
                 path = (root / candidate).resolve()
                 if path.is_relative_to(root) and path.is_file():
@@ -334,9 +340,13 @@ def open_page(document: Document, mode: str = "L") -> Image.Image:
     orientation says: eScriptorium and Transkribus draw lines on the page as a browser shows
     it (phone and camera scans often store it on its side with such a tag)."""
     if document.image_path is None:
-        name = Path(document.image_name.replace("\\", "/")).name if document.image_name else ""
-        links = [document.path.parent / folder / name for folder in IMAGE_SEARCH if name]
-        link = next((path for path in links if path.is_symlink() and path.exists()), None)
+        # By file name only: a path the document names is never looked at outside its folders.
+        names = _image_names(document.image_name)[1:]
+        links = [document.path.parent / folder / file for folder in IMAGE_SEARCH for file in names]
+        try:
+            link = next((path for path in links if path.is_symlink() and path.exists()), None)
+        except OSError:  # a file name too long for the file system
+            link = None
         if link is not None:
             raise DocumentError(
                 f"page image {link} is a link out of the document's folder, which documents are never let "
