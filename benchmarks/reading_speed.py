@@ -9,7 +9,8 @@ Each row runs what a user runs, as its own process, on an idle machine:
 3. ``tf-crnn serve MODEL`` under 8 clients of single-line requests (``serve_load.py``);
 4. the time to the first line read: ``tf-crnn predict MODEL one.png`` (SavedModel cached).
 
-Beside them, the language model's shortcut (``lm_blank_skip``): the CER of the validation lines
+Beside each row, what the hardware allows: the network's FLOPs on that row's lines at the machine's
+float32 matrix-multiply speed (``network_bound``). Beside them, the language model's shortcut (``lm_blank_skip``): the CER of the validation lines
 decoded with every frame read and with the configured value, and the decoding time of each.
 
     python benchmarks/reading_speed.py [--model builtin:printed-latin] [--hw-model builtin:handwriting-fr]
@@ -90,6 +91,40 @@ def steady_state(model: str, paths: list[str], batch_size: int = 64) -> float:
     return len(paths) / (time.perf_counter() - start)
 
 
+def network_bound(model: str, sizes: list[tuple[int, int]]) -> float:
+    """Lines/s of the network alone on lines of these ``(width, height)`` if every one of its
+    FLOPs ran at the machine's float32 matrix-multiply speed (``cost_model.py``): no reading
+    path of this network on this machine can pass it."""
+    from cost_model import forward_flops, matmul_gflops
+
+    from tf_crnn.config import model_params
+    from tf_crnn.data_handler import get_resized_width
+    from tf_crnn.export import resolve_export
+
+    params = model_params(resolve_export(model))
+    height, max_width = params.input_shape
+    flops = [forward_flops(params, get_resized_width(w, h, height, max_width))["total"] for w, h in sizes]
+    return matmul_gflops(2048) * 1e9 * len(flops) / sum(flops)
+
+
+def image_sizes(paths: list[str]) -> list[tuple[int, int]]:
+    from PIL import Image
+
+    def size(path: str) -> tuple[int, int]:
+        with Image.open(path) as image:
+            return image.size
+
+    return [size(p) for p in paths]
+
+
+def page_line_sizes(pages: list[Path]) -> list[tuple[int, int]]:
+    """``(width, height)`` of each line's box: the crop the network reads, before deskewing."""
+    from tf_crnn.documents import read_document
+
+    boxes = [line.box for page in pages for line in read_document(page).lines if line.box is not None]
+    return [(max(round(x1 - x0), 1), max(round(y1 - y0), 1)) for x0, y0, x1, y1 in boxes]
+
+
 def blank_skip_rows(model: str, csv_file: Path) -> list[list]:
     """CER and decoding time with every frame read (``lm_blank_skip`` 1) and as configured."""
     from rapidfuzz.distance import Levenshtein
@@ -130,8 +165,10 @@ def main() -> None:
     parser.add_argument("--skip", default="", help="rows to leave out, e.g. serve,alto")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
+    from tf_crnn.records import read_csv_rows, resolve_image_path
 
     results: dict[str, str] = {}
+    bounds: dict[str, str] = {}
     # First, in a process that has loaded nothing else (measured later, its two rows came out alike).
     shortcut = [] if "lm" in skip else blank_skip_rows(args.model, args.csv)
     with tempfile.TemporaryDirectory() as tmp:
@@ -142,6 +179,7 @@ def main() -> None:
             seconds = timed(["tf-crnn", "predict", args.model, str(tmp / "lines.csv"), "-o", str(tmp / "out.csv")])
             results["predict"] = f"{args.lines / seconds:.0f} lines/s ({args.lines} lines, {seconds:.1f} s)"
             results["steady"] = f"{steady_state(args.model, paths):.0f} lines/s"
+            bounds["predict"] = bounds["steady"] = f"{network_bound(args.model, image_sizes(paths)):.0f} lines/s"
         if "alto" not in skip:
             subprocess.run(["tf-crnn", "predict", args.hw_model, paths[0]], check=True, capture_output=True)
             pages = sorted(args.pages.glob("*.xml"))
@@ -152,6 +190,7 @@ def main() -> None:
                     ["tf-crnn", "predict", args.hw_model, "--alto", *map(str, pages), "-o", str(out), *extra]
                 )
                 results[key] = f"{n_lines / seconds:.0f} lines/s ({len(pages)} pages, {n_lines} lines, {seconds:.1f} s)"
+            bounds["alto"] = bounds["glyphs"] = f"{network_bound(args.hw_model, page_line_sizes(pages)):.0f} lines/s"
         if "serve" not in skip:
             load = subprocess.run(
                 [sys.executable, str(Path(__file__).with_name("serve_load.py")), "--model", args.model,
@@ -161,6 +200,8 @@ def main() -> None:
             row = [line for line in load.stdout.splitlines() if line.startswith("|")][-1]
             cells = [c.strip() for c in row.strip("|").split("|")]
             results["serve"] = f"{cells[1]} requests/s, p95 {cells[3]} ms, statuses {cells[6]}, wrong {cells[7]}"
+            served = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][:200]  # serve_load's
+            bounds["serve"] = f"{network_bound(args.model, image_sizes(served)):.0f} requests/s"
         if "first" not in skip:
             seconds = min(timed(["tf-crnn", "predict", args.model, paths[0]]) for _ in range(3))
             results["first"] = f"{seconds:.2f} s (best of 3)"
@@ -175,8 +216,12 @@ def main() -> None:
         "first": "time to the first line read",
     }
     print_table(
-        ["what", "now", "before", "target"],
-        [[names[k], results[k], BEFORE[k], TARGETS[k]] for k in names if k in results],
+        ["what", "now", "before", "target", "the network at the matmul ceiling"],
+        [[names[k], results[k], BEFORE[k], TARGETS[k], bounds.get(k, "—")] for k in names if k in results],
+    )
+    print(
+        "\nThe last column: the network's FLOPs on these lines (cost_model.py) at the machine's float32 "
+        "matrix-multiply speed, start-up, images and decoding left out: no reading of this network here passes it."
     )
     if shortcut:
         print(f"\nThe language model's search on {args.csv} ({args.model}):\n")

@@ -451,3 +451,33 @@ def test_documents_read_together_are_written_as_each_read_alone(trained, alto_pa
     for file in files:
         assert (tmp_path / "together" / file.name).read_bytes() == (tmp_path / "alone" / file.name).read_bytes()
     assert b"<Glyph" in (tmp_path / "together" / "will_0002-0.xml").read_bytes()
+
+
+def test_lines_resized_beside_the_network_read_as_the_graph_reads_them_whole(trained, alto_page, tmp_path):
+    """Documents hand the network their crops already at its height (``resize_for_network``):
+    the same log-probabilities, transcriptions, confidences and character spans as the crops
+    read whole, for crops taller and shorter than the network and one wider than it takes."""
+    _, result = trained
+    xml_file, _ = alto_page
+    model = PredictionModel(result.export_path)
+    document = read_document(xml_file)
+    page = open_page(document)
+    crops = [crop_line(page, line)[0] for line in document.lines]
+    crops.append(crops[0].resize((crops[0].width // 2, crops[0].height // 2)))  # under the network's height
+    height, max_width = model.params.input_shape
+    crops.append(crops[1].resize((max_width * 3, crops[1].height)))  # shrunk to the widest the network takes
+    whole, resized, sizes = [], [], {}
+    for i, crop in enumerate(crops):
+        whole.append(str(tmp_path / f"whole_{i}.png"))
+        crop.save(whole[-1])
+        resized.append(str(tmp_path / f"resized_{i}.png"))
+        small = loader.resize_for_network(crop, model.params)
+        assert small.height == height and small.width <= max_width
+        small.save(resized[-1])
+        sizes[resized[-1]] = crop.size
+    for one, other in zip(whole, resized):
+        np.testing.assert_array_equal(model.log_probs([one])[0], model.log_probs([other])[0])
+    expected, _ = loader.predict_files(model, whole, details=True)
+    read, _ = loader.predict_files(model, resized, details=True, sizes=sizes)
+    assert [{**r, "path": None} for r in read] == [{**r, "path": None} for r in expected]
+    assert any(r["character_spans"] for r in expected)

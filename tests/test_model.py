@@ -7,7 +7,14 @@ from keras import layers
 
 from tf_crnn.config import Params
 from tf_crnn.loss import ctc_loss
-from tf_crnn.model import ColumnMasking, ConvBlock, MaskedBatchNormalization, get_model_inference
+from tf_crnn.model import (
+    ColumnMasking,
+    ConvBlock,
+    MaskedBatchNormalization,
+    copy_weights,
+    fold_batch_norm,
+    get_model_inference,
+)
 from tf_crnn.training import get_model_train
 
 
@@ -206,3 +213,26 @@ def test_masked_batch_norm_statistics_are_those_of_the_valid_columns():
     valid = x.transpose(0, 2, 1, 3)[columns].reshape(-1, 5)  # (positions, channels)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_mean), valid.mean(0), rtol=1e-5)
     np.testing.assert_allclose(keras.ops.convert_to_numpy(bn.moving_variance), valid.var(0), rtol=1e-4)
+
+
+def test_folded_batch_norm_reads_as_the_network_does(params):
+    model = get_model_train(params)
+    rng = np.random.default_rng(1)
+    images = rng.integers(0, 256, (3, 16, 61, 1)).astype(np.float32)
+    widths = np.array([61, 40, 23], np.int32)
+    # Training steps move the statistics, so that folding them in is not the identity.
+    for _ in range(3):
+        model.train_on_batch({"images": images, "widths": widths}, np.array([[1, 2], [3, 0], [4, 5]], np.int32))
+    network = get_model_inference(params, rnn_dropout=0.0)
+    copy_weights(model, network)
+    folded = fold_batch_norm(network, params)
+    assert [block.bn for block in _blocks(folded)] == [None, None]
+    inputs = {"images": images, "widths": widths}
+    expected = keras.ops.convert_to_numpy(network(inputs, training=False))
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(folded(inputs, training=False)), expected, atol=1e-4)
+    # The network itself is left as it was: its weights are what an export saves.
+    assert all(isinstance(block.bn, MaskedBatchNormalization) for block in _blocks(network))
+
+
+def _blocks(model):
+    return [layer for layer in model.layers if isinstance(layer, ConvBlock)]

@@ -62,7 +62,7 @@ from tf_crnn.config import model_params as export_params
 from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
 from tf_crnn.language_model import CharNgram, NgramTables, load_lm
-from tf_crnn.network import copy_weights, get_model_inference
+from tf_crnn.network import copy_weights, fold_batch_norm, get_model_inference
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -85,8 +85,9 @@ class ExportModule(tf.Module):
         # traces the model's own default signature, which the export does not use.
         network = get_model_inference(params, rnn_dropout=0.0)
         copy_weights(model, network)
-        object.__setattr__(self, "network", network)
-        self.network_variables = list(network.weights)
+        object.__setattr__(self, "network", network)  # its weights are the export's model.weights.h5
+        reading = fold_batch_norm(network, params)
+        self.network_variables = list(reading.weights)
         self.codes_to_text = CodesToText(params.alphabet)
         height, max_width = params.input_shape
         channels = params.input_channels
@@ -118,7 +119,7 @@ class ExportModule(tf.Module):
 
         @tf.function(input_signature=batch_spec, autograph=False)
         def network_log_probs(images, widths):
-            logits = self.network({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
+            logits = reading({"images": tf.cast(images, tf.float32), "widths": widths}, training=False)
             return tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
 
         @tf.function(input_signature=batch_spec, autograph=False)

@@ -27,6 +27,7 @@ from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
 from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params, import_params_from_json
+from tf_crnn.data_handler import resize_image
 from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.documents import (
     DocumentError,
@@ -233,6 +234,7 @@ def predict_files(
     top_paths: int | None = None,
     details: bool = False,
     progress: bool = False,
+    sizes: dict[str, tuple[int, int]] | None = None,
 ) -> tuple[list[dict], list[tuple[str, str]]]:
     """Transcribes image files in batches.
 
@@ -250,6 +252,9 @@ def predict_files(
             ``beam_width`` or its ``lm_beam_width`` beams.
         top_paths: alternatives to return per line (beam search when above 1).
         details: add ``character_confidences`` and ``alternatives`` to each result.
+        sizes: ``(width, height)`` of the image a file stands for, where the file holds it
+            already resized to the network's height (``resize_for_network``): its lines are
+            batched, and its character spans given, as the image's.
 
     Returns:
         ``(results, skipped)``: one dict per readable image (``path``,
@@ -277,10 +282,30 @@ def predict_files(
                 originals[copy] = path
                 path = copy
             converted.append(path)
-        results, unreadable = _predict_files(model, converted, batch_size, beam_width, top_paths, details, progress)
+        results, unreadable = _predict_files(
+            model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}
+        )
     for result in results:
         result["path"] = originals.get(result["path"], result["path"])
     return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
+
+
+def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
+    """``image`` at the network's height, resized by the graph's own rule
+    (``data_handler.resize_image``): the graph then reads it as it would read ``image``, its
+    resize to the same size changing no pixel."""
+    array = np.asarray(image)
+    resized = _graph_resize(*params.input_shape, params.input_channels)(array.reshape(*array.shape[:2], -1))
+    return Image.fromarray(np.squeeze(resized.numpy(), axis=-1) if image.mode == "L" else resized.numpy())
+
+
+@functools.cache
+def _graph_resize(height: int, max_width: int, channels: int):
+    return tf.function(
+        lambda image: resize_image(image, height, max_width)[0],
+        input_signature=[tf.TensorSpec([None, None, channels], tf.uint8)],
+        autograph=False,
+    )
 
 
 def _read_on_host(path: str) -> bool:
@@ -292,7 +317,7 @@ def _read_on_host(path: str) -> bool:
         return Path(path).suffix.lower() in TIFF_SUFFIXES
 
 
-def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress):
+def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress, stand_for):
     readable, sizes, skipped = [], {}, []
     for path in paths:
         check = check_image(path, decode=False)  # headers only: the graph decodes once
@@ -300,7 +325,7 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
             skipped.append((path, check))
         else:
             readable.append(path)
-            sizes[path] = check
+            sizes[path] = stand_for.get(path, check)
     # Batches of similar widths pad little; results are put back in input order.
     order = sorted(range(len(readable)), key=lambda i: sizes[readable[i]][0] / max(sizes[readable[i]][1], 1))
     decode_here = details or beam_width is not None or top_paths is not None
@@ -461,6 +486,7 @@ def predict_documents(
     written, skipped, review = [], [], []
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
+    sizes: dict[str, tuple[int, int]] = {}  # each crop's own, before resize_for_network
 
     def crop_document(xml_file: Path, tmp: Path, left_out: list) -> tuple[Any, Path, dict] | None:
         target = output_dir / xml_file.name
@@ -482,8 +508,11 @@ def predict_documents(
                 left_out.append((f"{xml_file}:{line.id}", str(error)))
                 continue
             path = str(tmp / f"{next(numbers)}.png")
-            crop.save(path, compress_level=0)  # read back at once: no time spent compressing
+            # Resized here, beside the network, rather than decoded whole and resized in its graph;
+            # read back at once: no time spent compressing.
+            resize_for_network(crop, model.params).save(path, compress_level=0)
             crops[path] = (line, geometry, crop.height)
+            sizes[path] = crop.size
         return document, target, crops
 
     def write(document, target: Path, crops: dict, results: dict[str, dict]) -> None:
@@ -529,9 +558,10 @@ def predict_documents(
             upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
             skipped += left_out
             paths = [path for _, _, crops in group for path in crops]
-            results, unreadable = predict_files(model, paths, batch_size=batch_size, details=True)
+            results, unreadable = predict_files(model, paths, batch_size=batch_size, details=True, sizes=sizes)
             for path in paths:
                 Path(path).unlink()
+                del sizes[path]
             by_path = {result["path"]: result for result in results}
             for document, target, crops in group:
                 skipped.extend(
