@@ -228,3 +228,20 @@ def test_commands_print_no_tensorflow_noise_without_verbose(trained, tmp_path):
         assert not [line for line in run.stderr.splitlines() if noise.match(line)], (args[0], run.stderr)
     verbose = subprocess.run([tf_crnn, "-v", *commands[0]], capture_output=True, text=True, env=env, cwd=tmp_path)
     assert verbose.returncode == 0 and any(noise.match(line) for line in verbose.stderr.splitlines())
+
+
+def test_tensorflow_loads_without_matplotlib_which_the_report_still_imports():
+    """Keras imports matplotlib's pyplot with TensorFlow, where installed, to draw galleries no
+    command draws: the commands load TensorFlow without it, and the report imports it after."""
+    pytest.importorskip("matplotlib")
+    code = (
+        "import sys\n"
+        "from tf_crnn.cli import _import_tensorflow_silently\n"
+        "_import_tensorflow_silently()\n"
+        "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)\n"
+        "import matplotlib.pyplot\n"
+        "print(matplotlib.pyplot.figure is not None)\n"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.split() == ["True", "False", "True"]

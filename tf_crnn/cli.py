@@ -75,6 +75,12 @@ def _import_tensorflow_silently() -> None:
         return
     sys.stderr.flush()
     saved, devnull = os.dup(fd), os.open(os.devnull, os.O_WRONLY)
+    # Keras, which TensorFlow imports, imports matplotlib's pyplot where installed (the report
+    # extra) only to draw image galleries: half a second of every command's start-up. Hidden
+    # while TensorFlow loads; the report imports it when it draws.
+    hide_matplotlib = "matplotlib" not in sys.modules
+    if hide_matplotlib:
+        sys.modules["matplotlib"] = None
     try:
         os.dup2(devnull, fd)
         import tensorflow as tf
@@ -86,6 +92,8 @@ def _import_tensorflow_silently() -> None:
         absl_logging.set_verbosity(absl_logging.ERROR)
         logging.getLogger("absl").setLevel(logging.ERROR)
     finally:
+        if hide_matplotlib:
+            del sys.modules["matplotlib"]
         os.dup2(saved, fd)
         os.close(saved)
         os.close(devnull)
