@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from conftest import tiny_params
 
 from tf_crnn.cli import main
+from tf_crnn.records import read_csv_rows, resolve_image_path
 
 
 @pytest.fixture
@@ -245,3 +246,21 @@ def test_tensorflow_loads_without_matplotlib_which_the_report_still_imports():
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.stdout.split() == ["True", "False", "True"]
+
+
+def test_reading_commands_end_at_once_with_their_output_and_status(trained, tmp_path):
+    """``tf-crnn predict`` ends its process without the interpreter's slow ending (``cli.run``):
+    what it printed to a pipe is all there, and its exit status is the command's."""
+    params, result = trained
+    tf_crnn = Path(sys.executable).parent / "tf-crnn"
+    images = [resolve_image_path(params.csv_files_eval, p) for _, p, _ in read_csv_rows(params.csv_files_eval)]
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # a pipe's output is then buffered
+    run = subprocess.run(
+        [tf_crnn, "predict", str(result.export_path), *images], capture_output=True, text=True, env=env
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    rows = list(csv.reader(run.stdout.splitlines()))
+    assert rows[0] == ["path", "transcription", "confidence"] and sorted(r[0] for r in rows[1:]) == sorted(images)
+    missing = subprocess.run([tf_crnn, "predict", str(result.export_path), str(tmp_path / "none.png")],
+                             capture_output=True, text=True, env=env)  # fmt: skip
+    assert missing.returncode == 2 and "none.png" in missing.stderr

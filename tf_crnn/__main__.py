@@ -1,3 +1,3 @@
-from tf_crnn.cli import main
+from tf_crnn.cli import run
 
-main()
+run()
