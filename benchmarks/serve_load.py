@@ -5,7 +5,7 @@ clients each send R single-line ``POST /v1/recognize`` requests (lines of ``--cs
 Every answer is checked against what ``PredictionModel`` reads from the same image offline;
 prints requests/s, latency percentiles and the count of answers by status.
 
-    python benchmarks/serve_load.py --model builtin:printed-latin --clients 8 --requests 200
+    python benchmarks/serve_load.py --model builtin:printed-latin --clients 8 --requests 200 [--serve-options "--readers 1"]
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import shlex
 import socket
 import statistics
 import subprocess
@@ -67,6 +68,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--requests", type=int, default=200, help="requests per client")
     parser.add_argument("--lines", type=int, default=200, help="distinct lines sent")
+    parser.add_argument("--serve-options", default="", help="options of tf-crnn serve, e.g. '--readers 1'")
     args = parser.parse_args()
 
     import httpx
@@ -77,7 +79,7 @@ def main() -> None:
     paths = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][: args.lines]
     images = [Path(p).read_bytes() for p in paths]
     expected = PredictionModel(args.model).predict(paths)
-    with started_server(args.model) as server:
+    with started_server(args.model, *shlex.split(args.serve_options)) as server:
         url = server.url
         # One request first, so that the graph is traced before the clock starts.
         httpx.post(f"{url}/v1/recognize", files=[("images", ("warm.png", images[0]))], timeout=60)
