@@ -364,12 +364,9 @@ def lm_beam_search(
             "codes": tf.where(write, unit[..., None], codes),
         }
         running = t < lengths  # a line past its own frames keeps its beams
-
-        def keep(x, old):
-            mask = tf.reshape(running, tf.concat([[batch], tf.ones([tf.rank(x) - 1], tf.int32)], 0))
-            return tf.where(mask, x, old)
-
-        return t + 1, {k: keep(v, s[k]) for k, v in new.items()}
+        # One mask per rank of the state (static): a few ops a frame rather than a few per tensor.
+        masks = {rank: tf.reshape(running, [-1] + [1] * (rank - 1)) for rank in {v.shape.rank for v in new.values()}}
+        return t + 1, {k: tf.where(masks[v.shape.rank], v, s[k]) for k, v in new.items()}
 
     _, state = tf.while_loop(lambda t, _: t < frames, step, (tf.constant(0), state))
     ctc = _logaddexp(state["pb"], state["pnb"])
