@@ -228,8 +228,7 @@ def select_lines(
     the most expected errors, discounted by its likeness (character trigrams) to those already
     picked and divided by one plus ``diversity`` times the number picked from its group, so that
     the selection spreads over different texts and writers rather than the hardest hand alone
-    (``diversity`` 0: uncertainty alone; above 1, the likeness counts as at 1 and the writers
-    are spread more)."""
+    (``diversity`` 0: uncertainty alone)."""
     if (n is None) == (characters is None):
         raise ValueError("select_lines takes n or characters, not both")
     grams = [_trigrams(c.reading) for c in candidates]
@@ -243,7 +242,7 @@ def select_lines(
     for _ in range(min(n or len(candidates), len(candidates))):
         if budget <= 0:
             break
-        spread = (1 - min(diversity, 1.0) * likeness) / (1 + diversity * picked_in_group[groups])
+        spread = (1 - diversity * likeness) / (1 + diversity * picked_in_group[groups])
         score = np.where(available, gain * spread, -np.inf)
         best = int(np.argmax(score))
         chosen.append(best)

@@ -791,9 +791,9 @@ def audit(model, data, output, show, batch_size) -> None:
 )
 @click.option("--pages", is_flag=True, help="Select whole pages (ALTO/PAGE documents in POOL) rather than lines.")
 @click.option(
-    "--diversity", default=1.0, show_default=True, type=click.FloatRange(0),
+    "--diversity", default=1.0, show_default=True, type=click.FloatRange(0, 1),
     help="How strongly lines like those already picked, or of a writer already picked from, are passed over "
-    "(0: the least certain lines alone; above 1, writers only are spread more).",
+    "(0: the least certain lines alone).",
 )  # fmt: skip
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
