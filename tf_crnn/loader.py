@@ -499,7 +499,6 @@ def predict_documents(
     written, skipped, review = [], [], []
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
-    sizes: dict[str, tuple[int, int]] = {}  # each crop's own, before resize_for_network
 
     def crop_document(xml_file: Path, tmp: Path, left_out: list) -> tuple[Any, Path, dict] | None:
         target = output_dir / xml_file.name
@@ -524,13 +523,12 @@ def predict_documents(
             # Resized here, beside the network, rather than decoded whole and resized in its graph;
             # read back at once: no time spent compressing.
             resize_for_network(crop, model.params).save(path, compress_level=0)
-            crops[path] = (line, geometry, crop.height)
-            sizes[path] = crop.size
+            crops[path] = (line, geometry, crop.size)  # the crop's own size, before resize_for_network
         return document, target, crops
 
     def write(document, target: Path, crops: dict, results: dict[str, dict]) -> None:
         readings = {}
-        for path, (line, geometry, height) in crops.items():
+        for path, (line, geometry, (_, height)) in crops.items():
             result = results.get(path)
             if result is None:
                 continue
@@ -570,11 +568,10 @@ def predict_documents(
             group, left_out, more = upcoming.result()
             upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
             skipped += left_out
-            paths = [path for _, _, crops in group for path in crops]
-            results, unreadable = predict_files(model, paths, batch_size=batch_size, details=True, sizes=sizes)
-            for path in paths:
+            sizes = {path: size for _, _, crops in group for path, (_, _, size) in crops.items()}
+            results, unreadable = predict_files(model, list(sizes), batch_size=batch_size, details=True, sizes=sizes)
+            for path in sizes:
                 Path(path).unlink()
-                del sizes[path]
             by_path = {result["path"]: result for result in results}
             for document, target, crops in group:
                 skipped.extend(
