@@ -15,8 +15,11 @@ from test_reading import eval_images, hard_digits  # noqa: F401 - a fixture
 from tf_crnn.calibration import (
     TIE_BREAK,
     Calibration,
+    LineTable,
     Table,
+    brier_score,
     character_outcomes,
+    choose_line_score,
     expected_calibration_error,
     isotonic,
     reject_curve,
@@ -41,6 +44,22 @@ def test_isotonic_fit_is_increasing_and_calibrates_what_it_fitted():
     flat = isotonic([0.1, 0.2, 0.3, 0.4] * 10, [0] * 40)
     assert np.all(np.diff(flat([0.1, 0.2, 0.3, 0.4])) > 0)
     assert np.max(flat([0.1, 0.2, 0.3, 0.4])) <= TIE_BREAK
+
+
+@pytest.mark.parametrize(("exactness", "chosen"), [("whole line", "product"), ("each character", "mean")])
+def test_the_line_score_calibrated_is_the_one_that_says_whether_the_line_is_read_exactly(exactness, chosen):
+    rng = np.random.default_rng(1)
+    lengths = rng.integers(3, 80, 2000)
+    right = rng.uniform(0.9, 1.0, 2000)  # each character's probability of being right
+    mean, product = right, right**lengths
+    # Where every character must be right, long lines are rarely exact: only the product knows it.
+    chance = product if exactness == "whole line" else right**20
+    exact = rng.uniform(0, 1, 2000) < chance
+    kept, after = choose_line_score({"mean": mean, "product": product}, exact)
+    assert kept == chosen
+    other = "mean" if chosen == "product" else "product"
+    assert brier_score(after[chosen], exact) < brier_score(after[other], exact) - 0.01
+    assert expected_calibration_error(after[chosen], exact) < 0.03
 
 
 def test_expected_calibration_error_of_known_bins():
@@ -132,6 +151,21 @@ def test_every_reading_path_reports_the_calibrated_confidences(calibrated, uncal
         # The characters: the raw confidences through the character table.
         expected = calibration.character_confidences(before["character_confidences"])
         assert result["character_confidences"] == pytest.approx(expected, abs=1e-3)
+
+
+def test_a_table_on_the_product_is_read_alike_by_every_path(uncalibrated, hard_digits, tmp_path):  # noqa: F811
+    table = LineTable([0.0, 0.3, 1.0], [0.0, 0.6, 0.9], "product")
+    character = Table([0.0, 1.0], [0.0, 1.0])
+    target = rewrite_export(uncalibrated, tmp_path / "product", calibration=Calibration(table, character))
+    assert Calibration.load(target).line.score == "product"
+    paths = eval_images(hard_digits)[0][:12]
+    graph = PredictionModel(target).predict(paths, return_confidence=True)
+    details, _ = predict_files(PredictionModel(target), paths, details=True)
+    raw, _ = predict_files(uncalibrated, paths, details=True)
+    for (_, confidence), result, before in zip(graph, details, raw):
+        expected = table(np.prod(before["character_confidences"])) if before["transcription"] else 0.0
+        assert confidence == pytest.approx(expected, abs=1e-4)
+        assert result["confidence"] == pytest.approx(expected, abs=1e-4)
 
 
 def test_a_shipped_model_is_never_calibrated_in_place(tmp_path):

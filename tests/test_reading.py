@@ -1,6 +1,7 @@
 """Reading with a trained model: confidences, beam search at run time, TFLite and ONNX exports."""
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,9 +12,11 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tf_crnn.alignment import align, align_batch
+from tf_crnn.calibration import Calibration, LineTable, Table
 from tf_crnn.cli import main
 from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
+from tf_crnn.export import rewrite_export
 from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.metrics import levenshtein
 from tf_crnn.records import read_csv_rows, resolve_image_path
@@ -206,6 +209,24 @@ def test_portable_export_reads_like_the_savedmodel(fmt, trained, portable_export
     assert portable.calibration is not None
     theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
     np.testing.assert_allclose([r["confidence"] for r in ours], theirs, atol=2e-3)
+
+
+def test_portable_reader_maps_the_product_as_the_graph_does(trained, portable_exports, digits_data, tmp_path):
+    sys.path.insert(0, str(READER.parent))
+    try:
+        from portable_reader import PortableModel
+    finally:
+        sys.path.pop(0)
+    params, _ = trained
+    calibration = Calibration(LineTable([0.0, 0.4, 1.0], [0.0, 0.5, 0.95], "product"), Table([0.0, 1.0], [0.0, 1.0]))
+    saved = PredictionModel(rewrite_export(PredictionModel(params.output_model_dir).export_path, tmp_path / "p",
+                                           calibration=calibration))  # fmt: skip
+    folder = shutil.copytree(portable_exports["onnx"].parent, tmp_path / "onnx")
+    calibration.save(folder / "calibration.json")
+    portable = PortableModel(folder / portable_exports["onnx"].name)
+    paths, _ = eval_images(digits_data)
+    theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
+    np.testing.assert_allclose([r["confidence"] for r in portable.predict(paths)], theirs, atol=2e-3)
 
 
 def test_portable_reader_runs_without_tensorflow(portable_exports, digits_data):

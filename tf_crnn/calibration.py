@@ -1,9 +1,8 @@
 """Calibrated confidences: a line's confidence as the probability that the line is read exactly,
 a character's as the probability that it is right.
 
-The raw scores are the network's: for a line, the geometric mean of the probabilities of its
-greedy characters (what the SavedModel computes in its graph: it ranks lines by how well each
-character is read, whatever their length, which the product does not); for a character, its
+The raw scores are the network's: for a line, one of two scores of its greedy characters'
+probabilities (``LINE_SCORES``), which the SavedModel computes in its graph; for a character, its
 confidence from the CTC alignment. Each is mapped through a monotone table fitted on labelled
 lines by isotonic regression (``fit``), stored in the export as ``calibration.json`` and applied
 by every reading path (the SavedModel's graph for lines, ``tf_crnn.loader`` for characters, the
@@ -29,6 +28,13 @@ TIE_BREAK = 1e-3
 """Weight of the raw score blended into a calibrated one: where isotonic regression is flat (many
 lines with the same rate), lines stay ordered by their raw score, at a cost of at most 0.001 to
 the calibration."""
+LINE_SCORES = ("mean", "product")
+"""What a line table maps: the geometric mean of the greedy characters' probabilities (the raw
+confidence: it ranks lines by how well each character is read, whatever their length) or their
+product (the probability of the whole greedy reading, which falls with the line's length as the
+chance of reading every character right does). ``choose_line_score`` picks one."""
+CHARACTER_MIN_POINTS = 50
+"""The least number of characters in a step of the character table (lines: ``isotonic``'s 10)."""
 REJECT_SHARES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
 """Shares of lines kept on the reject curve (the most confident first)."""
 
@@ -43,6 +49,18 @@ class Table:
 
     def __call__(self, values) -> np.ndarray:
         return np.interp(np.asarray(values, dtype=np.float64), self.x, self.y)
+
+
+@dataclass
+class LineTable(Table):
+    """A line table, with the score of the greedy characters' probabilities it maps
+    (``LINE_SCORES``; tables saved before there was a choice map the mean)."""
+
+    score: str = "mean"
+
+    def __post_init__(self):
+        if self.score not in LINE_SCORES:
+            raise ValueError(f"line calibration score {self.score!r}: expected one of {', '.join(LINE_SCORES)}")
 
 
 def isotonic(scores: Sequence[float], outcomes: Sequence[float], min_points: int = 10) -> Table:
@@ -83,7 +101,7 @@ def isotonic(scores: Sequence[float], outcomes: Sequence[float], min_points: int
 class Calibration:
     """The line and character tables of an export, and what they were fitted on."""
 
-    line: Table
+    line: LineTable
     character: Table
     fitted_on: dict = field(default_factory=dict)
 
@@ -94,7 +112,7 @@ class Calibration:
         write_json(
             filename,
             {
-                "line": {"x": self.line.x, "y": self.line.y},
+                "line": {"x": self.line.x, "y": self.line.y, "score": self.line.score},
                 "character": {"x": self.character.x, "y": self.character.y},
                 "fitted_on": self.fitted_on,
             },
@@ -107,7 +125,7 @@ class Calibration:
         if not path.is_file():
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(Table(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}))
+        return cls(LineTable(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}))
 
 
 def character_outcomes(reference: str, prediction: str) -> list[bool]:
@@ -126,14 +144,45 @@ def fit(
     character_confidences: Sequence[float],
     characters_right: Sequence[bool],
     fitted_on: dict | None = None,
+    line_score: str = "mean",
 ) -> Calibration:
-    """Fits the line table (``line_scores`` against whether each line was read exactly) and the
-    character table (each read character's confidence against whether it was right)."""
+    """Fits the line table (``line_scores``, each line's raw score of kind ``line_score``, against
+    whether the line was read exactly) and the character table (each read character's confidence
+    against whether it was right)."""
+    line = isotonic(line_scores, lines_exact)
     return Calibration(
-        isotonic(line_scores, lines_exact),
-        isotonic(character_confidences, characters_right, min_points=50),
+        LineTable(line.x, line.y, line_score),
+        isotonic(character_confidences, characters_right, CHARACTER_MIN_POINTS),
         fitted_on or {},
     )
+
+
+def cross_fitted(scores, outcomes, halves, min_points: int = 10) -> np.ndarray:
+    """Each item's calibrated value from the table fitted on the other half (``halves``: 0 or 1
+    per item): what a calibration does on items it did not see."""
+    scores, outcomes, halves = np.asarray(scores, dtype=np.float64), np.asarray(outcomes), np.asarray(halves)
+    after = np.zeros(len(scores))
+    for half in (0, 1):
+        fitting, measuring = halves != half, halves == half
+        after[measuring] = isotonic(scores[fitting], outcomes[fitting], min_points)(scores[measuring])
+    return after
+
+
+def brier_score(confidences: Sequence[float], outcomes: Sequence[bool]) -> float:
+    """The mean squared gap between confidence and outcome: unlike the calibration error, it also
+    rewards confidences that tell right from wrong (a table on an uninformative score can be
+    calibrated, never sharp)."""
+    confidences, outcomes = np.asarray(confidences, dtype=np.float64), np.asarray(outcomes, dtype=np.float64)
+    return float(np.mean((confidences - outcomes) ** 2)) if len(confidences) else 0.0
+
+
+def choose_line_score(scores: dict[str, Sequence[float]], exact: Sequence[bool]) -> tuple[str, dict[str, np.ndarray]]:
+    """The raw line score (``LINE_SCORES``) whose table best predicts whether a line is read
+    exactly (the lowest Brier score on lines it was not fitted on), and each score's cross-fitted
+    confidences (halves: alternate lines)."""
+    halves = np.arange(len(exact)) % 2
+    after = {score: cross_fitted(values, exact, halves) for score, values in scores.items()}
+    return min(after, key=lambda score: brier_score(after[score], exact)), after
 
 
 def expected_calibration_error(confidences: Sequence[float], outcomes: Sequence[bool], bins: int = ECE_BINS) -> float:
@@ -184,12 +233,18 @@ def reject_curve(
 
 
 __all__ = [
+    "CHARACTER_MIN_POINTS",
     "ECE_BINS",
+    "LINE_SCORES",
     "TIE_BREAK",
     "REJECT_SHARES",
     "Calibration",
+    "LineTable",
     "Table",
+    "brier_score",
     "character_outcomes",
+    "choose_line_score",
+    "cross_fitted",
     "expected_calibration_error",
     "fit",
     "isotonic",

@@ -688,16 +688,25 @@ def _calibrate(model, csv_file, calibration_output, batch_size) -> None:
         raise click.ClickException(str(e)) from None
     click.echo(f"Fitted on {fitted.lines} lines, {fitted.characters} characters of {csv_file}")
     click.echo("Calibration error (10 bins; each half of the lines measured with the table fitted on the other):")
-    click.echo(f"  line confidence as P(read exactly): {fitted.line_ece_before:.3f} -> {fitted.line_ece_after:.3f}")
+    click.echo(
+        f"  line confidence as P(read exactly): {fitted.line_ece_before:.3f} -> {fitted.line_ece_after:.3f} "
+        f"({_line_scores_measured(fitted)})"
+    )
     click.echo(
         f"  character confidence as P(right):   {fitted.character_ece_before:.3f} -> {fitted.character_ece_after:.3f}"
     )
-    click.echo(
-        "Reject curve (calibration keeps the lines' order): share of lines kept, most confident first, and their CER"
-    )
+    click.echo("Reject curve: share of lines kept, the most confident first, and their CER")
     click.echo("  " + "  ".join(f"{share:.0%}: {cer:.4f}" for share, cer in fitted.reject))
     path = rewrite_export(export, target, calibration=fitted.calibration)
     click.echo(f"Wrote {path}: its confidences are calibrated.")
+
+
+def _line_scores_measured(fitted) -> str:
+    """Which raw score the line table maps, and how well each predicts exactness."""
+    names = {"mean": "geometric mean", "product": "product"}
+    kept = fitted.calibration.line.score
+    briers = ", ".join(f"{brier:.4f} on the {names[score]}" for score, (_, brier) in fitted.line_after_by_score.items())
+    return f"a table on the {names[kept]} of the characters' probabilities; Brier score {briers}"
 
 
 def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:

@@ -11,7 +11,9 @@ portable exports):
 - a line's *confidence* is the geometric mean of its characters' confidences, 0 for
   an empty transcription: in (0, 1], comparable between short and long lines. (A
   mean over all frames would be dominated by the confident blanks between
-  characters, and gives a line read as nothing the highest confidence of all.)
+  characters, and gives a line read as nothing the highest confidence of all.) A
+  calibrated export maps that mean, or the product of the greedy characters'
+  probabilities, through its line table (``tf_crnn.calibration``).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from keras import ops
 
 from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
-from tf_crnn.calibration import Table
+from tf_crnn.calibration import LineTable
 from tf_crnn.language_model import NgramTables, lm_beam_search
 
 
@@ -107,15 +109,25 @@ def greedy_character_log_probs(logits) -> tf.RaggedTensor:
     return tf.ragged.boolean_mask(tf.gather(run_max, run_id), keep)
 
 
-def line_confidences(character_log_probs: tf.RaggedTensor, calibration: Table | None = None) -> tf.Tensor:
+def line_scores(character_log_probs: tf.RaggedTensor, score: str = "mean") -> tf.Tensor:
+    """``(batch,)`` raw score of each line from its greedy characters' log-probabilities: the
+    geometric mean of their probabilities or their product (``calibration.LINE_SCORES``), 0 for
+    an empty line."""
+    count = tf.cast(character_log_probs.row_lengths(), tf.float32)
+    total = tf.reduce_sum(character_log_probs, axis=1)
+    if score == "mean":
+        total = total / tf.maximum(count, 1.0)
+    return tf.where(count > 0, tf.exp(total), 0.0)
+
+
+def line_confidences(character_log_probs: tf.RaggedTensor, calibration: LineTable | None = None) -> tf.Tensor:
     """``(batch,)`` confidence of each line from its greedy characters' log-probabilities: the
     geometric mean of their probabilities (0 for an empty line) or, with a ``calibration``
     table (``tf_crnn.calibration``), the probability that the line is read exactly that the
-    table gives for that mean."""
-    count = tf.cast(character_log_probs.row_lengths(), tf.float32)
-    mean = tf.reduce_sum(character_log_probs, axis=1) / tf.maximum(count, 1.0)
-    raw = tf.where(count > 0, tf.exp(mean), 0.0)
-    return raw if calibration is None else interpolate(raw, calibration.x, calibration.y)
+    table gives for the line's score."""
+    if calibration is None:
+        return line_scores(character_log_probs)
+    return interpolate(line_scores(character_log_probs, calibration.score), calibration.x, calibration.y)
 
 
 def interpolate(x: tf.Tensor, xp: list[float], fp: list[float]) -> tf.Tensor:
@@ -252,4 +264,5 @@ __all__ = [
     "interpolate",
     "line_confidence",
     "line_confidences",
+    "line_scores",
 ]

@@ -27,15 +27,20 @@ import tensorflow as tf
 from tf_crnn.alignment import expand_units
 from tf_crnn.atomic import atomic_open
 from tf_crnn.calibration import (
+    CHARACTER_MIN_POINTS,
+    LINE_SCORES,
     Calibration,
+    brier_score,
     character_outcomes,
+    choose_line_score,
+    cross_fitted,
     expected_calibration_error,
     fit,
     reject_curve,
     reliability,
 )
 from tf_crnn.config import Params
-from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
+from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_scores
 from tf_crnn.language_model import NgramTables
 from tf_crnn.loader import PredictionModel, unit_confidences
 from tf_crnn.metrics import alignment_confusions, levenshtein
@@ -272,8 +277,11 @@ class CalibrationFit:
     character_ece_before: float
     character_ece_after: float
     reject: list[tuple[float, float]]
-    """The reject curve; calibration keeps the lines' order, so it holds before and after."""
+    """The reject curve of the calibrated confidences (a table keeps its score's order)."""
     reliability_after: list[tuple[float, float, int]]
+    line_after_by_score: dict[str, tuple[float, float]] = field(default_factory=dict)
+    """Cross-fitted (calibration error, Brier score) of the line table on each raw score
+    (``calibration.LINE_SCORES``): ``calibration.choose_line_score`` kept the lowest Brier."""
 
 
 def calibrate(
@@ -289,14 +297,16 @@ def calibrate(
     rows, _ = _readable_rows(csv_filename, params)
     if not rows:
         raise ValueError(f"{csv_filename}: no line the model can read to calibrate on")
-    scores, exact, char_conf, char_right, line_of_char, errors, lengths = [], [], [], [], [], [], []
+    scores = {score: [] for score in LINE_SCORES}
+    exact, char_conf, char_right, line_of_char, errors, lengths = [], [], [], [], [], []
     with progress_bar(len(rows), "Reading", progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
             log_probs, frames = model.log_probs([p for p, _ in chunk])
             codes, _ = model.decoder(log_probs, frames)
             greedy = greedy_character_log_probs(log_probs)
-            raw = line_confidences(greedy).numpy()
+            for score, values in scores.items():
+                values += line_scores(greedy, score).numpy().tolist()
             greedy_chars = tf.exp(greedy).to_list()
             for i, (_, label) in enumerate(chunk):
                 path = [c for c in codes[0, i].tolist() if c > 0]
@@ -308,8 +318,7 @@ def calibrate(
                 )
                 characters, _ = expand_units(units, confidences, [(0.0, 0.0)] * len(units))
                 right = character_outcomes(reference, prediction)
-                line = len(scores)
-                scores.append(float(raw[i]))
+                line = len(exact)
                 exact.append(prediction == reference)
                 errors.append(levenshtein(reference, prediction))
                 lengths.append(len(reference))
@@ -317,28 +326,29 @@ def calibrate(
                 char_right += right[: len(characters)]
                 line_of_char += [line] * min(len(right), len(characters))
             bar.update(len(chunk))
-    scores, exact = np.asarray(scores), np.asarray(exact)
+    scores = {score: np.asarray(values) for score, values in scores.items()}
+    exact = np.asarray(exact)
     char_conf, char_right, line_of_char = np.asarray(char_conf), np.asarray(char_right), np.asarray(line_of_char)
-    line_after, char_after = np.zeros(len(scores)), np.zeros(len(char_conf))
-    halves = np.arange(len(scores)) % 2
-    for half in (0, 1):
-        fitting, measuring = halves != half, halves == half
-        on_chars = fitting[line_of_char] if len(line_of_char) else np.zeros(0, bool)
-        table = fit(scores[fitting], exact[fitting], char_conf[on_chars], char_right[on_chars])
-        line_after[measuring] = table.line(scores[measuring])
-        char_after[~on_chars] = table.character(char_conf[~on_chars])
-    described = {"data": str(csv_filename), "lines": int(len(scores)), "characters": int(len(char_conf))}
-    final = fit(scores, exact, char_conf, char_right, described)
+    kept, line_after = choose_line_score(scores, exact)
+    by_score = {
+        score: (expected_calibration_error(after, exact), brier_score(after, exact))
+        for score, after in line_after.items()
+    }
+    halves_of_chars = (np.arange(len(exact)) % 2)[line_of_char] if len(line_of_char) else np.zeros(0, int)
+    char_after = cross_fitted(char_conf, char_right, halves_of_chars, CHARACTER_MIN_POINTS)
+    described = {"data": str(csv_filename), "lines": int(len(exact)), "characters": int(len(char_conf))}
+    final = fit(scores[kept], exact, char_conf, char_right, described, line_score=kept)
     return CalibrationFit(
         final,
-        len(scores),
+        len(exact),
         len(char_conf),
-        expected_calibration_error(scores, exact),
-        expected_calibration_error(line_after, exact),
+        expected_calibration_error(scores["mean"], exact),
+        by_score[kept][0],
         expected_calibration_error(char_conf, char_right),
         expected_calibration_error(char_after, char_right),
-        reject_curve(scores, errors, lengths),
-        reliability(line_after, exact),
+        reject_curve(scores[kept], errors, lengths),
+        reliability(line_after[kept], exact),
+        by_score,
     )
 
 

@@ -17,7 +17,8 @@ with it. Signatures, each batched over images of any size:
 
 The first three return ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
 log-probability of the transcription), ``confidences: float32[batch]`` (geometric
-mean of the best path's character confidences, see ``tf_crnn.decoding``), and, with
+mean of the best path's character confidences, see ``tf_crnn.decoding``, or with a calibration
+the probability that the line is read exactly, see ``tf_crnn.calibration``), and, with
 ``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
 ``[batch, num_beam_paths]``. Transcriptions are greedy, or from CTC beam search with
 ``num_beam_paths > 1``, or from beam search with the character language model held in the graph

@@ -165,8 +165,10 @@ class PortableModel:
         if self.calibration is not None:
             line, character = self.calibration["line"], self.calibration["character"]
             for result in results:
-                result["confidence"] = float(np.interp(result["confidence"], line["x"], line["y"]))
                 chars = result["character_confidences"]
+                # The table maps the mean (the raw confidence) or the product of the characters'.
+                score = math.prod(chars) if line.get("score") == "product" and chars else result["confidence"]
+                result["confidence"] = float(np.interp(score, line["x"], line["y"]))
                 result["character_confidences"] = (
                     np.interp(chars, character["x"], character["y"]).tolist() if chars else []
                 )

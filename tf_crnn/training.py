@@ -596,11 +596,12 @@ def calibrate_run_export(export_path: Path, eval_csv: str) -> None:
         return
     rewrite_export(export_path, export_path, calibration=fitted.calibration)
     logger.info(
-        "Calibrated the export's confidences on %d validation lines: calibration error of lines from %.3f to %.3f, "
-        "of characters from %.3f to %.3f (cross-fitted)",
+        "Calibrated the export's confidences on %d validation lines: calibration error of lines from %.3f to %.3f "
+        "(a table on their characters' probabilities' %s), of characters from %.3f to %.3f (cross-fitted)",
         fitted.lines,
         fitted.line_ece_before,
         fitted.line_ece_after,
+        fitted.calibration.line.score,
         fitted.character_ece_before,
         fitted.character_ece_after,
     )
