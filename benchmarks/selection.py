@@ -9,6 +9,9 @@ side by side, each pinned to a core of its own, so that both get the same machin
 minutes (run it alone on the machine). Each export is then evaluated on the config's
 validation set (writers not in the pool) with ``tf-crnn evaluate``. With ``--pages``, ``select``
 reads the pool from the pages the CSV's lines were imported from, so that it knows their writers.
+With ``--oracle``, a third set is trained on: the lines ``select`` would pick if it knew each
+line's true number of errors (the base's reading against the transcription, which no user has
+before transcribing): what a perfect uncertainty could give this rule of picking.
 
     python benchmarks/selection.py --config data/poilus/config.json --base builtin:printed-latin \\
         -n 200 --seeds 0,1,2 --minutes 10 --output runs/selection
@@ -92,14 +95,35 @@ def train_command(config: Path, subset: Path, run: Path, args, seed: int) -> lis
     return ["tf-crnn", "train", str(config), *(f"{k}={v}" for k, v in overrides.items())]
 
 
+def oracle_picks(args, train_csv: Path, rows: dict[str, str]) -> list[str]:
+    """The pool's rows ``select_lines`` picks when each line's expected errors are its true ones."""
+    import tempfile
+
+    from tf_crnn.audit import candidates_of, select_lines
+    from tf_crnn.metrics import levenshtein
+    from tf_crnn.records import split_label
+
+    with tempfile.TemporaryDirectory() as work:
+        candidates, _ = candidates_of(args.base, [args.pages or train_csv], Path(work))
+    for candidate in candidates:
+        truth = "".join(split_label(rows[pool_row(candidate.source, rows)]))
+        candidate.expected_errors = float(levenshtein(truth, candidate.reading))
+    return [pool_row(c.source, rows) for c in select_lines(candidates, args.n, args.diversity)]
+
+
 def train_side_by_side(jobs: list[tuple[str, list[str]]], out: Path) -> None:
-    """Runs the commands at once, the i-th pinned to core i (round robin)."""
+    """Runs the commands two at a time (one per core), each pinned to a core of its own."""
     cores = sorted(os.sched_getaffinity(0))
+    for start in range(0, len(jobs), len(cores)):
+        _run_pinned(jobs[start : start + len(cores)], cores, out)
+
+
+def _run_pinned(jobs: list[tuple[str, list[str]]], cores: list[int], out: Path) -> None:
     running = []
     for i, (name, command) in enumerate(jobs):
         print("$", " ".join(command), flush=True)
         log = (out / f"{name}.log").open("w")
-        pinned = ["taskset", "-c", str(cores[i % len(cores)]), *command]
+        pinned = ["taskset", "-c", str(cores[i]), *command]
         running.append((name, subprocess.Popen(pinned, stdout=log, stderr=subprocess.STDOUT), log))
     for name, process, log in running:
         if process.wait() != 0:
@@ -121,6 +145,7 @@ def main() -> None:
         "--pages", type=Path, help="select from these ALTO/PAGE pages (the training CSV's lines, as imported) "
         "rather than from the CSV: lines then spread over writers",
     )  # fmt: skip
+    parser.add_argument("--oracle", action="store_true", help="also train on the lines picked by their true errors")
     args = parser.parse_args()
 
     config = json.loads(args.config.read_text(encoding="utf-8"))
@@ -145,24 +170,30 @@ def main() -> None:
     listing = csv.DictReader((picked / "selection.csv").open(encoding="utf-8"))
     chosen = [pool_row(row["source"], rows) for row in listing]
     subsets = {"selected": write_subset(train_csv, chosen, rows, args.output / "selected.csv", delimiter)}
+    kinds = ["selected", "random"]
+    if args.oracle:
+        kinds.append("oracle")
+        subsets["oracle"] = args.output / "oracle.csv"
+        if not subsets["oracle"].is_file():
+            write_subset(train_csv, oracle_picks(args, train_csv, rows), rows, subsets["oracle"], delimiter)
 
     seeds = [int(s) for s in args.seeds.split(",") if s]
+    jobs = []
     for seed in seeds:
         drawn = random.Random(seed).sample(sorted(rows), args.n)
         subsets[f"random-{seed}"] = write_subset(train_csv, drawn, rows, args.output / f"random-{seed}.csv", delimiter)
-        jobs = []
-        for kind, subset in (("selected", subsets["selected"]), ("random", subsets[f"random-{seed}"])):
+        for kind in kinds:
             run = args.output / f"{kind}-s{seed}"
             if not list((run / "export").glob("*/saved_model.pb")):
+                subset = subsets[f"random-{seed}" if kind == "random" else kind]
                 jobs.append((run.name, train_command(args.config, subset, run, args, seed)))
-        if jobs:
-            train_side_by_side(jobs, args.output)
+    train_side_by_side(jobs, args.output)
 
-    table, means = [], {"selected": [], "random": []}
+    table, means = [], {kind: [] for kind in kinds}
     for seed in seeds:
-        for kind in ("selected", "random"):
+        for kind in kinds:
             run = args.output / f"{kind}-s{seed}"
-            subset = subsets["selected" if kind == "selected" else f"random-{seed}"]
+            subset = subsets[f"random-{seed}" if kind == "random" else kind]
             history = list(csv.DictReader((run / "logs" / "history.csv").open()))
             result = evaluate_json(run, val_csv)
             greedy = result.get("greedy") or {}
@@ -174,11 +205,14 @@ def main() -> None:
             ])  # fmt: skip
     print(f"\nValidation ({val_csv}: writers not in the pool), {args.minutes:g} min of fine-tuning from {args.base}")
     print_table(["seed", "lines", "characters", "epochs", "CER %", "greedy CER %", "WER %"], table)
-    selected, drawn = statistics.mean(means["selected"]), statistics.mean(means["random"])
-    print(
-        f"\nMean CER: selected {100 * selected:.2f}%, random {100 * drawn:.2f}%: "
-        f"{100 * (drawn - selected) / drawn:+.1f}% relative for the selection"
-    )
+    drawn = statistics.mean(means["random"])
+    for kind in kinds:
+        if kind != "random":
+            mean = statistics.mean(means[kind])
+            print(
+                f"\nMean CER: {kind} {100 * mean:.2f}%, random {100 * drawn:.2f}%: "
+                f"{100 * (drawn - mean) / drawn:+.1f}% relative for the {kind} lines"
+            )
 
 
 if __name__ == "__main__":
