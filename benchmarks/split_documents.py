@@ -7,7 +7,8 @@ and calibration benchmarks need.
 
 writes ``train-a.csv``, ``train-b.csv`` (image paths absolute), ``config-a.json`` and
 ``config-b.json`` (the import's config with its training CSV replaced, the same validation) and,
-with ``--pages``, ``pages-b/``: links to the pages B's lines were cropped from.
+with ``--pages``, ``pages-b/``: copies of the pages B's lines were cropped from (``tf-crnn`` never
+follows a page's link to an image out of its folder).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import json
 import os
 import random
 import re
+import shutil
 import sys
 from pathlib import Path
 
@@ -24,9 +26,10 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 
 def document(image: str) -> str:
-    """A line crop's document: ``<page stem>_<line id>.png`` of pages ``<document>-<n>``."""
-    page = re.sub(r"_line_[^/]*$", "", Path(image).stem)
-    return re.sub(r"-\d+$", "", page)
+    """A line crop's document: ``<document>-<page>_<line id>.png`` (line ids vary: ``line_3``,
+    ``eSc_line_99b4dafe``)."""
+    found = re.match(r"(.+?)-\d+_", Path(image).stem)
+    return found.group(1) if found else Path(image).stem
 
 
 def main() -> None:
@@ -67,7 +70,7 @@ def main() -> None:
         for page in sorted(args.pages.iterdir()):
             in_b = re.sub(r"-\d+$", "", page.stem) in set(documents) - in_a
             if in_b and page.suffix.lower() != ".txt" and not (pages / page.name).exists():
-                (pages / page.name).symlink_to(page.resolve())
+                shutil.copyfile(page, pages / page.name)
         print(f"pages-b: {len(list(pages.glob('*.xml')))} pages")
 
 

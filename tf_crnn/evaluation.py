@@ -284,15 +284,34 @@ class CalibrationFit:
     (``calibration.LINE_SCORES``): ``calibration.choose_line_score`` kept the lowest Brier."""
 
 
-def calibrate(
-    model_directory: str | os.PathLike,
+@dataclass
+class CalibrationReadings:
+    """What a calibration is fitted on: labelled lines read as an export reads them."""
+
+    scores: dict[str, np.ndarray]
+    """Each line's raw score of each kind (``calibration.LINE_SCORES``)."""
+    exact: np.ndarray
+    errors: np.ndarray
+    lengths: np.ndarray
+    character_confidences: np.ndarray
+    characters_right: np.ndarray
+    line_of_character: np.ndarray
+
+
+def read_for_calibration(
+    model_directory: str | os.PathLike | PredictionModel,
     csv_filename: str | os.PathLike,
     batch_size: int = 64,
     progress: bool | None = False,
-) -> CalibrationFit:
-    """Fits an export's calibration (``tf_crnn.calibration``) on the labelled lines of
-    ``csv_filename``, read as the export reads them."""
-    model = PredictionModel(model_directory, signature="filename")
+) -> CalibrationReadings:
+    """Reads the labelled lines of ``csv_filename`` as the export reads them, with what
+    ``calibrate`` fits: line scores, whether each line is exact, character confidences and
+    whether each character is right."""
+    model = (
+        model_directory
+        if isinstance(model_directory, PredictionModel)
+        else PredictionModel(model_directory, signature="filename")
+    )
     params = model.params
     rows, _ = _readable_rows(csv_filename, params)
     if not rows:
@@ -326,9 +345,28 @@ def calibrate(
                 char_right += right[: len(characters)]
                 line_of_char += [line] * min(len(right), len(characters))
             bar.update(len(chunk))
-    scores = {score: np.asarray(values) for score, values in scores.items()}
-    exact = np.asarray(exact)
-    char_conf, char_right, line_of_char = np.asarray(char_conf), np.asarray(char_right), np.asarray(line_of_char)
+    return CalibrationReadings(
+        {score: np.asarray(values) for score, values in scores.items()},
+        np.asarray(exact),
+        np.asarray(errors),
+        np.asarray(lengths),
+        np.asarray(char_conf),
+        np.asarray(char_right),
+        np.asarray(line_of_char, dtype=int),
+    )
+
+
+def calibrate(
+    model_directory: str | os.PathLike,
+    csv_filename: str | os.PathLike,
+    batch_size: int = 64,
+    progress: bool | None = False,
+) -> CalibrationFit:
+    """Fits an export's calibration (``tf_crnn.calibration``) on the labelled lines of
+    ``csv_filename``, read as the export reads them."""
+    read = read_for_calibration(model_directory, csv_filename, batch_size, progress)
+    scores, exact, errors, lengths = read.scores, read.exact, read.errors, read.lengths
+    char_conf, char_right, line_of_char = read.character_confidences, read.characters_right, read.line_of_character
     kept, line_after = choose_line_score(scores, exact)
     by_score = {
         score: (expected_calibration_error(after, exact), brier_score(after, exact))
@@ -388,11 +426,13 @@ def write_line_results(result: EvaluationResult, report_filename: str | os.PathL
 
 __all__ = [
     "CalibrationFit",
+    "CalibrationReadings",
     "EvaluationResult",
     "LMTuning",
     "LineResult",
     "calibrate",
     "evaluate",
+    "read_for_calibration",
     "tune_lm",
     "write_line_results",
 ]
