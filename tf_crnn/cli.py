@@ -580,7 +580,7 @@ def predict(
     is_flag=True,
     help="Fit MODEL's calibration on CSV_FILE (labelled lines the model did not train on), so that a line's "
     "confidence is the probability that it is read exactly and a character's that it is right; print the "
-    "calibration error and reject curve before and after, and write a copy of the export that reports them.",
+    "calibration error before and after and the reject curve, and write a copy of the export that reports them.",
 )
 @click.option(
     "--calibration-output",
