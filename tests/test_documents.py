@@ -215,6 +215,26 @@ def test_a_page_image_linked_from_elsewhere_is_refused_with_its_reason(tmp_path)
         open_page(read_document(pages / "long.xml"))
 
 
+def test_a_page_named_with_another_image_suffix_is_found_by_its_stem(tmp_path):
+    """Real exports name ``page.png`` where the image beside them is ``page.jpeg`` (converted after
+    transcription), or name no image at all: the page is read, and its lines imported."""
+    truth = draw_page(tmp_path / "page.png")
+    Image.open(tmp_path / "page.png").convert("RGB").save(tmp_path / "page.jpeg", quality=95)
+    (tmp_path / "page.png").unlink()
+    (tmp_path / "page.xml").write_text(alto_xml("page.png", truth), encoding="utf-8")
+    (tmp_path / "nameless.xml").write_text(alto_xml("", truth), encoding="utf-8")
+    Image.open(tmp_path / "page.jpeg").save(tmp_path / "nameless.tif")
+    assert read_document(tmp_path / "page.xml").image_path == (tmp_path / "page.jpeg").resolve()
+    assert read_document(tmp_path / "nameless.xml").image_path == (tmp_path / "nameless.tif").resolve()
+    (tmp_path / "other.xml").write_text(alto_xml("other.png", truth), encoding="utf-8")
+    assert read_document(tmp_path / "other.xml").image_path is None  # a stem no file has
+
+    result = CliRunner().invoke(main, ["import", "alto", str(tmp_path / "page.xml"), "-o", str(tmp_path / "data")])
+    assert result.exit_code == 0, result.output
+    rows = [*read_csv_rows(tmp_path / "data" / "train.csv"), *read_csv_rows(tmp_path / "data" / "val.csv")]
+    assert len(rows) == len(truth)
+
+
 def test_a_page_stored_on_its_side_is_cut_as_its_exif_orientation_shows_it(alto_page, tmp_path):
     """eScriptorium draws lines on the page as the browser shows it, turned by the EXIF
     orientation tag (a phone's scan is often stored on its side with tag 6): the lines are cut

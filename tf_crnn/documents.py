@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from tf_crnn.alignment import line_confidence
 from tf_crnn.atomic import write_bytes
 from tf_crnn.errors import DocumentError
-from tf_crnn.images import open_image
+from tf_crnn.images import IMAGE_SUFFIXES, open_image
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -197,19 +197,31 @@ def _image_names(name: str) -> tuple[str, ...]:
     return (name, Path(name.replace("\\", "/")).name)
 
 
+def _same_page_names(xml_file: Path, name: str) -> tuple[str, ...]:
+    """The names a page image may have where the document's own is not there: its stem with the
+    other image suffixes (exports name ``page.png`` beside ``page.jpeg``, the image converted after
+    transcription), or, where the document names none, the document's own stem with each."""
+    stem = Path(name.replace("\\", "/")).stem if _image_names(name) else ("" if name else xml_file.stem)
+    if not stem:
+        return ()
+    return tuple(stem + suffix for suffix in IMAGE_SUFFIXES if suffix != Path(name).suffix.lower())
+
+
 def find_image(xml_file: Path, name: str) -> Path | None:
-    """The page image ``name`` beside ``xml_file`` or one folder up (``_image_names``). A name
-    that leads out of those folders (absolute, or climbing with ``..``) is looked for by its file
-    name only: a document never makes tf_crnn read a file elsewhere."""
-    for folder in IMAGE_SEARCH:
+    """The page image ``name`` beside ``xml_file`` or one folder up (``_image_names``), else an
+    image of the same name with another suffix (``_same_page_names``). A name that leads out of
+    those folders (absolute, or climbing with ``..``) is looked for by its file name only: a
+    document never makes tf_crnn read a file elsewhere."""
+    candidates = [(f, n) for f in IMAGE_SEARCH for n in _image_names(name)]
+    candidates += [(f, n) for f in IMAGE_SEARCH for n in _same_page_names(xml_file, name)]
+    for folder, candidate in candidates:
         root = (xml_file.parent / folder).resolve()
-        for candidate in _image_names(name):
-            try:
-                path = (root / candidate).resolve()
-                if path.is_relative_to(root) and path.is_file():
-                    return path
-            except (OSError, ValueError):  # a name no file system takes
-                continue
+        try:
+            path = (root / candidate).resolve()
+            if path.is_relative_to(root) and path.is_file():
+                return path
+        except (OSError, ValueError):  # a name no file system takes
+            continue
     return None
 
 
