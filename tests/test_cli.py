@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import tiny_params
+from conftest import tiny_config, tiny_params
 
 from tf_crnn.cli import main
 from tf_crnn.records import read_csv_rows, resolve_image_path
@@ -45,6 +45,48 @@ def test_train_config_errors_are_one_line_with_exit_code_2(runner, tmp_path):
     result = runner.invoke(main, ["train", str(tmp_path / "missing.json")])
     assert result.exit_code == 2 and "missing.json does not exist" in result.output
     assert "Traceback" not in result.output
+
+
+_FIVE_BLOCKS = {
+    "cnn_features_list": [4], "cnn_kernel_size": [3], "cnn_stride_size": [1], "cnn_pool_size": [2],
+    "cnn_batch_norm": [False],
+}  # fmt: skip
+
+
+def _wide_code(data, tmp_path):
+    lookup = json.loads(Path(data["alphabet"]).read_text(encoding="utf-8"))
+    lookup[next(iter(lookup))] = 10_000_000
+    (tmp_path / "alphabet.json").write_text(json.dumps(lookup), encoding="utf-8")
+    return {"lookup_alphabet_file": str(tmp_path / "alphabet.json")}
+
+
+def _csv(tmp_path, text: str, encoding: str) -> dict:
+    (tmp_path / "train.csv").write_text(text, encoding=encoding)
+    return {"csv_files_train": str(tmp_path / "train.csv")}
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        (lambda data, tmp: {"input_shape": [8, 800], **{k: [v[0]] * 5 for k, v in _FIVE_BLOCKS.items()}},
+         "input_shape: at height 8 a character is about 4 px wide, but the convolution blocks emit one step per 32 px"),
+        (_wide_code, "code of '0' is 10000000; codes must be at most 100000"),
+        (lambda data, tmp: _csv(tmp, Path(data["train"]).read_text(encoding="utf-8"), "utf-16"),
+         "train.csv is not UTF-8 text (UTF-16 or UTF-32"),
+        (lambda data, tmp: _csv(tmp, "\n\n", "utf-8"), "train.csv has no rows"),
+    ],
+    ids=["pools-too-wide-for-the-height", "code-too-large", "utf16-csv", "empty-csv"],
+)  # fmt: skip
+def test_a_bad_config_is_refused_in_one_line_before_any_data_is_read(digits_data, tmp_path, overrides, message):
+    """Judged whole from the config, its alphabet and its files' heads: no row is read, nothing written."""
+    config = tmp_path / "config.json"
+    out = tmp_path / "run"
+    config.write_text(json.dumps(tiny_config(digits_data, out, **overrides(digits_data, tmp_path))))
+    result = CliRunner().invoke(main, ["train", str(config)])
+    assert result.exit_code == 2, result.output
+    errors = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and message in errors[0], result.output
+    assert "dropped" not in result.output and not out.exists()
 
 
 def test_alphabet_build_and_check(runner, tmp_path):

@@ -251,6 +251,10 @@ def _normalize_lookup(lookup: dict[str, int], form: str, source: str) -> dict[st
     return normalized
 
 
+MAX_CODE = 100_000
+"""The largest code a lookup may give: the network has an output for each code up to its largest."""
+
+
 def _validate_lookup(lookup: dict, source: str) -> None:
     if not lookup:
         raise ValueError(f"alphabet lookup {source} is empty: it needs at least one unit")
@@ -265,6 +269,12 @@ def _validate_lookup(lookup: dict, source: str) -> None:
                 f"alphabet lookup {source}: code of {unit!r} is {code}; codes must be >= 1 "
                 f"(index {BLANK_INDEX} is the CTC blank)"
             )
+        if code > MAX_CODE:
+            raise ValueError(
+                f"alphabet lookup {source}: code of {unit!r} is {code}; codes must be at most {MAX_CODE} (the "
+                "network has an output for every code up to the largest): number the units 1, 2, 3... "
+                "('tf-crnn alphabet build' does)"
+            )
         if code in seen:
             raise ValueError(f"alphabet lookup {source}: {unit!r} and {seen[code]!r} share the code {code}")
         seen[code] = unit
@@ -274,4 +284,4 @@ def _write_json_atomic(filename: str | os.PathLike, data: object) -> None:
     write_json(filename, data, indent=1)
 
 
-__all__ = ["BLANK_INDEX", "NORMALIZATIONS", "Alphabet", "UnitReport", "normalize"]
+__all__ = ["BLANK_INDEX", "MAX_CODE", "NORMALIZATIONS", "Alphabet", "UnitReport", "normalize"]

@@ -71,7 +71,9 @@ class Params:
 
     # --- Input images ---
     input_shape: tuple[int, int] = (96, 1400)
-    """Target height every image is resized to, and the maximum width after resizing."""
+    """Target height every image is resized to, and the maximum width after resizing. The
+    convolution blocks' width downscale (``downscale_factor``) may be at most half the height: a
+    character is about that wide, and CTC needs a time step for each."""
     input_channels: int = 1
     """1 grayscale, 3 RGB."""
 
@@ -326,6 +328,16 @@ class Params:
                 f"input_shape: height {self.input_shape[0]} is too small for the convolution blocks "
                 "(strides, pooling and valid padding reduce it below 1 pixel); raise the height or "
                 "use fewer/smaller cnn_pool_size and cnn_stride_size entries"
+            )
+        # A character is about half as wide as its line is high: where the blocks emit fewer steps
+        # than that, every line would be too narrow for its label (CTC needs a step a character).
+        if self.downscale_factor > self.input_shape[0] / 2:
+            raise ConfigError(
+                f"input_shape: at height {self.input_shape[0]} a character is about "
+                f"{self.input_shape[0] // 2} px wide, but the convolution blocks emit one step per "
+                f"{self.downscale_factor} px of width: lines would give fewer steps than they have characters; "
+                f"raise the height to at least {2 * self.downscale_factor} or pool less in width "
+                "(cnn_pool_size [2, 1] keeps the width)"
             )
 
         if not (isinstance(self.rnn_units, (list, tuple)) and self.rnn_units):

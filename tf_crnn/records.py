@@ -8,6 +8,7 @@ readers without TensorFlow use it as it is.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import json
 import logging
@@ -75,6 +76,21 @@ def read_csv_rows(csv_filename: str | os.PathLike, csv_delimiter: str = ";") -> 
                 continue
             path, sep, label = line.partition(csv_delimiter)
             yield number, path, (label if sep else None)
+
+
+def csv_file_problem(csv_filename: str | os.PathLike) -> str | None:
+    """Why a data CSV cannot be read as a whole, or None: text in UTF-16 or UTF-32 (a byte-order
+    mark, or NUL bytes, which UTF-8 text never holds), or no row at all. A bad row is the row's
+    problem (``read_csv_rows`` goes on); these are the file's, and no row of it would be usable."""
+    with open(csv_filename, "rb") as f:
+        head = f.read(65536)
+    if head.startswith((codecs.BOM_UTF32_LE, codecs.BOM_UTF32_BE, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or (
+        b"\x00" in head
+    ):
+        return "is not UTF-8 text (UTF-16 or UTF-32, by its byte-order mark or NUL bytes): save it as UTF-8"
+    if next(iter(read_csv_rows(csv_filename)), None) is None:
+        return "has no rows: give one 'image path;label' line per line image"
+    return None
 
 
 def write_csv_rows(filename: str | os.PathLike, rows: Iterable[tuple[str, str]], delimiter: str = ";") -> None:

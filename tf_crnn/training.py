@@ -67,6 +67,7 @@ from tf_crnn.export import EXPORT_DIR, export_savedmodel, rewrite_export
 from tf_crnn.language_model import CharNgram, build_lm
 from tf_crnn.metrics import CharacterErrorRate
 from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
+from tf_crnn.records import csv_file_problem
 from tf_crnn.report import report_run
 from tf_crnn.system import get_model_train  # also one of this module's names since the original
 from tf_crnn.transfer import StartingPoint
@@ -170,6 +171,9 @@ def check_inputs(params: Params) -> None:
         for f in files:
             if not Path(f).is_file():
                 raise ConfigError(f"{key}: {f} does not exist")
+            problem = csv_file_problem(f)
+            if problem:
+                raise ConfigError(f"{key}: {f} {problem}")
     if params.lm_text and not Path(params.lm_text).is_file():
         raise ConfigError(f"lm_text: {params.lm_text} does not exist")
     if not params.lookup_alphabet_file:
