@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
+# What ruff checks, here, in make test (CI) and in .pre-commit-config.yaml.
+LINTED := tf_crnn tests benchmarks hlp docs/hooks.py docs/screenshots.py training.py
 
 .PHONY: demo test test-fast lint install install-dev browser clean docs
 
@@ -37,21 +39,24 @@ browser:
 demo: install
 	$(BIN)/tf-crnn demo --output-dir demo_output
 
-## make test: install with dev dependencies and run the whole test suite, one process per core
+## make test: install with dev dependencies, lint (ruff), and run the whole test suite, one process per core
 # (pip and apt-get, both mostly downloads, run side by side; then the installed files are written
 # out, so that the tests' own fsyncs do not wait for a gigabyte of them)
 test:
 	@$(MAKE) --no-print-directory -j2 install-dev browser
 	@sync
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto --durations=10
 
 ## make test-fast: the daily loop, without the tests marked slow (about a minute on 2 cores)
 test-fast: install-dev
 	TF_CPP_MIN_LOG_LEVEL=2 $(BIN)/python -m pytest -q -n auto -m "not slow"
 
+## make lint: ruff's checks and formatting, as make test runs them first
 lint: install-dev
-	$(BIN)/ruff check tf_crnn tests benchmarks hlp training.py
-	$(BIN)/ruff format --check tf_crnn tests benchmarks hlp training.py
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
 
 clean:
 	rm -rf demo_output .pytest_cache build *.egg-info

@@ -100,3 +100,38 @@ def test_serve_refuses_a_public_bind_without_an_api_key(monkeypatch):
     monkeypatch.delenv("TF_CRNN_API_KEY", raising=False)
     run = CliRunner().invoke(main, ["serve", "builtin:printed-latin", "--host", "0.0.0.0"])
     assert run.exit_code == 2 and "API key" in run.output
+
+
+def test_a_shipped_models_cache_follows_the_code_that_builds_it_not_the_version(tmp_path, monkeypatch):
+    """The cache key is the model's files and the package's source: a change of code builds the
+    SavedModel anew without a version bump, and a version bump alone keeps the cache."""
+    import tf_crnn
+    from tf_crnn import artifacts
+
+    package = tmp_path / "package"
+    shutil.copytree(Path(tf_crnn.__file__).parent, package, ignore=shutil.ignore_patterns("models", "__pycache__"))
+    digest_of = artifacts.code_digest.__wrapped__  # uncached: the folder changes within the test
+    before = digest_of(package)
+    assert digest_of(package) == before
+    (package / "__init__.py").write_text((package / "__init__.py").read_text() + "\n", encoding="utf-8")
+    assert digest_of(package) != before
+
+    model = artifacts.get_builtin("builtin:printed-latin")
+    digest = model.digest
+    monkeypatch.setattr(tf_crnn, "__version__", "99.0.0")
+    assert model.digest == digest
+    monkeypatch.setattr(artifacts, "code_digest", lambda: "other code")
+    assert model.digest != digest
+
+
+def test_pre_commit_runs_the_ruff_that_make_test_runs():
+    """The hook's ruff is the release pyproject.toml pins, over the paths the Makefile lints."""
+    root = Path(__file__).resolve().parents[1]
+    hooks = yaml.safe_load((root / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    ruff = next(r for r in hooks["repos"] if r["repo"].endswith("/ruff-pre-commit"))
+    pinned = re.search(r'"ruff~=([\d.]+)"', (root / "pyproject.toml").read_text(encoding="utf-8")).group(1)
+    assert ruff["rev"] == f"v{pinned}"
+    linted = re.search(r"^LINTED := (.+)$", (root / "Makefile").read_text(encoding="utf-8"), re.M).group(1).split()
+    pattern = re.compile(ruff["hooks"][0]["files"])
+    assert all(pattern.search(path if "." in path else path + "/x.py") for path in linted), linted
+    assert {h["id"] for h in ruff["hooks"]} == {"ruff-check", "ruff-format"}

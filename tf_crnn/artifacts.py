@@ -11,13 +11,12 @@ This module does not import TensorFlow.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-from tf_crnn import __version__
 
 # Files of a model folder (an export or a shipped model).
 CONFIG_FILENAME = "config.json"
@@ -80,13 +79,23 @@ class BuiltinModel:
     @property
     def digest(self) -> str:
         """The digest of every file its SavedModel is built from (weights, config, alphabet,
-        language model, calibration) and of the version that builds its graph: the cache of a
-        changed model, or of a new tf_crnn, is a new folder."""
-        digest = hashlib.sha256(__version__.encode())
+        language model, calibration) and of the code that builds its graph (``code_digest``): the
+        cache of a changed model, or of changed code, is a new folder, whatever the version says."""
+        digest = hashlib.sha256(code_digest().encode())
         for name in (WEIGHTS_FILENAME, CONFIG_FILENAME, ALPHABET_FILENAME, LM_FILENAME, CALIBRATION_FILENAME):
             path = self.folder / name
             digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
         return digest.hexdigest()[:16]
+
+
+@functools.cache
+def code_digest(package: Path = Path(__file__).parent) -> str:
+    """The digest of the package's Python source: a shipped model's SavedModel is rebuilt when
+    the code that builds its graph changes, so a change need not ride a version bump."""
+    digest = hashlib.sha256()
+    for path in sorted(package.rglob("*.py")):
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0" + path.read_bytes())
+    return digest.hexdigest()
 
 
 def list_builtin() -> list[BuiltinModel]:
@@ -191,6 +200,7 @@ __all__ = [
     "BEST_WEIGHTS",
     "BUILTIN_PREFIX",
     "BuiltinModel",
+    "code_digest",
     "CARD_FILENAME",
     "CHECKPOINT_DIR",
     "CONFIG_FILENAME",
