@@ -1,7 +1,7 @@
 """Benchmark: does a calibration fitted on some lines hold on lines of other writers or fonts?
 
 Reads the lines of ``--fit`` and of each ``--measure`` CSV with the export (as ``tf-crnn
-evaluate --calibrate`` reads them), fits the line table on ``--fit`` once per raw line score
+calibrate`` reads them), fits the line table on ``--fit`` once per raw line score
 (``tf_crnn.calibration.LINE_SCORES``), and prints, per score and set, the expected calibration
 error and Brier score of line confidence as P(read exactly) (on ``--fit`` itself cross-fitted, as
 ``calibrate`` measures it), the mean confidence against the share of lines read exactly, and the

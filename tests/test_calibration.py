@@ -115,7 +115,7 @@ def calibrated(uncalibrated, hard_digits, tmp_path_factory):  # noqa: F811 - the
     target = tmp_path_factory.mktemp("calibrated") / "export"
     result = CliRunner().invoke(
         main,
-        ["evaluate", str(uncalibrated), str(hard_digits["eval"]), "--calibrate", "--calibration-output", str(target)],
+        ["calibrate", str(uncalibrated), str(hard_digits["eval"]), "-o", str(target)],
     )
     assert result.exit_code == 0, result.output
     return target, result.output
@@ -168,9 +168,12 @@ def test_a_table_on_the_product_is_read_alike_by_every_path(uncalibrated, hard_d
         assert result["confidence"] == pytest.approx(expected, abs=1e-4)
 
 
-def test_a_shipped_model_is_never_calibrated_in_place(tmp_path):
-    result = CliRunner().invoke(main, ["evaluate", "builtin:printed-latin", str(tmp_path / "x.csv"), "--calibrate"])
-    assert result.exit_code != 0
+@pytest.mark.parametrize("command", [["calibrate"], ["evaluate", "--calibrate"]], ids=["calibrate", "old-spelling"])
+def test_a_shipped_model_is_never_calibrated_in_place(tmp_path, command):
+    (tmp_path / "x.csv").write_text("x.png;|x|\n", encoding="utf-8")
+    args = [command[0], "builtin:printed-latin", str(tmp_path / "x.csv"), *command[1:]]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2 and "is a shipped model and is never changed" in result.output
 
 
 def test_evaluate_reports_calibration_error_and_reject_curve(calibrated, hard_digits):  # noqa: F811

@@ -279,8 +279,8 @@ def test_tensorflow_loads_without_matplotlib_which_the_report_still_imports():
     pytest.importorskip("matplotlib")
     code = (
         "import sys\n"
-        "from tf_crnn.cli import _import_tensorflow_silently\n"
-        "_import_tensorflow_silently()\n"
+        "from tf_crnn.cli.common import import_tensorflow_silently\n"
+        "import_tensorflow_silently()\n"
         "print('tensorflow' in sys.modules, 'matplotlib' in sys.modules)\n"
         "import matplotlib.pyplot\n"
         "print(matplotlib.pyplot.figure is not None)\n"

@@ -24,7 +24,7 @@ def test_the_site_builds_with_warnings_as_errors(tmp_path):
     for field in dataclasses.fields(Params):  # every key, generated from Params
         assert f"<code>{field.name}</code>" in config_page, field.name
     cli_page = (site / "cli" / "index.html").read_text(encoding="utf-8")
-    assert "--split-by" in cli_page and "--tune-lm" in cli_page  # generated from --help
+    assert "--split-by" in cli_page and "--lm-order" in cli_page and "calibrate" in cli_page  # generated from --help
     results = (site / "results" / "index.html").read_text(encoding="utf-8")
     assert "How accurate is the printed preset" in results  # BENCHMARKS.md, the one copy
 

@@ -150,9 +150,8 @@ def test_tune_lm_prints_every_setting_and_writes_only_what_beats_greedy(trained,
     out = tmp_path / "tuned"
     run = CliRunner().invoke(
         main,
-        ["evaluate", str(result.export_path), params.csv_files_eval, "--tune-lm", "--lm-order", "3",
-         "--lm-output", str(out)],
-    )  # fmt: skip
+        ["tune-lm", str(result.export_path), params.csv_files_eval, "--lm-order", "3", "-o", str(out)],
+    )
     assert run.exit_code == 0, run.output
     lines = run.output.splitlines()
     assert lines[0].startswith("Language model: 3-gram over 10 units")
@@ -164,10 +163,16 @@ def test_tune_lm_prints_every_setting_and_writes_only_what_beats_greedy(trained,
         assert lines[-1].startswith("Greedy decoding is as good")
     again = CliRunner().invoke(main, ["evaluate", str(result.export_path), params.csv_files_eval, "--lm-order", "3"])
     assert again.exit_code == 2 and "go with --tune-lm" in again.output
+    # The old spelling still tunes, and says what the command is now.
+    old = CliRunner().invoke(
+        main, ["evaluate", "builtin:printed-latin", params.csv_files_eval, "--tune-lm", "--lm-order", "3"]
+    )
+    assert old.exit_code == 2 and "is now 'tf-crnn tune-lm MODEL CSV_FILE'" in old.output
+    assert "shipped model and is never changed" in old.output
 
 
 def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(trained, tmp_path):
-    """One decoder (``decoding.decode``): what ``--tune-lm`` measures for a setting is what the
+    """One decoder (``decoding.decode``): what ``tune-lm`` measures for a setting is what the
     export written with that setting reads, greedy included."""
     from tf_crnn.evaluation import evaluate, tune_lm
 

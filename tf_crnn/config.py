@@ -118,7 +118,7 @@ class Params:
     lm_order: int = 0
     """Order of the character n-gram language model trained from the training labels (or
     ``lm_text``) and stored in each export; 0: none. It is used when ``lm_weight`` is above 0,
-    which ``tf-crnn evaluate --tune-lm`` sets from a validation set."""
+    which ``tf-crnn tune-lm`` sets from a validation set."""
     lm_text: str | None = None
     """A UTF-8 text file to train the language model on instead of the training labels."""
     lm_weight: float = 0.0
@@ -264,7 +264,7 @@ class Params:
     calibrate: bool = True
     """At the end of training, fit the export's calibration on the validation rows, so that a
     line's confidence is the probability that it is read exactly and a character's that it is
-    right (``tf-crnn evaluate --calibrate`` does it on any labelled set)."""
+    right (``tf-crnn calibrate`` does it on any labelled set)."""
 
     def __post_init__(self) -> None:
         self._validate()

@@ -157,7 +157,7 @@ def decode(
     lm_blank_skip: float = 1.0,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The one rule from the network's output to codes, for every reading path (the
-    SavedModel, ``tf-crnn predict``, ``evaluate --tune-lm``): beam search with the language
+    SavedModel, ``tf-crnn predict``, ``tune-lm``): beam search with the language
     model ``lm`` when given (``lm_beam_width`` beams), else greedy decoding when ``beam_width``
     is None, else CTC beam search.
 

@@ -19,7 +19,7 @@ graph, so that a SavedModel reads bytes to text with the model and no file besid
     log P_ctc(prefix) + lm_weight * log P_lm(prefix) + length_bonus * len(prefix)
 
 and adding the end-of-line probability at the end; ``lm_weight`` 0 leaves greedy decoding in
-charge, which is what an export does until ``tf-crnn evaluate --tune-lm`` finds a weight that
+charge, which is what an export does until ``tf-crnn tune-lm`` finds a weight that
 lowers the validation CER. Most frames of a line are blanks the network is sure of; the search
 reads each run of them as one frame (``merge_blank_runs``): a sure blank only moves every prefix
 to "ends in a blank", so the second one of a run changes nothing the search could choose.

@@ -594,7 +594,7 @@ def calibrate_run_export(export_path: Path, eval_csv: str) -> None:
         fitted = calibrate(export_path, eval_csv)
     except Exception as e:  # noqa: BLE001 - the model is trained and exported whatever happens here
         logger.warning(
-            "The export is not calibrated (%s: %s); try again with 'tf-crnn evaluate %s VALIDATION.csv --calibrate'",
+            "The export is not calibrated (%s: %s); try again with 'tf-crnn calibrate %s VALIDATION.csv'",
             type(e).__name__, e, export_path,
         )  # fmt: skip
         return

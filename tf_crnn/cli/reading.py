@@ -1,0 +1,266 @@
+"""Commands that read with a model: ``predict`` (images, CSVs, documents), ``serve``, ``export``
+to other runtimes, and ``models`` (the shipped ones)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from tf_crnn.artifacts import ALPHABET_FILENAME, BUILTIN_PREFIX, list_builtin
+from tf_crnn.cli.common import ModelPath, UserError, logger, user_errors
+from tf_crnn.errors import require
+
+
+def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
+    """Image paths from files, folders (recursive) and data CSVs, in order."""
+    from tf_crnn.images import IMAGE_SUFFIXES
+    from tf_crnn.records import read_csv_rows, resolve_image_path
+
+    paths: list[str] = []
+    for item in inputs:
+        p = Path(item)
+        if p.is_dir():
+            paths.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        elif p.suffix.lower() == ".csv" and p.is_file():
+            paths.extend(resolve_image_path(p, path) for _, path, _ in read_csv_rows(p, csv_delimiter))
+        elif p.exists():
+            paths.append(str(p))
+        else:
+            raise UserError(f"{item}: no such file or folder")
+    return paths
+
+
+@click.command()
+@click.argument("model", type=ModelPath())
+@click.argument("inputs", nargs=-1)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(),
+    help="Write here, in the format its extension names: .csv, .jsonl (with details) or .txt (one line "
+    "each; default: CSV on stdout); with --alto/--page, the output folder.",
+)
+@click.option(
+    "--sidecar",
+    is_flag=True,
+    help="Also write each reading beside its image as NAME.pred.txt: correct it into NAME.gt.txt, then "
+    "tf-crnn import folder reads the pairs.",
+)
+@click.option("--alto", "alto", is_flag=True, help="INPUTS are ALTO files or folders of them, to recognise.")
+@click.option("--page", "page", is_flag=True, help="INPUTS are PAGE files or folders of them, to recognise.")
+@click.option("--glyphs", is_flag=True, help="--alto/--page: also write a box per character (Glyph).")
+@click.option(
+    "--deskew", is_flag=True, help="--alto/--page: level each line by its baseline, as imported with --deskew."
+)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
+@click.option(
+    "--beam-width",
+    type=click.IntRange(1),
+    help="Decode by CTC beam search with this many beams (default: greedy best path).",
+)
+@click.option(
+    "--top-paths",
+    type=click.IntRange(1),
+    help="Alternatives per line in the JSON Lines n-best list (beam search when above 1).",
+)
+@click.option(
+    "--review-below",
+    type=click.FloatRange(0, 1),
+    help="List the lines read with a confidence under this value (with a calibrated model: the probability that "
+    "the line is read exactly) for review, least confident first: in NAME.review.csv beside -o, or, with "
+    "--alto/--page, in review.csv in the output folder, each such line also marked in its document.",
+)
+@user_errors
+def predict(
+    model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below
+) -> None:
+    """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
+
+    INPUTS are image files, folders (searched recursively for images, TIFF included) and
+    data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
+    adds the score, per-character confidences and horizontal spans, and the n-best list;
+    text (-o x.txt) is the transcriptions alone, one a line.
+
+    With --alto or --page, INPUTS are documents (files, or folders searched for .xml): every
+    line is cut from its page image and read, and each document is written recognised into
+    the folder -o, under its own file name.
+    """
+    from tf_crnn.devices import describe_device
+    from tf_crnn.loader import (
+        REVIEW_FILENAME,
+        SIDECAR_SUFFIX,
+        predict_documents,
+        predict_files,
+        prediction_format,
+        write_predictions,
+        write_review_list,
+        write_sidecars,
+    )
+
+    logger.info("Reading on %s", describe_device())
+
+    if not inputs:
+        raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
+    if alto or page:
+        from tf_crnn.documents import ALTO, PAGE, document_files
+
+        if alto and page:
+            raise UserError("--alto and --page: give one kind of document per command")
+        if not output:
+            raise UserError("--alto/--page write recognised copies of the documents: give their folder with -o")
+        for item in inputs:
+            if not Path(item).exists():
+                raise UserError(f"{item}: no such file or folder")
+        written, skipped = predict_documents(
+            model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE,
+            review_below=review_below,
+        )  # fmt: skip
+        for where, reason in skipped:
+            logger.warning("Skipped %s: %s", where, reason)
+        click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
+        if review_below is not None:
+            click.echo(
+                f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True
+            )
+        return
+    if review_below is not None and not output:
+        raise UserError("--review-below writes its list beside the output: give -o")
+    if not (alto or page):
+        prediction_format(output)  # an unknown extension is refused before any reading
+    paths = collect_inputs(inputs)
+    results, skipped = predict_files(
+        model,
+        paths,
+        batch_size=batch_size,
+        beam_width=beam_width,
+        top_paths=top_paths,
+        details=output is not None and str(output).endswith(".jsonl"),
+        progress=sys.stderr.isatty(),
+    )
+    for path, reason in skipped:
+        logger.warning("Skipped %s: %s", path, reason)
+    write_predictions(results, output)
+    if output:
+        click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
+    if sidecar:
+        click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
+    if review_below is not None:
+        review = Path(output).with_suffix(".review.csv")
+        rows = [(r["path"], r["transcription"], r["confidence"]) for r in results if r["confidence"] < review_below]
+        write_review_list(rows, review, ["path", "transcription", "confidence"])
+        click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
+
+
+@click.command()
+@click.argument("model", type=ModelPath())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind; 0.0.0.0 for every host.")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--api-key", envvar="TF_CRNN_API_KEY", help="Ask /v1/* requests for this key [env TF_CRNN_API_KEY].")
+@click.option("--max-images", default=32, show_default=True, type=click.IntRange(1), help="Images per request.")
+@click.option("--max-request-mb", default=20.0, show_default=True, type=click.FloatRange(0.001), help="Request size.")
+@click.option(
+    "--max-request-megapixels",
+    default=64.0,
+    show_default=True,
+    type=click.FloatRange(0.001),
+    help="Pixels of a request's images together (each image: 40 megapixels at most).",
+)
+@click.option(
+    "--queue-size", default=64, show_default=True, type=click.IntRange(1), help="Requests waiting; more: 503."
+)
+@click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images read together.")
+@click.option("--readers", default=2, show_default=True, type=click.IntRange(1), help="Batches read at once (threads).")
+@user_errors
+def serve(
+    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size, readers
+) -> None:
+    """Serve MODEL: a web page to try it (drop images) and a JSON API.
+
+    POST /v1/recognize (multipart field "images", one or many; ?top_paths=N for an n-best list),
+    POST /v1/documents (an ALTO/PAGE "document" with its page "image"), GET /v1/model,
+    GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
+    shared batches; a full queue answers 503 with Retry-After.
+    """
+    for module in ("fastapi", "uvicorn", "multipart", "jinja2"):
+        require("serve", module)
+    from tf_crnn.serve import Limits, is_loopback
+    from tf_crnn.serve import serve as run_server
+
+    if not api_key and not is_loopback(host):
+        raise UserError(
+            f"--host {host} makes the service reachable from other machines: give an API key "
+            "(--api-key or TF_CRNN_API_KEY) that clients send as X-API-Key, or bind 127.0.0.1"
+        )
+
+    limits = Limits(
+        max_request_bytes=int(max_request_mb * 2**20),
+        max_images=max_images,
+        max_request_pixels=int(max_request_megapixels * 1e6),
+        queue_size=queue_size,
+        batch_size=batch_size,
+        readers=readers,
+    )
+    click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
+    run_server(model, host, port, limits, api_key)
+
+
+@click.command("export")
+@click.argument("model", type=ModelPath())
+@click.option(
+    "--format",
+    "export_format",
+    type=click.Choice(["savedmodel", "tflite", "onnx"]),
+    default="tflite",
+    show_default=True,
+    help="savedmodel: copy of the export; tflite / onnx: the network alone (see README, Export).",
+)
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(file_okay=False),
+    help="Folder to write into (default: the export folder itself; required for savedmodel).",
+)
+@user_errors
+def export_command(model, export_format, output) -> None:
+    """Write MODEL (an export folder, an output_model_dir or builtin:NAME) as SavedModel, TFLite or ONNX.
+
+    TFLite and ONNX files hold the network from resized pixels to log-probabilities,
+    with config.json and alphabet.json beside them; tf_crnn/portable_reader.py reads
+    them with numpy and Pillow only.
+    """
+    from tf_crnn.portable import ExportFormatError, export_model
+
+    if export_format == "savedmodel" and output is None:
+        raise UserError("--format savedmodel copies an export: give the new folder with -o")
+    try:
+        path = export_model(model, export_format, output)
+    except ExportFormatError as e:
+        raise UserError(str(e), 1) from None
+    click.echo(f"Wrote {path}")
+
+
+@click.command()
+def models() -> None:
+    """List the models shipped with the package (use them as builtin:NAME wherever a model
+    is asked for, and as init_from=builtin:NAME to fine-tune one)."""
+    shipped = list_builtin()
+    if not shipped:
+        click.echo("No models are shipped with this installation.")
+        return
+    for model in shipped:
+        meta = model.metadata
+        cer = f"validation CER {100 * meta['val_cer']:.2f}%" if meta.get("val_cer") is not None else ""
+        if cer and meta.get("language_model"):  # training validates greedily
+            cer += f" greedy, read with a {meta['language_model'].split(',')[0]}"
+        units = len(json_units(model.folder / ALPHABET_FILENAME))
+        click.echo(f"{BUILTIN_PREFIX}{model.name}\t{units} units, {model.size_bytes / 2**20:.1f} MiB, {cer}")
+        click.echo(f"    {model.summary}")
+        click.echo(f"    card: {model.folder / 'MODEL_CARD.md'}")
+
+
+def json_units(lookup_file: Path) -> dict:
+    import json
+
+    return json.loads(lookup_file.read_text(encoding="utf-8"))
