@@ -236,3 +236,15 @@ def test_folded_batch_norm_reads_as_the_network_does(params):
 
 def _blocks(model):
     return [layer for layer in model.layers if isinstance(layer, ConvBlock)]
+
+
+def test_the_original_public_names_still_name_the_same_things():
+    """Code written against the original tf_crnn keeps working under the names it used."""
+    from tf_crnn import callbacks, config, data_handler, loader, model, network
+
+    assert model.get_model_inference is network.build_network
+    assert model.get_model_train.__module__ == "tf_crnn.system"
+    assert config.import_params_from_json is config.read_config
+    assert callbacks.CustomSavingCallback is callbacks.PeriodicExport
+    assert loader.PredictionModel.__name__ == "PredictionModel" and callable(data_handler.dataset_generator)
+    assert dataclasses.is_dataclass(config.Params)

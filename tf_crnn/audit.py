@@ -91,32 +91,24 @@ class AuditLine:
 
 
 def transcription_suspicion(
-    model: PredictionModel, paths: list[str], transcriptions: list[str], readings: list[str]
+    model: PredictionModel, paths: list[str], transcriptions: list[str], readings: list[str], batch_size: int = 64
 ) -> list[float]:
     """For each line, ``-log P(transcription) + log P(reading)`` under the model (CTC, all
     alignments): large where the model confidently reads something else than the transcription
     (a skipped word costs the transcription the likelihood of every character it lacks), small
     where the model is unsure anyway. A transcription the model cannot score (a character outside
     its alphabet, more characters than frames) gets the largest value of the set plus one."""
-    import tensorflow as tf
+    from tf_crnn.loss import sequence_nll
 
     lookup = model.alphabet.lookup
     scores: list[float | None] = []
-    for start in range(0, len(paths), 64):
-        chunk = slice(start, start + 64)
+    for start in range(0, len(paths), batch_size):
+        chunk = slice(start, start + batch_size)
         log_probs, lengths = model.log_probs(paths[chunk])
         losses = []
         for texts in (transcriptions[chunk], readings[chunk]):
             codes = [[lookup.get(c) for c in text] for text in texts]
-            usable = [None not in row for row in codes]
-            rows = [row if ok else [] for row, ok in zip(codes, usable)]
-            width = max(max((len(r) for r in rows), default=0), 1)
-            labels = tf.constant([r + [0] * (width - len(r)) for r in rows], tf.int32)
-            loss = tf.nn.ctc_loss(
-                labels, log_probs, tf.constant([len(r) for r in rows], tf.int32), tf.constant(lengths, tf.int32),
-                logits_time_major=False, blank_index=0,
-            ).numpy()  # fmt: skip
-            losses.append([float(v) if ok and np.isfinite(v) else None for v, ok in zip(loss, usable)])
+            losses.append(sequence_nll([None if None in row else row for row in codes], log_probs, lengths))
         scores += [None if t is None or r is None else t - r for t, r in zip(*losses)]
     known = [v for v in scores if v is not None]
     worst = max(known, default=0.0) + 1.0
@@ -139,8 +131,9 @@ def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Pa
     model = model if isinstance(model, PredictionModel) else PredictionModel(model)
     read, skipped = read_samples(model, inputs, work_dir, True, batch_size)
     scores = transcription_suspicion(
-        model, [str(s.image) for s, _ in read], [s.text for s, _ in read], [r["transcription"] for _, r in read]
-    )
+        model, [str(s.image) for s, _ in read], [s.text for s, _ in read], [r["transcription"] for _, r in read],
+        batch_size,
+    )  # fmt: skip
     lines = [
         AuditLine(sample.source, sample.image, sample.text, result["transcription"], result["confidence"], score)
         for (sample, result), score in zip(read, scores)

@@ -169,7 +169,7 @@ class TrainingCheckpoint(keras.callbacks.Callback):
         save_checkpoint(self.model, self.checkpoint_dir, state)
 
 
-class CustomSavingCallback(keras.callbacks.Callback):
+class PeriodicExport(keras.callbacks.Callback):
     """Exports the model every ``saving_freq`` epochs.
 
     With ``parameters`` each save is a full SavedModel in ``output_dir/<timestamp>``
@@ -556,11 +556,16 @@ def _jsonable(value):
     return value
 
 
+CustomSavingCallback = PeriodicExport
+"""The original tf_crnn's name of ``PeriodicExport``."""
+
+
 __all__ = [
     "CosineLearningRate",
     "CustomLoaderCallback",
     "CustomPredictionSaverCallback",
     "CustomSavingCallback",
+    "PeriodicExport",
     "GracefulStop",
     "LRTensorBoard",
     "RunClock",

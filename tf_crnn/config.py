@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tf_crnn.alphabet import NORMALIZATIONS, Alphabet
-from tf_crnn.artifacts import ALPHABET_FILENAME, CONFIG_FILENAME
+from tf_crnn.artifacts import ALPHABET_FILENAME, BUILTIN_PREFIX, CONFIG_FILENAME
 from tf_crnn.atomic import write_json
 from tf_crnn.errors import ConfigError
 from tf_crnn.records import read_json_object
@@ -609,7 +609,7 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return overrides
 
 
-def import_params_from_json(
+def read_config(
     model_directory: str | os.PathLike | None = None, json_filename: str | os.PathLike | None = None
 ) -> dict[str, Any]:
     """Reads the parameters saved with a trained model.
@@ -623,7 +623,7 @@ def import_params_from_json(
         The parameters as a dictionary.
     """
     if model_directory is None and json_filename is None:
-        raise ValueError("import_params_from_json needs model_directory or json_filename")
+        raise ValueError("read_config needs model_directory or json_filename")
     if model_directory is not None:
         json_filename = Path(model_directory) / CONFIG_FILENAME
     path = Path(json_filename)  # type: ignore[arg-type]
@@ -643,7 +643,7 @@ def resolve_paths(config: dict[str, Any], folder: str | os.PathLike) -> dict[str
     def resolve(value: Any) -> Any:
         if isinstance(value, list):
             return [resolve(v) for v in value]
-        if not isinstance(value, str) or not value or value.startswith("builtin:") or os.path.isabs(value):
+        if not isinstance(value, str) or not value or value.startswith(BUILTIN_PREFIX) or os.path.isabs(value):
             return value
         return os.path.normpath(os.path.join(os.path.abspath(folder), value))
 
@@ -657,7 +657,7 @@ def relative_paths(config: dict[str, Any], folder: str | os.PathLike) -> dict[st
     def relative(value: Any) -> Any:
         if isinstance(value, list):
             return [relative(v) for v in value]
-        if not isinstance(value, (str, os.PathLike)) or not str(value) or str(value).startswith("builtin:"):
+        if not isinstance(value, (str, os.PathLike)) or not str(value) or str(value).startswith(BUILTIN_PREFIX):
             return value
         return os.path.relpath(os.path.abspath(value), os.path.abspath(folder))
 
@@ -669,7 +669,7 @@ def model_params(folder: str | os.PathLike) -> Params:
     own alphabet file, not the path recorded in the config (which may be gone, or on another
     machine)."""
     folder = Path(folder)
-    config = import_params_from_json(folder)
+    config = read_config(folder)
     return Params(**dict(config, lookup_alphabet_file=str(folder / ALPHABET_FILENAME)))
 
 
@@ -687,6 +687,10 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+import_params_from_json = read_config
+"""The original tf_crnn's name of ``read_config``."""
+
+
 __all__ = [
     "PATH_KEYS",
     "relative_paths",
@@ -698,6 +702,7 @@ __all__ = [
     "Params",
     "conv_output_size",
     "import_params_from_json",
+    "read_config",
     "inherit_architecture",
     "INHERITED_LM_KEYS",
     "LANGUAGE_MODEL_KEYS",

@@ -2,7 +2,7 @@
 
 Images travel as ``uint8``-valued tensors of shape ``(height, width, channels)``
 (``(batch, height, width, channels)`` once batched) together with their widths;
-the one normalisation to floats happens inside the model (``tf_crnn.model``), so
+the one normalisation to floats happens inside the model (``tf_crnn.network``), so
 training, evaluation, prediction and every export see the same numbers.
 """
 
@@ -31,7 +31,7 @@ WIDTH_BUCKET = 32
 
 PADDING_VALUE = 255
 """The value right of a line in a batch: white paper. The network zeroes every column past
-a line's own width (``tf_crnn.model``), so the value only matters to people looking at batches."""
+a line's own width (``tf_crnn.network``), so the value only matters to people looking at batches."""
 
 
 def get_resized_width(width, height, target_height: int, max_width: int):

@@ -63,7 +63,7 @@ from tf_crnn.config import model_params as export_params
 from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
 from tf_crnn.language_model import CharNgram, NgramTables, load_lm
-from tf_crnn.network import copy_weights, fold_batch_norm, get_model_inference
+from tf_crnn.network import build_network, copy_weights, fold_batch_norm
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)
@@ -84,7 +84,7 @@ class ExportModule(tf.Module):
         # A fresh network without dropout: no training-only state in the graph. Only its
         # variables are tracked: saving a tracked Keras model walks every layer's attributes and
         # traces the model's own default signature, which the export does not use.
-        network = get_model_inference(params, rnn_dropout=0.0)
+        network = build_network(params, rnn_dropout=0.0)
         copy_weights(model, network)
         object.__setattr__(self, "network", network)  # its weights are the export's model.weights.h5
         reading = fold_batch_norm(network, params)
@@ -262,7 +262,7 @@ def rewrite_export(
     The network is rebuilt from its weights; ``metadata`` is added to its ``tf_crnn.json``."""
     export_path, target = Path(export_path), Path(target)
     params = dataclasses.replace(export_params(export_path), **settings)
-    network = get_model_inference(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
+    network = build_network(params, str(export_path / WEIGHTS_FILENAME), rnn_dropout=0.0)
     metadata_file = export_path / METADATA_FILENAME
     merged = read_json_object(metadata_file, "export metadata") if metadata_file.is_file() else {}
     merged.update(metadata or {})
@@ -308,7 +308,7 @@ def saved_model(spec: str) -> Path:
         if exports:
             return exports[-1]
         params = export_params(model.folder)
-        network = get_model_inference(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
+        network = build_network(params, str(model.folder / WEIGHTS_FILENAME), rnn_dropout=0.0)
         built = export_savedmodel(
             network, params, target, model.metadata, load_lm(model.folder), Calibration.load(model.folder)
         )

@@ -26,7 +26,7 @@ from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
 from tf_crnn.calibration import Calibration
-from tf_crnn.config import Params, import_params_from_json
+from tf_crnn.config import Params, read_config
 from tf_crnn.data_handler import resize_image
 from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.documents import (
@@ -349,7 +349,7 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
         beam_width = (
             model.params.lm_beam_width
             if model.lm_tables is not None
-            else import_params_from_json(model.export_path).get("beam_width", 100)
+            else read_config(model.export_path).get("beam_width", 100)
         )
     if beam_width is not None and top_paths is not None and top_paths > beam_width:
         raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")

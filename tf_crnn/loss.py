@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
@@ -15,7 +17,7 @@ def ctc_loss(y_true, y_pred, xla: bool = False):
     Args:
         y_true: ``(batch, max_label_length)`` int codes, padded with ``BLANK_INDEX``.
         y_pred: ``(batch, time, n_classes)`` logits whose frames past each sample's
-            length are forced to the blank (``tf_crnn.model.BlankPadding``), so the
+            length are forced to the blank (``tf_crnn.network.BlankPadding``), so the
             full ``time`` can be used as every sample's logit length.
         xla: compute it with operations that XLA compiles (for ``jit_compile``): TensorFlow's
             dense-label algorithm. Otherwise TensorFlow's CTC kernel reads sparse labels, the
@@ -85,4 +87,20 @@ class CTCLoss(keras.losses.Loss):
         return {**super().get_config(), "xla": self.xla}
 
 
-__all__ = ["CTCLoss", "ctc_loss"]
+def sequence_nll(codes: list[list[int] | None], log_probs, lengths) -> list[float | None]:
+    """The CTC negative log-likelihood of each line's code sequence (all alignments) under its
+    log-probabilities ``(batch, time, n_classes)``, over its first ``lengths`` frames: what
+    ``tf-crnn audit`` compares a transcription's and a reading's likelihoods by. None where a line
+    has no sequence (``codes`` None: a unit outside the alphabet) or no alignment (more units than
+    frames can hold)."""
+    rows = [row or [] for row in codes]
+    width = max(max((len(r) for r in rows), default=0), 1)
+    labels = tf.constant([r + [BLANK_INDEX] * (width - len(r)) for r in rows], tf.int32)
+    loss = tf.nn.ctc_loss(
+        labels, log_probs, tf.constant([len(r) for r in rows], tf.int32), tf.constant(lengths, tf.int32),
+        logits_time_major=False, blank_index=BLANK_INDEX,
+    ).numpy()  # fmt: skip
+    return [float(v) if row is not None and math.isfinite(v) else None for v, row in zip(loss, codes)]
+
+
+__all__ = ["CTCLoss", "ctc_loss", "sequence_nll"]

@@ -2,7 +2,7 @@
 
 ``tf_crnn.model`` was the original's module for both the network and its training
 (``get_model_train``); they now live apart, in ``tf_crnn.network`` (the network: the layers,
-``get_model_inference``, ``copy_weights``) and ``tf_crnn.system`` (the network as it trains).
+``build_network``, the original's ``get_model_inference``, ``copy_weights``) and ``tf_crnn.system`` (the network as it trains).
 This module only gathers their names: it stands above the rest of the package, and nothing
 inside the package imports it (an import contract in ``pyproject.toml`` checks that).
 """

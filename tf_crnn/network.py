@@ -469,7 +469,7 @@ def select_output_rows(kernel, bias, rows: list[int | None], new_row_offset: flo
     return new_kernel, new_bias
 
 
-def get_model_inference(
+def build_network(
     parameters: Params,
     weights_path: str | None = None,
     rnn_dropout: float | None = None,
@@ -524,7 +524,12 @@ def fold_batch_norm(network: keras.Model, parameters: Params) -> keras.Model:
     return folded
 
 
+get_model_inference = build_network
+"""The original tf_crnn's name of ``build_network``."""
+
+
 __all__ = [
+    "build_network",
     "BlankPadding",
     "ColumnMasking",
     "ConvBlock",

@@ -34,7 +34,7 @@ from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.errors import ExportFormatError, require
 from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
-from tf_crnn.network import fold_batch_norm, get_model_inference
+from tf_crnn.network import build_network, fold_batch_norm
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 FILENAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
@@ -49,7 +49,7 @@ def _load_network(export_path: Path):
             "export the model again from its output_model_dir with restore_model=true"
         )
     params = export_params(export_path)
-    return fold_batch_norm(get_model_inference(params, str(weights), rnn_dropout=0.0), params), params
+    return fold_batch_norm(build_network(params, str(weights), rnn_dropout=0.0), params), params
 
 
 def _network_function(model, params: Params, batched: bool):

@@ -16,7 +16,7 @@ from tf_crnn.devices import resolve_precision
 from tf_crnn.distribute import clipped_globally
 from tf_crnn.loss import CTCLoss
 from tf_crnn.metrics import CharacterErrorRate
-from tf_crnn.network import get_crnn_output, get_model_inference
+from tf_crnn.network import build_network, get_crnn_output
 from tf_crnn.transfer import freeze_layers
 
 logger = logging.getLogger(__name__)
@@ -68,10 +68,10 @@ class CTCShortcutModel(keras.Model):
 
 
 def training_network(parameters: Params, rnn_dropout: float | None = None, min_width: int = 0) -> keras.Model:
-    """The network as ``network.get_model_inference`` builds it, with the CTC shortcut's head
+    """The network as ``network.build_network`` builds it, with the CTC shortcut's head
     (a ``CTCShortcutModel``) when ``parameters.ctc_shortcut`` is above 0."""
     if parameters.ctc_shortcut <= 0:
-        return get_model_inference(parameters, rnn_dropout=rnn_dropout, min_width=min_width)
+        return build_network(parameters, rnn_dropout=rnn_dropout, min_width=min_width)
     height, _ = parameters.input_shape
     images = keras.Input((height, None, parameters.input_channels), name="images")
     widths = keras.Input((), dtype="int32", name="widths")

@@ -39,9 +39,9 @@ from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.callbacks import (
     CEROnValidationOnly,
     CosineLearningRate,
-    CustomSavingCallback,
     GracefulStop,
     LRTensorBoard,
+    PeriodicExport,
     RunClock,
     StopOnNaN,
     TrainingCheckpoint,
@@ -339,7 +339,7 @@ class TrainingSystem:
             # Appends: a resumed run (or the second fit of a resumed partial epoch) adds rows.
             keras.callbacks.CSVLogger(str(self.out / "logs" / "history.csv"), append=True),
             LRTensorBoard(self.out / "logs", write_graph=False, profile_batch=0),
-            CustomSavingCallback(
+            PeriodicExport(
                 self.out / EXPORT_DIR,
                 params.save_interval,
                 keep_max_models=params.keep_max_models,

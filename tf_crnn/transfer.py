@@ -24,7 +24,7 @@ from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, config_file, is_builtin, resolve_model, weights_file
 from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params, model_params
 from tf_crnn.language_model import CharNgram, load_lm
-from tf_crnn.network import OUTPUT_LAYER, copy_weights, get_model_inference
+from tf_crnn.network import OUTPUT_LAYER, build_network, copy_weights
 from tf_crnn.records import read_csv_rows, split_label
 
 logger = logging.getLogger(__name__)
@@ -170,7 +170,7 @@ def check_shapes(base: BaseModel, target, source) -> None:
 
 def load_base_model(base: BaseModel):
     try:
-        return get_model_inference(base.params, str(base.weights), rnn_dropout=0.0)
+        return build_network(base.params, str(base.weights), rnn_dropout=0.0)
     except (ValueError, OSError) as e:
         raise ConfigError(f"init_from: cannot load the weights {base.weights}: {e}") from None
 
@@ -206,7 +206,7 @@ class StartingPoint:
             self.base.params.alphabet, params.alphabet, params.alphabet_resize, str(params.lookup_alphabet_file)
         )
         self.source = load_base_model(self.base)
-        check_shapes(self.base, get_model_inference(params, rnn_dropout=0.0), self.source)
+        check_shapes(self.base, build_network(params, rnn_dropout=0.0), self.source)
 
     @property
     def alphabet(self) -> Alphabet:

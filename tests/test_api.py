@@ -1,4 +1,4 @@
-"""The traps a newcomer met, each with a test that fails if it comes back, and the Python API."""
+"""The Python API (PredictionModel, evaluate, train) and the errors of a first run: a rerun after bad paths, a damaged export."""
 
 import json
 import logging

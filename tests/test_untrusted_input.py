@@ -1,4 +1,4 @@
-"""Hostile and broken input, round two: what documents, imports and the cache must survive.
+"""Untrusted and broken input: what documents, imports, images and the model cache must survive.
 
 Each case answers with a reason (a line left out, a 4xx, one line naming the file), reads
 nothing outside what it was given, and leaves nothing half-written.
