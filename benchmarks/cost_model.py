@@ -73,8 +73,8 @@ def main() -> None:
     from PIL import Image
 
     from tf_crnn.config import Params
-    from tf_crnn.data_handler import get_resized_width
     from tf_crnn.devices import describe_precision
+    from tf_crnn.image_converter import get_resized_width
     from tf_crnn.records import read_csv_rows, resolve_image_path
     from tf_crnn.training import get_model_train
 

@@ -98,8 +98,8 @@ def network_bound(model: str, sizes: list[tuple[int, int]]) -> float:
     from cost_model import forward_flops, matmul_gflops
 
     from tf_crnn.config import model_params
-    from tf_crnn.data_handler import get_resized_width
     from tf_crnn.export import resolve_export
+    from tf_crnn.image_converter import get_resized_width
 
     params = model_params(resolve_export(model))
     height, max_width = params.input_shape

@@ -5,16 +5,13 @@ from PIL import Image
 
 from tf_crnn.config import Params
 from tf_crnn.data_handler import (
-    PADDING_VALUE,
     augment_data,
     dataset_generator,
-    get_resized_width,
-    padding_inputs_width,
     random_elastic,
     random_stretch,
     random_stroke_width,
-    resize_image,
 )
+from tf_crnn.image_converter import PADDING_VALUE, get_resized_width, padding_inputs_width, resize_image
 
 
 def test_resized_width_agrees_between_python_and_graph():
@@ -171,7 +168,7 @@ def test_auto_cache_keeps_a_small_set_in_memory_and_a_large_one_on_disk(digits_d
 def test_gif_and_bmp_decode_to_the_grey_pillow_reads(tmp_path, fmt):
     import io
 
-    from tf_crnn.data_handler import decode_image
+    from tf_crnn.image_converter import decode_image
     from tf_crnn.images import open_image
 
     rng = np.random.default_rng(0)

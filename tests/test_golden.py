@@ -24,10 +24,11 @@ from tf_crnn import portable_reader
 from tf_crnn.callbacks import CustomPredictionSaverCallback
 from tf_crnn.cli import main
 from tf_crnn.config import Params
-from tf_crnn.data_handler import dataset_generator, decode_image, get_resized_width, resize_image
+from tf_crnn.data_handler import dataset_generator
 from tf_crnn.datasets.synthetic import render_line
 from tf_crnn.evaluation import evaluate
 from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, rewrite_export
+from tf_crnn.image_converter import decode_image, get_resized_width, resize_image
 from tf_crnn.loader import PredictionModel, predict_files
 from tf_crnn.metrics import levenshtein
 from tf_crnn.model import get_model_inference

@@ -1,6 +1,6 @@
 """SavedModel export: raw image in, text out, in one self-contained graph.
 
-An export holds decoding of the image file, resizing (``data_handler.resize_image``),
+An export holds decoding of the image file, resizing (``image_converter.resize_image``),
 normalisation and network (the Keras model), CTC decoding and the alphabet. A plain
 ``tf.saved_model.load(path)`` in a process that never imported tf_crnn reads text
 with it. Signatures, each batched over images of any size:
@@ -60,8 +60,8 @@ from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params
 from tf_crnn.config import model_params as export_params
-from tf_crnn.data_handler import decode_image, padding_inputs_width, resize_image
 from tf_crnn.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
+from tf_crnn.image_converter import decode_image, padding_inputs_width, resize_image
 from tf_crnn.language_model import CharNgram, NgramTables, load_lm
 from tf_crnn.network import build_network, copy_weights, fold_batch_norm
 from tf_crnn.records import read_json_object

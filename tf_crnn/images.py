@@ -31,14 +31,14 @@ def scaled_width(width, height, target_height: int):
 
 def get_resized_width(width: int, height: int, target_height: int, max_width: int) -> int:
     """Width after resizing to ``target_height`` with the aspect ratio kept; images wider than
-    ``max_width`` after resizing are shrunk to ``max_width`` (``data_handler.get_resized_width``
+    ``max_width`` after resizing are shrunk to ``max_width`` (``image_converter.get_resized_width``
     is the same on tensors)."""
     return max(1, min(scaled_width(width, height, target_height), max_width))
 
 
 def open_image(path: str | os.PathLike, mode: str = "L", upright: bool = False) -> Image.Image:
     """Opens an image in ``mode`` (``L`` or ``RGB``) as the graph decodes it
-    (``data_handler.decode_image``): an alpha channel (or a transparent palette colour) is
+    (``image_converter.decode_image``): an alpha channel (or a transparent palette colour) is
     composited on white paper first; TIFF, which the graph does not decode, is read too
     (its first page). ``upright``: turned as its EXIF orientation says, as viewers show it
     (the graph ignores the tag; pages, which only the host reads, are turned)."""

@@ -27,7 +27,6 @@ from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.atomic import atomic_open
 from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params, read_config
-from tf_crnn.data_handler import resize_image
 from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
 from tf_crnn.documents import (
     DocumentError,
@@ -39,6 +38,7 @@ from tf_crnn.documents import (
     write_recognition,
 )
 from tf_crnn.export import export_params, resolve_export
+from tf_crnn.image_converter import resize_image
 from tf_crnn.images import (
     TIFF_SUFFIXES,
     check_image,
@@ -308,7 +308,7 @@ def predict_files(
 
 def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
     """``image`` at the network's height, resized by the graph's own rule
-    (``data_handler.resize_image``): the graph then reads it as it would read ``image``, its
+    (``image_converter.resize_image``): the graph then reads it as it would read ``image``, its
     resize to the same size changing no pixel."""
     array = np.asarray(image)
     resized = _graph_resize(*params.input_shape, params.input_channels)(array.reshape(*array.shape[:2], -1))
