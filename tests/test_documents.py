@@ -139,6 +139,25 @@ def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trai
     assert b"<!-- made by the tests -->" in output.read_bytes()
 
 
+def test_evaluate_tune_lm_and_calibrate_take_documents_as_they_take_the_imported_csv(trained, alto_page, tmp_path):
+    """One gatherer: an ALTO file given to evaluate is measured on the lines import cuts from it."""
+    _, result = trained
+    xml_file, truth = alto_page
+    runner = CliRunner()
+    out = tmp_path / "data"
+    assert runner.invoke(main, ["import", "alto", str(xml_file), "-o", str(out), "--split", "1,0"]).exit_code == 0
+    model = str(result.export_path)
+    on_csv = runner.invoke(main, ["evaluate", model, str(out / "train.csv"), "--json"])
+    on_alto = runner.invoke(main, ["evaluate", model, str(xml_file), "--json"])
+    assert on_csv.exit_code == 0 and on_alto.exit_code == 0, on_alto.output
+    csv_figures, alto_figures = json.loads(on_csv.output), json.loads(on_alto.output.splitlines()[-1])
+    assert alto_figures["rows"] == len(truth)
+    for key in ("cer", "wer", "line_accuracy", "calibration_error"):
+        assert alto_figures[key] == csv_figures[key], key
+    missing = runner.invoke(main, ["calibrate", model, str(tmp_path / "none.xml"), "-o", str(tmp_path / "c")])
+    assert missing.exit_code == 2 and "no labelled line in" in missing.output and "no such file" in missing.output
+
+
 def test_glyph_boxes_lie_on_the_characters(trained, alto_page, tmp_path):
     _, result = trained
     xml_file, truth = alto_page

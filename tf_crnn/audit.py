@@ -23,59 +23,14 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.datasets.importers import Sample, document_of, document_samples, folder_samples
-from tf_crnn.documents import ALTO, PAGE, DocumentError, LineReading, document_files, read_document, write_recognition
-from tf_crnn.images import IMAGE_SUFFIXES
+from tf_crnn.datasets.gather import gather_lines
+from tf_crnn.datasets.importers import document_of
+from tf_crnn.documents import LineReading, read_document, write_recognition
 from tf_crnn.loader import SIDECAR_SUFFIX, PredictionModel, predict_files
-from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
 AUDIT_CSV = "audit.csv"
 AUDIT_HTML = "audit.html"
 SELECTION_CSV = "selection.csv"
-
-
-def gather_samples(
-    inputs: list[str | os.PathLike], crops_dir: Path, labelled: bool
-) -> tuple[list[Sample], list[tuple[str, str]]]:
-    """The line images of ``inputs`` with their transcriptions (``""`` where ``labelled`` is
-    False and there is none): CSV rows (``source`` is the path as the CSV writes it), document
-    lines (cut into ``crops_dir``; ``source`` is ``file:line ID``), and folders of images."""
-    samples: list[Sample] = []
-    skipped: list[tuple[str, str]] = []
-    for item in map(Path, inputs):
-        if item.suffix.lower() == ".csv":
-            for row, path, label in read_csv_rows(item):
-                if label is None and labelled:
-                    skipped.append((f"{item}:{row}", "no transcription"))
-                    continue
-                text = "".join(split_label(label)) if label else ""
-                samples.append(Sample(Path(resolve_image_path(item, path)), text, path.strip()))
-        elif item.suffix.lower() == ".xml" or (item.is_dir() and any(item.rglob("*.xml"))):
-            by_kind: dict[str, list[Path]] = {ALTO: [], PAGE: []}
-            for xml_file in document_files([item]):
-                try:
-                    by_kind[read_document(xml_file).kind].append(xml_file)
-                except DocumentError as error:
-                    skipped.append((str(xml_file), str(error)))
-            for kind, files in by_kind.items():
-                if files:
-                    found, left = document_samples(files, crops_dir, kind, keep_empty=not labelled)
-                    samples += found
-                    skipped += left
-        elif item.is_dir():
-            if labelled:
-                found, left = folder_samples(item)
-                samples += found
-                skipped += left
-            else:
-                samples += [
-                    Sample(p, "", str(p)) for p in sorted(item.rglob("*")) if p.suffix.lower() in IMAGE_SUFFIXES
-                ]
-        elif item.is_file() and item.suffix.lower() in IMAGE_SUFFIXES and not labelled:
-            samples.append(Sample(item, "", str(item)))
-        else:
-            skipped.append((str(item), "not a data CSV, a document, an image or a folder of them"))
-    return samples, skipped
 
 
 @dataclass
@@ -116,10 +71,10 @@ def transcription_suspicion(
 
 
 def read_samples(model, inputs: list, work_dir: Path, labelled: bool, batch_size: int = 64):
-    """``(sample, reading)`` of every readable line of ``inputs`` (``gather_samples``), read with
+    """``(sample, reading)`` of every readable line of ``inputs`` (``datasets.gather.gather_lines``), read with
     details (``predict_files``), and ``(source, reason)`` of those left out."""
     model = model if isinstance(model, PredictionModel) else PredictionModel(model)
-    samples, skipped = gather_samples(inputs, work_dir / "crops", labelled=labelled)
+    samples, skipped = gather_lines(inputs, work_dir / "crops", labelled=labelled)
     by_image = {str(s.image): s for s in samples}
     results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
     skipped += [(by_image[p].source, reason) for p, reason in unreadable]
@@ -311,7 +266,6 @@ __all__ = [
     "Candidate",
     "audit",
     "candidates_of",
-    "gather_samples",
     "read_samples",
     "select_lines",
     "select_pages",

@@ -4,6 +4,7 @@ to check), ``select`` (lines worth transcribing next) and ``report`` (a training
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import tempfile
@@ -18,7 +19,7 @@ from tf_crnn.errors import require
 
 @click.command()
 @click.argument("model", type=ModelPath())
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @click.option("--report", type=click.Path(dir_okay=False), help="Write a per-line CSV report, worst lines first.")
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @click.option("--confusions", default=10, show_default=True, help="Number of frequent confusions to print.")
@@ -32,7 +33,7 @@ from tf_crnn.errors import require
     "--tune-lm",
     hidden=True,
     is_flag=True,
-    help="Find the language model weight and length bonus with the lowest CER on CSV_FILE (a validation set); "
+    help="Find the language model weight and length bonus with the lowest CER on DATA (a validation set); "
     "when it beats greedy decoding, write a copy of the export that reads with them.",
 )
 @click.option(
@@ -59,7 +60,7 @@ from tf_crnn.errors import require
     "--calibrate",
     hidden=True,
     is_flag=True,
-    help="Fit MODEL's calibration on CSV_FILE (labelled lines the model did not train on), so that a line's "
+    help="Fit MODEL's calibration on DATA (labelled lines the model did not train on), so that a line's "
     "confidence is the probability that it is read exactly and a character's that it is right; print the "
     "calibration error before and after and the reject curve, and write a copy of the export that reports them.",
 )
@@ -71,11 +72,13 @@ from tf_crnn.errors import require
 )
 @user_errors
 def evaluate(
-    model, csv_file, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output,
+    model, data, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output,
     calibrate, calibration_output,
 ) -> None:  # fmt: skip
     """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
-    builtin:NAME) on a labelled CSV_FILE.
+    builtin:NAME) on labelled lines DATA: a data CSV, or ALTO/PAGE files, folders of them or of
+    line images with their NAME.gt.txt (several may be given; documents' lines are cut as
+    predict --alto/--page cuts them).
 
     The headline figures count every row with a label and an image: a row the model cannot
     read (units it lacks, too long, image too narrow) counts its whole reference as errors,
@@ -88,13 +91,13 @@ def evaluate(
         raise click.UsageError("--tune-lm and --calibrate are two steps: tune first, then calibrate the tuned export")
     if tune_lm:
         click.echo(_renamed("--tune-lm", "tune-lm", "--lm-output"), err=True)
-        _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size)
+        _tune_lm(model, data, lm_text, lm_order, lm_output, batch_size)
         return
     if lm_text or lm_order or lm_output:
         raise click.UsageError("--lm-text, --lm-order and --lm-output go with --tune-lm")
     if calibrate:
         click.echo(_renamed("--calibrate", "calibrate", "--calibration-output"), err=True)
-        _calibrate(model, csv_file, calibration_output, batch_size)
+        _calibrate(model, data, calibration_output, batch_size)
         return
     if calibration_output:
         raise click.UsageError("--calibration-output goes with --calibrate")
@@ -105,21 +108,23 @@ def evaluate(
     from tf_crnn.preprocessing import summarise
 
     logger.info("Reading on %s", describe_device())
-    result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
-    if report:
-        write_line_results(result, report)
-    if html:
-        from tf_crnn.report import write_report_page as write_page
+    # The lines gathered from documents or folders are read, reported and drawn before they go.
+    with labelled_lines(data) as csv_file:
+        result = run_evaluation(model, csv_file, batch_size=batch_size, progress=sys.stderr.isatty() and not as_json)
+        if report:
+            write_line_results(result, report)
+        if html:
+            from tf_crnn.report import write_report_page as write_page
 
-        write_page(
-            result,
-            html,
-            title=f"{model} on {csv_file}",
-            data_rows=[(line.path, line.reference) for line in result.lines],
-            dropped=result.skipped,
-        )
-        if not as_json:
-            click.echo(f"Page: {html}")
+            write_page(
+                result,
+                html,
+                title=f"{model} on {', '.join(data)}",
+                data_rows=[(line.path, line.reference) for line in result.lines],
+                dropped=result.skipped,
+            )
+    if html and not as_json:
+        click.echo(f"Page: {html}")
     if as_json:
         click.echo(json.dumps(result.to_dict()))
         return
@@ -134,7 +139,7 @@ def evaluate(
     if result.greedy is not None:
         click.echo(
             f"     {result.greedy.cer:.4f} without the export's language model (greedy decoding); the language "
-            "model's weight was tuned on its own validation set: check it on yours with --tune-lm"
+            "model's weight was tuned on its own validation set: check it on yours with tf-crnn tune-lm"
         )
     click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
     click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
@@ -156,16 +161,32 @@ def evaluate(
         click.echo(f"Report: {report}")
 
 
+@contextlib.contextmanager
+def labelled_lines(data: tuple[str, ...]):
+    """DATA as one labelled CSV (``datasets.gather.labelled_csv``) while the command runs: a data
+    CSV as it is; documents, folders and several CSVs gathered into a temporary one."""
+    from tf_crnn.datasets.gather import labelled_csv
+
+    with tempfile.TemporaryDirectory(prefix="tf-crnn-lines-") as tmp:
+        try:
+            csv_file, skipped = labelled_csv(list(data), tmp)
+        except ValueError as e:
+            raise UserError(str(e)) from None
+        for where, reason in skipped:
+            logger.warning("Skipped %s: %s", where, reason)
+        yield str(csv_file)
+
+
 def _renamed(flag: str, command: str, output_flag: str) -> str:
     return (
-        f"Note: 'tf-crnn evaluate {flag}' is now 'tf-crnn {command} MODEL CSV_FILE' ({output_flag} is its -o); "
+        f"Note: 'tf-crnn evaluate {flag}' is now 'tf-crnn {command} MODEL DATA' ({output_flag} is its -o); "
         "the old spelling still works and will go in version 2."
     )
 
 
 @click.command("tune-lm")
 @click.argument("model", type=ModelPath())
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @click.option(
     "--lm-text",
     type=click.Path(exists=True, dir_okay=False),
@@ -181,17 +202,17 @@ def _renamed(flag: str, command: str, output_flag: str) -> str:
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
-def tune_lm_command(model, csv_file, lm_text, lm_order, output, batch_size) -> None:
-    """Find the language model weight and length bonus with the lowest CER on CSV_FILE (labelled
-    lines the model did not train on); when they beat greedy decoding, write a copy of MODEL that
+def tune_lm_command(model, data, lm_text, lm_order, output, batch_size) -> None:
+    """Find the language model weight and length bonus with the lowest CER on DATA (labelled
+    lines the model did not train on: a data CSV, ALTO/PAGE files, folders of them or of line images); when they beat greedy decoding, write a copy of MODEL that
     reads with them. Prints each trial's CER and WER.
     """
-    _tune_lm(model, csv_file, lm_text, lm_order, output, batch_size)
+    _tune_lm(model, data, lm_text, lm_order, output, batch_size)
 
 
 @click.command("calibrate")
 @click.argument("model", type=ModelPath())
-@click.argument("csv_file", type=click.Path(exists=True, dir_okay=False))
+@click.argument("data", nargs=-1, required=True)
 @click.option(
     "-o",
     "--output",
@@ -201,17 +222,18 @@ def tune_lm_command(model, csv_file, lm_text, lm_order, output, batch_size) -> N
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1))
 @user_errors
-def calibrate_command(model, csv_file, output, batch_size) -> None:
-    """Fit MODEL's calibration on CSV_FILE (labelled lines the model did not train on), so that a
+def calibrate_command(model, data, output, batch_size) -> None:
+    """Fit MODEL's calibration on DATA (labelled lines the model did not train on: a data CSV,
+    ALTO/PAGE files, folders of them or of line images with NAME.gt.txt), so that a
     line's confidence is the probability that it is read exactly and a character's that it is right.
 
     Prints the calibration error before and after (each half of the lines measured with the table
     fitted on the other) and the reject curve, and writes a copy of MODEL that reports them.
     """
-    _calibrate(model, csv_file, output, batch_size)
+    _calibrate(model, data, output, batch_size)
 
 
-def _calibrate(model, csv_file, calibration_output, batch_size) -> None:
+def _calibrate(model, data, calibration_output, batch_size) -> None:
     from tf_crnn.evaluation import calibrate
     from tf_crnn.export import resolve_export, rewrite_export
 
@@ -222,10 +244,11 @@ def _calibrate(model, csv_file, calibration_output, batch_size) -> None:
     if target.exists():
         raise click.ClickException(f"{target} exists: remove it, or give another folder with --calibration-output")
     try:
-        fitted = calibrate(export, csv_file, batch_size=batch_size, progress=sys.stderr.isatty())
+        with labelled_lines(data) as csv_file:
+            fitted = calibrate(export, csv_file, batch_size=batch_size, progress=sys.stderr.isatty())
     except ValueError as e:
         raise click.ClickException(str(e)) from None
-    click.echo(f"Fitted on {fitted.lines} lines, {fitted.characters} characters of {csv_file}")
+    click.echo(f"Fitted on {fitted.lines} lines, {fitted.characters} characters of {', '.join(data)}")
     click.echo("Calibration error (10 bins; each half of the lines measured with the table fitted on the other):")
     click.echo(
         f"  line confidence as P(read exactly): {fitted.line_ece_before:.3f} -> {fitted.line_ece_after:.3f} "
@@ -248,7 +271,7 @@ def _line_scores_measured(fitted) -> str:
     return f"a table on the {names[kept]} of the characters' probabilities; Brier score {briers}"
 
 
-def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:
+def _tune_lm(model, data, lm_text, lm_order, lm_output, batch_size) -> None:
     from tf_crnn.evaluation import tune_lm
     from tf_crnn.export import export_params, export_with_lm, resolve_export
     from tf_crnn.language_model import build_lm, load_lm
@@ -268,7 +291,8 @@ def _tune_lm(model, csv_file, lm_text, lm_order, lm_output, batch_size) -> None:
     if target.exists():
         raise click.ClickException(f"{target} exists: remove it, or give another folder with --lm-output")
     click.echo(f"Language model: {lm.describe()} ({source})")
-    tuning = tune_lm(export, csv_file, lm, batch_size=batch_size, progress=sys.stderr.isatty())
+    with labelled_lines(data) as csv_file:
+        tuning = tune_lm(export, csv_file, lm, batch_size=batch_size, progress=sys.stderr.isatty())
     click.echo(f"{'lm_weight':>9} {'bonus':>6} {'CER':>8} {'WER':>8}")
     click.echo(f"{'greedy':>9} {'':>6} {tuning.greedy.cer:8.4f} {tuning.greedy.wer:8.4f}")
     for weight, bonus, result in tuning.trials:

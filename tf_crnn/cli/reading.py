@@ -13,23 +13,16 @@ from tf_crnn.cli.common import ModelPath, UserError, logger, user_errors
 from tf_crnn.errors import require
 
 
-def collect_inputs(inputs: tuple[str, ...], csv_delimiter: str = ";") -> list[str]:
-    """Image paths from files, folders (recursive) and data CSVs, in order."""
-    from tf_crnn.images import IMAGE_SUFFIXES
-    from tf_crnn.records import read_csv_rows, resolve_image_path
+def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
+    """Image paths of image files, folders (recursive) and data CSVs, in order
+    (``datasets.gather.gather_lines``, a folder's images read as images)."""
+    from tf_crnn.datasets.gather import gather_lines
 
-    paths: list[str] = []
     for item in inputs:
-        p = Path(item)
-        if p.is_dir():
-            paths.extend(str(f) for f in sorted(p.rglob("*")) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
-        elif p.suffix.lower() == ".csv" and p.is_file():
-            paths.extend(resolve_image_path(p, path) for _, path, _ in read_csv_rows(p, csv_delimiter))
-        elif p.exists():
-            paths.append(str(p))
-        else:
+        if not Path(item).exists():
             raise UserError(f"{item}: no such file or folder")
-    return paths
+    samples, _ = gather_lines(list(inputs), labelled=False, documents=False)
+    return [str(sample.image) for sample in samples]
 
 
 @click.command()
