@@ -21,7 +21,8 @@ validation holds documents training never saw. Written to ``OUT``:
   (kept, left out by reason), the table of the model cards and BENCHMARKS.
 
 The transcription guide (the shared Poilus pages' conventions, which the shipped model reads):
-Unicode NFC; the straight apostrophe written ``’``; ``^`` before superscript letters kept
+Unicode NFC; the apostrophe as the model reads it (``’`` for ``handwriting-fr``, as the Poilus
+pages write it; ``'`` for ``printed-latin``, as the shared lines do); ``^`` before superscript letters kept
 (``M^r``, as Poilus and LECTAUREP write them); spaces collapsed. A line is left out, with its
 reason counted, when it holds markup of unread or struck-out text (``XXX`` for words not read in
 LECTAUREP, ``#`` for crossed-out words in Peraire: the image shows ink its text does not have),
@@ -139,12 +140,71 @@ COLLECTIONS = (
         leave_out=r"XXX",
         held_out="blocks of ten pages of one register (one notary's clerks write in both splits)",
     ),
+    Collection(
+        "FloChiff/ehri-dataset",
+        "printed-latin",
+        "20a5e002031c1f9e66176133b4602ed439db6521",
+        "alto",
+        r"^data/",
+        r"^data/[^/]+/(.+)_\d+\.xml$",
+        "CC BY 4.0",
+        "Chiffoleau, F., EHRI typescripts (German, English, Czech, Danish, Hungarian, Slovak, Polish), "
+        "FloChiff/ehri-dataset",
+    ),
+    Collection(
+        "HTR-United/tapuscorpus",
+        "printed-latin",
+        "f18a6afe067bdb213d58ba2b69c3a04013149685",
+        "alto",
+        r"^data/",
+        r"^data/([^/]+)/",
+        "CC BY 4.0",
+        "Tapuscorpus, typewritten documents of the 20th century (Chagué et al.), HTR-United/tapuscorpus",
+    ),
+    Collection(
+        "FoNDUE-HTR/FONDUE-MLT-ART",
+        "printed-latin",
+        "08d6e83060a940b8084a0db3acb560e3ddbdcff9",
+        "alto",
+        r"^data/",
+        r"^data/[^/]+/([^/]+)/",
+        "CC BY 2.0 (transcriptions; the catalogues are in the public domain)",
+        "FoNDUE-MLT-ART, Swiss art exhibition catalogues 1842-1961 (University of Geneva; images SIK-ISEA), "
+        "FoNDUE-HTR/FONDUE-MLT-ART",
+    ),
+    Collection(
+        "PSL-Chartes-HTR-Students/TNAH-2021-ArgusDesBrevets",
+        "printed-latin",
+        "37a35e2ee3a3e869fcc6d71d459380feea25054b",
+        "alto",
+        r"^data/",
+        r"^data/(\d*?)\d_",
+        "CC BY 4.0",
+        "Argus des brevets d'invention 1910, master TNAH (École nationale des chartes), "
+        "PSL-Chartes-HTR-Students/TNAH-2021-ArgusDesBrevets",
+        held_out="blocks of ten pages of one volume (the same type in both splits)",
+    ),
+    Collection(
+        "PSL-Chartes-HTR-Students/TNAH-2021-Expositions_Universelles",
+        "printed-latin",
+        "7d4f6895ae0968cd231f6c7917df9400ec6af939",
+        "alto",
+        r"^Donnees/",
+        r"^Donnees/([^/]+)/",
+        "CC BY 4.0",
+        "Congrès international des sciences ethnographiques 1878 (Imprimerie nationale, 1881), master TNAH "
+        "(École nationale des chartes), PSL-Chartes-HTR-Students/TNAH-2021-Expositions_Universelles",
+    ),
 )
 
 
-def normalise(text: str) -> str:
+APOSTROPHE = {"handwriting-fr": ("'", "’"), "printed-latin": ("’", "'")}
+"""The apostrophe each model reads: the Poilus pages' ``’``, the shared printed lines' ``'``."""
+
+
+def normalise(text: str, group: str = "handwriting-fr") -> str:
     """A transcription in the corpus's guide (see the module's docstring)."""
-    text = unicodedata.normalize("NFC", text).replace("'", "’")
+    text = unicodedata.normalize("NFC", text).replace(*APOSTROPHE[group])
     return re.sub(r"\s+", " ", text).strip()
 
 
@@ -226,7 +286,7 @@ def import_collection(collection, pages: Path, missing: list[str], out: Path, al
     skipped = [(where, _missing_reason(reason, missing)) for where, reason in skipped]
     kept = []
     for sample in samples:
-        text = normalise(sample.text)
+        text = normalise(sample.text, collection.group)
         relative = Path(sample.source.split(":")[0]).resolve().relative_to(pages.resolve()).as_posix()
         found = re.search(collection.document, relative)
         sample.document = found.group(1) if found else relative
@@ -247,7 +307,8 @@ def import_collection(collection, pages: Path, missing: list[str], out: Path, al
 
 
 def _missing_reason(reason: str, missing: list[str]) -> str:
-    if "not found" in reason and missing:
+    """A page's reason, naming the snapshot where the image it lacks is one the snapshot left out."""
+    if "not found" in reason and any(Path(path).stem in reason for path in missing):
         return "page image missing from the snapshot (4 MiB or more): " + reason
     return reason
 
