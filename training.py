@@ -54,7 +54,7 @@ def run(_config):
     except ConfigError as e:  # before TensorFlow loads: a wrong key costs no start-up
         print(f"Error: {e}", file=sys.stderr)
         sys.exit(2)
-    from tf_crnn.training import TrainingError, train
+    from tf_crnn.training.run import TrainingError, train
 
     try:
         result = train(params)

@@ -34,9 +34,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from tf_crnn.evaluation import evaluate
-    from tf_crnn.report import plot_curves
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
+    from tf_crnn.trust.evaluation import evaluate
+    from tf_crnn.trust.report import plot_curves
 
     output = Path(args.output or f"runs/budget-{args.minutes:g}min-{time.strftime('%Y%m%d-%H%M%S')}")
     data = args.data.resolve()

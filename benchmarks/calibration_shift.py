@@ -2,7 +2,7 @@
 
 Reads the lines of ``--fit`` and of each ``--measure`` CSV with the export (as ``tf-crnn
 calibrate`` reads them), fits the line table on ``--fit`` once per raw line score
-(``tf_crnn.calibration.LINE_SCORES``), and prints, per score and set, the expected calibration
+(``tf_crnn.network.calibration.LINE_SCORES``), and prints, per score and set, the expected calibration
 error and Brier score of line confidence as P(read exactly) (on ``--fit`` itself cross-fitted, as
 ``calibrate`` measures it), the mean confidence against the share of lines read exactly, and the
 reject curve (CER of the 90%, 80% and 50% most confident lines) beside its bound (the same shares
@@ -28,7 +28,7 @@ SHARES = (0.9, 0.8, 0.5)
 
 
 def reject_cells(confidences, read) -> list[str]:
-    from tf_crnn.calibration import reject_curve
+    from tf_crnn.network.calibration import reject_curve
 
     cer = read.errors.sum() / max(read.lengths.sum(), 1)
     ours = reject_curve(confidences, read.errors, read.lengths, SHARES)
@@ -43,9 +43,15 @@ def main() -> None:
     parser.add_argument("--measure", type=Path, nargs="+", required=True, help="labelled lines to measure it on")
     args = parser.parse_args()
 
-    from tf_crnn.calibration import LINE_SCORES, brier_score, choose_line_score, expected_calibration_error, isotonic
-    from tf_crnn.evaluation import read_for_calibration
-    from tf_crnn.loader import PredictionModel
+    from tf_crnn.network.calibration import (
+        LINE_SCORES,
+        brier_score,
+        choose_line_score,
+        expected_calibration_error,
+        isotonic,
+    )
+    from tf_crnn.reading.model import PredictionModel
+    from tf_crnn.trust.evaluation import read_for_calibration
 
     print(f"Machine: {machine()}")
     model = PredictionModel(args.model, signature="filename")

@@ -73,10 +73,10 @@ def main() -> None:
     from PIL import Image
 
     from tf_crnn.config import Params
-    from tf_crnn.devices import describe_precision
-    from tf_crnn.image_converter import get_resized_width
+    from tf_crnn.data.image_converter import get_resized_width
+    from tf_crnn.network.devices import describe_precision
     from tf_crnn.records import read_csv_rows, resolve_image_path
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.run import get_model_train
 
     data = dict(
         csv_files_train=str(DATA / "train.csv"), lookup_alphabet_file=str(DATA / "alphabet.json"), rnn_dropout=0.0

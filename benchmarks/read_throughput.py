@@ -1,7 +1,7 @@
 """Benchmark 2: reading throughput and latency, from image files to text.
 
 For the SavedModel (as ``tf-crnn predict`` runs it: decode, resize, network, CTC
-decoding), and for the TFLite and ONNX exports read by ``tf_crnn/portable_reader.py``
+decoding), and for the TFLite and ONNX exports read by ``tf_crnn/export/portable_reader.py``
 (written first with ``tf-crnn export`` when missing): lines/s over the whole of
 ``val.csv`` after start-up, p50/p95 latency of single images, peak memory; plus the
 wall time of the ``tf-crnn predict`` command itself, start-up included.
@@ -34,7 +34,8 @@ def measure(fmt: str, model: str, csv_file: Path, batch_size: int, n_latency: in
     paths = image_paths(csv_file)
     start = time.perf_counter()
     if fmt == "savedmodel":
-        from tf_crnn.loader import PredictionModel, predict_files
+        from tf_crnn.reading.files import predict_files
+        from tf_crnn.reading.model import PredictionModel
 
         reader = PredictionModel(model)
         read_one = reader.predict
@@ -87,8 +88,8 @@ def main() -> None:
         print(json.dumps(measure(args.child, args.model, Path(args.csv), args.batch_size, args.latency_images)))
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf_crnn.export import resolve_export
-    from tf_crnn.portable import FILENAMES, export_model
+    from tf_crnn.export.portable import FILENAMES, export_model
+    from tf_crnn.export.savedmodel import resolve_export
 
     export = resolve_export(args.model)
     print(f"Machine: {machine()}")

@@ -72,7 +72,8 @@ def steady_state(model: str, paths: list[str], batch_size: int = 64) -> float:
     before the clock)."""
     from PIL import Image
 
-    from tf_crnn.loader import PredictionModel, predict_files
+    from tf_crnn.reading.files import predict_files
+    from tf_crnn.reading.model import PredictionModel
 
     reader = PredictionModel(model, signature="filename")
     predict_files(reader, paths[:batch_size], batch_size=batch_size)  # traced before the clock
@@ -98,8 +99,8 @@ def network_bound(model: str, sizes: list[tuple[int, int]]) -> float:
     from cost_model import forward_flops, matmul_gflops
 
     from tf_crnn.config import model_params
-    from tf_crnn.export import resolve_export
-    from tf_crnn.image_converter import get_resized_width
+    from tf_crnn.data.image_converter import get_resized_width
+    from tf_crnn.export.savedmodel import resolve_export
 
     params = model_params(resolve_export(model))
     height, max_width = params.input_shape
@@ -119,7 +120,7 @@ def image_sizes(paths: list[str]) -> list[tuple[int, int]]:
 
 def page_line_sizes(pages: list[Path]) -> list[tuple[int, int]]:
     """``(width, height)`` of each line's box: the crop the network reads, before deskewing."""
-    from tf_crnn.documents import read_document
+    from tf_crnn.data.documents import read_document
 
     boxes = [line.box for page in pages for line in read_document(page).lines if line.box is not None]
     return [(max(round(x1 - x0), 1), max(round(y1 - y0), 1)) for x0, y0, x1, y1 in boxes]
@@ -129,8 +130,8 @@ def blank_skip_rows(model: str, csv_file: Path) -> list[list]:
     """CER and decoding time with every frame read (``lm_blank_skip`` 1) and as configured."""
     from rapidfuzz.distance import Levenshtein
 
-    from tf_crnn.decoding import Decoder, decode_to_text
-    from tf_crnn.loader import PredictionModel
+    from tf_crnn.network.decoding import Decoder, decode_to_text
+    from tf_crnn.reading.model import PredictionModel
     from tf_crnn.records import read_csv_rows, resolve_image_path, split_label
 
     reader = PredictionModel(model, signature="filename")

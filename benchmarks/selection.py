@@ -99,9 +99,9 @@ def oracle_picks(args, train_csv: Path, rows: dict[str, str]) -> list[str]:
     """The pool's rows ``select_lines`` picks when each line's expected errors are its true ones."""
     import tempfile
 
-    from tf_crnn.audit import candidates_of, select_lines
-    from tf_crnn.metrics import levenshtein
+    from tf_crnn.network.metrics import levenshtein
     from tf_crnn.records import split_label
+    from tf_crnn.trust.audit import candidates_of, select_lines
 
     with tempfile.TemporaryDirectory() as work:
         candidates, _ = candidates_of(args.base, [args.pages or train_csv], Path(work))

@@ -73,7 +73,7 @@ def main() -> None:
 
     import httpx
 
-    from tf_crnn.loader import PredictionModel
+    from tf_crnn.reading.model import PredictionModel
     from tf_crnn.records import read_csv_rows, resolve_image_path
 
     paths = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][: args.lines]

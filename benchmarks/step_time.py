@@ -104,7 +104,7 @@ def ctc_rows(model, batches, n: int) -> list[list]:
     kernel (what training uses) against the dense-label form (under ``jit_compile``)."""
     import tensorflow as tf
 
-    from tf_crnn.loss import ctc_loss
+    from tf_crnn.network.loss import ctc_loss
 
     pairs = [(tf.cast(model(features, training=False), tf.float32), labels) for features, labels in batches]
     rows = []
@@ -133,9 +133,9 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.metrics import CharacterErrorRate
-    from tf_crnn.training import TrainingData, TrainingSystem, get_model_train, prepare_output_dir
+    from tf_crnn.network.metrics import CharacterErrorRate
+    from tf_crnn.training.pipeline import dataset_generator
+    from tf_crnn.training.run import TrainingData, TrainingSystem, get_model_train, prepare_output_dir
 
     out = Path(tempfile.mkdtemp(prefix="step-time-")) / "run"
     # time_limit_minutes: the callbacks of a timed run; never reached here.

@@ -54,8 +54,8 @@ def measure(
 ) -> dict:
     import keras
 
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.pipeline import dataset_generator
+    from tf_crnn.training.run import get_model_train
 
     params = params_for(config, bucket, batch_size, mixed_precision, data)
     keras.utils.set_random_seed(0)

@@ -63,8 +63,8 @@ def main() -> None:
     parser.add_argument("--check", type=Path, default=Path("runs/unseen-fonts"), help="where the check is rendered")
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    from tf_crnn.evaluation import evaluate
     from tf_crnn.records import read_csv_rows
+    from tf_crnn.trust.evaluation import evaluate
 
     print(f"Machine: {machine()}")
     csv = render_check(args.check)

@@ -108,7 +108,7 @@ def built_once(tmp_path_factory, worker_id: str, name: str, build):
 
 
 def _train_digits(folder: Path):
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
 
     params = tiny_params(
         make_dataset(folder / "digits", **DIGITS), folder / "run" / "model", write_report=True, calibrate=True
@@ -142,7 +142,7 @@ def trained(tmp_path_factory, worker_id):
 @pytest.fixture(scope="session")
 def portable_exports(trained, tmp_path_factory, worker_id):
     """The trained model as TFLite and ONNX: ``{format: model file}`` (converted once per session)."""
-    from tf_crnn.portable import export_model
+    from tf_crnn.export.portable import export_model
 
     params, _ = trained
 

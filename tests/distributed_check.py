@@ -26,10 +26,10 @@ import numpy as np  # noqa: E402
 sys.path.insert(0, str(Path(__file__).parent))
 from conftest import tiny_params  # noqa: E402
 
-from tf_crnn.data_handler import dataset_generator  # noqa: E402
-from tf_crnn.distribute import build_for_fit, make_distribution  # noqa: E402
-from tf_crnn.loss import CTCLoss  # noqa: E402
-from tf_crnn.training import get_model_train, train  # noqa: E402
+from tf_crnn.network.loss import CTCLoss  # noqa: E402
+from tf_crnn.training.distribute import build_for_fit, make_distribution  # noqa: E402
+from tf_crnn.training.pipeline import dataset_generator  # noqa: E402
+from tf_crnn.training.run import get_model_train, train  # noqa: E402
 
 
 def data_files(data_dir: Path) -> dict:

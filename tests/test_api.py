@@ -12,11 +12,11 @@ from conftest import tiny_params
 from PIL import Image
 
 from tf_crnn.cli import main
-from tf_crnn.evaluation import evaluate
-from tf_crnn.loader import PredictionModel
-from tf_crnn.preprocessing import NoDataError
+from tf_crnn.data.preprocessing import NoDataError
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
-from tf_crnn.training import prepare_output_dir, train
+from tf_crnn.training.run import prepare_output_dir, train
+from tf_crnn.trust.evaluation import evaluate
 
 
 def eval_paths(data) -> list[str]:

@@ -12,9 +12,9 @@ from click.testing import CliRunner
 from lxml import etree
 from test_documents import ALTO_NS, alto_xml, draw_page
 
-from tf_crnn.audit import Candidate, select_lines
 from tf_crnn.cli import main
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
+from tf_crnn.trust.audit import Candidate, select_lines
 
 
 def _rows(csv_file: Path) -> list[tuple[str, str]]:

@@ -12,7 +12,9 @@ import tensorflow as tf
 from click.testing import CliRunner
 from test_reading import eval_images, hard_digits  # noqa: F401 - a fixture
 
-from tf_crnn.calibration import (
+from tf_crnn.cli import main
+from tf_crnn.export.savedmodel import rewrite_export
+from tf_crnn.network.calibration import (
     TIE_BREAK,
     Calibration,
     LineTable,
@@ -24,11 +26,10 @@ from tf_crnn.calibration import (
     isotonic,
     reject_curve,
 )
-from tf_crnn.cli import main
-from tf_crnn.decoding import interpolate
-from tf_crnn.evaluation import EvaluationResult, LineResult
-from tf_crnn.export import rewrite_export
-from tf_crnn.loader import PredictionModel, predict_files
+from tf_crnn.network.decoding import interpolate
+from tf_crnn.reading.files import predict_files
+from tf_crnn.reading.model import PredictionModel
+from tf_crnn.trust.evaluation import EvaluationResult, LineResult
 
 
 def test_isotonic_fit_is_increasing_and_calibrates_what_it_fitted():

@@ -51,7 +51,7 @@ def test_impossible_architecture_is_refused():
 
 def test_to_dict_round_trips_through_json(tmp_path):
     files = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
-    p = Params(input_shape=[32, 256], cnn_stride_size=[1, [1, 2], 1, 1, 1], csv_files_train=files)
+    p = Params(input_shape=[64, 256], cnn_stride_size=[1, [1, 2], 1, 1, 1], csv_files_train=files)
     path = tmp_path / "config.json"
     p.to_json_file(path)
     q = Params.from_json_file(path)

@@ -16,6 +16,7 @@ from PIL import Image
 
 from tf_crnn.cli import main
 from tf_crnn.config import ARCHITECTURE_KEYS, Params, inherit_architecture
+from tf_crnn.data.fonts import RESERVED, font_family, is_reserved, usable_fonts
 from tf_crnn.datasets.corpus import (
     build_corpus,
     holdout_families,
@@ -23,7 +24,6 @@ from tf_crnn.datasets.corpus import (
     render_handwritten_line,
     render_scan_line,
 )
-from tf_crnn.fonts import RESERVED, font_family, is_reserved, usable_fonts
 
 CHARS = "abcdefghijklmnopqrstuvwxyz.,'"
 

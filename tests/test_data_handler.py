@@ -4,14 +4,14 @@ import tensorflow as tf
 from PIL import Image
 
 from tf_crnn.config import Params
-from tf_crnn.data_handler import (
+from tf_crnn.data.image_converter import PADDING_VALUE, get_resized_width, padding_inputs_width, resize_image
+from tf_crnn.training.pipeline import (
     augment_data,
     dataset_generator,
     random_elastic,
     random_stretch,
     random_stroke_width,
 )
-from tf_crnn.image_converter import PADDING_VALUE, get_resized_width, padding_inputs_width, resize_image
 
 
 def test_resized_width_agrees_between_python_and_graph():
@@ -124,8 +124,8 @@ def test_stretch_changes_the_width_within_its_bounds():
 @pytest.mark.parametrize("mode", ["none", "disk"])
 def test_streamed_and_disk_cached_sets_yield_what_the_memory_cache_yields(digits_data, tmp_path, mode):
     """cache_images: the same samples whatever holds them; streamed, memory does not hold the set."""
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.preprocessing import preprocess_csv
+    from tf_crnn.data.preprocessing import preprocess_csv
+    from tf_crnn.training.pipeline import dataset_generator
 
     params = Params(
         lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256), cnn_features_list=[8, 8],
@@ -150,8 +150,8 @@ def test_streamed_and_disk_cached_sets_yield_what_the_memory_cache_yields(digits
 
 
 def test_auto_cache_keeps_a_small_set_in_memory_and_a_large_one_on_disk(digits_data, tmp_path, monkeypatch):
-    import tf_crnn.data_handler as data_handler
-    from tf_crnn.preprocessing import preprocess_csv
+    import tf_crnn.training.pipeline as data_handler
+    from tf_crnn.data.preprocessing import preprocess_csv
 
     params = Params(lookup_alphabet_file=str(digits_data["alphabet"]), input_shape=(32, 256))
     clean = tmp_path / "train.csv"
@@ -168,8 +168,8 @@ def test_auto_cache_keeps_a_small_set_in_memory_and_a_large_one_on_disk(digits_d
 def test_gif_and_bmp_decode_to_the_grey_pillow_reads(tmp_path, fmt):
     import io
 
-    from tf_crnn.image_converter import decode_image
-    from tf_crnn.images import open_image
+    from tf_crnn.data.image_converter import decode_image
+    from tf_crnn.data.images import open_image
 
     rng = np.random.default_rng(0)
     colours = Image.fromarray(rng.integers(0, 256, (20, 60, 3), dtype=np.uint8), "RGB")

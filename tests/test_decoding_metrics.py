@@ -1,8 +1,8 @@
 import numpy as np
 
 from tf_crnn.alphabet import Alphabet
-from tf_crnn.decoding import CodesToText, beam_search_decode, decode_to_text, greedy_decode
-from tf_crnn.metrics import CharacterErrorRate, alignment_confusions, levenshtein
+from tf_crnn.network.decoding import CodesToText, beam_search_decode, decode_to_text, greedy_decode
+from tf_crnn.network.metrics import CharacterErrorRate, alignment_confusions, levenshtein
 
 
 def one_hot_logits(path, n_classes=5, high=10.0):

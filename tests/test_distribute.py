@@ -16,12 +16,12 @@ import yaml
 from click.testing import CliRunner
 from conftest import finish, start_training, tiny_params
 
-from tf_crnn.checkpoint import list_checkpoints
 from tf_crnn.cli import main
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.datasets.synthetic import make_dataset
-from tf_crnn.distribute import is_chief, read_tf_config, shard_rows, worker_scratch
-from tf_crnn.export import list_exports
+from tf_crnn.export.savedmodel import list_exports
+from tf_crnn.training.checkpoint import list_checkpoints
+from tf_crnn.training.distribute import is_chief, read_tf_config, shard_rows, worker_scratch
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -124,9 +124,9 @@ def cluster_params(data: dict, out: Path, **overrides) -> Params:
 
 def read_lines(export: Path, data: dict) -> np.ndarray:
     """The export's per-frame probabilities of the validation lines."""
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.export import export_params
+    from tf_crnn.export.savedmodel import export_params
     from tf_crnn.model import get_model_inference
+    from tf_crnn.training.pipeline import dataset_generator
 
     params = export_params(export)
     model = get_model_inference(params, str(export / "model.weights.h5"))

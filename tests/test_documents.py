@@ -12,12 +12,22 @@ from click.testing import CliRunner
 from lxml import etree
 from PIL import Image, ImageDraw, ImageFont
 
-from tf_crnn import loader
 from tf_crnn.cli import main
+from tf_crnn.data.documents import (
+    REVIEW_TAG,
+    CropGeometry,
+    DocumentError,
+    _rotation,
+    crop_line,
+    open_page,
+    read_document,
+)
 from tf_crnn.datasets.synthetic import render_line
-from tf_crnn.documents import REVIEW_TAG, CropGeometry, DocumentError, _rotation, crop_line, open_page, read_document
-from tf_crnn.loader import PredictionModel, predict_documents
-from tf_crnn.metrics import levenshtein
+from tf_crnn.network.metrics import levenshtein
+from tf_crnn.reading import documents as reading_documents
+from tf_crnn.reading import files as reading_files
+from tf_crnn.reading.documents import predict_documents
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
@@ -393,7 +403,7 @@ def test_predict_reads_tiff_folders_and_transparent_paper(trained, tmp_path):
 def test_crop_geometry_maps_deskewed_points_back_to_the_page():
     page = Image.new("L", (200, 120), 255)
     ImageDraw.Draw(page).rectangle((100, 50, 102, 52), fill=0)  # a dot at (101, 51)
-    from tf_crnn.documents import Line
+    from tf_crnn.data.documents import Line
 
     line = Line("x", "a", [(40, 20), (180, 60), (170, 100), (30, 60)], [(30, 40), (180, 80)], None, element=None)
     crop, geometry = crop_line(page, line, deskew=True)
@@ -485,7 +495,7 @@ def test_documents_read_together_are_written_as_each_read_alone(trained, alto_pa
     files = sorted(folder.glob("*.xml"))
     model = PredictionModel(result.export_path)
     predict_documents(model, files, tmp_path / "together", glyphs=True, batch_size=4)
-    monkeypatch.setattr(loader, "LINES_IN_FLIGHT", 1)  # each document read in its own batches
+    monkeypatch.setattr(reading_documents, "LINES_IN_FLIGHT", 1)  # each document read in its own batches
     predict_documents(model, files, tmp_path / "alone", glyphs=True, batch_size=4)
     for file in files:
         assert (tmp_path / "together" / file.name).read_bytes() == (tmp_path / "alone" / file.name).read_bytes()
@@ -510,13 +520,13 @@ def test_lines_resized_beside_the_network_read_as_the_graph_reads_them_whole(tra
         whole.append(str(tmp_path / f"whole_{i}.png"))
         crop.save(whole[-1])
         resized.append(str(tmp_path / f"resized_{i}.png"))
-        small = loader.resize_for_network(crop, model.params)
+        small = reading_files.resize_for_network(crop, model.params)
         assert small.height == height and small.width <= max_width
         small.save(resized[-1])
         sizes[resized[-1]] = crop.size
     for one, other in zip(whole, resized):
         np.testing.assert_array_equal(model.log_probs([one])[0], model.log_probs([other])[0])
-    expected, _ = loader.predict_files(model, whole, details=True)
-    read, _ = loader.predict_files(model, resized, details=True, sizes=sizes)
+    expected, _ = reading_files.predict_files(model, whole, details=True)
+    read, _ = reading_files.predict_files(model, resized, details=True, sizes=sizes)
     assert [{**r, "path": None} for r in read] == [{**r, "path": None} for r in expected]
     assert any(r["character_spans"] for r in expected)

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import finish, start_training, tiny_params
 
-from tf_crnn.checkpoint import list_checkpoints, restore_checkpoint
-from tf_crnn.export import list_exports, resolve_export
-from tf_crnn.training import get_model_train
+from tf_crnn.export.savedmodel import list_exports, resolve_export
+from tf_crnn.training.checkpoint import list_checkpoints, restore_checkpoint
+from tf_crnn.training.run import get_model_train
 
 pytestmark = pytest.mark.slow
 

@@ -20,19 +20,20 @@ from click.testing import CliRunner
 from conftest import tiny_params
 from PIL import Image
 
-from tf_crnn import portable_reader
-from tf_crnn.callbacks import CustomPredictionSaverCallback
 from tf_crnn.cli import main
 from tf_crnn.config import Params
-from tf_crnn.data_handler import dataset_generator
+from tf_crnn.data.image_converter import decode_image, get_resized_width, resize_image
 from tf_crnn.datasets.synthetic import render_line
-from tf_crnn.evaluation import evaluate
-from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, rewrite_export
-from tf_crnn.image_converter import decode_image, get_resized_width, resize_image
-from tf_crnn.loader import PredictionModel, predict_files
-from tf_crnn.metrics import levenshtein
+from tf_crnn.export import portable_reader
+from tf_crnn.export.savedmodel import ALPHABET_FILENAME, WEIGHTS_FILENAME, rewrite_export
 from tf_crnn.model import get_model_inference
+from tf_crnn.network.metrics import levenshtein
+from tf_crnn.reading.files import predict_files
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
+from tf_crnn.training.callbacks import CustomPredictionSaverCallback
+from tf_crnn.training.pipeline import dataset_generator
+from tf_crnn.trust.evaluation import evaluate
 
 # The portable reader resizes in float64 numpy, TensorFlow in float32: a pixel may differ
 # by one grey level, which moves a probability by far less than this.
@@ -169,7 +170,7 @@ def multi_unit_data(digits_data, tmp_path_factory):
 
 @pytest.mark.slow
 def test_training_cer_equals_evaluate_cer_with_multi_character_units(multi_unit_data, tmp_path):
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
 
     params = tiny_params(multi_unit_data, tmp_path / "model", n_epochs=5, steps_per_epoch=44)
     result = train(params, verbose=0)

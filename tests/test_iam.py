@@ -197,7 +197,7 @@ def test_missing_credentials_fail_with_one_line(server, tmp_path, monkeypatch):
 def test_the_generated_data_trains(server, tmp_path):
     from conftest import TINY_ARCHITECTURE
 
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
 
     files = prepare(server, tmp_path).files
     params = Params.from_json_file(

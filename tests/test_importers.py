@@ -9,7 +9,7 @@ from PIL import Image
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
 from tf_crnn.config import Params
-from tf_crnn.preprocessing import preprocess_csv
+from tf_crnn.data.preprocessing import preprocess_csv
 from tf_crnn.records import read_csv_rows
 
 

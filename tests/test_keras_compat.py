@@ -1,11 +1,11 @@
-"""Each Keras internal tf_crnn relies on (``tf_crnn.keras_compat.PRIVATE_API``) still exists."""
+"""Each Keras internal tf_crnn relies on (``tf_crnn.network.keras_compat.PRIVATE_API``) still exists."""
 
 import importlib
 
 import keras
 import pytest
 
-from tf_crnn.keras_compat import PRIVATE_API
+from tf_crnn.network.keras_compat import PRIVATE_API
 
 
 def _resolve(dotted: str):

@@ -12,11 +12,11 @@ import pytest
 import tensorflow as tf
 from click.testing import CliRunner
 
-from tf_crnn import language_model
 from tf_crnn.cli import main
-from tf_crnn.decoding import beam_search_decode
-from tf_crnn.export import export_with_lm
-from tf_crnn.language_model import (
+from tf_crnn.export.savedmodel import export_with_lm
+from tf_crnn.network import language_model
+from tf_crnn.network.decoding import beam_search_decode
+from tf_crnn.network.language_model import (
     CharNgram,
     NgramTables,
     build_lm,
@@ -25,7 +25,8 @@ from tf_crnn.language_model import (
     merge_blank_runs,
     train_ngram,
 )
-from tf_crnn.loader import PredictionModel, predict_files
+from tf_crnn.reading.files import predict_files
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
 
@@ -167,14 +168,14 @@ def test_tune_lm_prints_every_setting_and_writes_only_what_beats_greedy(trained,
     old = CliRunner().invoke(
         main, ["evaluate", "builtin:printed-latin", params.csv_files_eval, "--tune-lm", "--lm-order", "3"]
     )
-    assert old.exit_code == 2 and "is now 'tf-crnn tune-lm MODEL CSV_FILE'" in old.output
+    assert old.exit_code == 2 and "is now 'tf-crnn tune-lm MODEL DATA'" in old.output
     assert "shipped model and is never changed" in old.output
 
 
 def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(trained, tmp_path):
     """One decoder (``decoding.decode``): what ``tune-lm`` measures for a setting is what the
     export written with that setting reads, greedy included."""
-    from tf_crnn.evaluation import evaluate, tune_lm
+    from tf_crnn.trust.evaluation import evaluate, tune_lm
 
     params, result = trained
     lm, _ = build_lm(params, order=3)
@@ -192,7 +193,7 @@ def test_tune_lm_chooses_the_cer_that_evaluate_reads_on_the_export_it_writes(tra
 
 def test_text_is_split_into_the_alphabets_units_longest_first(lookup_file, tmp_path):
     from tf_crnn.config import Params
-    from tf_crnn.language_model import sequences_from_text
+    from tf_crnn.network.language_model import sequences_from_text
 
     params = Params(lookup_alphabet_file=str(lookup_file({"a": 1, "c": 2, "ch": 3, " ": 4})))
     text = tmp_path / "corpus.txt"
@@ -204,7 +205,7 @@ def test_text_is_split_into_the_alphabets_units_longest_first(lookup_file, tmp_p
 
 def test_a_text_in_utf16_is_read_and_one_in_latin1_is_refused_naming_it(lookup_file, tmp_path):
     from tf_crnn.config import Params
-    from tf_crnn.language_model import sequences_from_text
+    from tf_crnn.network.language_model import sequences_from_text
 
     params = Params(lookup_alphabet_file=str(lookup_file({"\u00e9": 1, "t": 2})))
     utf16, latin1 = tmp_path / "utf16.txt", tmp_path / "latin1.txt"

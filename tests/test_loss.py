@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tf_crnn.loss import CTCLoss, ctc_loss
+from tf_crnn.network.loss import CTCLoss, ctc_loss
 
 
 def _loss_and_gradient(labels, logits, xla):

@@ -6,7 +6,6 @@ import pytest
 from keras import layers
 
 from tf_crnn.config import Params
-from tf_crnn.loss import ctc_loss
 from tf_crnn.model import (
     ColumnMasking,
     ConvBlock,
@@ -15,7 +14,8 @@ from tf_crnn.model import (
     fold_batch_norm,
     get_model_inference,
 )
-from tf_crnn.training import get_model_train
+from tf_crnn.network.loss import ctc_loss
+from tf_crnn.training.run import get_model_train
 
 
 @pytest.fixture
@@ -239,12 +239,21 @@ def _blocks(model):
 
 
 def test_the_original_public_names_still_name_the_same_things():
-    """Code written against the original tf_crnn keeps working under the names it used."""
-    from tf_crnn import callbacks, config, data_handler, loader, model, network
+    """Code written against the original tf_crnn keeps working under the module names it used."""
+    from tf_crnn import callbacks, config, data_handler, loader, model, preprocessing
+    from tf_crnn.data import preprocessing as cleaning
+    from tf_crnn.network import layers
+    from tf_crnn.reading import files
+    from tf_crnn.reading import model as reading_model
+    from tf_crnn.training import callbacks as training_callbacks
+    from tf_crnn.training import pipeline
 
-    assert model.get_model_inference is network.build_network
-    assert model.get_model_train.__module__ == "tf_crnn.system"
+    assert model.get_model_inference is layers.build_network
+    assert model.get_model_train.__module__ == "tf_crnn.training.system"
     assert config.import_params_from_json is config.read_config
-    assert callbacks.CustomSavingCallback is callbacks.PeriodicExport
-    assert loader.PredictionModel.__name__ == "PredictionModel" and callable(data_handler.dataset_generator)
+    assert callbacks.CustomSavingCallback is training_callbacks.PeriodicExport
+    assert loader.PredictionModel is reading_model.PredictionModel and loader.predict_files is files.predict_files
+    assert data_handler.dataset_generator is pipeline.dataset_generator
+    assert data_handler.padding_inputs_width is pipeline.padding_inputs_width
+    assert preprocessing.data_preprocessing is cleaning.data_preprocessing
     assert dataclasses.is_dataclass(config.Params)

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tf_crnn.devices import cpu_features, describe_device, resolve_precision
+from tf_crnn.network.devices import cpu_features, describe_device, resolve_precision
 
 ROOT = Path(__file__).parents[1]
 

@@ -4,7 +4,7 @@ import pytest
 from PIL import Image
 
 from tf_crnn.config import Params
-from tf_crnn.preprocessing import NoDataError, ctc_min_length, data_preprocessing, preprocess_csv
+from tf_crnn.data.preprocessing import NoDataError, ctc_min_length, data_preprocessing, preprocess_csv
 from tf_crnn.records import read_csv_rows
 
 

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tf_crnn.config import Params
-from tf_crnn.documents import read_document
+from tf_crnn.data.documents import read_document
 from tf_crnn.errors import ConfigError, DocumentError
 from tf_crnn.records import read_csv_rows
 

@@ -11,17 +11,23 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from tf_crnn.alignment import align, align_batch
-from tf_crnn.calibration import Calibration, LineTable, Table
 from tf_crnn.cli import main
+from tf_crnn.data.alignment import align, align_batch
 from tf_crnn.datasets.synthetic import make_dataset
-from tf_crnn.decoding import character_confidences, greedy_character_log_probs, line_confidence, line_confidences
-from tf_crnn.export import rewrite_export
-from tf_crnn.loader import PredictionModel, predict_files
-from tf_crnn.metrics import levenshtein
+from tf_crnn.export.savedmodel import rewrite_export
+from tf_crnn.network.calibration import Calibration, LineTable, Table
+from tf_crnn.network.decoding import (
+    character_confidences,
+    greedy_character_log_probs,
+    line_confidence,
+    line_confidences,
+)
+from tf_crnn.network.metrics import levenshtein
+from tf_crnn.reading.files import predict_files
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
 
-READER = Path(__file__).parents[1] / "tf_crnn" / "portable_reader.py"
+READER = Path(__file__).parents[1] / "tf_crnn" / "export" / "portable_reader.py"
 
 
 def eval_images(data) -> tuple[list[str], list[str]]:
@@ -205,7 +211,7 @@ def test_portable_export_reads_like_the_savedmodel(fmt, trained, portable_export
     paths, _ = eval_images(digits_data)
     ours = portable.predict(paths)
     assert [r["text"] for r in ours] == saved.predict(paths)
-    # The same calibrated confidences: the reader's copy of tf_crnn.calibration's rule.
+    # The same calibrated confidences: the reader's copy of tf_crnn.network.calibration's rule.
     assert portable.calibration is not None
     theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
     np.testing.assert_allclose([r["confidence"] for r in ours], theirs, atol=2e-3)

@@ -7,7 +7,7 @@ from click.testing import CliRunner
 from PIL import Image
 
 from tf_crnn.cli import main
-from tf_crnn.report import error_marks, sample_sheet
+from tf_crnn.trust.report import error_marks, sample_sheet
 
 
 def test_error_marks_follow_a_minimal_alignment():
@@ -90,7 +90,7 @@ def test_tensorboard_gets_the_validation_lines_as_a_picture(trained):
 
 
 def test_history_of_epochs_without_validation_is_read(tmp_path):
-    from tf_crnn.report import plot_curves, read_history
+    from tf_crnn.trust.report import plot_curves, read_history
 
     history = tmp_path / "history.csv"
     history.write_text("epoch,cer,loss,time_s,val_cer,val_loss\n0,0.9,50,10,NA,NA\n1,0.5,20,20,0.4,18\n")

@@ -12,7 +12,7 @@ import httpx
 import pytest
 from PIL import Image
 
-from tf_crnn.loader import PredictionModel
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.serve import Limits, create_app
 
 CHROMIUM = shutil.which("chromium")
@@ -155,18 +155,18 @@ def test_api_key(trained, digits_data):
 
 
 def test_full_queue_answers_503_with_retry_after_at_once(trained, digits_data, monkeypatch):
-    from tf_crnn import loader
+    from tf_crnn.reading import files as reading_files
 
     params, _ = trained
     release, entered = threading.Event(), threading.Event()
-    real = loader.predict_files
+    real = reading_files.predict_files
 
     def slow(*args, **kwargs):
         entered.set()
         release.wait(30)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(loader, "predict_files", slow)
+    monkeypatch.setattr(reading_files, "predict_files", slow)
     files = upload(eval_images(digits_data, 1))
     answers = {}
     with running(params.output_model_dir, Limits(queue_size=1, batch_size=1, readers=1)) as (url, app):

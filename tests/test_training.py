@@ -13,14 +13,14 @@ import numpy as np
 import pytest
 from conftest import tiny_params
 
-from tf_crnn.checkpoint import list_checkpoints
 from tf_crnn.config import ConfigError, Params
-from tf_crnn.data_handler import dataset_generator
-from tf_crnn.decoding import decode_to_text, greedy_decode
-from tf_crnn.loader import PredictionModel
 from tf_crnn.model import get_model_inference
+from tf_crnn.network.decoding import decode_to_text, greedy_decode
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
-from tf_crnn.training import OutputLock, TrainingError, get_model_train, train
+from tf_crnn.training.checkpoint import list_checkpoints
+from tf_crnn.training.pipeline import dataset_generator
+from tf_crnn.training.run import OutputLock, TrainingError, get_model_train, train
 
 
 def test_training_writes_the_output_layout(trained):
@@ -94,7 +94,7 @@ def test_a_process_without_tf_crnn_reads_the_savedmodel(trained):
 
 
 def test_evaluating_the_export_reproduces_the_logged_cer(trained):
-    from tf_crnn.evaluation import evaluate
+    from tf_crnn.trust.evaluation import evaluate
 
     params, result = trained
     evaluation = evaluate(result.export_path, params.csv_files_eval)
@@ -104,7 +104,7 @@ def test_evaluating_the_export_reproduces_the_logged_cer(trained):
 
 def test_evaluation_reads_lines_longer_than_training_learnt_from(trained, tmp_path):
     # max_chars_per_string chooses training lines; the network reads a line of any length.
-    from tf_crnn.evaluation import evaluate
+    from tf_crnn.trust.evaluation import evaluate
 
     params, result = trained
     export = tmp_path / "export"
@@ -134,7 +134,7 @@ def test_resume_continues_from_the_last_checkpoint(trained, tmp_path):
 def test_resumed_callback_counters_survive_the_start_of_training(tmp_path):
     import keras
 
-    from tf_crnn.callbacks import TrainingCheckpoint
+    from tf_crnn.training.callbacks import TrainingCheckpoint
 
     plateau = keras.callbacks.ReduceLROnPlateau(monitor="val_loss", patience=4)
     stopping = keras.callbacks.EarlyStopping(monitor="val_cer", patience=10)
@@ -187,7 +187,7 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
 def test_mixed_bfloat16_trains_and_exports_a_float32_model(digits_data, tmp_path):
     import keras
 
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.run import get_model_train
 
     params = tiny_params(
         digits_data, tmp_path / "model", n_epochs=1, steps_per_epoch=5, mixed_precision="mixed_bfloat16"
@@ -217,7 +217,7 @@ def test_a_run_with_the_ctc_shortcut_resumes_and_exports_the_reading_network(dig
 
 
 def test_a_resumed_run_clock_goes_on_from_the_checkpoint_time():
-    from tf_crnn.callbacks import RunClock, TrainingCheckpoint
+    from tf_crnn.training.callbacks import RunClock, TrainingCheckpoint
 
     session = [0.0]
     clock = RunClock(lambda: session[0])
@@ -232,7 +232,7 @@ def test_a_resumed_run_clock_goes_on_from_the_checkpoint_time():
 def test_the_cosine_schedule_follows_the_time_limit():
     import keras
 
-    from tf_crnn.callbacks import CosineLearningRate, RunClock
+    from tf_crnn.training.callbacks import CosineLearningRate, RunClock
 
     model = keras.Sequential([keras.Input((1,)), keras.layers.Dense(1)])
     model.compile(optimizer=keras.optimizers.Adam(0.01), loss="mse")
@@ -308,8 +308,8 @@ def test_prediction_saver_and_loader_callbacks(trained, tmp_path):
 
     import keras
 
-    from tf_crnn.callbacks import CustomLoaderCallback, CustomPredictionSaverCallback
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.callbacks import CustomLoaderCallback, CustomPredictionSaverCallback
+    from tf_crnn.training.run import get_model_train
 
     params, _ = trained
     out = Path(params.output_model_dir)
@@ -343,8 +343,8 @@ def test_python_dash_m_runs_the_cli():
 
 
 def test_checkpoint_restores_weights_and_optimizer_state(trained):
-    from tf_crnn.checkpoint import restore_checkpoint
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.checkpoint import restore_checkpoint
+    from tf_crnn.training.run import get_model_train
 
     params, _ = trained
     checkpoint = list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1]
@@ -359,8 +359,8 @@ def test_checkpoint_restores_weights_and_optimizer_state(trained):
 
 
 def test_a_tampered_checkpoint_is_a_clear_error(trained, tmp_path):
-    from tf_crnn.checkpoint import CheckpointError, restore_checkpoint
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.checkpoint import CheckpointError, restore_checkpoint
+    from tf_crnn.training.run import get_model_train
 
     params, _ = trained
     checkpoint = list_checkpoints(Path(params.output_model_dir) / "checkpoints")[-1]

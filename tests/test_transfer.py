@@ -14,8 +14,8 @@ from tf_crnn.alphabet import Alphabet
 from tf_crnn.cli import main
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.datasets.synthetic import make_dataset
-from tf_crnn.network import NEW_UNIT_LOGIT_OFFSET
-from tf_crnn.transfer import StartingPoint, plan_alphabet
+from tf_crnn.network.layers import NEW_UNIT_LOGIT_OFFSET
+from tf_crnn.training.transfer import StartingPoint, plan_alphabet
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +86,8 @@ def test_fail_lists_the_units_on_each_side():
 
 
 def test_union_keeps_the_old_rows_bit_identical_and_reads_as_before(trained, letters_data, digits_data, tmp_path):
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.pipeline import dataset_generator
+    from tf_crnn.training.run import get_model_train
 
     base_params, _ = trained
     params = tiny_params(
@@ -116,10 +116,10 @@ def test_union_keeps_the_old_rows_bit_identical_and_reads_as_before(trained, let
 
 
 def test_fine_tuning_run_adds_units_and_frozen_layers_keep_their_weights(trained, letters_data, tmp_path):
-    from tf_crnn.export import WEIGHTS_FILENAME
+    from tf_crnn.export.savedmodel import WEIGHTS_FILENAME
     from tf_crnn.model import get_model_inference
-    from tf_crnn.training import train
-    from tf_crnn.transfer import load_base_model
+    from tf_crnn.training.run import train
+    from tf_crnn.training.transfer import load_base_model
 
     base_params, _ = trained
     out = tmp_path / "finetuned"
@@ -138,7 +138,7 @@ def test_fine_tuning_run_adds_units_and_frozen_layers_keep_their_weights(trained
     saved = Params.from_json_file(out / "config.json")
     assert saved.lookup_alphabet_file == str(out / "alphabet.json") and saved.init_from == base_params.output_model_dir
 
-    from tf_crnn.transfer import find_base_model
+    from tf_crnn.training.transfer import find_base_model
 
     before = weights_by_layer(load_base_model(find_base_model(base_params.output_model_dir)))
     run_params = Params.from_json_file(out / "config.json")
@@ -149,8 +149,8 @@ def test_fine_tuning_run_adds_units_and_frozen_layers_keep_their_weights(trained
 
 
 def test_frozen_batch_normalisation_stays_in_inference_mode(digits_data, tmp_path):
-    from tf_crnn.data_handler import dataset_generator
-    from tf_crnn.training import get_model_train
+    from tf_crnn.training.pipeline import dataset_generator
+    from tf_crnn.training.run import get_model_train
 
     params = tiny_params(digits_data, tmp_path / "bn", cnn_batch_norm=[True, True], freeze="cnn")
     model = get_model_train(params)
@@ -163,7 +163,7 @@ def test_frozen_batch_normalisation_stays_in_inference_mode(digits_data, tmp_pat
 
 
 def test_restore_model_resumes_without_loading_init_from_again(trained, letters_data, tmp_path, caplog):
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
 
     base_params, _ = trained
     out = tmp_path / "resumed"
@@ -176,10 +176,10 @@ def test_restore_model_resumes_without_loading_init_from_again(trained, letters_
 
 
 def test_fine_tuning_keeps_the_language_model_of_the_model_it_starts_from(trained, letters_data, tmp_path, caplog):
-    from tf_crnn.export import export_with_lm
-    from tf_crnn.language_model import build_lm, load_lm
-    from tf_crnn.loader import PredictionModel
-    from tf_crnn.training import train
+    from tf_crnn.export.savedmodel import export_with_lm
+    from tf_crnn.network.language_model import build_lm, load_lm
+    from tf_crnn.reading.model import PredictionModel
+    from tf_crnn.training.run import train
 
     base_params, result = trained
     lm, _ = build_lm(base_params, order=3)
@@ -211,7 +211,7 @@ def test_fine_tuning_keeps_the_language_model_of_the_model_it_starts_from(traine
 
 
 def test_refusals_name_the_problem_before_any_work(trained, letters_data, digits_data, tmp_path):
-    from tf_crnn.training import train
+    from tf_crnn.training.run import train
 
     base_params, _ = trained
     cases = [
@@ -273,7 +273,7 @@ def shipped(trained, tmp_path, monkeypatch):
 
 def test_builtin_model_reads_as_its_export(shipped, digits_data):
     import tf_crnn.artifacts as artifacts
-    from tf_crnn.loader import PredictionModel
+    from tf_crnn.reading.model import PredictionModel
 
     images = sorted((digits_data["eval"].parent / "images").glob("eval_*.png"))[:8]
     expected = PredictionModel(shipped).predict([str(p) for p in images])
@@ -335,7 +335,7 @@ def test_shipped_model_is_complete_small_and_packaged(name):
 @pytest.mark.slow
 def test_printed_latin_reads_its_own_samples(tmp_path, monkeypatch):
     from tf_crnn.builtin import get_builtin
-    from tf_crnn.evaluation import evaluate
+    from tf_crnn.trust.evaluation import evaluate
 
     monkeypatch.setenv("TF_CRNN_CACHE", str(tmp_path))
     samples = get_builtin("builtin:printed-latin").folder / "samples" / "samples.csv"
@@ -344,7 +344,7 @@ def test_printed_latin_reads_its_own_samples(tmp_path, monkeypatch):
 
 
 def test_init_from_a_weights_file_needs_its_config_beside_it(trained, digits_data, tmp_path):
-    from tf_crnn.transfer import find_base_model
+    from tf_crnn.training.transfer import find_base_model
 
     params, result = trained
     lone = tmp_path / "lone"

@@ -16,7 +16,7 @@ from PIL import Image
 from test_documents import alto_xml, draw_page
 
 from tf_crnn.cli import main
-from tf_crnn.documents import read_document
+from tf_crnn.data.documents import read_document
 
 
 def _import(*args):
@@ -167,7 +167,8 @@ def _eval_lines(digits_data, n: int) -> list[Path]:
 
 
 def test_a_gif_is_read_by_its_first_frame_only(trained, digits_data, tmp_path):
-    from tf_crnn.loader import PredictionModel, predict_files
+    from tf_crnn.reading.files import predict_files
+    from tf_crnn.reading.model import PredictionModel
 
     params, _ = trained
     first, other = (Image.open(p).convert("L") for p in _eval_lines(digits_data, 2))
@@ -183,8 +184,9 @@ def test_a_gif_is_read_by_its_first_frame_only(trained, digits_data, tmp_path):
 
 
 def test_very_large_images_are_shrunk_before_the_graph_by_one_rule(trained, digits_data, tmp_path, monkeypatch):
-    import tf_crnn.images as images
-    from tf_crnn.loader import PredictionModel, predict_files
+    import tf_crnn.data.images as images
+    from tf_crnn.reading.files import predict_files
+    from tf_crnn.reading.model import PredictionModel
 
     params, _ = trained
     monkeypatch.setattr(images, "GRAPH_MAX_PIXELS", 20_000)

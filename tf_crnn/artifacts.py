@@ -4,7 +4,7 @@ A *model folder* holds ``config.json``, ``alphabet.json`` and ``model.weights.h5
 ``tf_crnn.json``, ``lm.npz``): an export (which also holds ``saved_model.pb``) and a shipped
 model (``tf_crnn/models/NAME``, see ``tf_crnn.builtin``) are both model folders.
 ``resolve_model`` turns anything a user may name into one; reading with the SavedModel of a
-shipped model (built into a cache on first use) is ``tf_crnn.export.saved_model``'s job.
+shipped model (built into a cache on first use) is ``tf_crnn.export.savedmodel.saved_model``'s job.
 
 This module does not import TensorFlow.
 """
@@ -54,7 +54,7 @@ class BuiltinModel:
     ``alphabet.json``, ``model.weights.h5``, ``tf_crnn.json``, ``lm.npz`` where it reads with a
     language model), its ``MODEL_CARD.md`` and, where its licence allows, sample line images in
     ``samples/``. The SavedModel is not shipped (it would double the wheel):
-    ``tf_crnn.export.saved_model`` builds it into ``cache_dir()`` on first use.
+    ``tf_crnn.export.savedmodel.saved_model`` builds it into ``cache_dir()`` on first use.
     """
 
     name: str

@@ -1,7 +1,7 @@
 """Models shipped inside the package, named ``builtin:NAME`` wherever a model is accepted.
 
 The registry lives in ``tf_crnn.artifacts`` (with every other saved file's name); building a
-shipped model's SavedModel into the cache is ``tf_crnn.export.saved_model``. These names are
+shipped model's SavedModel into the cache is ``tf_crnn.export.savedmodel.saved_model``. These names are
 kept for code written against earlier versions.
 """
 

@@ -224,7 +224,7 @@ class Params:
     jit_compile: bool = False
     """Compile each training step with XLA (fused kernels; mostly pays on GPUs)."""
 
-    # --- Several devices and machines (``tf_crnn.distribute``) ---
+    # --- Several devices and machines (``tf_crnn.training.distribute``) ---
     distribution_strategy: str = "default"
     """``default``: one device. ``mirrored``: a replica on each local GPU (or on each device in
     ``devices``). ``multi_worker_mirrored``: a replica on each worker of the cluster that the

@@ -8,13 +8,13 @@ import random
 import shutil
 from pathlib import Path
 
-from tf_crnn import portable_reader
 from tf_crnn.config import Params
 from tf_crnn.datasets.synthetic import make_dataset
-from tf_crnn.evaluation import evaluate
-from tf_crnn.loader import PredictionModel
-from tf_crnn.portable import export_model
-from tf_crnn.training import train
+from tf_crnn.export import portable_reader
+from tf_crnn.export.portable import export_model
+from tf_crnn.reading.model import PredictionModel
+from tf_crnn.training.run import train
+from tf_crnn.trust.evaluation import evaluate
 
 logger = logging.getLogger(__name__)
 

@@ -41,10 +41,12 @@ from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, 
 from fastapi.responses import HTMLResponse, JSONResponse
 from PIL import Image
 
-from tf_crnn import __version__, loader
+from tf_crnn import __version__
 from tf_crnn.artifacts import METADATA_FILENAME
-from tf_crnn.documents import DocumentError, read_document
-from tf_crnn.loader import PredictionModel, predict_documents
+from tf_crnn.data.documents import DocumentError, read_document
+from tf_crnn.reading import files as reading_files
+from tf_crnn.reading.documents import predict_documents
+from tf_crnn.reading.model import PredictionModel
 
 logger = logging.getLogger(__name__)
 
@@ -166,7 +168,7 @@ class BatchingReader:
             paths = [p for j in jobs for p in j.paths]
             top_paths = job.top_paths
             try:
-                results, skipped = loader.predict_files(
+                results, skipped = reading_files.predict_files(
                     self.model,
                     paths,
                     batch_size=self.limits.batch_size,

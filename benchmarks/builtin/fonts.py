@@ -6,7 +6,7 @@ registry's ``@fontsource/*`` packages, into one folder with a manifest.
 
 Writes ``OUT/printed/`` and ``OUT/handwriting/`` (TrueType files; the npm packages' WOFF files are
 converted with fontTools) and ``OUT/fonts.csv`` (file, family, kind, package, version, licence),
-the manifest that ships with each model card. Reserved families (``tf_crnn.fonts.RESERVED``: the
+the manifest that ships with each model card. Reserved families (``tf_crnn.data.fonts.RESERVED``: the
 held-out checks use them) are neither installed nor copied; ``tf-crnn synth`` refuses them again.
 """
 
@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
-from tf_crnn.fonts import font_family, is_reserved  # noqa: E402
+from tf_crnn.data.fonts import font_family, is_reserved  # noqa: E402
 
 DEBIAN_PRINTED = (
     "fonts-liberation2 fonts-crosextra-caladea fonts-crosextra-carlito fonts-croscore fonts-ebgaramond "

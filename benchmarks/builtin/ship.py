@@ -55,8 +55,8 @@ def main() -> None:
     )
     from tf_crnn.atomic import write_json
     from tf_crnn.datasets.synthetic import render_line
-    from tf_crnn.export import resolve_export
-    from tf_crnn.loader import PredictionModel
+    from tf_crnn.export.savedmodel import resolve_export
+    from tf_crnn.reading.model import PredictionModel
     from tf_crnn.records import join_units, write_csv_rows
 
     export = resolve_export(args.model)

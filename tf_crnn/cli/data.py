@@ -187,7 +187,7 @@ def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, style, alpha
 
         tf-crnn synth ~/corpus --style scan --font ~/fonts/printed --texts english.txt --n-train 200000
     """
-    from tf_crnn.fonts import usable_fonts
+    from tf_crnn.data.fonts import usable_fonts
 
     try:
         font_files = usable_fonts(list(fonts))

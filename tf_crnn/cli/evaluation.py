@@ -102,10 +102,10 @@ def evaluate(
     if calibration_output:
         raise click.UsageError("--calibration-output goes with --calibrate")
 
-    from tf_crnn.devices import describe_device
-    from tf_crnn.evaluation import evaluate as run_evaluation
-    from tf_crnn.evaluation import write_line_results
-    from tf_crnn.preprocessing import summarise
+    from tf_crnn.data.preprocessing import summarise
+    from tf_crnn.network.devices import describe_device
+    from tf_crnn.trust.evaluation import evaluate as run_evaluation
+    from tf_crnn.trust.evaluation import write_line_results
 
     logger.info("Reading on %s", describe_device())
     # The lines gathered from documents or folders are read, reported and drawn before they go.
@@ -114,7 +114,7 @@ def evaluate(
         if report:
             write_line_results(result, report)
         if html:
-            from tf_crnn.report import write_report_page as write_page
+            from tf_crnn.trust.report import write_report_page as write_page
 
             write_page(
                 result,
@@ -234,8 +234,8 @@ def calibrate_command(model, data, output, batch_size) -> None:
 
 
 def _calibrate(model, data, calibration_output, batch_size) -> None:
-    from tf_crnn.evaluation import calibrate
-    from tf_crnn.export import resolve_export, rewrite_export
+    from tf_crnn.export.savedmodel import resolve_export, rewrite_export
+    from tf_crnn.trust.evaluation import calibrate
 
     if is_builtin(model) and not calibration_output:
         raise UserError(f"{model} is a shipped model and is never changed: give --calibration-output DIR for the copy")
@@ -272,9 +272,9 @@ def _line_scores_measured(fitted) -> str:
 
 
 def _tune_lm(model, data, lm_text, lm_order, lm_output, batch_size) -> None:
-    from tf_crnn.evaluation import tune_lm
-    from tf_crnn.export import export_params, export_with_lm, resolve_export
-    from tf_crnn.language_model import build_lm, load_lm
+    from tf_crnn.export.savedmodel import export_params, export_with_lm, resolve_export
+    from tf_crnn.network.language_model import build_lm, load_lm
+    from tf_crnn.trust.evaluation import tune_lm
 
     if is_builtin(model) and not lm_output:
         # Beside the cache it would become the newest export: builtin:NAME must never change under the user.
@@ -326,8 +326,8 @@ def audit(model, data, output, show, batch_size) -> None:
     document:line as in the input) and OUTPUT/audit.html (the first lines, with their images and
     the differences marked). Nothing is changed: you decide what to fix.
     """
-    from tf_crnn.audit import audit as run_audit
-    from tf_crnn.audit import write_audit
+    from tf_crnn.trust.audit import audit as run_audit
+    from tf_crnn.trust.audit import write_audit
 
     for item in data:
         if not Path(item).exists():
@@ -380,7 +380,7 @@ def select_command(model, pool, count, characters, output, pages, diversity, bat
     copies of the chosen documents with their text emptied (and their page images), to
     transcribe in eScriptorium or Transkribus. OUTPUT/selection.csv lists what was picked.
     """
-    from tf_crnn.audit import candidates_of, select_lines, select_pages, write_pages, write_selection
+    from tf_crnn.trust.audit import candidates_of, select_lines, select_pages, write_pages, write_selection
 
     if (count is None) == (characters is None):
         raise UserError("give -n N (lines, or pages with --pages) or --characters N (lines), not both")
@@ -428,7 +428,7 @@ def report(run, output, batch_size) -> None:
     """
     require("report", "matplotlib")
     require("report", "jinja2")
-    from tf_crnn.report import report_run
+    from tf_crnn.trust.report import report_run
 
     try:
         written = report_run(run, output, batch_size=batch_size)

@@ -80,12 +80,12 @@ def predict(
     line is cut from its page image and read, and each document is written recognised into
     the folder -o, under its own file name.
     """
-    from tf_crnn.devices import describe_device
-    from tf_crnn.loader import (
+    from tf_crnn.network.devices import describe_device
+    from tf_crnn.reading.documents import predict_documents
+    from tf_crnn.reading.files import predict_files
+    from tf_crnn.reading.outputs import (
         REVIEW_FILENAME,
         SIDECAR_SUFFIX,
-        predict_documents,
-        predict_files,
         prediction_format,
         write_predictions,
         write_review_list,
@@ -97,7 +97,7 @@ def predict(
     if not inputs:
         raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
     if alto or page:
-        from tf_crnn.documents import ALTO, PAGE, document_files
+        from tf_crnn.data.documents import ALTO, PAGE, document_files
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
@@ -220,10 +220,10 @@ def export_command(model, export_format, output) -> None:
     """Write MODEL (an export folder, an output_model_dir or builtin:NAME) as SavedModel, TFLite or ONNX.
 
     TFLite and ONNX files hold the network from resized pixels to log-probabilities,
-    with config.json and alphabet.json beside them; tf_crnn/portable_reader.py reads
+    with config.json and alphabet.json beside them; tf_crnn/export/portable_reader.py reads
     them with numpy and Pillow only.
     """
-    from tf_crnn.portable import ExportFormatError, export_model
+    from tf_crnn.export.portable import ExportFormatError, export_model
 
     if export_format == "savedmodel" and output is None:
         raise UserError("--format savedmodel copies an export: give the new folder with -o")

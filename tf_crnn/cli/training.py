@@ -22,7 +22,7 @@ def train(config: str, overrides: tuple[str, ...]) -> None:
     from tf_crnn.config import Params, parse_overrides
 
     params = Params.from_json_file(config, **parse_overrides(list(overrides)))
-    from tf_crnn.training import train as run_training
+    from tf_crnn.training.run import train as run_training
 
     result = run_training(params)
     cer = "n/a" if result.val_cer is None else f"{result.val_cer:.4f}"

@@ -24,8 +24,8 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import write_json
+from tf_crnn.data.fonts import font_family, usable_fonts
 from tf_crnn.datasets.synthetic import _font, font_characters, jpeg_artefacts
-from tf_crnn.fonts import font_family, usable_fonts
 from tf_crnn.records import join_units
 
 STYLES = ("scan", "handwriting")
@@ -315,7 +315,7 @@ def build_corpus(
     Args:
         texts: text files (one line each) or data set CSVs (their labels), read whole; lines with a
             character outside ``alphabet`` are left out.
-        fonts: font files or folders of them; reserved families are refused (``tf_crnn.fonts``).
+        fonts: font files or folders of them; reserved families are refused (``tf_crnn.data.fonts``).
         style: ``scan`` (printed, degraded like a scan) or ``handwriting``.
         val_share: the share of lines in ``val.csv``; ``holdout``: the share of font families only
             it uses.

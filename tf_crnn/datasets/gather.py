@@ -7,9 +7,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from tf_crnn.data.documents import ALTO, PAGE, DocumentError, document_files, read_document
+from tf_crnn.data.images import IMAGE_SUFFIXES
 from tf_crnn.datasets.importers import Sample, document_samples, folder_samples
-from tf_crnn.documents import ALTO, PAGE, DocumentError, document_files, read_document
-from tf_crnn.images import IMAGE_SUFFIXES
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 
 

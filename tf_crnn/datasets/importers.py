@@ -6,7 +6,7 @@
 - ``tsv``: ``path<TAB>label`` lists (PaddleOCR, deep-text-recognition-benchmark),
   paths relative to the list's folder.
 - ``alto`` and ``page``: ALTO (v2 to v4) or PAGE XML pages (eScriptorium, Transkribus):
-  each ``TextLine`` cut from its page image (``tf_crnn.documents.crop_line``).
+  each ``TextLine`` cut from its page image (``tf_crnn.data.documents.crop_line``).
 
 Each import writes ``images/`` (copies, so the data set is self-contained; TIFF
 converted to PNG), ``train.csv``, ``val.csv`` (and ``test.csv`` when asked),
@@ -36,8 +36,8 @@ from tf_crnn.alphabet import Alphabet, normalize
 from tf_crnn.artifacts import ALPHABET_FILENAME, IMPORT_REPORT_FILENAME
 from tf_crnn.atomic import atomic_dir, write_json
 from tf_crnn.config import CONFIG_FILENAME, relative_paths
-from tf_crnn.documents import DocumentError, crop_line, document_files, open_page, read_document
-from tf_crnn.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_image, open_image, scaled_width
+from tf_crnn.data.documents import DocumentError, crop_line, document_files, open_page, read_document
+from tf_crnn.data.images import IMAGE_SUFFIXES, TIFF_SUFFIXES, check_image, open_image, scaled_width
 from tf_crnn.progress import progress_bar
 from tf_crnn.records import join_units, write_csv_rows
 

@@ -1,5 +1,5 @@
 """The network as it trains: the training-only CTC shortcut head, the loss, the metric, the
-optimizer and the precision policy (parseq's split: ``tf_crnn.network`` is the network alone,
+optimizer and the precision policy (parseq's split: ``tf_crnn.network.layers`` is the network alone,
 and reading never imports this module).
 """
 
@@ -12,12 +12,12 @@ import keras
 from keras import ops
 
 from tf_crnn.config import Params
-from tf_crnn.devices import resolve_precision
-from tf_crnn.distribute import clipped_globally
-from tf_crnn.loss import CTCLoss
-from tf_crnn.metrics import CharacterErrorRate
-from tf_crnn.network import build_network, get_crnn_output
-from tf_crnn.transfer import freeze_layers
+from tf_crnn.network.devices import resolve_precision
+from tf_crnn.network.layers import build_network, get_crnn_output
+from tf_crnn.network.loss import CTCLoss
+from tf_crnn.network.metrics import CharacterErrorRate
+from tf_crnn.training.distribute import clipped_globally
+from tf_crnn.training.transfer import freeze_layers
 
 logger = logging.getLogger(__name__)
 
@@ -94,7 +94,7 @@ def dtype_policy(name: str):
 
 def make_optimizer(parameters: Params, learning_rate: float | None = None) -> keras.optimizers.Optimizer:
     """The optimizer named by ``parameters.optimizer``, clipping the gradient's norm at 5
-    (of the global batch under a strategy: ``tf_crnn.distribute.GlobalClipping``).
+    (of the global batch under a strategy: ``tf_crnn.training.distribute.GlobalClipping``).
 
     ``learning_rate`` overrides ``parameters.learning_rate`` (scaled for several replicas).
     """

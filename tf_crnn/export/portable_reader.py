@@ -12,7 +12,7 @@ rounding: a pixel may rarely differ by one grey level).
 
 MODEL is a ``model.tflite`` or ``model.onnx`` file, or the folder holding one, with
 its ``config.json`` and ``alphabet.json`` beside it, and ``calibration.json`` if the model
-is calibrated (confidences are then probabilities, as ``tf_crnn.calibration`` maps them).
+is calibrated (confidences are then probabilities, as ``tf_crnn.network.calibration`` maps them).
 Prints ``path<TAB>text<TAB>confidence``.
 
 """

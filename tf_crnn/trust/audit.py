@@ -23,10 +23,12 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.atomic import atomic_open, write_bytes
+from tf_crnn.data.documents import LineReading, read_document, write_recognition
 from tf_crnn.datasets.gather import gather_lines
 from tf_crnn.datasets.importers import document_of
-from tf_crnn.documents import LineReading, read_document, write_recognition
-from tf_crnn.loader import SIDECAR_SUFFIX, PredictionModel, predict_files
+from tf_crnn.reading.files import predict_files
+from tf_crnn.reading.model import PredictionModel
+from tf_crnn.reading.outputs import SIDECAR_SUFFIX
 
 AUDIT_CSV = "audit.csv"
 AUDIT_HTML = "audit.html"
@@ -53,7 +55,7 @@ def transcription_suspicion(
     (a skipped word costs the transcription the likelihood of every character it lacks), small
     where the model is unsure anyway. A transcription the model cannot score (a character outside
     its alphabet, more characters than frames) gets the largest value of the set plus one."""
-    from tf_crnn.loss import sequence_nll
+    from tf_crnn.network.loss import sequence_nll
 
     lookup = model.alphabet.lookup
     scores: list[float | None] = []

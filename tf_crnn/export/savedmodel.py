@@ -17,12 +17,12 @@ with it. Signatures, each batched over images of any size:
 
 The first three return ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
 log-probability of the transcription), ``confidences: float32[batch]`` (geometric
-mean of the best path's character confidences, see ``tf_crnn.decoding``, or with a calibration
-the probability that the line is read exactly, see ``tf_crnn.calibration``), and, with
+mean of the best path's character confidences, see ``tf_crnn.network.decoding``, or with a calibration
+the probability that the line is read exactly, see ``tf_crnn.network.calibration``), and, with
 ``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
 ``[batch, num_beam_paths]``. Transcriptions are greedy, or from CTC beam search with
 ``num_beam_paths > 1``, or from beam search with the character language model held in the graph
-when the export has one and ``lm_weight`` is above 0 (``tf_crnn.language_model``).
+when the export has one and ``lm_weight`` is above 0 (``tf_crnn.network.language_model``).
 """
 
 from __future__ import annotations
@@ -57,13 +57,13 @@ from tf_crnn.artifacts import (
     resolve_model,
 )
 from tf_crnn.atomic import atomic_dir, write_json
-from tf_crnn.calibration import Calibration
 from tf_crnn.config import Params
 from tf_crnn.config import model_params as export_params
-from tf_crnn.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
-from tf_crnn.image_converter import decode_image, padding_inputs_width, resize_image
-from tf_crnn.language_model import CharNgram, NgramTables, load_lm
-from tf_crnn.network import build_network, copy_weights, fold_batch_norm
+from tf_crnn.data.image_converter import decode_image, padding_inputs_width, resize_image
+from tf_crnn.network.calibration import Calibration
+from tf_crnn.network.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
+from tf_crnn.network.language_model import CharNgram, NgramTables, load_lm
+from tf_crnn.network.layers import build_network, copy_weights, fold_batch_norm
 from tf_crnn.records import read_json_object
 
 logger = logging.getLogger(__name__)

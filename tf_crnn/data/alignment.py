@@ -1,7 +1,7 @@
 """Where in an image each character of a transcription is, and how sure the network is of it:
-the CTC alignment and confidences of one line, in numpy (``tf_crnn.decoding`` states the
+the CTC alignment and confidences of one line, in numpy (``tf_crnn.network.decoding`` states the
 definitions and computes the same in a graph). This module does not import TensorFlow, so that
-readers without it (``tf_crnn.portable_reader``, documents) share these rules.
+readers without it (``tf_crnn.export.portable_reader``, documents) share these rules.
 """
 
 from __future__ import annotations

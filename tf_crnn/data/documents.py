@@ -28,10 +28,10 @@ from pathlib import Path
 from lxml import etree
 from PIL import Image, ImageDraw
 
-from tf_crnn.alignment import line_confidence
 from tf_crnn.atomic import write_bytes
+from tf_crnn.data.alignment import line_confidence
+from tf_crnn.data.images import IMAGE_SUFFIXES, open_image
 from tf_crnn.errors import DocumentError
-from tf_crnn.images import IMAGE_SUFFIXES, open_image
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""

@@ -13,7 +13,7 @@ portable exports):
   mean over all frames would be dominated by the confident blanks between
   characters, and gives a line read as nothing the highest confidence of all.) A
   calibrated export maps that mean, or the product of the greedy characters'
-  probabilities, through its line table (``tf_crnn.calibration``).
+  probabilities, through its line table (``tf_crnn.network.calibration``).
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from __future__ import annotations
 import tensorflow as tf
 from keras import ops
 
-from tf_crnn.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
-from tf_crnn.calibration import LineTable
-from tf_crnn.language_model import NgramTables, lm_beam_search
+from tf_crnn.data.alignment import align, character_confidences, character_spans, expand_units, line_confidence
+from tf_crnn.network.calibration import LineTable
+from tf_crnn.network.language_model import NgramTables, lm_beam_search
 
 
 def greedy_decode(logits) -> tuple[tf.Tensor, tf.Tensor]:
@@ -123,7 +123,7 @@ def line_scores(character_log_probs: tf.RaggedTensor, score: str = "mean") -> tf
 def line_confidences(character_log_probs: tf.RaggedTensor, calibration: LineTable | None = None) -> tf.Tensor:
     """``(batch,)`` confidence of each line from its greedy characters' log-probabilities: the
     geometric mean of their probabilities (0 for an empty line) or, with a ``calibration``
-    table (``tf_crnn.calibration``), the probability that the line is read exactly that the
+    table (``tf_crnn.network.calibration``), the probability that the line is read exactly that the
     table gives for the line's score."""
     if calibration is None:
         return line_scores(character_log_probs)

@@ -1,7 +1,7 @@
 """Line images outside the graph, and the rules they share with it: which files are images,
 how one is opened (as the graph decodes it) and checked, and the width a line has once
 resized to the network's height. This module does not import TensorFlow: importers, the
-service and readers without TensorFlow use it; ``tf_crnn.data_handler`` applies the same
+service and readers without TensorFlow use it; ``tf_crnn.training.pipeline`` applies the same
 width rule to tensors.
 """
 

@@ -3,7 +3,7 @@
 Both files hold the network from pixels to per-frame log-probabilities; decoding
 the image file, resizing it and CTC decoding are left to the caller, because the
 ops that do them in the SavedModel (image decoding, antialiased resizing, string
-tables) are not part of either format. ``tf_crnn/portable_reader.py`` does those
+tables) are not part of either format. ``tf_crnn/export/portable_reader.py`` does those
 steps with numpy and Pillow only.
 
 - TFLite (``model.tflite``): input ``images``: ``uint8[1, height, width, channels]``,
@@ -33,8 +33,8 @@ from tf_crnn.artifacts import CALIBRATION_FILENAME
 from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.errors import ExportFormatError, require
-from tf_crnn.export import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
-from tf_crnn.network import build_network, fold_batch_norm
+from tf_crnn.export.savedmodel import ALPHABET_FILENAME, WEIGHTS_FILENAME, export_params, resolve_export
+from tf_crnn.network.layers import build_network, fold_batch_norm
 
 FORMATS = ("savedmodel", "tflite", "onnx")
 FILENAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}

@@ -17,7 +17,7 @@ def ctc_loss(y_true, y_pred, xla: bool = False):
     Args:
         y_true: ``(batch, max_label_length)`` int codes, padded with ``BLANK_INDEX``.
         y_pred: ``(batch, time, n_classes)`` logits whose frames past each sample's
-            length are forced to the blank (``tf_crnn.network.BlankPadding``), so the
+            length are forced to the blank (``tf_crnn.network.layers.BlankPadding``), so the
             full ``time`` can be used as every sample's logit length.
         xla: compute it with operations that XLA compiles (for ``jit_compile``): TensorFlow's
             dense-label algorithm. Otherwise TensorFlow's CTC kernel reads sparse labels, the

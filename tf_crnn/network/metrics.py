@@ -16,7 +16,7 @@ import tensorflow as tf
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.alphabet import BLANK_INDEX
-from tf_crnn.decoding import greedy_decode
+from tf_crnn.network.decoding import greedy_decode
 
 
 def levenshtein(a: Sequence, b: Sequence) -> int:
@@ -58,7 +58,7 @@ class CharacterErrorRate(keras.metrics.Metric):
         self.reference_length = self.add_variable(shape=(), initializer="zeros", dtype="float64", name="ref_len")
         self.measuring = True
         """False while a training step that XLA compiles is traced: the decoding has no XLA
-        kernels, so such runs measure the CER on validation only (``tf_crnn.training``)."""
+        kernels, so such runs measure the CER on validation only (``tf_crnn.training.run``)."""
 
     def _characters(self, codes) -> tf.SparseTensor:
         """``(batch, length)`` codes, padded with the blank, to sparse character codes."""

@@ -23,8 +23,8 @@ import numpy as np
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, config_file, is_builtin, resolve_model, weights_file
 from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params, model_params
-from tf_crnn.language_model import CharNgram, load_lm
-from tf_crnn.network import OUTPUT_LAYER, build_network, copy_weights
+from tf_crnn.network.language_model import CharNgram, load_lm
+from tf_crnn.network.layers import OUTPUT_LAYER, build_network, copy_weights
 from tf_crnn.records import read_csv_rows, split_label
 
 logger = logging.getLogger(__name__)

@@ -16,7 +16,7 @@
     alphabet.json      the alphabet used
     preprocessed/      cleaned train.csv / eval.csv and dropped_rows.csv
     logs/              TensorBoard (loss, CER, learning rate) and history.csv
-    checkpoints/       resumable checkpoints and best.weights.h5 (``tf_crnn.checkpoint``)
+    checkpoints/       resumable checkpoints and best.weights.h5 (``tf_crnn.training.checkpoint``)
     export/<stamp>/    SavedModels (every save_interval epochs and at the end)
 """
 
@@ -36,7 +36,15 @@ import filelock
 import keras
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
-from tf_crnn.callbacks import (
+from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params
+from tf_crnn.data.preprocessing import PREPROCESSED_DIR, data_preprocessing
+from tf_crnn.errors import TrainingError
+from tf_crnn.export.savedmodel import EXPORT_DIR, export_savedmodel, rewrite_export
+from tf_crnn.network.devices import describe_device, describe_precision
+from tf_crnn.network.language_model import CharNgram, build_lm
+from tf_crnn.network.metrics import CharacterErrorRate
+from tf_crnn.records import csv_file_problem
+from tf_crnn.training.callbacks import (
     CEROnValidationOnly,
     CosineLearningRate,
     GracefulStop,
@@ -48,11 +56,8 @@ from tf_crnn.callbacks import (
     TrainingClock,
     ValidationSummary,
 )
-from tf_crnn.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
-from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params
-from tf_crnn.data_handler import choose_cache, count_steps, dataset_generator
-from tf_crnn.devices import describe_device, describe_precision
-from tf_crnn.distribute import (
+from tf_crnn.training.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
+from tf_crnn.training.distribute import (
     ClusterSync,
     Distribution,
     build_for_fit,
@@ -61,16 +66,11 @@ from tf_crnn.distribute import (
     one_device,
     worker_scratch,
 )
-from tf_crnn.errors import TrainingError
-from tf_crnn.evaluation import calibrate
-from tf_crnn.export import EXPORT_DIR, export_savedmodel, rewrite_export
-from tf_crnn.language_model import CharNgram, build_lm
-from tf_crnn.metrics import CharacterErrorRate
-from tf_crnn.preprocessing import PREPROCESSED_DIR, data_preprocessing
-from tf_crnn.records import csv_file_problem
-from tf_crnn.report import report_run
-from tf_crnn.system import get_model_train  # also one of this module's names since the original
-from tf_crnn.transfer import StartingPoint
+from tf_crnn.training.pipeline import choose_cache, count_steps, dataset_generator
+from tf_crnn.training.system import get_model_train  # also one of this module's names since the original
+from tf_crnn.training.transfer import StartingPoint
+from tf_crnn.trust.evaluation import calibrate
+from tf_crnn.trust.report import report_run
 
 logger = logging.getLogger(__name__)
 
@@ -508,7 +508,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
 
     With ``restore_model`` the run continues from the newest complete checkpoint
     (epoch, weights, optimizer state, learning-rate and early-stopping counters).
-    With ``init_from`` a new run starts from that model's weights (``tf_crnn.transfer``); its
+    With ``init_from`` a new run starts from that model's weights (``tf_crnn.training.transfer``); its
     alphabet is the one ``alphabet_resize`` makes of the model's and the data's, saved as the
     run's ``alphabet.json``.
     Ends with a SavedModel export of the weights with the lowest validation CER.

@@ -1,23 +1,23 @@
 """The image rules that training and reading share, in the graph: decoding image bytes, resizing
-a line to the network's height, padding a batch. Training's pipeline (``tf_crnn.data_handler``),
-the SavedModel (``tf_crnn.export``) and the reader (``tf_crnn.loader``) all use these, so that a
-line reads as it trained; ``tf_crnn.images`` holds the same rules for Pillow, outside the graph
+a line to the network's height, padding a batch. Training's pipeline (``tf_crnn.training.pipeline``),
+the SavedModel (``tf_crnn.export.savedmodel``) and the reader (``tf_crnn.reading``) all use these, so that a
+line reads as it trained; ``tf_crnn.data.images`` holds the same rules for Pillow, outside the graph
 (``tests/test_golden.py`` pins the two together).
 
 Images are ``uint8``-valued tensors of shape ``(height, width, channels)``; the one normalisation
-to floats happens inside the network (``tf_crnn.network``).
+to floats happens inside the network (``tf_crnn.network.layers``).
 """
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from tf_crnn import images
-from tf_crnn.images import scaled_width
+from tf_crnn.data import images
+from tf_crnn.data.images import scaled_width
 
 PADDING_VALUE = 255
 """The value right of a line in a batch: white paper. The network zeroes every column past
-a line's own width (``tf_crnn.network``), so the value only matters to people looking at batches."""
+a line's own width (``tf_crnn.network.layers``), so the value only matters to people looking at batches."""
 
 
 def get_resized_width(width, height, target_height: int, max_width: int):

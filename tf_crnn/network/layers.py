@@ -23,7 +23,7 @@ from keras import layers, ops
 
 from tf_crnn.alphabet import BLANK_INDEX
 from tf_crnn.config import Params, conv_output_size, pool_output_size
-from tf_crnn.keras_compat import backend_rnn  # Keras's own loop over time
+from tf_crnn.network.keras_compat import backend_rnn  # Keras's own loop over time
 
 logger = logging.getLogger(__name__)
 
@@ -438,7 +438,7 @@ def copy_weights(source: keras.Model, target: keras.Model, output_rows: list[int
 
     A layer that ``source`` lacks keeps its weights (a training-only head such as
     ``ctc_shortcut``'s, when ``source`` is an export); so does one that ``target`` lacks. With
-    ``output_rows`` (``tf_crnn.transfer``), the output layer's row ``i`` comes from
+    ``output_rows`` (``tf_crnn.training.transfer``), the output layer's row ``i`` comes from
     ``source``'s row ``output_rows[i]``, or is new where that is None.
     """
     source_layers = {layer.name: layer for layer in source.layers if layer.weights}

@@ -5,7 +5,7 @@ The raw scores are the network's: for a line, one of two scores of its greedy ch
 probabilities (``LINE_SCORES``), which the SavedModel computes in its graph; for a character, its
 confidence from the CTC alignment. Each is mapped through a monotone table fitted on labelled
 lines by isotonic regression (``fit``), stored in the export as ``calibration.json`` and applied
-by every reading path (the SavedModel's graph for lines, ``tf_crnn.loader`` for characters, the
+by every reading path (the SavedModel's graph for lines, ``tf_crnn.reading`` for characters, the
 TensorFlow-free readers for both) with linear interpolation (``Table``). Numpy only.
 """
 

@@ -1,6 +1,6 @@
 """Evaluation of an exported model on a labelled CSV: CER, WER, line accuracy, report, confusions.
 
-Rates are corpus-level, as ``tf_crnn.metrics`` defines them (CER over the characters of
+Rates are corpus-level, as ``tf_crnn.network.metrics`` defines them (CER over the characters of
 the text, the same count as training's ``cer`` metric).
 Rows are checked with the same rules as training preprocessing (``preprocess_csv``) but the
 label length, which limits what training learns from, not what a model reads: on a validation
@@ -24,9 +24,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from tf_crnn.alignment import expand_units
 from tf_crnn.atomic import atomic_open
-from tf_crnn.calibration import (
+from tf_crnn.config import Params
+from tf_crnn.data.alignment import expand_units
+from tf_crnn.data.preprocessing import DroppedRow, preprocess_csv
+from tf_crnn.network.calibration import (
     CHARACTER_MIN_POINTS,
     LINE_SCORES,
     Calibration,
@@ -39,13 +41,12 @@ from tf_crnn.calibration import (
     reject_curve,
     reliability,
 )
-from tf_crnn.config import Params
-from tf_crnn.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_scores
-from tf_crnn.language_model import NgramTables
-from tf_crnn.loader import PredictionModel, unit_confidences
-from tf_crnn.metrics import alignment_confusions, levenshtein
-from tf_crnn.preprocessing import DroppedRow, preprocess_csv
+from tf_crnn.network.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_scores
+from tf_crnn.network.language_model import NgramTables
+from tf_crnn.network.metrics import alignment_confusions, levenshtein
 from tf_crnn.progress import progress_bar
+from tf_crnn.reading.files import unit_confidences
+from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, split_label
 
 
@@ -362,7 +363,7 @@ def calibrate(
     batch_size: int = 64,
     progress: bool | None = False,
 ) -> CalibrationFit:
-    """Fits an export's calibration (``tf_crnn.calibration``) on the labelled lines of
+    """Fits an export's calibration (``tf_crnn.network.calibration``) on the labelled lines of
     ``csv_filename``, read as the export reads them."""
     read = read_for_calibration(model_directory, csv_filename, batch_size, progress)
     scores, exact, errors, lengths = read.scores, read.exact, read.errors, read.lengths

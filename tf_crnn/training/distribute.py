@@ -34,7 +34,7 @@ import keras
 import tensorflow as tf
 
 from tf_crnn.config import ConfigError, Params
-from tf_crnn.keras_compat import build_state
+from tf_crnn.network.keras_compat import build_state
 
 logger = logging.getLogger(__name__)
 

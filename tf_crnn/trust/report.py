@@ -24,14 +24,14 @@ from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.artifacts import CONFIG_FILENAME, DROPPED_ROWS_FILENAME, PREPROCESSED_DIR, REPORT_DIR
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.calibration import reliability
 from tf_crnn.config import Params
+from tf_crnn.data.images import open_image
+from tf_crnn.data.preprocessing import DroppedRow, count_by_kind, read_dropped_rows
 from tf_crnn.errors import require
-from tf_crnn.evaluation import evaluate
-from tf_crnn.export import resolve_export
-from tf_crnn.images import open_image
-from tf_crnn.preprocessing import DroppedRow, count_by_kind, read_dropped_rows
+from tf_crnn.export.savedmodel import resolve_export
+from tf_crnn.network.calibration import reliability
 from tf_crnn.records import read_csv_rows, split_label
+from tf_crnn.trust.evaluation import evaluate
 
 logger = logging.getLogger(__name__)
 
@@ -284,7 +284,7 @@ def write_report_page(
     ``curves.png`` (with a history) and ``samples.png`` as files too.
 
     Args:
-        result: a ``tf_crnn.evaluation.EvaluationResult``.
+        result: a ``tf_crnn.trust.evaluation.EvaluationResult``.
         title: the page's heading (the run or the CSV).
         config: the parameters to show.
         history_csv: a run's ``logs/history.csv`` for the curves.

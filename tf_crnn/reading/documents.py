@@ -1,0 +1,148 @@
+"""Reading ALTO and PAGE documents: every line cut from its page, read, and written back into a
+copy of its document (``tf-crnn predict --alto/--page``)."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import itertools
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from tf_crnn.data.documents import (
+    DocumentError,
+    Glyph,
+    LineReading,
+    crop_line,
+    open_page,
+    read_document,
+    write_recognition,
+)
+from tf_crnn.reading.files import predict_files, resize_for_network
+from tf_crnn.reading.model import PredictionModel
+from tf_crnn.reading.outputs import REVIEW_FILENAME, write_review_list
+
+
+def predict_documents(
+    model_directory: str | os.PathLike | PredictionModel,
+    xml_files: list[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    glyphs: bool = False,
+    deskew: bool = False,
+    batch_size: int = 64,
+    kind: str | None = None,
+    page_images: dict[Path, Path] | None = None,
+    review_below: float | None = None,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
+
+    Each line is cut from its page by the importer's rule (``documents.crop_line``), read
+    with ``predict_files`` and written into a copy of its document, ``output_dir/<same
+    file name>``: ALTO ``String``/``SP`` with ``WC``, PAGE ``TextEquiv`` with ``conf``, and
+    with ``glyphs`` a box per character from the CTC alignment, mapped back to the page
+    through the crop, resize and deskew. With ``kind`` (``documents.ALTO`` or ``PAGE``), a
+    document of the other kind is left out. ``page_images`` gives a document's page image
+    instead of the one it names (``{xml file: image}``). Lines read with a confidence under
+    ``review_below`` are marked in their document (``documents.write_recognition``) and listed
+    in ``output_dir/review.csv``.
+
+    Returns:
+        ``(files written, (file or line, reason) left out)``.
+    """
+    model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
+    output_dir = Path(output_dir)
+    written, skipped, review = [], [], []
+    mode = "L" if model.params.input_channels == 1 else "RGB"
+    numbers = itertools.count()
+
+    def crop_document(xml_file: Path, tmp: Path, left_out: list) -> tuple[Any, Path, dict] | None:
+        target = output_dir / xml_file.name
+        if target.resolve() == xml_file.resolve():
+            raise ValueError(f"{target} is the input document: give another output folder with -o")
+        try:
+            document = read_document(xml_file, (page_images or {}).get(xml_file))
+            if kind is not None and document.kind != kind:
+                raise DocumentError(f"a {document.kind.upper()} file, not {kind.upper()}")
+            page = open_page(document, mode)
+        except (DocumentError, OSError, Image.DecompressionBombError) as error:
+            left_out.append((str(xml_file), str(error)))
+            return None
+        crops = {}
+        for line in document.lines:
+            try:
+                crop, geometry = crop_line(page, line, deskew)
+            except DocumentError as error:
+                left_out.append((f"{xml_file}:{line.id}", str(error)))
+                continue
+            path = str(tmp / f"{next(numbers)}.png")
+            # Resized here, beside the network, rather than decoded whole and resized in its graph;
+            # read back at once: no time spent compressing.
+            resize_for_network(crop, model.params).save(path, compress_level=0)
+            crops[path] = (line, geometry, crop.size)  # the crop's own size, before resize_for_network
+        return document, target, crops
+
+    def write(document, target: Path, crops: dict, results: dict[str, dict]) -> None:
+        readings = {}
+        for path, (line, geometry, (_, height)) in crops.items():
+            result = results.get(path)
+            if result is None:
+                continue
+            characters = [
+                Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
+                for char, confidence, (x0, x1) in zip(
+                    result["transcription"], result["character_confidences"], result["character_spans"]
+                )
+            ]
+            readings[line.id] = LineReading(result["transcription"], result["confidence"], characters)
+        written.append(write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below))
+        if review_below is not None:
+            review.extend(
+                (str(target), line_id, r.text, r.confidence)
+                for line_id, r in readings.items()
+                if r.confidence < review_below
+            )
+
+    files = [Path(f) for f in xml_files]
+
+    def crop_group(tmp: Path) -> tuple[list, list, bool]:
+        """The next documents' lines, up to LINES_IN_FLIGHT; what was left out; whether more follow."""
+        group, left_out, n_lines = [], [], 0
+        while files and n_lines < LINES_IN_FLIGHT:
+            cropped = crop_document(files.pop(0), tmp, left_out)
+            if cropped is not None:
+                group.append(cropped)
+                n_lines += len(cropped[2])
+        return group, left_out, bool(files)
+
+    # The lines of several documents are read together, in batches of similar widths, while the
+    # next group's pages are cut on a thread of their own; a group holds up to LINES_IN_FLIGHT
+    # lines, so that memory stays bounded on any number of pages.
+    with tempfile.TemporaryDirectory() as tmp, concurrent.futures.ThreadPoolExecutor(1) as cropper:
+        upcoming: concurrent.futures.Future | None = cropper.submit(crop_group, Path(tmp))
+        while upcoming is not None:
+            group, left_out, more = upcoming.result()
+            upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
+            skipped += left_out
+            sizes = {path: size for _, _, crops in group for path, (_, _, size) in crops.items()}
+            results, unreadable = predict_files(model, list(sizes), batch_size=batch_size, details=True, sizes=sizes)
+            for path in sizes:
+                Path(path).unlink()
+            by_path = {result["path"]: result for result in results}
+            for document, target, crops in group:
+                skipped.extend(
+                    (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops
+                )
+                write(document, target, crops, by_path)
+    if review_below is not None:
+        write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line", "transcription", "confidence"])
+    return written, skipped
+
+
+LINES_IN_FLIGHT = 512
+"""Lines of documents cropped and read together by ``predict_documents``."""
+
+
+__all__ = ["LINES_IN_FLIGHT", "predict_documents"]

@@ -1,0 +1,251 @@
+"""Reading batches of image files (``tf-crnn predict``, the service): ``predict_files``, with the
+details (confidences, spans, the n-best list) and the crops resized beside the network."""
+
+from __future__ import annotations
+
+import functools
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+from PIL import Image
+
+from tf_crnn.config import Params, read_config
+from tf_crnn.data.alignment import (
+    align,
+    align_batch,
+    aligned_confidences,
+    character_spans,
+    expand_units,
+    line_confidence,
+)
+from tf_crnn.data.image_converter import resize_image
+from tf_crnn.data.images import (
+    check_image,
+    get_resized_width,
+    open_for_graph,
+)
+from tf_crnn.progress import progress_bar
+from tf_crnn.reading.model import PredictionModel, read_on_host
+
+
+def predict_files(
+    model_directory: str | os.PathLike | PredictionModel,
+    paths: list[str],
+    batch_size: int = 64,
+    beam_width: int | None = None,
+    top_paths: int | None = None,
+    details: bool = False,
+    progress: bool = False,
+    sizes: dict[str, tuple[int, int]] | None = None,
+) -> tuple[list[dict], list[tuple[str, str]]]:
+    """Transcribes image files in batches.
+
+    Unreadable images are skipped, never fatal. Without ``beam_width``,
+    ``top_paths`` or ``details`` the SavedModel decodes (the export's own
+    decoding); otherwise its log-probabilities are decoded here, with the same
+    functions.
+
+    Args:
+        model_directory: an export folder or ``output_model_dir``, or a
+            ``PredictionModel`` with the ``filename`` signature already loaded.
+        beam_width: decode by CTC beam search with this many beams (default: greedy,
+            or the export's ``beam_width`` when only ``top_paths`` is given). An export that
+            reads with a language model (``lm_weight`` above 0) always decodes with it, with
+            ``beam_width`` or its ``lm_beam_width`` beams.
+        top_paths: alternatives to return per line (beam search when above 1).
+        details: add ``character_confidences`` and ``alternatives`` to each result.
+        sizes: ``(width, height)`` of the image a file stands for, where the file holds it
+            already resized to the network's height (``resize_for_network``): its lines are
+            batched, and its character spans given, as the image's.
+
+    Returns:
+        ``(results, skipped)``: one dict per readable image (``path``,
+        ``transcription``, ``confidence``, ``score`` and, as asked,
+        ``character_confidences`` and ``alternatives``: ``[{"text", "log_prob"}]``
+        best first), and ``(path, reason)`` per skipped image.
+    """
+    if isinstance(model_directory, PredictionModel):
+        model = model_directory
+    else:
+        model = PredictionModel(model_directory, signature="filename")
+    with tempfile.TemporaryDirectory() as tmp:
+        # TIFF (which the graph cannot decode), GIF (whose every frame it decodes) and very large
+        # images are read through a PNG copy of their first frame, shrunk to what the network needs.
+        originals, converted, skipped = {}, [], []
+        mode = "L" if model.params.input_channels == 1 else "RGB"
+        for i, path in enumerate(paths):
+            if read_on_host(path):
+                copy = str(Path(tmp) / f"{i}.png")
+                try:
+                    open_for_graph(path, mode, model.params.input_shape[0]).save(copy, compress_level=1)
+                except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+                    skipped.append((path, f"image cannot be decoded ({error})"))
+                    continue
+                originals[copy] = path
+                path = copy
+            converted.append(path)
+        results, unreadable = _predict_files(
+            model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}
+        )
+    for result in results:
+        result["path"] = originals.get(result["path"], result["path"])
+    return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
+
+
+def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
+    """``image`` at the network's height, resized by the graph's own rule
+    (``image_converter.resize_image``): the graph then reads it as it would read ``image``, its
+    resize to the same size changing no pixel."""
+    array = np.asarray(image)
+    resized = _graph_resize(*params.input_shape, params.input_channels)(array.reshape(*array.shape[:2], -1))
+    return Image.fromarray(np.squeeze(resized.numpy(), axis=-1) if image.mode == "L" else resized.numpy())
+
+
+@functools.cache
+def _graph_resize(height: int, max_width: int, channels: int):
+    return tf.function(
+        lambda image: resize_image(image, height, max_width)[0],
+        input_signature=[tf.TensorSpec([None, None, channels], tf.uint8)],
+        autograph=False,
+    )
+
+
+def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress, stand_for):
+    readable, sizes, skipped = [], {}, []
+    for path in paths:
+        check = check_image(path, decode=False)  # headers only: the graph decodes once
+        if isinstance(check, str):
+            skipped.append((path, check))
+        else:
+            readable.append(path)
+            sizes[path] = stand_for.get(path, check)
+    # Batches of similar widths pad little; results are put back in input order.
+    order = sorted(range(len(readable)), key=lambda i: sizes[readable[i]][0] / max(sizes[readable[i]][1], 1))
+    decode_here = details or beam_width is not None or top_paths is not None
+    if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
+        beam_width = (
+            model.params.lm_beam_width
+            if model.lm_tables is not None
+            else read_config(model.export_path).get("beam_width", 100)
+        )
+    if beam_width is not None and top_paths is not None and top_paths > beam_width:
+        raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
+
+    def read(chunk: list[str]) -> list[dict]:
+        if decode_here:
+            return _decode(model, chunk, [sizes[p] for p in chunk], beam_width, top_paths or 1)
+        return _read(model, chunk)
+
+    by_index: dict[int, dict] = {}
+    with progress_bar(len(readable), "Reading", progress) as bar:
+        for start in range(0, len(order), batch_size):
+            indices = order[start : start + batch_size]
+            chunk = [readable[i] for i in indices]
+            try:
+                results = read(chunk)
+            except tf.errors.InvalidArgumentError:
+                # An image the header check passed but the decoder refuses: read the batch one by one.
+                results = []
+                for path in chunk:
+                    try:
+                        results.extend(read([path]))
+                    except tf.errors.InvalidArgumentError as error:
+                        reason = [line for line in error.message.splitlines() if line.strip()][-1].strip()
+                        skipped.append((path, f"image cannot be decoded ({reason[:160]})"))
+                        results.append(None)
+            for i, result in zip(indices, results):
+                if result is not None:
+                    by_index[i] = result
+            bar.update(len(chunk))
+    return [by_index[i] for i in sorted(by_index)], skipped
+
+
+def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
+    out = model.predict_full(chunk)
+    results = []
+    for i, path in enumerate(chunk):
+        item = {
+            "path": path,
+            "transcription": out["transcriptions"][i],
+            "confidence": float(out["confidences"][i]),
+            "score": float(out["scores"][i]),
+        }
+        if "top_transcriptions" in out:
+            item["alternatives"] = [
+                {"text": t, "log_prob": float(s)} for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
+            ]
+        results.append(item)
+    return results
+
+
+def unit_confidences(
+    log_probs,
+    codes: list[int],
+    length: int,
+    greedy_characters: list[float],
+    greedy: bool,
+    alignment: list[tuple[int, int]] | None | bool = False,
+) -> list[float]:
+    """Raw confidences of a transcription's units: the greedy characters' probabilities when the
+    transcription is the greedy path, else each unit's probability on the CTC alignment (given
+    as ``alignment`` when the caller has it, else found here)."""
+    if greedy:
+        return list(greedy_characters)
+    if alignment is False:
+        alignment = align(log_probs, codes, length)
+    return aligned_confidences(log_probs, codes, alignment)
+
+
+def _decode(
+    model: PredictionModel, chunk: list[str], sizes: list[tuple[int, int]], beam_width: int | None, top_paths: int
+) -> list[dict]:
+    log_probs, lengths = model.log_probs(chunk)
+    alphabet = model.alphabet
+    lm = model.lm_tables
+    codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths)
+    results = []
+    greedy_characters, calibrated_lines = model.greedy_confidences(log_probs)
+    greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
+    calibration = model.calibration
+    height, max_width = model.params.input_shape
+    best = [[c for c in codes[0, i].tolist() if c > 0] for i in range(len(chunk))]
+    alignments = align_batch(log_probs, best, [max(int(n), 1) for n in lengths])
+    for i, path in enumerate(chunk):
+        paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
+        length = max(int(lengths[i]), 1)
+        alignment = alignments[i]
+        confidences = unit_confidences(
+            log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
+        )
+        width, image_height = sizes[i]
+        frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
+        spans = character_spans(alignment or [], frame_width, width)
+        if len(spans) != len(paths[0]):  # no alignment: the characters get no place
+            spans = [(0.0, 0.0)] * len(paths[0])
+        units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
+        if calibration is not None:
+            confidence = calibrated_lines[i]  # the graph's rule for the line
+            confidences = calibration.character_confidences(confidences)
+        else:
+            confidence = line_confidence(confidences)
+        characters, spans = expand_units(units, confidences, spans)
+        results.append(
+            {
+                "path": path,
+                "transcription": alphabet.decode(paths[0]),
+                "confidence": confidence,
+                "score": float(scores[i, 0]),
+                "character_confidences": [round(c, 4) for c in characters],
+                "character_spans": [[round(a, 1), round(b, 1)] for a, b in spans],
+                "alternatives": [
+                    {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
+                ],
+            }
+        )
+    return results
+
+
+__all__ = ["predict_files", "resize_for_network", "unit_confidences"]
