@@ -13,6 +13,7 @@ from lxml import etree
 from test_documents import ALTO_NS, alto_xml, draw_page
 
 from tf_crnn.cli import main
+from tf_crnn.readings import Reading
 from tf_crnn.records import join_units, read_csv_rows, resolve_image_path, split_label, write_csv_rows
 from tf_crnn.trust.audit import Candidate, select_lines
 
@@ -48,8 +49,8 @@ def test_audit_ranks_wrong_transcriptions_first(trained, digits_data, tmp_path):
 
 
 def test_select_spreads_over_different_lines():
-    hard = [Candidate(f"hard{i}", Path("x.png"), "3141", 0.2, 3.0) for i in range(5)]
-    others = [Candidate(f"o{i}", Path("x.png"), str(10**i + 7), 0.5, 2.0 - i / 10) for i in range(6)]
+    hard = [Candidate(f"hard{i}", Path("x.png"), Reading("3141", 0.2), 3.0) for i in range(5)]
+    others = [Candidate(f"o{i}", Path("x.png"), Reading(str(10**i + 7), 0.5), 2.0 - i / 10) for i in range(6)]
     picked = [c.source for c in select_lines(hard + others, 4, diversity=1.0)]
     assert sum(s.startswith("hard") for s in picked) == 1
     greedy = [c.source for c in select_lines(hard + others, 4, diversity=0.0)]
@@ -58,8 +59,14 @@ def test_select_spreads_over_different_lines():
 
 def test_select_spreads_over_writers():
     # The hardest hand's lines share no text, only their writer.
-    hand = [Candidate(f"hand{i}", Path("x.png"), t, 0.2, 3.0, group="will_1") for i, t in enumerate(["ab", "cd", "ef"])]
-    others = [Candidate(f"o{i}", Path("x.png"), t, 0.5, 2.0, group=f"will_{i + 2}") for i, t in enumerate(["gh", "ij"])]
+    hand = [
+        Candidate(f"hand{i}", Path("x.png"), Reading(t, 0.2), 3.0, group="will_1")
+        for i, t in enumerate(["ab", "cd", "ef"])
+    ]
+    others = [
+        Candidate(f"o{i}", Path("x.png"), Reading(t, 0.5), 2.0, group=f"will_{i + 2}")
+        for i, t in enumerate(["gh", "ij"])
+    ]
     picked = [c.source for c in select_lines(hand + others, 3, diversity=1.0)]
     assert picked == ["hand0", "o0", "o1"]
     assert [c.source for c in select_lines(hand + others, 3, diversity=0.0)] == ["hand0", "hand1", "hand2"]

@@ -29,6 +29,7 @@ from tf_crnn.network.calibration import (
 from tf_crnn.network.decoding import interpolate
 from tf_crnn.reading.files import predict_files
 from tf_crnn.reading.model import PredictionModel
+from tf_crnn.readings import Reading
 from tf_crnn.trust.evaluation import EvaluationResult, LineResult
 
 
@@ -77,7 +78,7 @@ def test_reject_curve_keeps_the_most_confident_lines():
 
 def test_the_bound_of_the_reject_curve_keeps_the_lines_with_the_fewest_errors():
     # The confidences rank the worst line first: the model's curve rises, the bound does not.
-    lines = [LineResult(f"{i}.png", "x" * 10, "", conf, errors, 0) for i, (conf, errors) in
+    lines = [LineResult("x" * 10, Reading("", conf, f"{i}.png"), errors, 0) for i, (conf, errors) in
              enumerate([(0.9, 6), (0.8, 0), (0.7, 1), (0.6, 3)])]  # fmt: skip
     result = EvaluationResult(lines, [])
     model, best = dict(result.reject_curve()), dict(result.reject_curve(best=True))

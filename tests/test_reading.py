@@ -163,6 +163,32 @@ def test_jsonl_without_beam_matches_the_savedmodel(trained, digits_data):
         assert [x["text"] for x in a["alternatives"]] == [a["transcription"]]
 
 
+def test_every_path_gives_a_line_as_one_reading(trained, digits_data, tmp_path):
+    """predict_files, the JSON Lines output and evaluate's lines give a line in one shape
+    (``Reading``), which also reads as the mapping predict_files gave before."""
+    from tf_crnn.readings import Reading
+    from tf_crnn.trust.evaluation import evaluate
+
+    params, _ = trained
+    paths, _ = eval_images(digits_data)
+    read, _ = predict_files(params.output_model_dir, paths, details=True)
+    assert all(isinstance(r, Reading) for r in read)
+    assert [r["transcription"] for r in read] == [r.text for r in read] and read[0]["path"] == read[0].path == paths[0]
+    assert list(read[0]) == ["path", "transcription", "confidence", "score", "character_confidences",
+                             "character_spans", "alternatives"]  # fmt: skip
+    with pytest.raises(KeyError):
+        read[0]["glyphs"]  # noqa: B018 - a key the output never has
+    out = tmp_path / "pred.jsonl"
+    result = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
+    assert rows == [json.loads(json.dumps(dict(r))) for r in read]
+    measured = evaluate(params.output_model_dir, digits_data["eval"])
+    by_path = {line.reading.path: line.reading for line in measured.lines}
+    assert all(isinstance(r, Reading) for r in by_path.values())
+    assert {p: by_path[p].text for p in paths} == {r.path: r.text for r in read}
+
+
 def test_top_paths_above_beam_width_is_refused(trained, digits_data):
     params, _ = trained
     result = CliRunner().invoke(

@@ -182,7 +182,7 @@ class BatchingReader:
             finally:
                 if sum(j.pixels for j in jobs) > RELEASE_AFTER_PIXELS:
                     release_memory()
-            by_path = {r["path"]: r for r in results}
+            by_path = {r.path: r for r in results}
             reasons = dict(skipped)
             for j in jobs:
                 j.future.set_result(
@@ -345,7 +345,7 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
                 raise HTTPException(415, f"{name}: {reasons[path]}")
         answers = []
         for (name, _), result in zip(saved, results):
-            answer = {k: v for k, v in result.items() if k != "path"}
+            answer = {k: v for k, v in result.as_dict().items() if k != "path"}
             answer["name"] = name
             answers.append(answer)
         return {"model": model_spec, "results": answers}

@@ -407,7 +407,7 @@ def select_command(model, pool, count, characters, output, pages, diversity, bat
             raise UserError(f"no readable line in {', '.join(pool)}")
         chosen = select_lines(candidates, count, diversity, characters)
         listing = write_selection(chosen, out)
-    held = sum(len(c.reading) for c in chosen)
+    held = sum(len(c.reading.text) for c in chosen)
     click.echo(
         f"Selected {len(chosen)} of {len(candidates)} lines, {held} characters as read: {out} ({listing.name} lists them)"
     )

@@ -141,7 +141,7 @@ def predict(
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
     if review_below is not None:
         review = Path(output).with_suffix(".review.csv")
-        rows = [(r["path"], r["transcription"], r["confidence"]) for r in results if r["confidence"] < review_below]
+        rows = [(r.path, r.text, r.confidence) for r in results if r.confidence < review_below]
         write_review_list(rows, review, ["path", "transcription", "confidence"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
 

@@ -32,6 +32,7 @@ from tf_crnn.atomic import write_bytes
 from tf_crnn.data.alignment import line_confidence
 from tf_crnn.data.images import IMAGE_SUFFIXES, open_image
 from tf_crnn.errors import DocumentError
+from tf_crnn.readings import Reading
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -382,19 +383,16 @@ class Glyph:
     corners: list[tuple[float, float]]
 
 
-@dataclass
-class LineReading:
-    text: str
-    confidence: float
-    glyphs: list[Glyph]
-    """One per character of ``text``, spaces included."""
+LineReading = Reading
+"""A line's reading as documents are written from it (``text``, ``confidence``, and ``glyphs``: one
+``Glyph`` per character of ``text``, spaces included): ``readings.Reading``, its earlier name."""
 
 
 def _fmt(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") if value % 1 else str(int(value))
 
 
-def _words(reading: LineReading) -> list[list[Glyph]]:
+def _words(reading: Reading) -> list[list[Glyph]]:
     words, current = [], []
     for glyph in reading.glyphs:
         if glyph.text.isspace():
@@ -420,7 +418,7 @@ def _page_points(corners) -> str:
     return " ".join(f"{round(max(x, 0))},{round(max(y, 0))}" for x, y in corners)
 
 
-def _write_alto_line(line: Line, reading: LineReading, ns: str, glyphs: bool) -> None:
+def _write_alto_line(line: Line, reading: Reading, ns: str, glyphs: bool) -> None:
     element = line.element
     for child in list(element):
         if _local(child) in ("String", "SP", "HYP"):
@@ -493,7 +491,7 @@ def _text_equiv(parent, ns: str, text: str, confidence: float):
     return equiv
 
 
-def _write_page_line(line: Line, reading: LineReading, ns: str, glyphs: bool) -> None:
+def _write_page_line(line: Line, reading: Reading, ns: str, glyphs: bool) -> None:
     element = line.element
     for child in list(element):
         if _local(child) in ("Word", "TextEquiv"):
@@ -527,7 +525,7 @@ REVIEW_TAG = "tf-crnn-review"
 
 def write_recognition(
     document: Document,
-    readings: dict[str, LineReading],
+    readings: dict[str, Reading],
     output: str | os.PathLike,
     glyphs: bool = False,
     review_below: float | None = None,
@@ -560,7 +558,7 @@ __all__ = [
     "DocumentError",
     "Glyph",
     "Line",
-    "LineReading",
+    "Reading",
     "crop_line",
     "document_files",
     "find_image",

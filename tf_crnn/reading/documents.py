@@ -4,6 +4,7 @@ copy of its document (``tf-crnn predict --alto/--page``)."""
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 import itertools
 import os
 import tempfile
@@ -15,7 +16,6 @@ from PIL import Image
 from tf_crnn.data.documents import (
     DocumentError,
     Glyph,
-    LineReading,
     crop_line,
     open_page,
     read_document,
@@ -24,6 +24,7 @@ from tf_crnn.data.documents import (
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import REVIEW_FILENAME, write_review_list
+from tf_crnn.readings import Reading
 
 
 def predict_documents(
@@ -84,7 +85,7 @@ def predict_documents(
             crops[path] = (line, geometry, crop.size)  # the crop's own size, before resize_for_network
         return document, target, crops
 
-    def write(document, target: Path, crops: dict, results: dict[str, dict]) -> None:
+    def write(document, target: Path, crops: dict, results: dict[str, Reading]) -> None:
         readings = {}
         for path, (line, geometry, (_, height)) in crops.items():
             result = results.get(path)
@@ -92,11 +93,10 @@ def predict_documents(
                 continue
             characters = [
                 Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
-                for char, confidence, (x0, x1) in zip(
-                    result["transcription"], result["character_confidences"], result["character_spans"]
-                )
+                for char, confidence, (x0, x1) in zip(result.text, result.character_confidences, result.character_spans)
             ]
-            readings[line.id] = LineReading(result["transcription"], result["confidence"], characters)
+            # The crop was a file of the moment: the line stands for itself, in its document.
+            readings[line.id] = dataclasses.replace(result, path=f"{document.path}:{line.id}", glyphs=characters)
         written.append(write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below))
         if review_below is not None:
             review.extend(
@@ -130,7 +130,7 @@ def predict_documents(
             results, unreadable = predict_files(model, list(sizes), batch_size=batch_size, details=True, sizes=sizes)
             for path in sizes:
                 Path(path).unlink()
-            by_path = {result["path"]: result for result in results}
+            by_path = {result.path: result for result in results}
             for document, target, crops in group:
                 skipped.extend(
                     (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops

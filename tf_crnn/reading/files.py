@@ -29,6 +29,7 @@ from tf_crnn.data.images import (
 )
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.model import PredictionModel, read_on_host
+from tf_crnn.readings import Reading
 
 
 def predict_files(
@@ -40,7 +41,7 @@ def predict_files(
     details: bool = False,
     progress: bool = False,
     sizes: dict[str, tuple[int, int]] | None = None,
-) -> tuple[list[dict], list[tuple[str, str]]]:
+) -> tuple[list[Reading], list[tuple[str, str]]]:
     """Transcribes image files in batches.
 
     Unreadable images are skipped, never fatal. Without ``beam_width``,
@@ -62,10 +63,11 @@ def predict_files(
             batched, and its character spans given, as the image's.
 
     Returns:
-        ``(results, skipped)``: one dict per readable image (``path``,
-        ``transcription``, ``confidence``, ``score`` and, as asked,
-        ``character_confidences`` and ``alternatives``: ``[{"text", "log_prob"}]``
-        best first), and ``(path, reason)`` per skipped image.
+        ``(results, skipped)``: one ``Reading`` per readable image (``path``, ``text``,
+        ``confidence``, ``score`` and, as asked, ``character_confidences``,
+        ``character_spans`` and ``alternatives``: ``[{"text", "log_prob"}]`` best first;
+        read as a mapping, the keys of the JSON Lines output), and ``(path, reason)`` per
+        skipped image.
     """
     if isinstance(model_directory, PredictionModel):
         model = model_directory
@@ -91,7 +93,7 @@ def predict_files(
             model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}
         )
     for result in results:
-        result["path"] = originals.get(result["path"], result["path"])
+        result.path = originals.get(result.path, result.path)
     return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
 
 
@@ -134,12 +136,12 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
     if beam_width is not None and top_paths is not None and top_paths > beam_width:
         raise ValueError(f"--top-paths ({top_paths}) cannot exceed --beam-width ({beam_width})")
 
-    def read(chunk: list[str]) -> list[dict]:
+    def read(chunk: list[str]) -> list[Reading]:
         if decode_here:
             return _decode(model, chunk, [sizes[p] for p in chunk], beam_width, top_paths or 1)
         return _read(model, chunk)
 
-    by_index: dict[int, dict] = {}
+    by_index: dict[int, Reading] = {}
     with progress_bar(len(readable), "Reading", progress) as bar:
         for start in range(0, len(order), batch_size):
             indices = order[start : start + batch_size]
@@ -163,21 +165,21 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
     return [by_index[i] for i in sorted(by_index)], skipped
 
 
-def _read(model: PredictionModel, chunk: list[str]) -> list[dict]:
+def _read(model: PredictionModel, chunk: list[str]) -> list[Reading]:
     out = model.predict_full(chunk)
     results = []
     for i, path in enumerate(chunk):
-        item = {
-            "path": path,
-            "transcription": out["transcriptions"][i],
-            "confidence": float(out["confidences"][i]),
-            "score": float(out["scores"][i]),
-        }
+        alternatives = None
         if "top_transcriptions" in out:
-            item["alternatives"] = [
+            alternatives = [
                 {"text": t, "log_prob": float(s)} for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
             ]
-        results.append(item)
+        results.append(
+            Reading(
+                out["transcriptions"][i], float(out["confidences"][i]), path, float(out["scores"][i]),
+                alternatives=alternatives,
+            )
+        )  # fmt: skip
     return results
 
 
@@ -201,7 +203,7 @@ def unit_confidences(
 
 def _decode(
     model: PredictionModel, chunk: list[str], sizes: list[tuple[int, int]], beam_width: int | None, top_paths: int
-) -> list[dict]:
+) -> list[Reading]:
     log_probs, lengths = model.log_probs(chunk)
     alphabet = model.alphabet
     lm = model.lm_tables
@@ -233,17 +235,17 @@ def _decode(
             confidence = line_confidence(confidences)
         characters, spans = expand_units(units, confidences, spans)
         results.append(
-            {
-                "path": path,
-                "transcription": alphabet.decode(paths[0]),
-                "confidence": confidence,
-                "score": float(scores[i, 0]),
-                "character_confidences": [round(c, 4) for c in characters],
-                "character_spans": [[round(a, 1), round(b, 1)] for a, b in spans],
-                "alternatives": [
+            Reading(
+                alphabet.decode(paths[0]),
+                confidence,
+                path,
+                float(scores[i, 0]),
+                character_confidences=[round(c, 4) for c in characters],
+                character_spans=[[round(a, 1), round(b, 1)] for a, b in spans],
+                alternatives=[
                     {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
                 ],
-            }
+            )
         )
     return results
 

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 from tf_crnn.atomic import atomic_open
+from tf_crnn.readings import Reading
 
 REVIEW_FILENAME = "review.csv"
 """The lines read with a confidence under ``--review-below``, least confident first."""
@@ -45,7 +46,7 @@ def prediction_format(output: str | os.PathLike | None) -> str:
     return suffix
 
 
-def write_predictions(results: list[dict], output: str | os.PathLike | None) -> None:
+def write_predictions(results: list[Reading], output: str | os.PathLike | None) -> None:
     """Writes readings to ``output`` (stdout: CSV), in the format its extension names: ``.csv``
     (``path,transcription,confidence``), ``.jsonl`` (one JSON object a line, with details when
     ``predict_files`` gave them) or ``.txt`` (the transcriptions, one a line, in input order)."""
@@ -53,28 +54,28 @@ def write_predictions(results: list[dict], output: str | os.PathLike | None) -> 
     if kind == ".jsonl":
         with atomic_open(output) as f:
             for item in results:
-                f.write(json.dumps(item, ensure_ascii=False) + "\n")
+                f.write(json.dumps(item.as_dict(), ensure_ascii=False) + "\n")
         return
     if kind == ".txt":
         with atomic_open(output) as f:
-            f.writelines(item["transcription"] + "\n" for item in results)
+            f.writelines(item.text + "\n" for item in results)
         return
     with contextlib.nullcontext(sys.stdout) if output is None else atomic_open(output, newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "transcription", "confidence"])
         for item in results:
-            writer.writerow([item["path"], item["transcription"], f"{item['confidence']:.4f}"])
+            writer.writerow([item.path, item.text, f"{item.confidence:.4f}"])
 
 
-def write_sidecars(results: list[dict]) -> list[Path]:
+def write_sidecars(results: list[Reading]) -> list[Path]:
     """Writes each reading beside its image as ``NAME.pred.txt`` (atomically); returns the files."""
     written = []
     for item in results:
-        path = Path(item["path"])
+        path = Path(item.path)
         # The name less its extension: the first stem tf-crnn import folder looks for (NAME.gt.txt).
         target = path.with_name(path.name[: len(path.name) - len(path.suffix)] + SIDECAR_SUFFIX)
         with atomic_open(target) as f:
-            f.write(item["transcription"] + "\n")
+            f.write(item.text + "\n")
         written.append(target)
     return written
 

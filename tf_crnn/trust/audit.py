@@ -5,7 +5,7 @@
 ``select``: picks the lines (or pages) worth transcribing next: those the model is least sure
 of, spread over different texts and writers rather than many copies of one hard word or hand.
 
-Both read with ``loader.predict_files`` (calibrated confidences where the export has them) and
+Both read with ``reading.files.predict_files`` (calibrated confidences where the export has them) and
 take the inputs a user has: data CSVs, ALTO or PAGE files, and folders of them or of line
 images (with ``.gt.txt`` transcriptions for an audit).
 """
@@ -23,12 +23,13 @@ import numpy as np
 from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.atomic import atomic_open, write_bytes
-from tf_crnn.data.documents import LineReading, read_document, write_recognition
+from tf_crnn.data.documents import read_document, write_recognition
 from tf_crnn.datasets.gather import gather_lines
 from tf_crnn.datasets.importers import document_of
 from tf_crnn.reading.files import predict_files
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import SIDECAR_SUFFIX
+from tf_crnn.readings import Reading
 
 AUDIT_CSV = "audit.csv"
 AUDIT_HTML = "audit.html"
@@ -40,11 +41,14 @@ class AuditLine:
     source: str
     image: Path
     transcription: str
-    reading: str
-    confidence: float
+    reading: Reading
     suspicion: float
     """How much more likely the model finds its reading than the transcription: the difference of
     their CTC log-likelihoods, in nats (``transcription_suspicion``)."""
+
+    @property
+    def confidence(self) -> float:
+        return self.reading.confidence
 
 
 def transcription_suspicion(
@@ -80,7 +84,7 @@ def read_samples(model, inputs: list, work_dir: Path, labelled: bool, batch_size
     by_image = {str(s.image): s for s in samples}
     results, unreadable = predict_files(model, list(by_image), batch_size=batch_size, details=True)
     skipped += [(by_image[p].source, reason) for p, reason in unreadable]
-    return [(by_image[r["path"]], r) for r in results], skipped
+    return [(by_image[r.path], r) for r in results], skipped
 
 
 def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Path, batch_size: int = 64):
@@ -88,11 +92,11 @@ def audit(model: str | os.PathLike | PredictionModel, inputs: list, work_dir: Pa
     model = model if isinstance(model, PredictionModel) else PredictionModel(model)
     read, skipped = read_samples(model, inputs, work_dir, True, batch_size)
     scores = transcription_suspicion(
-        model, [str(s.image) for s, _ in read], [s.text for s, _ in read], [r["transcription"] for _, r in read],
+        model, [str(s.image) for s, _ in read], [s.text for s, _ in read], [r.text for _, r in read],
         batch_size,
     )  # fmt: skip
     lines = [
-        AuditLine(sample.source, sample.image, sample.text, result["transcription"], result["confidence"], score)
+        AuditLine(sample.source, sample.image, sample.text, result, score)
         for (sample, result), score in zip(read, scores)
     ]
     lines.sort(key=lambda line: -line.suspicion)
@@ -118,8 +122,8 @@ def write_audit(lines: list[AuditLine], out: Path, shown: int = 200) -> tuple[Pa
         writer.writerow(["rank", "path", "transcription", "reading", "suspicion", "char_errors", "confidence"])
         for rank, line in enumerate(lines, start=1):
             writer.writerow([
-                rank, line.source, line.transcription, line.reading, f"{line.suspicion:.3f}",
-                Levenshtein.distance(line.transcription, line.reading), f"{line.confidence:.4f}",
+                rank, line.source, line.transcription, line.reading.text, f"{line.suspicion:.3f}",
+                Levenshtein.distance(line.transcription, line.reading.text), f"{line.confidence:.4f}",
             ])  # fmt: skip
     images = out / "images"
     images.mkdir(exist_ok=True)
@@ -130,8 +134,8 @@ def write_audit(lines: list[AuditLine], out: Path, shown: int = 200) -> tuple[Pa
         rows.append(
             f"<tr><td>{rank}</td><td>{line.suspicion:.2f}</td><td><img src='images/{copy.name}' alt=''>"
             f"<div class='src'>{html.escape(line.source)}</div>"
-            f"<div>transcription: <span class='t'>{_marked(line.transcription, line.reading, 'del', 0)}</span></div>"
-            f"<div>model reads: <span class='t'>{_marked(line.reading, line.transcription, 'ins', 1)}</span></div></td></tr>"
+            f"<div>transcription: <span class='t'>{_marked(line.transcription, line.reading.text, 'del', 0)}</span></div>"
+            f"<div>model reads: <span class='t'>{_marked(line.reading.text, line.transcription, 'ins', 1)}</span></div></td></tr>"
         )
     page = f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>tf-crnn audit</title>
@@ -155,8 +159,7 @@ only; <ins>green</ins>: what the model reads instead. The whole list is in {AUDI
 class Candidate:
     source: str
     image: Path
-    reading: str
-    confidence: float
+    reading: Reading
     expected_errors: float
     """The sum over its characters of the probability that each is wrong."""
     document: str | None = None
@@ -181,7 +184,7 @@ def select_lines(
     (``diversity`` 0: uncertainty alone)."""
     if (n is None) == (characters is None):
         raise ValueError("select_lines takes n or characters, not both")
-    grams = [_trigrams(c.reading) for c in candidates]
+    grams = [_trigrams(c.reading.text) for c in candidates]
     gain = np.array([c.expected_errors for c in candidates], dtype=np.float64)
     groups = np.unique([c.group for c in candidates], return_inverse=True)[1]
     picked_in_group = np.zeros(groups.max() + 1 if len(candidates) else 0)
@@ -198,7 +201,7 @@ def select_lines(
         chosen.append(best)
         available[best] = False
         picked_in_group[groups[best]] += 1
-        budget -= len(candidates[best].reading)
+        budget -= len(candidates[best].reading.text)
         for i in np.flatnonzero(available):
             union = len(grams[i] | grams[best]) or 1
             likeness[i] = max(likeness[i], len(grams[i] & grams[best]) / union)
@@ -210,14 +213,10 @@ def candidates_of(model: str | os.PathLike | PredictionModel, inputs: list, work
     read, skipped = read_samples(model, inputs, work_dir, False, batch_size)
     found = []
     for sample, result in read:
-        errors = float(sum(1 - c for c in result["character_confidences"]))
+        errors = float(sum(1 - c for c in result.character_confidences))
         document = sample.source.rsplit(":", 1)[0] if sample.document is not None else None
         group = document_of(sample, None) if sample.document is not None else str(Path(sample.image).parent)
-        found.append(
-            Candidate(
-                sample.source, sample.image, result["transcription"], result["confidence"], errors, document, group
-            )
-        )
+        found.append(Candidate(sample.source, sample.image, result, errors, document, group))
     return found, skipped
 
 
@@ -241,8 +240,8 @@ def write_selection(chosen: list[Candidate], out: Path) -> Path:
         for rank, c in enumerate(chosen, start=1):
             copy = out / f"{rank:05d}{c.image.suffix.lower()}"
             shutil.copyfile(c.image, copy)
-            copy.with_suffix(SIDECAR_SUFFIX).write_text(c.reading + "\n", encoding="utf-8")
-            writer.writerow([rank, copy.name, c.reading, f"{c.expected_errors:.2f}", c.source])
+            copy.with_suffix(SIDECAR_SUFFIX).write_text(c.reading.text + "\n", encoding="utf-8")
+            writer.writerow([rank, copy.name, c.reading.text, f"{c.expected_errors:.2f}", c.source])
     return out / SELECTION_CSV
 
 
@@ -253,7 +252,7 @@ def write_pages(documents: list[str], out: Path) -> list[Path]:
     written = []
     for xml_file in map(Path, documents):
         document = read_document(xml_file)
-        empty = {line.id: LineReading("", 0.0, []) for line in document.lines}
+        empty = {line.id: Reading("", 0.0, glyphs=[]) for line in document.lines}
         written.append(write_recognition(document, empty, out / xml_file.name))
         if document.image_path is not None:
             shutil.copyfile(document.image_path, out / document.image_path.name)

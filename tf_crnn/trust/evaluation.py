@@ -47,17 +47,30 @@ from tf_crnn.network.metrics import alignment_confusions, levenshtein
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.files import unit_confidences
 from tf_crnn.reading.model import PredictionModel
+from tf_crnn.readings import Reading
 from tf_crnn.records import read_csv_rows, split_label
 
 
 @dataclass
 class LineResult:
-    path: str
+    """A labelled line read: its reference, the model's ``Reading`` of it, and their edit distances."""
+
     reference: str
-    prediction: str
-    confidence: float
+    reading: Reading
     char_errors: int
     word_errors: int
+
+    @property
+    def path(self) -> str:
+        return self.reading.path
+
+    @property
+    def prediction(self) -> str:
+        return self.reading.text
+
+    @property
+    def confidence(self) -> float:
+        return self.reading.confidence
 
 
 @dataclass
@@ -397,7 +410,8 @@ def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, 
         reference = "".join(split_label(label, params.string_split_delimiter))
         char_errors = levenshtein(reference, prediction)
         word_errors = levenshtein(reference.split(), prediction.split())
-        result.lines.append(LineResult(path, reference, prediction, float(confidence), char_errors, word_errors))
+        reading = Reading(prediction, float(confidence), path)
+        result.lines.append(LineResult(reference, reading, char_errors, word_errors))
         result.char_errors += char_errors
         result.chars += len(reference)
         result.word_errors += word_errors

@@ -1,0 +1,64 @@
+"""A line's reading: the one shape in which every path gives a line's result (``predict_files``
+and ``tf-crnn predict``, the service, documents, evaluation, audit and selection)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ROW_KEYS = {"path": "path", "transcription": "text", "confidence": "confidence", "score": "score",
+            "character_confidences": "character_confidences", "character_spans": "character_spans",
+            "alternatives": "alternatives"}  # fmt: skip
+"""The keys of ``tf-crnn predict``'s JSON Lines (and of the service's JSON), in their order, and the
+attribute each gives."""
+
+
+@dataclass(eq=False)
+class Reading(Mapping):
+    """What reading one line gives.
+
+    A Reading is also a read-only mapping with the keys of ``tf-crnn predict``'s JSON Lines
+    (``ROW_KEYS``: ``transcription`` is ``text``), those it has a value for: code written against
+    the dicts ``predict_files`` gave before reads it unchanged.
+
+    Attributes:
+        text: the transcription.
+        confidence: the line's confidence; with a calibrated model, the probability that the line
+            is read exactly.
+        path: the image read (or what stands for it: a document's line, an upload).
+        score: the log-probability of the reading (with the language model where the export has one).
+        character_confidences: one per character of ``text``; calibrated where the model is.
+        character_spans: ``[x0, x1]`` of each character, in the line image's pixels.
+        alternatives: the n-best list, ``{"text", "log_prob"}`` each, best first.
+        glyphs: each character's place on its page (``data.documents.Glyph``), for documents.
+    """
+
+    text: str
+    confidence: float
+    path: str = ""
+    score: float | None = None
+    character_confidences: list[float] | None = None
+    character_spans: list[list[float]] | None = None
+    alternatives: list[dict] | None = None
+    glyphs: list | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON Lines row: the keys of ``ROW_KEYS`` that have a value."""
+        return {key: getattr(self, name) for key, name in ROW_KEYS.items() if getattr(self, name) is not None}
+
+    def __getitem__(self, key: str) -> Any:
+        name = ROW_KEYS.get(key)
+        value = getattr(self, name) if name else None
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.as_dict())
+
+    def __len__(self) -> int:
+        return len(self.as_dict())
+
+
+__all__ = ["ROW_KEYS", "Reading"]
