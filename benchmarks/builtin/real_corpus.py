@@ -314,6 +314,9 @@ def _missing_reason(reason: str, missing: list[str]) -> str:
 
 
 def _reason_key(reason: str) -> str:
+    """A reason without the names in it, to count by."""
+    if re.match(r"page image .* not found", reason):
+        return "page image not found beside its document"
     return reason.split(":")[0]
 
 
