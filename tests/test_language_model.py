@@ -6,6 +6,7 @@ import random
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -247,3 +248,21 @@ def test_skipping_the_tables_and_sure_blanks_changes_no_reading(small_lm, seed, 
     every_codes, every_scores = read(1.0)
     assert codes.numpy().tolist() == every_codes.numpy()[:, :, : codes.shape[2]].tolist()
     np.testing.assert_allclose(scores.numpy(), every_scores.numpy(), atol=1e-2)
+
+
+def test_the_search_reads_as_it_did_when_it_carried_every_reading(small_lm):
+    """Golden: readings and scores of the search as it was before back-pointers
+    (tests/golden/lm_beam_search.json, written by that search on these inputs)."""
+    golden = json.loads((Path(__file__).parent / "golden" / "lm_beam_search.json").read_text())
+    tables = NgramTables(small_lm)
+    for case in golden:
+        rng = np.random.default_rng(case["seed"])
+        logits = rng.normal(0, 3, size=(case["batch"], case["frames"], 6)).astype(np.float32)
+        logits[:, ::3, 0] += 8.0
+        lengths = rng.integers(1, case["frames"] + 1, size=case["batch"]).astype(np.int32)
+        codes, scores = lm_beam_search(
+            tf.nn.log_softmax(logits).numpy(), lengths, tables, case["lm_weight"], case["length_bonus"],
+            beam_width=case["beam_width"], top_paths=case["top_paths"], blank_skip=case["blank_skip"],
+        )  # fmt: skip
+        assert codes.numpy().tolist() == case["codes"], case["seed"]
+        np.testing.assert_allclose(scores.numpy(), case["scores"], rtol=1e-6, atol=1e-5)

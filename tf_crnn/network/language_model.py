@@ -291,10 +291,15 @@ def lm_beam_search(
         "last": per_beam(0, tf.int32),
         "hash": per_beam(0, tf.int64),
         "context": tf.fill(tf.stack([batch, beams, n_context]), tf.constant(tables.boundary, tf.int64)),
-        "codes": tf.fill(tf.stack([batch, beams, frames]), -1),
     }
+    # Back-pointers, one pair a frame: the beam each beam came from, and the unit it added (0:
+    # none). The readings are traced back once at the end, rather than carried and copied whole
+    # at every frame.
+    trail = tf.TensorArray(tf.int32, size=frames, element_shape=tf.TensorShape([None, beams]))
+    added = tf.TensorArray(tf.int32, size=frames, element_shape=tf.TensorShape([None, beams]))
+    stay = tf.tile(tf.range(beams)[None], tf.stack([batch, 1]))
 
-    def step(t, s):
+    def step(t, s, trail, added):
         y = log_probs[:, t, :]
         total = _logaddexp(s["pb"], s["pnb"])
         alive = total > NEG / 2
@@ -351,8 +356,6 @@ def lm_beam_search(
             shifted = tf.concat([new_context[..., 1:], tf.cast(unit, tf.int64)[..., None]], axis=-1)
             new_context = tf.where(is_ext[..., None], shifted, new_context)
         position = pick(s["length"])
-        codes = pick(s["codes"])
-        write = is_ext[..., None] & (tf.range(frames)[None, None, :] == position[..., None])
         new = {
             "pb": tf.where(is_ext, NEG, pick(stay_pb)),
             "pnb": tf.where(is_ext, pick_ext(ext), pick(stay_pnb)),
@@ -361,22 +364,42 @@ def lm_beam_search(
             "last": tf.where(is_ext, unit, pick(s["last"])),
             "hash": tf.where(is_ext, pick_ext(ext_hash), pick(s["hash"])),
             "context": new_context,
-            "codes": tf.where(write, unit[..., None], codes),
         }
         running = t < lengths  # a line past its own frames keeps its beams
         # One mask per rank of the state (static): a few ops a frame rather than a few per tensor.
         masks = {rank: tf.reshape(running, [-1] + [1] * (rank - 1)) for rank in {v.shape.rank for v in new.values()}}
-        return t + 1, {k: tf.where(masks[v.shape.rank], v, s[k]) for k, v in new.items()}
+        trail = trail.write(t, tf.where(masks[2], source, stay))
+        added = added.write(t, tf.where(masks[2] & is_ext, unit, 0))
+        return t + 1, {k: tf.where(masks[v.shape.rank], v, s[k]) for k, v in new.items()}, trail, added
 
-    _, state = tf.while_loop(lambda t, _: t < frames, step, (tf.constant(0), state))
+    _, state, trail, added = tf.while_loop(lambda t, *_: t < frames, step, (tf.constant(0), state, trail, added))
     ctc = _logaddexp(state["pb"], state["pnb"])
     ends = tables.log_prob(state["context"], tf.fill(tf.shape(state["hash"]), tf.constant(tables.boundary, tf.int64)))
     final = ctc + lm_weight * (state["lm"] + ends) + length_bonus * tf.cast(state["length"], tf.float32)
     final = tf.where(ctc > NEG / 2, final, NEG)
     _, best = tf.math.top_k(final, top_paths)
-    codes = tf.gather(state["codes"], best, batch_dims=1)  # (batch, top_paths, frames)
+    codes = _trace_back(trail.stack(), added.stack(), best)  # (batch, top_paths, frames)
     longest = tf.maximum(tf.reduce_max(tf.gather(state["length"], best, batch_dims=1)), 0)
     return tf.transpose(codes[:, :, :longest], [1, 0, 2]), tf.gather(ctc, best, batch_dims=1)
+
+
+def _trace_back(trail: tf.Tensor, added: tf.Tensor, best: tf.Tensor) -> tf.Tensor:
+    """The units of the beams ``best`` (``int32[batch, k]``), followed back through the
+    back-pointers (``trail``, ``added``: ``int32[frames, batch, beams]``): ``int32[batch, k, frames]``,
+    each reading's units first, then -1."""
+    frames = tf.shape(trail)[0]
+
+    def back(t, beam, out):
+        unit = tf.gather(added[t], beam, batch_dims=1)
+        return t - 1, tf.gather(trail[t], beam, batch_dims=1), out.write(t, unit)
+
+    out = tf.TensorArray(tf.int32, size=frames, element_shape=best.shape)
+    _, _, out = tf.while_loop(lambda t, *_: t >= 0, back, (frames - 1, best, out))
+    units = tf.transpose(out.stack(), [1, 2, 0])  # (batch, k, frames)
+    # The units in their order, packed to the front (a stable sort of "no unit").
+    order = tf.argsort(tf.cast(units == 0, tf.int32), axis=-1, stable=True)
+    packed = tf.gather(units, order, batch_dims=2)
+    return tf.where(packed > 0, packed, -1)
 
 
 _BUILT: dict = {}
