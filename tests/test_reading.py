@@ -1,5 +1,6 @@
 """Reading with a trained model: confidences, beam search at run time, TFLite and ONNX exports."""
 
+import csv
 import json
 import shutil
 import subprocess
@@ -297,3 +298,56 @@ def test_export_command(trained, tmp_path):
     )
     assert result.exit_code == 0 and (tmp_path / "s" / "saved_model.pb").is_file()
     assert PredictionModel(tmp_path / "s").predict([]) == []
+
+
+# --- constrained output ---------------------------------------------------------------
+
+
+def test_a_constraint_names_what_the_model_cannot_read_and_keeps_the_blank(trained):
+    from tf_crnn.network.constraints import Constraint
+
+    alphabet = PredictionModel(trained[1].export_path).alphabet
+    low = Constraint.from_characters(alphabet, allow="01234")
+    assert low.allowed[0] and sorted(alphabet.units_by_code[i] for i in np.flatnonzero(low.allowed)[1:]) == list(
+        "01234"
+    )
+    both = Constraint.from_characters(alphabet, allow="01234", forbid="4")
+    assert not both.allowed[alphabet.lookup["4"]] and both.allowed[alphabet.lookup["3"]]
+    with pytest.raises(ValueError, match="'x' not in the model's alphabet"):
+        Constraint.from_characters(alphabet, allow="01x")
+    with pytest.raises(ValueError, match="leave no unit"):
+        Constraint.from_characters(alphabet, forbid="0123456789")
+
+
+def test_predict_reads_within_allow_and_flags_the_lines_that_do_not_fit(trained, digits_data, tmp_path):
+    params, _ = trained
+    paths, truths = eval_images(digits_data)
+    free, _ = predict_files(params.output_model_dir, paths)
+    out = tmp_path / "low.csv"
+    run = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "--allow", "01234", "-o", str(out)])
+    assert run.exit_code == 0, run.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == ["path", "transcription", "confidence", "flagged"]
+    assert all(set(r["transcription"]) <= set("01234") for r in rows)
+    outside = [r["flagged"] == "true" for r, t in zip(rows, truths) if set(t) - set("01234")]
+    inside = [r["flagged"] == "true" for r, t in zip(rows, truths) if not set(t) - set("01234")]
+    assert sum(outside) >= 0.9 * len(outside)  # the lines that hold 5-9 say so
+    assert sum(inside) <= max(1, 0.1 * len(inside))
+    # Everything allowed: the readings of no constraint, none flagged; --drop-flagged leaves out.
+    every, _ = predict_files(params.output_model_dir, paths, constraint=_constraint(params, allow="0123456789"))
+    assert [r.text for r in every] == [r.text for r in free] and not any(r.flagged for r in every)
+    dropped = tmp_path / "dropped.csv"
+    run = CliRunner().invoke(
+        main, ["predict", params.output_model_dir, *paths, "--allow", "01234", "--drop-flagged", "-o", str(dropped)]
+    )
+    assert run.exit_code == 0 and len(list(csv.DictReader(dropped.open()))) == len(rows) - sum(
+        r["flagged"] == "true" for r in rows
+    )
+    refused = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "--allow", "0x"])
+    assert refused.exit_code == 2 and "'x' not in the model's alphabet" in refused.output
+
+
+def _constraint(params, allow=None, forbid=None):
+    from tf_crnn.network.constraints import Constraint
+
+    return Constraint.from_characters(PredictionModel(params.output_model_dir).alphabet, allow, forbid)

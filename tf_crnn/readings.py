@@ -9,7 +9,7 @@ from typing import Any
 
 ROW_KEYS = {"path": "path", "transcription": "text", "confidence": "confidence", "score": "score",
             "character_confidences": "character_confidences", "character_spans": "character_spans",
-            "alternatives": "alternatives"}  # fmt: skip
+            "alternatives": "alternatives", "flagged": "flagged"}  # fmt: skip
 """The keys of ``tf-crnn predict``'s JSON Lines (and of the service's JSON), in their order, and the
 attribute each gives."""
 
@@ -31,6 +31,8 @@ class Reading(Mapping):
         character_confidences: one per character of ``text``; calibrated where the model is.
         character_spans: ``[x0, x1]`` of each character, in the line image's pixels.
         alternatives: the n-best list, ``{"text", "log_prob"}`` each, best first.
+        flagged: read within a constraint (``--allow``/``--forbid``), whether its best reading
+            without it is far more probable (``network.constraints.FLAG_RATIO``).
         glyphs: each character's place on its page (``data.documents.Glyph``), for documents.
     """
 
@@ -41,6 +43,7 @@ class Reading(Mapping):
     character_confidences: list[float] | None = None
     character_spans: list[list[float]] | None = None
     alternatives: list[dict] | None = None
+    flagged: bool | None = None
     glyphs: list | None = None
 
     def as_dict(self) -> dict[str, Any]:

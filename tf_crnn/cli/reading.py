@@ -65,10 +65,18 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "the line is read exactly) for review, least confident first: in NAME.review.csv beside -o, or, with "
     "--alto/--page, in review.csv in the output folder, each such line also marked in its document.",
 )
+@click.option(
+    "--allow",
+    help="Read only these characters (e.g. 0123456789): every decoder keeps within them. A line whose best "
+    "reading without them is far more probable is flagged (the flagged column).",
+)
+@click.option("--forbid", help="Never read these characters (with or without --allow).")
+@click.option("--drop-flagged", is_flag=True, help="With --allow/--forbid: leave the flagged lines out of the output.")
 @user_errors
 def predict(
-    model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below
-) -> None:
+    model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below,
+    allow, forbid, drop_flagged,
+) -> None:  # fmt: skip
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
@@ -101,6 +109,8 @@ def predict(
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
+        if allow is not None or forbid is not None:
+            raise UserError("--allow/--forbid constrain the reading of line images and CSVs, not yet of documents")
         if not output:
             raise UserError("--alto/--page write recognised copies of the documents: give their folder with -o")
         for item in inputs:
@@ -122,6 +132,15 @@ def predict(
         raise UserError("--review-below writes its list beside the output: give -o")
     if not (alto or page):
         prediction_format(output)  # an unknown extension is refused before any reading
+    if drop_flagged and allow is None and forbid is None:
+        raise UserError("--drop-flagged leaves out the lines --allow/--forbid flag: give one of them")
+    constraint = None
+    if allow is not None or forbid is not None:
+        from tf_crnn.network.constraints import Constraint
+        from tf_crnn.reading.model import PredictionModel
+
+        model = PredictionModel(model)
+        constraint = Constraint.from_characters(model.alphabet, allow, forbid)
     paths = collect_inputs(inputs)
     results, skipped = predict_files(
         model,
@@ -131,9 +150,15 @@ def predict(
         top_paths=top_paths,
         details=output is not None and str(output).endswith(".jsonl"),
         progress=sys.stderr.isatty(),
+        constraint=constraint,
     )
     for path, reason in skipped:
         logger.warning("Skipped %s: %s", path, reason)
+    if constraint is not None:
+        flagged = sum(bool(r.flagged) for r in results)
+        click.echo(f"{flagged} of {len(results)} lines flagged ({constraint.description})", err=True)
+        if drop_flagged:
+            results = [r for r in results if not r.flagged]
     write_predictions(results, output)
     if output:
         click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)

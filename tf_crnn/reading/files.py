@@ -27,6 +27,7 @@ from tf_crnn.data.images import (
     get_resized_width,
     open_for_graph,
 )
+from tf_crnn.network.constraints import Constraint
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.model import PredictionModel, read_on_host
 from tf_crnn.readings import Reading
@@ -41,6 +42,7 @@ def predict_files(
     details: bool = False,
     progress: bool = False,
     sizes: dict[str, tuple[int, int]] | None = None,
+    constraint: Constraint | None = None,
 ) -> tuple[list[Reading], list[tuple[str, str]]]:
     """Transcribes image files in batches.
 
@@ -58,6 +60,9 @@ def predict_files(
             ``beam_width`` or its ``lm_beam_width`` beams.
         top_paths: alternatives to return per line (beam search when above 1).
         details: add ``character_confidences`` and ``alternatives`` to each result.
+        constraint: the units a reading may hold (``network.constraints.Constraint``): every
+            line is read within it, and ``flagged`` where its best reading without it is far
+            more probable (decoded here, with details).
         sizes: ``(width, height)`` of the image a file stands for, where the file holds it
             already resized to the network's height (``resize_for_network``): its lines are
             batched, and its character spans given, as the image's.
@@ -90,7 +95,7 @@ def predict_files(
                 path = copy
             converted.append(path)
         results, unreadable = _predict_files(
-            model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}
+            model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}, constraint
         )
     for result in results:
         result.path = originals.get(result.path, result.path)
@@ -115,7 +120,7 @@ def _graph_resize(height: int, max_width: int, channels: int):
     )
 
 
-def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress, stand_for):
+def _predict_files(model, paths, batch_size, beam_width, top_paths, details, progress, stand_for, constraint=None):
     readable, sizes, skipped = [], {}, []
     for path in paths:
         check = check_image(path, decode=False)  # headers only: the graph decodes once
@@ -126,7 +131,7 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
             sizes[path] = stand_for.get(path, check)
     # Batches of similar widths pad little; results are put back in input order.
     order = sorted(range(len(readable)), key=lambda i: sizes[readable[i]][0] / max(sizes[readable[i]][1], 1))
-    decode_here = details or beam_width is not None or top_paths is not None
+    decode_here = details or beam_width is not None or top_paths is not None or constraint is not None
     if decode_here and top_paths is not None and top_paths > 1 and beam_width is None:
         beam_width = (
             model.params.lm_beam_width
@@ -138,7 +143,7 @@ def _predict_files(model, paths, batch_size, beam_width, top_paths, details, pro
 
     def read(chunk: list[str]) -> list[Reading]:
         if decode_here:
-            return _decode(model, chunk, [sizes[p] for p in chunk], beam_width, top_paths or 1)
+            return _decode(model, chunk, [sizes[p] for p in chunk], beam_width, top_paths or 1, constraint)
         return _read(model, chunk)
 
     by_index: dict[int, Reading] = {}
@@ -202,12 +207,24 @@ def unit_confidences(
 
 
 def _decode(
-    model: PredictionModel, chunk: list[str], sizes: list[tuple[int, int]], beam_width: int | None, top_paths: int
+    model: PredictionModel,
+    chunk: list[str],
+    sizes: list[tuple[int, int]],
+    beam_width: int | None,
+    top_paths: int,
+    constraint: Constraint | None = None,
 ) -> list[Reading]:
     log_probs, lengths = model.log_probs(chunk)
+    free = None
+    if constraint is not None:
+        free, original = model.decoder(log_probs, lengths, beam_width, 1)[0][0], log_probs
+        log_probs = constraint.apply(log_probs)
     alphabet = model.alphabet
     lm = model.lm_tables
     codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths)
+    flags = [None] * len(chunk)
+    if constraint is not None:
+        flags = constraint.flag_lines(codes[0], free, original, lengths)
     results = []
     greedy_characters, calibrated_lines = model.greedy_confidences(log_probs)
     greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
@@ -245,6 +262,7 @@ def _decode(
                 alternatives=[
                     {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
                 ],
+                flagged=flags[i],
             )
         )
     return results

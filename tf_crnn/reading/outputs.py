@@ -48,7 +48,7 @@ def prediction_format(output: str | os.PathLike | None) -> str:
 
 def write_predictions(results: list[Reading], output: str | os.PathLike | None) -> None:
     """Writes readings to ``output`` (stdout: CSV), in the format its extension names: ``.csv``
-    (``path,transcription,confidence``), ``.jsonl`` (one JSON object a line, with details when
+    (``path,transcription,confidence``, and ``flagged`` for lines read within a constraint), ``.jsonl`` (one JSON object a line, with details when
     ``predict_files`` gave them) or ``.txt`` (the transcriptions, one a line, in input order)."""
     kind = prediction_format(output)
     if kind == ".jsonl":
@@ -60,11 +60,14 @@ def write_predictions(results: list[Reading], output: str | os.PathLike | None) 
         with atomic_open(output) as f:
             f.writelines(item.text + "\n" for item in results)
         return
+    # Read within a constraint, each line says whether it was flagged.
+    constrained = any(item.flagged is not None for item in results)
     with contextlib.nullcontext(sys.stdout) if output is None else atomic_open(output, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "transcription", "confidence"])
+        writer.writerow(["path", "transcription", "confidence"] + (["flagged"] if constrained else []))
         for item in results:
-            writer.writerow([item.path, item.text, f"{item.confidence:.4f}"])
+            flag = ["true" if item.flagged else "false"] if constrained else []
+            writer.writerow([item.path, item.text, f"{item.confidence:.4f}", *flag])
 
 
 def write_sidecars(results: list[Reading]) -> list[Path]:

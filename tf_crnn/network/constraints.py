@@ -1,0 +1,79 @@
+"""Output a reader may give: an allowed or forbidden set of characters, applied to the network's
+log-probabilities before any decoding (greedy, beam search, the language model's search), so
+that every decoder reads within it. A line whose best reading within the constraint is far less
+probable than its best reading without is flagged, never silently forced into it."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from tf_crnn.alphabet import BLANK_INDEX, Alphabet
+from tf_crnn.network.language_model import NEG
+
+FLAG_RATIO = 100.0
+"""A line is flagged when its best reading without the constraint is this many times as
+probable as its best reading within it: the line probably holds what the constraint rules out."""
+
+
+@dataclass(frozen=True)
+class Constraint:
+    """The units a reading may hold: ``allowed[code]`` (the CTC blank always is)."""
+
+    allowed: np.ndarray
+    description: str
+
+    @classmethod
+    def from_characters(cls, alphabet: Alphabet, allow: str | None = None, forbid: str | None = None) -> Constraint:
+        """Units made only of characters of ``allow`` (all, without it) and of none of ``forbid``.
+
+        Raises:
+            ValueError: a character of ``allow`` that no unit of the alphabet holds (the reader
+                could never give it: a typo, or a model that lacks it), or no unit left.
+        """
+        units = alphabet.units_by_code
+        if allow is not None:
+            known = set("".join(units))
+            missing = sorted(set(allow) - known)
+            if missing:
+                raise ValueError(
+                    f"--allow: {''.join(missing)!r} not in the model's alphabet; the model never reads them"
+                )
+        allowed = np.array(
+            [
+                code == BLANK_INDEX
+                or (
+                    bool(unit)
+                    and (allow is None or all(c in allow for c in unit))
+                    and not (forbid and any(c in forbid for c in unit))
+                )
+                for code, unit in enumerate(units)
+            ]
+        )
+        if allowed.sum() <= 1:
+            raise ValueError("--allow/--forbid leave no unit of the model's alphabet to read")
+        parts = ([f"allow {allow!r}"] if allow is not None else []) + ([f"forbid {forbid!r}"] if forbid else [])
+        return cls(allowed, ", ".join(parts))
+
+    def apply(self, log_probs: np.ndarray) -> np.ndarray:
+        """``log_probs`` (``[..., n_classes]``) with the units ruled out made impossible."""
+        return np.where(self.allowed, log_probs, np.float32(NEG)).astype(np.float32)
+
+    def flag_lines(self, constrained: np.ndarray, free: np.ndarray, log_probs: np.ndarray, lengths) -> list[bool]:
+        """For each line, whether its reading within the constraint (``constrained``: codes padded
+        with -1) is ``FLAG_RATIO`` times less probable than its reading without (``free``), both
+        scored by the network's own ``log_probs`` (CTC, all alignments): a decoder renormalises
+        what it reads, so its own scores cannot tell."""
+        from tf_crnn.network.loss import sequence_nll
+
+        def rows(codes):
+            return [[int(c) for c in row if c > 0] for row in codes]
+
+        within = sequence_nll(rows(constrained), log_probs, lengths)
+        without = sequence_nll(rows(free), log_probs, lengths)
+        return [a is not None and b is not None and a - b > math.log(FLAG_RATIO) for a, b in zip(within, without)]
+
+
+__all__ = ["FLAG_RATIO", "Constraint"]
