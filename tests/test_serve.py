@@ -87,6 +87,21 @@ def test_n_best_list(server, digits_data):
     assert len(result["alternatives"]) == 3 and result["alternatives"][0]["text"] == result["transcription"]
 
 
+def test_recognize_within_allowed_characters_flags_what_does_not_fit(server, digits_data):
+    paths = eval_images(digits_data, 4)
+    response = httpx.post(f"{server}/v1/recognize", params={"allow": "01234"}, files=upload(paths), timeout=60)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert all(set(r["transcription"]) <= set("01234") and isinstance(r["flagged"], bool) for r in results)
+    free = httpx.post(f"{server}/v1/recognize", files=upload(paths), timeout=60).json()["results"]
+    assert all("flagged" not in r for r in free)
+    assert [r["flagged"] for r in results] == [bool(set(f["transcription"]) - set("01234")) for f in free]
+    unknown = httpx.post(f"{server}/v1/recognize", params={"allow": "0x"}, files=upload(paths[:1]), timeout=60)
+    assert unknown.status_code == 422 and "'x' not in the model's alphabet" in unknown.text
+    huge = httpx.post(f"{server}/v1/recognize", params={"forbid": "9" * 5000}, files=upload(paths[:1]), timeout=60)
+    assert huge.status_code == 422
+
+
 def test_health_model_and_openapi(server):
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
     info = httpx.get(f"{server}/v1/model").json()

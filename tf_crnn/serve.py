@@ -44,6 +44,7 @@ from PIL import Image
 from tf_crnn import __version__
 from tf_crnn.artifacts import METADATA_FILENAME
 from tf_crnn.data.documents import DocumentError, read_document
+from tf_crnn.network.constraints import Constraint
 from tf_crnn.reading import files as reading_files
 from tf_crnn.reading.documents import predict_documents
 from tf_crnn.reading.model import PredictionModel
@@ -94,6 +95,12 @@ class _Job:
     top_paths: int
     future: concurrent.futures.Future
     pixels: int = 0
+    constraint: Constraint | None = None
+
+    @property
+    def reading(self) -> tuple:
+        """How its lines are read: jobs read alike share batches."""
+        return self.top_paths, self.constraint.description if self.constraint is not None else None
 
 
 class BatchingReader:
@@ -118,14 +125,16 @@ class BatchingReader:
         """Whether every reader thread runs."""
         return all(thread.is_alive() for thread in self._threads)
 
-    def submit(self, paths: list[str], top_paths: int = 1, pixels: int = 0) -> concurrent.futures.Future:
-        """Queues ``paths`` (``pixels``: theirs together); the future's result is
-        ``(results, skipped)`` of ``predict_files``.
+    def submit(
+        self, paths: list[str], top_paths: int = 1, pixels: int = 0, constraint: Constraint | None = None
+    ) -> concurrent.futures.Future:
+        """Queues ``paths`` (``pixels``: theirs together), to read within ``constraint`` if given;
+        the future's result is ``(results, skipped)`` of ``predict_files``.
 
         Raises:
             Busy: the queue is full.
         """
-        job = _Job(paths, top_paths, concurrent.futures.Future(), pixels)
+        job = _Job(paths, top_paths, concurrent.futures.Future(), pixels, constraint)
         try:
             self.queue.put_nowait(job)
         except queue.Full:
@@ -148,7 +157,7 @@ class BatchingReader:
                 job = self.queue.get(timeout=max(deadline - time.monotonic(), 0))
             except queue.Empty:
                 break
-            if job is None or job.top_paths != first.top_paths:
+            if job is None or job.reading != first.reading:
                 later.append(job)
                 if job is None:
                     break
@@ -174,6 +183,7 @@ class BatchingReader:
                     batch_size=self.limits.batch_size,
                     top_paths=top_paths if top_paths > 1 else None,
                     details=True,
+                    constraint=job.constraint,
                 )
             except Exception as error:  # noqa: BLE001 - every waiting request gets the error, the thread lives on
                 for j in jobs:
@@ -190,6 +200,8 @@ class BatchingReader:
                 )
 
 
+MAX_CONSTRAINT = 1024
+"""The longest ``allow`` or ``forbid`` a request may send, in characters."""
 REVIEW_BELOW = 0.5
 """The page's starting threshold under which a line is marked for review."""
 RELEASE_AFTER_PIXELS = 4_000_000
@@ -326,12 +338,24 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     async def recognize(
         images: Annotated[list[UploadFile], File(description="line images (PNG, JPEG, BMP, GIF, TIFF)")],
         top_paths: Annotated[int, Query(ge=1, le=10, description="alternatives per line (beam search above 1)")] = 1,
+        allow: Annotated[str | None, Query(max_length=MAX_CONSTRAINT, description="read only these characters")] = None,
+        forbid: Annotated[
+            str | None, Query(max_length=MAX_CONSTRAINT, description="never read these characters")
+        ] = None,
     ):
-        """Reads line images: transcription, confidence, character confidences and spans, n-best."""
+        """Reads line images: transcription, confidence, character confidences and spans, n-best;
+        with ``allow``/``forbid``, within those characters, each line ``flagged`` where its best
+        reading without them is far more probable."""
+        constraint = None
+        if allow is not None or forbid is not None:
+            try:
+                constraint = Constraint.from_characters(model.alphabet, allow, forbid)
+            except ValueError as error:
+                raise HTTPException(422, str(error).replace("--", "")) from None
         with tempfile.TemporaryDirectory() as tmp:
             saved, pixels = await read_uploads(images, Path(tmp))
             try:
-                future = reader.submit([path for _, path in saved], top_paths, pixels)
+                future = reader.submit([path for _, path in saved], top_paths, pixels, constraint)
             except Busy:
                 return JSONResponse(
                     {"detail": "the server is busy; try again shortly"},
