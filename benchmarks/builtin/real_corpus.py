@@ -315,9 +315,8 @@ def _missing_reason(reason: str, missing: list[str]) -> str:
 
 def _reason_key(reason: str) -> str:
     """A reason without the names in it, to count by."""
-    if re.match(r"page image .* not found", reason):
-        return "page image not found beside its document"
-    return reason.split(":")[0]
+    key = reason.split(":")[0]
+    return "page image not found beside its document" if re.match(r"page image .* not found", key) else key
 
 
 def main() -> None:
