@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -298,7 +299,7 @@ def test_models_command_lists_the_shipped_models(shipped):
 def test_models_command_says_a_language_model_reads_beside_the_greedy_validation():
     result = CliRunner().invoke(main, ["models"])
     line = next(line for line in result.output.splitlines() if line.startswith("builtin:handwriting-fr"))
-    assert "% greedy, read with a 6-gram over 157 units" in line
+    assert re.search(r"% greedy, read with a \d-gram over 157 units", line), line
 
 
 def test_cli_model_argument_refuses_an_unknown_builtin(shipped, digits_data):
