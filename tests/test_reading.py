@@ -329,10 +329,18 @@ def test_predict_reads_within_allow_and_flags_the_lines_that_do_not_fit(trained,
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
     assert list(rows[0]) == ["path", "transcription", "confidence", "flagged"]
     assert all(set(r["transcription"]) <= set("01234") for r in rows)
-    outside = [r["flagged"] == "true" for r, t in zip(rows, truths) if set(t) - set("01234")]
-    inside = [r["flagged"] == "true" for r, t in zip(rows, truths) if not set(t) - set("01234")]
-    assert sum(outside) >= 0.9 * len(outside)  # the lines that hold 5-9 say so
-    assert sum(inside) <= max(1, 0.1 * len(inside))
+    # A line the model reads within the set reads alike and is never flagged; one where it reads
+    # 5-9 with confidence mostly is (its reading within the set is far less probable).
+    inside = [r["flagged"] == "true" for r, f in zip(rows, free) if not set(f.text) - set("01234")]
+    sure_outside = [
+        r["flagged"] == "true" for r, f in zip(rows, free) if set(f.text) - set("01234") and f.confidence >= 0.9
+    ]
+    assert inside and not any(inside)
+    # A ruled-out character between two others costs little in CTC terms when dropped: most, not all.
+    assert len(sure_outside) >= 5 and sum(sure_outside) >= 0.8 * len(sure_outside)
+    assert [r["transcription"] for r, f in zip(rows, free) if not set(f.text) - set("01234")] == [
+        f.text for f in free if not set(f.text) - set("01234")
+    ]
     # Everything allowed: the readings of no constraint, none flagged; --drop-flagged leaves out.
     every, _ = predict_files(params.output_model_dir, paths, constraint=_constraint(params, allow="0123456789"))
     assert [r.text for r in every] == [r.text for r in free] and not any(r.flagged for r in every)

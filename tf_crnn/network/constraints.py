@@ -13,7 +13,7 @@ import numpy as np
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.network.language_model import NEG
 
-FLAG_RATIO = 100.0
+FLAG_RATIO = 10.0
 """A line is flagged when its best reading without the constraint is this many times as
 probable as its best reading within it: the line probably holds what the constraint rules out."""
 
