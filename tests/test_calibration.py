@@ -26,6 +26,7 @@ from tf_crnn.network.calibration import (
     isotonic,
     reject_curve,
 )
+from tf_crnn.network.constraints import Constraint
 from tf_crnn.network.decoding import interpolate
 from tf_crnn.reading.files import predict_files
 from tf_crnn.reading.model import PredictionModel
@@ -164,10 +165,16 @@ def test_a_table_on_the_product_is_read_alike_by_every_path(uncalibrated, hard_d
     graph = PredictionModel(target).predict(paths, return_confidence=True)
     details, _ = predict_files(PredictionModel(target), paths, details=True)
     raw, _ = predict_files(uncalibrated, paths, details=True)
-    for (_, confidence), result, before in zip(graph, details, raw):
+    # Read within a constraint that rules nothing out, the same table on the same score.
+    model = PredictionModel(target)
+    everything = Constraint.from_characters(model.alphabet, forbid="\x00")
+    constrained, _ = predict_files(model, paths, details=True, constraint=everything)
+    for (_, confidence), result, within, before in zip(graph, details, constrained, raw):
         expected = table(np.prod(before["character_confidences"])) if before["transcription"] else 0.0
         assert confidence == pytest.approx(expected, abs=1e-4)
         assert result["confidence"] == pytest.approx(expected, abs=1e-4)
+        assert within.text == result.text and within.confidence == pytest.approx(expected, abs=1e-4)
+        assert within.character_confidences == pytest.approx(result.character_confidences, abs=1e-3)
 
 
 @pytest.mark.parametrize("command", [["calibrate"], ["evaluate", "--calibrate"]], ids=["calibrate", "old-spelling"])

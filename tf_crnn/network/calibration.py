@@ -108,6 +108,15 @@ class Calibration:
     def character_confidences(self, confidences: Sequence[float]) -> list[float]:
         return self.character(confidences).tolist() if len(confidences) else []
 
+    def line_confidence(self, character_confidences: Sequence[float]) -> float:
+        """A line's calibrated confidence from its characters' raw probabilities, by the line
+        table's score (``decoding.line_scores`` in numpy): 0 for an empty line."""
+        if not len(character_confidences):
+            return 0.0
+        logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
+        score = np.exp(logs.mean() if self.line.score == "mean" else logs.sum())
+        return float(self.line(score))
+
     def save(self, filename: str | os.PathLike) -> None:
         write_json(
             filename,

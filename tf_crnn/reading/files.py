@@ -236,9 +236,12 @@ def _decode(
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
         alignment = alignments[i]
-        confidences = unit_confidences(
-            log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
-        )
+        if constraint is None:
+            confidences = unit_confidences(
+                log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
+            )
+        else:  # the network's own probabilities on the constrained path: nothing renormalised
+            confidences = aligned_confidences(original[i], paths[0], alignment) if alignment else []
         width, image_height = sizes[i]
         frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
         spans = character_spans(alignment or [], frame_width, width)
@@ -246,7 +249,8 @@ def _decode(
             spans = [(0.0, 0.0)] * len(paths[0])
         units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
         if calibration is not None:
-            confidence = calibrated_lines[i]  # the graph's rule for the line
+            # The graph's rule for the line; within a constraint, the same table on the same score.
+            confidence = calibrated_lines[i] if constraint is None else calibration.line_confidence(confidences)
             confidences = calibration.character_confidences(confidences)
         else:
             confidence = line_confidence(confidences)
