@@ -226,8 +226,9 @@ def _decode(
     if constraint is not None:
         flags = constraint.flag_lines(codes[0], free, original, lengths)
     results = []
-    greedy_characters, calibrated_lines = model.greedy_confidences(log_probs)
-    greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
+    if constraint is None:
+        greedy_characters, calibrated_lines = model.greedy_confidences(log_probs)
+        greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
     calibration = model.calibration
     height, max_width = model.params.input_shape
     best = [[c for c in codes[0, i].tolist() if c > 0] for i in range(len(chunk))]
@@ -241,7 +242,7 @@ def _decode(
                 log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
             )
         else:  # the network's own probabilities on the constrained path: nothing renormalised
-            confidences = aligned_confidences(original[i], paths[0], alignment) if alignment else []
+            confidences = unit_confidences(original[i], paths[0], length, [], False, alignment) if alignment else []
         width, image_height = sizes[i]
         frame_width = model.params.downscale_factor * width / get_resized_width(width, image_height, height, max_width)
         spans = character_spans(alignment or [], frame_width, width)
