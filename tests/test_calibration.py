@@ -17,13 +17,16 @@ from tf_crnn.export.savedmodel import rewrite_export
 from tf_crnn.network.calibration import (
     TIE_BREAK,
     Calibration,
+    ErrorTable,
     LineTable,
     Table,
     brier_score,
     character_outcomes,
     choose_line_score,
     expected_calibration_error,
+    fit_errors,
     isotonic,
+    predicted_cer,
     reject_curve,
 )
 from tf_crnn.network.constraints import Constraint
@@ -95,6 +98,58 @@ def test_the_bound_of_the_reject_curve_keeps_the_lines_with_the_fewest_errors():
 )  # fmt: skip
 def test_character_outcomes_follow_a_minimal_alignment(reference, prediction, right):
     assert character_outcomes(reference, prediction) == [bool(r) for r in right]
+
+
+def test_the_error_table_predicts_the_errors_per_character_read_and_their_spread():
+    rng = np.random.default_rng(1)
+    scores = rng.uniform(0.5, 1.0, 3000)
+    lengths = rng.integers(5, 80, 3000)
+    rate = 1.0 - scores  # the truth: a line at score s errs on (1 - s) of its characters
+    errors = rng.binomial(lengths, rate)
+    table = fit_errors(scores, errors, lengths)
+    assert np.all(np.diff(table.y) <= 0)  # fewer errors as the score rises
+    assert table([0.6, 0.8, 0.95]) == pytest.approx([0.4, 0.2, 0.05], abs=0.03)
+    assert table.dispersion == pytest.approx(1.0, abs=0.15)  # binomial errors: no extra spread
+    # Pages of 20 lines: their CER falls inside the 90% interval about 90% of the time.
+    inside = 0
+    for page in range(100):
+        lines = slice(20 * page, 20 * page + 20)
+        predicted = predicted_cer(table(scores[lines]), lengths[lines], table.dispersion)
+        inside += predicted.low <= errors[lines].sum() / lengths[lines].sum() <= predicted.high
+    assert 80 <= inside <= 98
+
+
+def test_errors_that_come_in_bursts_widen_the_interval():
+    rng = np.random.default_rng(2)
+    scores = rng.uniform(0.5, 1.0, 3000)
+    lengths = np.full(3000, 40)
+    # The same mean rate, but a line is either read well or badly.
+    errors = np.where(rng.uniform(size=3000) < 2 * (1 - scores), lengths // 2, 0)
+    bursty = fit_errors(scores, errors, lengths)
+    even = fit_errors(scores, rng.binomial(lengths, (errors / lengths).mean()), lengths)
+    assert bursty.dispersion > 5 * even.dispersion
+    wide, narrow = (predicted_cer([0.1] * 10, [40] * 10, t.dispersion) for t in (bursty, even))
+    assert wide.cer == narrow.cer and wide.high - wide.low > 2 * (narrow.high - narrow.low)
+
+
+def test_predicted_cer_counts_the_characters_read():
+    predicted = predicted_cer([0.1, 0.5, 1.0], [90, 10, 0], dispersion=1.0)
+    assert predicted.cer == pytest.approx((9 + 5) / 100) and predicted.characters == 100
+    assert predicted.low < predicted.cer < predicted.high
+    assert predicted_cer([], [], 1.0).cer == 0.0
+
+
+def test_an_error_table_is_saved_and_read_back(tmp_path):
+    calibration = Calibration(
+        LineTable([0.0, 1.0], [0.0, 1.0]), Table([0.0, 1.0], [0.0, 1.0]), errors=ErrorTable([0.2, 0.9], [0.6, 0.01], 2.5)
+    )
+    calibration.save(tmp_path / "calibration.json")
+    loaded = Calibration.load(tmp_path)
+    assert loaded.errors == calibration.errors and loaded.expected_cer([0.9, 0.9]) == pytest.approx(0.01)
+    assert loaded.expected_cer([]) == 1.0
+    (tmp_path / "calibration.json").write_text(json.dumps({"line": {"x": [0, 1], "y": [0, 1]},
+                                                           "character": {"x": [0, 1], "y": [0, 1]}}))  # fmt: skip
+    assert Calibration.load(tmp_path).errors is None and Calibration.load(tmp_path).expected_cer([0.5]) is None
 
 
 def test_the_graph_interpolates_as_numpy():
@@ -175,6 +230,26 @@ def test_a_table_on_the_product_is_read_alike_by_every_path(uncalibrated, hard_d
         assert result["confidence"] == pytest.approx(expected, abs=1e-4)
         assert within.text == result.text and within.confidence == pytest.approx(expected, abs=1e-4)
         assert within.character_confidences == pytest.approx(result.character_confidences, abs=1e-3)
+
+
+def test_every_reading_path_predicts_the_same_cer(uncalibrated, hard_digits, tmp_path):  # noqa: F811
+    errors = ErrorTable([0.2, 0.6, 0.99], [0.8, 0.3, 0.02], 2.0)
+    calibration = Calibration(LineTable([0.0, 1.0], [0.0, 1.0]), Table([0.0, 1.0], [0.0, 1.0]), errors=errors)
+    target = rewrite_export(uncalibrated, tmp_path / "errors", calibration=calibration)
+    paths = eval_images(hard_digits)[0][:12]
+    model = PredictionModel(target)
+    graph, _ = predict_files(model, paths)
+    details, _ = predict_files(model, paths, details=True)
+    everything = Constraint.from_characters(model.alphabet, forbid="\x00")
+    constrained, _ = predict_files(model, paths, details=True, constraint=everything)
+    raw, _ = predict_files(uncalibrated, paths, details=True)
+    for read, detailed, within, before in zip(graph, details, constrained, raw):
+        chars = before.character_confidences
+        expected = float(errors(np.exp(np.mean(np.log(chars))))) if chars else 1.0
+        assert read.expected_cer == pytest.approx(expected, abs=1e-4)
+        assert detailed.expected_cer == pytest.approx(expected, abs=1e-4)
+        assert within.expected_cer == pytest.approx(expected, abs=1e-3)
+    assert all(r.expected_cer is None for r in raw)  # no error table, no prediction
 
 
 @pytest.mark.parametrize("command", [["calibrate"], ["evaluate", "--calibrate"]], ids=["calibrate", "old-spelling"])

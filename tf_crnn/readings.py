@@ -9,7 +9,7 @@ from typing import Any
 
 ROW_KEYS = {"path": "path", "transcription": "text", "confidence": "confidence", "score": "score",
             "character_confidences": "character_confidences", "character_spans": "character_spans",
-            "alternatives": "alternatives", "flagged": "flagged"}  # fmt: skip
+            "alternatives": "alternatives", "flagged": "flagged", "expected_cer": "expected_cer"}  # fmt: skip
 """The keys of ``tf-crnn predict``'s JSON Lines (and of the service's JSON), in their order, and the
 attribute each gives."""
 
@@ -34,6 +34,9 @@ class Reading(Mapping):
         flagged: read within a constraint (``--allow``/``--forbid``), whether its best reading
             without it is far more probable (``network.constraints.FLAG_RATIO``).
         glyphs: each character's place on its page (``data.documents.Glyph``), for documents.
+        expected_cer: the line's expected character error rate, predicted without its
+            transcription, where the model's calibration has an error table
+            (``network.calibration.ErrorTable``).
     """
 
     text: str
@@ -45,6 +48,7 @@ class Reading(Mapping):
     alternatives: list[dict] | None = None
     flagged: bool | None = None
     glyphs: list | None = None
+    expected_cer: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON Lines row: the keys of ``ROW_KEYS`` that have a value."""

@@ -259,6 +259,11 @@ def _calibrate(model, data, calibration_output, batch_size) -> None:
     )
     click.echo("Reject curve: share of lines kept, the most confident first, and their CER")
     click.echo("  " + "  ".join(f"{share:.0%}: {cer:.4f}" for share, cer in fitted.reject))
+    cer, low, high = fitted.predicted_cer_after
+    click.echo(
+        f"Predicted CER without the labels (each half by the error table fitted on the other): {cer:.4f} "
+        f"({low:.4f}-{high:.4f}); measured over the characters read: {fitted.cer:.4f}"
+    )
     path = rewrite_export(export, target, calibration=fitted.calibration)
     click.echo(f"Wrote {path}: its confidences are calibrated.")
 

@@ -18,7 +18,9 @@ with it. Signatures, each batched over images of any size:
 The first three return ``transcriptions: string[batch]``, ``scores: float32[batch]`` (natural
 log-probability of the transcription), ``confidences: float32[batch]`` (geometric
 mean of the best path's character confidences, see ``tf_crnn.network.decoding``, or with a calibration
-the probability that the line is read exactly, see ``tf_crnn.network.calibration``), and, with
+the probability that the line is read exactly, see ``tf_crnn.network.calibration``), with a
+calibration that has an error table ``expected_cers: float32[batch]`` (each line's expected
+character error rate), and, with
 ``num_beam_paths > 1``, ``top_transcriptions``/``top_scores`` of shape
 ``[batch, num_beam_paths]``. Transcriptions are greedy, or from CTC beam search with
 ``num_beam_paths > 1``, or from beam search with the character language model held in the graph
@@ -61,7 +63,13 @@ from tf_crnn.config import Params
 from tf_crnn.config import model_params as export_params
 from tf_crnn.data.image_converter import decode_image, padding_inputs_width, resize_image
 from tf_crnn.network.calibration import Calibration
-from tf_crnn.network.decoding import CodesToText, decode, greedy_character_log_probs, line_confidences
+from tf_crnn.network.decoding import (
+    CodesToText,
+    decode,
+    expected_cers,
+    greedy_character_log_probs,
+    line_confidences,
+)
 from tf_crnn.network.language_model import CharNgram, NgramTables, load_lm
 from tf_crnn.network.layers import build_network, copy_weights, fold_batch_norm
 from tf_crnn.records import read_json_object
@@ -142,9 +150,10 @@ class ExportModule(tf.Module):
             result = {"transcriptions": texts[:, 0], "scores": scores[:, 0]}
             if top_paths > 1:
                 result.update(top_transcriptions=texts, top_scores=scores)
-            result["confidences"] = line_confidences(
-                greedy_character_log_probs(log_probs), calibration.line if calibration is not None else None
-            )
+            characters = greedy_character_log_probs(log_probs)
+            result["confidences"] = line_confidences(characters, calibration.line if calibration is not None else None)
+            if calibration is not None and calibration.errors is not None:
+                result["expected_cers"] = expected_cers(characters, calibration.errors)
             return result
 
         @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="filenames")], autograph=False)

@@ -37,6 +37,11 @@ CHARACTER_MIN_POINTS = 50
 """The least number of characters in a step of the character table (lines: ``isotonic``'s 10)."""
 REJECT_SHARES = (1.0, 0.95, 0.9, 0.8, 0.7, 0.6, 0.5)
 """Shares of lines kept on the reject curve (the most confident first)."""
+ERROR_SCORE = "mean"
+"""The raw line score the error table maps: the geometric mean of the greedy characters'
+probabilities says how well each character is read, whatever the line's length."""
+INTERVAL_Z = 1.645
+"""Half-width of a predicted CER's interval in standard deviations: 90% where errors are normal."""
 
 
 @dataclass
@@ -63,29 +68,30 @@ class LineTable(Table):
             raise ValueError(f"line calibration score {self.score!r}: expected one of {', '.join(LINE_SCORES)}")
 
 
-def isotonic(scores: Sequence[float], outcomes: Sequence[float], min_points: int = 10) -> Table:
-    """The non-decreasing fit of ``outcomes`` (1 right, 0 wrong) on ``scores`` (pool adjacent
-    violators), as a ``Table`` through each block's mean score and rate. Blocks hold at least
-    ``min_points`` scores, so that a table fitted on a few hundred lines is not a staircase of
-    single lines."""
+def isotonic(
+    scores: Sequence[float], outcomes: Sequence[float], min_points: int = 10, weights: Sequence[float] | None = None
+) -> Table:
+    """The non-decreasing fit of ``outcomes`` (1 right, 0 wrong, or a rate) on ``scores`` (pool
+    adjacent violators), as a ``Table`` through each block's mean score and rate, both weighted
+    by ``weights`` where given. Blocks hold at least ``min_points`` scores, so that a table
+    fitted on a few hundred lines is not a staircase of single lines."""
     order = np.argsort(scores, kind="stable")
     x = np.asarray(scores, dtype=np.float64)[order]
     y = np.asarray(outcomes, dtype=np.float64)[order]
-    if len(x) == 0:
+    w = np.ones(len(x)) if weights is None else np.asarray(weights, dtype=np.float64)[order]
+    if len(x) == 0 or w.sum() <= 0:
         return Table([0.0, 1.0], [0.0, 1.0])
-    # Blocks: [sum of y, sum of x, count]; merged while a block's rate is not above the last's.
+    # Blocks: [sum of w*y, sum of w*x, sum of w]; merged while a block's rate is not above the last's.
     blocks: list[list[float]] = []
     for start in range(0, len(x), min_points):
-        blocks.append(
-            [
-                y[start : start + min_points].sum(),
-                x[start : start + min_points].sum(),
-                len(x[start : start + min_points]),
-            ]
-        )
-        while len(blocks) > 1 and blocks[-2][0] / blocks[-2][2] >= blocks[-1][0] / blocks[-1][2]:
+        part = slice(start, start + min_points)
+        blocks.append([(w[part] * y[part]).sum(), (w[part] * x[part]).sum(), w[part].sum()])
+        while len(blocks) > 1 and (
+            blocks[-1][2] <= 0 or blocks[-2][2] <= 0 or blocks[-2][0] / blocks[-2][2] >= blocks[-1][0] / blocks[-1][2]
+        ):
             last = blocks.pop()
             blocks[-1] = [a + b for a, b in zip(blocks[-1], last)]
+    blocks = [b for b in blocks if b[2] > 0]
     points_x = [b[1] / b[2] for b in blocks]
     points_y = [b[0] / b[2] for b in blocks]
     # Through (0, .) and (1, .) and blended with the score itself: strictly increasing, so that
@@ -98,12 +104,34 @@ def isotonic(scores: Sequence[float], outcomes: Sequence[float], min_points: int
 
 
 @dataclass
+class ErrorTable(Table):
+    """A line's expected character error rate from its ``ERROR_SCORE`` (a non-increasing table),
+    with the dispersion of the errors around it: a line of ``n`` characters at rate ``r`` errs
+    ``n * r`` times on average, with a variance of ``dispersion * n * r * (1 - r)``."""
+
+    dispersion: float = 1.0
+
+
+@dataclass
+class PredictedCER:
+    """The character error rate that lines' readings probably have, with its interval
+    (``INTERVAL_Z``), predicted from their scores alone."""
+
+    cer: float
+    low: float
+    high: float
+    characters: int
+
+
+@dataclass
 class Calibration:
-    """The line and character tables of an export, and what they were fitted on."""
+    """The line, character and error tables of an export, and what they were fitted on. Tables
+    fitted before there was an error table have none (``errors`` None): no CER is predicted."""
 
     line: LineTable
     character: Table
     fitted_on: dict = field(default_factory=dict)
+    errors: ErrorTable | None = None
 
     def character_confidences(self, confidences: Sequence[float]) -> list[float]:
         return self.character(confidences).tolist() if len(confidences) else []
@@ -117,15 +145,30 @@ class Calibration:
         score = np.exp(logs.mean() if self.line.score == "mean" else logs.sum())
         return float(self.line(score))
 
+    def expected_cer(self, character_confidences: Sequence[float]) -> float | None:
+        """A line's expected character error rate from its characters' raw probabilities (the
+        graph's ``decoding.expected_cers`` in numpy): None without an error table, 1 for an
+        empty line."""
+        if self.errors is None:
+            return None
+        if not len(character_confidences):
+            return 1.0
+        logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
+        return float(self.errors(np.exp(logs.mean())))
+
+    def predicted_cer(self, rates: Sequence[float], lengths: Sequence[int]) -> PredictedCER | None:
+        """The CER of lines read at expected ``rates`` with ``lengths`` characters, as one text:
+        a line's, a page's or a run's (``predicted_cer``). None without an error table."""
+        return predicted_cer(rates, lengths, self.errors.dispersion) if self.errors is not None else None
+
     def save(self, filename: str | os.PathLike) -> None:
-        write_json(
-            filename,
-            {
-                "line": {"x": self.line.x, "y": self.line.y, "score": self.line.score},
-                "character": {"x": self.character.x, "y": self.character.y},
-                "fitted_on": self.fitted_on,
-            },
-        )
+        tables = {
+            "line": {"x": self.line.x, "y": self.line.y, "score": self.line.score},
+            "character": {"x": self.character.x, "y": self.character.y},
+        }
+        if self.errors is not None:
+            tables["errors"] = {"x": self.errors.x, "y": self.errors.y, "dispersion": self.errors.dispersion}
+        write_json(filename, {**tables, "fitted_on": self.fitted_on})
 
     @classmethod
     def load(cls, folder: str | os.PathLike) -> Calibration | None:
@@ -134,7 +177,43 @@ class Calibration:
         if not path.is_file():
             return None
         data = json.loads(path.read_text(encoding="utf-8"))
-        return cls(LineTable(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}))
+        errors = ErrorTable(**data["errors"]) if "errors" in data else None
+        return cls(LineTable(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}), errors)
+
+
+def predicted_cer(rates: Sequence[float], lengths: Sequence[int], dispersion: float) -> PredictedCER:
+    """The CER of lines read at expected ``rates`` with ``lengths`` characters each, taken as one
+    text, and its interval: the lines' errors are independent, each of variance
+    ``dispersion * n * r * (1 - r)`` (``ErrorTable``). Lines of no character count for nothing."""
+    rates = np.clip(np.asarray(rates, dtype=np.float64), 0.0, 1.0)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    total = float(lengths.sum())
+    if total <= 0:
+        return PredictedCER(0.0, 0.0, 0.0, 0)
+    cer = float((rates * lengths).sum() / total)
+    half = INTERVAL_Z * float(np.sqrt(dispersion * (lengths * rates * (1 - rates)).sum())) / total
+    return PredictedCER(cer, max(cer - half, 0.0), min(cer + half, 1.0), int(total))
+
+
+def fit_errors(
+    scores: Sequence[float], errors: Sequence[int], lengths: Sequence[int], min_points: int = 10
+) -> ErrorTable:
+    """The error table of lines read with raw ``scores`` (``ERROR_SCORE``), ``errors`` character
+    errors and ``lengths`` characters read: each stretch of scores maps to its lines' errors per
+    character read (weighted by length, so that a table's rate times the characters read sums to
+    the errors), non-increasing in the score; the dispersion is the errors' variance around it
+    over what independent characters would give."""
+    lengths = np.asarray(lengths, dtype=np.float64)
+    errors = np.asarray(errors, dtype=np.float64)
+    rates = np.minimum(errors / np.maximum(lengths, 1.0), 1.0)
+    # Fitted as a non-decreasing table of the share of characters read right, then turned round.
+    right = isotonic(scores, 1.0 - rates, min_points, weights=lengths)
+    table = ErrorTable(right.x, [round(1.0 - y, 9) for y in right.y])
+    expected = table(scores) * lengths
+    spread = (expected * (1 - table(scores))).sum()
+    dispersion = float(((np.minimum(errors, lengths) - expected) ** 2).sum() / spread) if spread > 0 else 1.0
+    table.dispersion = round(max(dispersion, 1.0), 4)
+    return table
 
 
 def character_outcomes(reference: str, prediction: str) -> list[bool]:
@@ -154,15 +233,17 @@ def fit(
     characters_right: Sequence[bool],
     fitted_on: dict | None = None,
     line_score: str = "mean",
+    errors: ErrorTable | None = None,
 ) -> Calibration:
     """Fits the line table (``line_scores``, each line's raw score of kind ``line_score``, against
     whether the line was read exactly) and the character table (each read character's confidence
-    against whether it was right)."""
+    against whether it was right); ``errors`` is the error table (``fit_errors``), if any."""
     line = isotonic(line_scores, lines_exact)
     return Calibration(
         LineTable(line.x, line.y, line_score),
         isotonic(character_confidences, characters_right, CHARACTER_MIN_POINTS),
         fitted_on or {},
+        errors,
     )
 
 
@@ -244,11 +325,15 @@ def reject_curve(
 __all__ = [
     "CHARACTER_MIN_POINTS",
     "ECE_BINS",
+    "ERROR_SCORE",
+    "INTERVAL_Z",
     "LINE_SCORES",
     "TIE_BREAK",
     "REJECT_SHARES",
     "Calibration",
+    "ErrorTable",
     "LineTable",
+    "PredictedCER",
     "Table",
     "brier_score",
     "character_outcomes",
@@ -256,7 +341,9 @@ __all__ = [
     "cross_fitted",
     "expected_calibration_error",
     "fit",
+    "fit_errors",
     "isotonic",
+    "predicted_cer",
     "reject_curve",
     "reliability",
 ]

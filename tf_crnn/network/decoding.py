@@ -23,7 +23,7 @@ from keras import ops
 
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.data.alignment import align, character_confidences, character_spans, expand_units, line_confidence
-from tf_crnn.network.calibration import LineTable
+from tf_crnn.network.calibration import ERROR_SCORE, ErrorTable, LineTable
 from tf_crnn.network.language_model import NgramTables, lm_beam_search
 
 
@@ -128,6 +128,15 @@ def line_confidences(character_log_probs: tf.RaggedTensor, calibration: LineTabl
     if calibration is None:
         return line_scores(character_log_probs)
     return interpolate(line_scores(character_log_probs, calibration.score), calibration.x, calibration.y)
+
+
+def expected_cers(character_log_probs: tf.RaggedTensor, errors: ErrorTable) -> tf.Tensor:
+    """``(batch,)`` expected character error rate of each line from its greedy characters'
+    log-probabilities, by the ``errors`` table on their geometric mean
+    (``calibration.ERROR_SCORE``): 1 for an empty line."""
+    count = character_log_probs.row_lengths()
+    rates = interpolate(line_scores(character_log_probs, ERROR_SCORE), errors.x, errors.y)
+    return tf.where(count > 0, rates, 1.0)
 
 
 def interpolate(x: tf.Tensor, xp: list[float], fp: list[float]) -> tf.Tensor:
@@ -259,6 +268,7 @@ __all__ = [
     "beam_search_decode",
     "character_confidences",
     "decode_to_text",
+    "expected_cers",
     "greedy_character_log_probs",
     "greedy_decode",
     "interpolate",

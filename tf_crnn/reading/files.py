@@ -179,10 +179,11 @@ def _read(model: PredictionModel, chunk: list[str]) -> list[Reading]:
             alternatives = [
                 {"text": t, "log_prob": float(s)} for t, s in zip(out["top_transcriptions"][i], out["top_scores"][i])
             ]
+        expected = float(out["expected_cers"][i]) if "expected_cers" in out else None
         results.append(
             Reading(
                 out["transcriptions"][i], float(out["confidences"][i]), path, float(out["scores"][i]),
-                alternatives=alternatives,
+                alternatives=alternatives, expected_cer=expected,
             )
         )  # fmt: skip
     return results
@@ -227,8 +228,9 @@ def _decode(
         flags = constraint.flag_lines(codes[0], free, original, lengths)
     results = []
     if constraint is None:
-        greedy_characters, calibrated_lines = model.greedy_confidences(log_probs)
+        greedy_characters, calibrated_lines, expected = model.greedy_confidences(log_probs)
         greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
+        expected = expected.numpy().tolist()
     calibration = model.calibration
     height, max_width = model.params.input_shape
     best = [[c for c in codes[0, i].tolist() if c > 0] for i in range(len(chunk))]
@@ -249,9 +251,12 @@ def _decode(
         if len(spans) != len(paths[0]):  # no alignment: the characters get no place
             spans = [(0.0, 0.0)] * len(paths[0])
         units = [alphabet.lookup_int2str.get(c, "") for c in paths[0]]
+        expected_cer = None
         if calibration is not None:
-            # The graph's rule for the line; within a constraint, the same table on the same score.
+            # The graph's rule for the line; within a constraint, the same tables on the same scores.
             confidence = calibrated_lines[i] if constraint is None else calibration.line_confidence(confidences)
+            if model.predicts_cer:
+                expected_cer = expected[i] if constraint is None else calibration.expected_cer(confidences)
             confidences = calibration.character_confidences(confidences)
         else:
             confidence = line_confidence(confidences)
@@ -268,6 +273,7 @@ def _decode(
                     {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
                 ],
                 flagged=flags[i],
+                expected_cer=expected_cer,
             )
         )
     return results

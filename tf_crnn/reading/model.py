@@ -23,7 +23,13 @@ from tf_crnn.data.images import (
 )
 from tf_crnn.export.savedmodel import export_params, resolve_export
 from tf_crnn.network.calibration import Calibration
-from tf_crnn.network.decoding import Decoder, decode_to_text, greedy_character_log_probs, line_confidences
+from tf_crnn.network.decoding import (
+    Decoder,
+    decode_to_text,
+    expected_cers,
+    greedy_character_log_probs,
+    line_confidences,
+)
 from tf_crnn.network.language_model import NgramTables, load_lm
 
 SIGNATURES = ("filename", "serving_default", "image")
@@ -129,22 +135,35 @@ class PredictionModel:
         return Decoder()
 
     def read_log_probs(self, log_probs, lengths, greedy: bool = False) -> dict[str, list]:
-        """Transcriptions and line confidences of the ``log_probs`` signature's output, decoded as
-        the export decodes (``decoder``), or greedily with ``greedy``."""
+        """Transcriptions, line confidences and (with an error table) expected CERs of the
+        ``log_probs`` signature's output, decoded as the export decodes (``decoder``), or
+        greedily with ``greedy``."""
         codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
-        confidences = self.greedy_confidences(tf.convert_to_tensor(log_probs, tf.float32))[1].numpy()
-        return {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.tolist()}
+        _, confidences, expected = self.greedy_confidences(tf.convert_to_tensor(log_probs, tf.float32))
+        result = {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.numpy().tolist()}
+        if self.predicts_cer:
+            result["expected_cers"] = expected.numpy().tolist()
+        return result
+
+    @property
+    def predicts_cer(self) -> bool:
+        """Whether the export's calibration has an error table: its readings then come with an
+        expected CER."""
+        return self.calibration is not None and self.calibration.errors is not None
 
     @functools.cached_property
     def greedy_confidences(self):
-        """``log_probs`` to the greedy characters' probabilities (ragged) and each line's
-        confidence by the graph's rule (calibrated, if the export is), as one compiled graph: op
-        by op, they cost a small batch more than its reading."""
+        """``log_probs`` to the greedy characters' probabilities (ragged), each line's confidence
+        by the graph's rule (calibrated, if the export is) and its expected CER (by the error
+        table, if the export has one, else 1), as one compiled graph: op by op, they cost a small
+        batch more than its reading."""
         table = self.calibration.line if self.calibration is not None else None
+        errors = self.calibration.errors if self.calibration is not None else None
 
         def confidences(log_probs):
             characters = greedy_character_log_probs(log_probs)
-            return tf.exp(characters), line_confidences(characters, table)
+            expected = expected_cers(characters, errors) if errors is not None else tf.ones(tf.shape(log_probs)[:1])
+            return tf.exp(characters), line_confidences(characters, table), expected
 
         return tf.function(
             confidences,

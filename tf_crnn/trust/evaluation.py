@@ -29,6 +29,7 @@ from tf_crnn.config import Params
 from tf_crnn.data.alignment import expand_units
 from tf_crnn.data.preprocessing import DroppedRow, preprocess_csv
 from tf_crnn.network.calibration import (
+    ERROR_SCORE,
     CHARACTER_MIN_POINTS,
     LINE_SCORES,
     Calibration,
@@ -38,6 +39,8 @@ from tf_crnn.network.calibration import (
     cross_fitted,
     expected_calibration_error,
     fit,
+    fit_errors,
+    predicted_cer,
     reject_curve,
     reliability,
 )
@@ -296,6 +299,10 @@ class CalibrationFit:
     line_after_by_score: dict[str, tuple[float, float]] = field(default_factory=dict)
     """Cross-fitted (calibration error, Brier score) of the line table on each raw score
     (``calibration.LINE_SCORES``): ``calibration.choose_line_score`` kept the lowest Brier."""
+    cer: float = 0.0
+    """The lines' CER as read (over the characters read: what the error table predicts)."""
+    predicted_cer_after: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    """The CER the error table predicts for the lines (cross-fitted), with its interval."""
 
 
 @dataclass
@@ -307,9 +314,13 @@ class CalibrationReadings:
     exact: np.ndarray
     errors: np.ndarray
     lengths: np.ndarray
+    read_lengths: np.ndarray
+    """Each line's characters as read (what a predicted CER is counted over)."""
     character_confidences: np.ndarray
     characters_right: np.ndarray
     line_of_character: np.ndarray
+    paths: list[str] = field(default_factory=list)
+    """The lines' images, in order."""
 
 
 def read_for_calibration(
@@ -331,7 +342,7 @@ def read_for_calibration(
     if not rows:
         raise ValueError(f"{csv_filename}: no line the model can read to calibrate on")
     scores = {score: [] for score in LINE_SCORES}
-    exact, char_conf, char_right, line_of_char, errors, lengths = [], [], [], [], [], []
+    exact, char_conf, char_right, line_of_char, errors, lengths, read_lengths = [], [], [], [], [], [], []
     with progress_bar(len(rows), "Reading", progress) as bar:
         for start in range(0, len(rows), batch_size):
             chunk = rows[start : start + batch_size]
@@ -355,6 +366,7 @@ def read_for_calibration(
                 exact.append(prediction == reference)
                 errors.append(levenshtein(reference, prediction))
                 lengths.append(len(reference))
+                read_lengths.append(len(prediction))
                 char_conf += characters[: len(right)]
                 char_right += right[: len(characters)]
                 line_of_char += [line] * min(len(right), len(characters))
@@ -364,9 +376,11 @@ def read_for_calibration(
         np.asarray(exact),
         np.asarray(errors),
         np.asarray(lengths),
+        np.asarray(read_lengths),
         np.asarray(char_conf),
         np.asarray(char_right),
         np.asarray(line_of_char, dtype=int),
+        [path for path, _ in rows],
     )
 
 
@@ -389,7 +403,15 @@ def calibrate(
     halves_of_chars = (np.arange(len(exact)) % 2)[line_of_char] if len(line_of_char) else np.zeros(0, int)
     char_after = cross_fitted(char_conf, char_right, halves_of_chars, CHARACTER_MIN_POINTS)
     described = {"data": str(csv_filename), "lines": int(len(exact)), "characters": int(len(char_conf))}
-    final = fit(scores[kept], exact, char_conf, char_right, described, line_score=kept)
+    read_lengths = read.read_lengths
+    halves = np.arange(len(exact)) % 2
+    rates_after = np.zeros(len(exact))
+    for half in (0, 1):
+        table = fit_errors(scores[ERROR_SCORE][halves != half], errors[halves != half], read_lengths[halves != half])
+        rates_after[halves == half] = table(scores[ERROR_SCORE][halves == half])
+    predicted = predicted_cer(rates_after, read_lengths, table.dispersion)
+    errors_table = fit_errors(scores[ERROR_SCORE], errors, read_lengths)
+    final = fit(scores[kept], exact, char_conf, char_right, described, line_score=kept, errors=errors_table)
     return CalibrationFit(
         final,
         len(exact),
@@ -401,6 +423,8 @@ def calibrate(
         reject_curve(scores[kept], errors, lengths),
         reliability(line_after[kept], exact),
         by_score,
+        float(np.minimum(errors, read_lengths).sum() / max(read_lengths.sum(), 1)),
+        (predicted.cer, predicted.low, predicted.high),
     )
 
 
