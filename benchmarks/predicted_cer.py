@@ -57,8 +57,10 @@ def main() -> None:
     model = PredictionModel(args.model, signature="filename")
     fitting = read_for_calibration(model, args.fit)
     table = fit_errors(fitting.scores[ERROR_SCORE], fitting.errors, fitting.read_lengths)
-    print(f"Error table fitted on {len(fitting.errors)} lines of {args.fit}: {len(table.x)} points, "
-          f"dispersion {table.dispersion:.2f}")
+    print(
+        f"Error table fitted on {len(fitting.errors)} lines of {args.fit}: {len(table.x)} points, "
+        f"dispersion {table.dispersion:.2f}"
+    )
     rows = []
     for path in args.measure:
         read = read_for_calibration(model, path)
@@ -80,17 +82,19 @@ def main() -> None:
         whole = predicted_cer(rates, read.read_lengths, table.dispersion)
         measured = read.errors.sum() / max(read.lengths.sum(), 1)
         expected_errors = rates * read.read_lengths
-        confidence = model.calibration.line(read.scores[model.calibration.line.score]) if model.calibration else (
-            read.scores["mean"])
+        confidence = (
+            model.calibration.line(read.scores[model.calibration.line.score])
+            if model.calibration
+            else (read.scores["mean"])
+        )
         by_expected = rest_cer(np.argsort(-expected_errors, kind="stable"), read.errors, read.lengths)
         by_actual = rest_cer(np.argsort(-read.errors, kind="stable"), read.errors, read.lengths)
         by_confidence = rest_cer(np.argsort(confidence, kind="stable"), read.errors, read.lengths)
-        gain = lambda rest: f"{100 * rest:.2f} ({(rest - measured) / measured:+.0%})"  # noqa: E731
         rows.append([
             path.name, str(len(read.errors)), str(counted),
             f"{100 * np.mean(gaps):.2f}" if gaps else "-", f"{inside}/{counted}",
             f"{100 * whole.cer:.2f} ({100 * whole.low:.2f}-{100 * whole.high:.2f})", f"{100 * measured:.2f}",
-            gain(by_expected), gain(by_confidence), gain(by_actual),
+            *(f"{100 * rest:.2f} ({(rest - measured) / measured:+.0%})" for rest in (by_expected, by_confidence, by_actual)),
         ])  # fmt: skip
     print_table(
         ["set", "lines", "pages", "page MAE (pt)", "in interval", "predicted CER %", "measured %",

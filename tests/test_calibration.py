@@ -141,7 +141,9 @@ def test_predicted_cer_counts_the_characters_read():
 
 def test_an_error_table_is_saved_and_read_back(tmp_path):
     calibration = Calibration(
-        LineTable([0.0, 1.0], [0.0, 1.0]), Table([0.0, 1.0], [0.0, 1.0]), errors=ErrorTable([0.2, 0.9], [0.6, 0.01], 2.5)
+        LineTable([0.0, 1.0], [0.0, 1.0]),
+        Table([0.0, 1.0], [0.0, 1.0]),
+        errors=ErrorTable([0.2, 0.9], [0.6, 0.01], 2.5),
     )
     calibration.save(tmp_path / "calibration.json")
     loaded = Calibration.load(tmp_path)

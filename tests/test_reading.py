@@ -16,7 +16,7 @@ from tf_crnn.cli import main
 from tf_crnn.data.alignment import align, align_batch
 from tf_crnn.datasets.synthetic import make_dataset
 from tf_crnn.export.savedmodel import rewrite_export
-from tf_crnn.network.calibration import Calibration, LineTable, Table
+from tf_crnn.network.calibration import Calibration, ErrorTable, LineTable, Table
 from tf_crnn.network.decoding import (
     character_confidences,
     greedy_character_log_probs,
@@ -251,7 +251,11 @@ def test_portable_reader_maps_the_product_as_the_graph_does(trained, portable_ex
     finally:
         sys.path.pop(0)
     params, _ = trained
-    calibration = Calibration(LineTable([0.0, 0.4, 1.0], [0.0, 0.5, 0.95], "product"), Table([0.0, 1.0], [0.0, 1.0]))
+    calibration = Calibration(
+        LineTable([0.0, 0.4, 1.0], [0.0, 0.5, 0.95], "product"),
+        Table([0.0, 1.0], [0.0, 1.0]),
+        errors=ErrorTable([0.3, 0.7, 1.0], [0.7, 0.2, 0.01], 2.0),
+    )
     saved = PredictionModel(rewrite_export(PredictionModel(params.output_model_dir).export_path, tmp_path / "p",
                                            calibration=calibration))  # fmt: skip
     folder = shutil.copytree(portable_exports["onnx"].parent, tmp_path / "onnx")
@@ -259,7 +263,10 @@ def test_portable_reader_maps_the_product_as_the_graph_does(trained, portable_ex
     portable = PortableModel(folder / portable_exports["onnx"].name)
     paths, _ = eval_images(digits_data)
     theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
-    np.testing.assert_allclose([r["confidence"] for r in portable.predict(paths)], theirs, atol=2e-3)
+    ours = portable.predict(paths)
+    np.testing.assert_allclose([r["confidence"] for r in ours], theirs, atol=2e-3)
+    graph, _ = predict_files(saved, paths)
+    np.testing.assert_allclose([r["expected_cer"] for r in ours], [r.expected_cer for r in graph], atol=2e-3)
 
 
 def test_portable_reader_runs_without_tensorflow(portable_exports, digits_data):

@@ -68,4 +68,19 @@ class Reading(Mapping):
         return len(self.as_dict())
 
 
-__all__ = ["ROW_KEYS", "Reading"]
+@dataclass
+class PredictedCER:
+    """The character error rate that lines' readings probably have, taken as one text (a line, a
+    page, a run), with its interval, predicted from the network's scores alone
+    (``network.calibration.predicted_cer``)."""
+
+    cer: float
+    low: float
+    high: float
+    characters: int
+
+    def __str__(self) -> str:
+        return f"{self.cer:.2%} ({self.low:.2%}-{self.high:.2%})"
+
+
+__all__ = ["ROW_KEYS", "PredictedCER", "Reading"]

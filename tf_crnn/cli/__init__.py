@@ -22,7 +22,18 @@ from tf_crnn.cli.common import (
 )
 from tf_crnn.cli.reading import collect_inputs
 
-TENSORFLOW_COMMANDS = {"train", "predict", "evaluate", "tune-lm", "calibrate", "export", "demo", "report", "serve"}
+TENSORFLOW_COMMANDS = {
+    "train",
+    "adapt",
+    "predict",
+    "evaluate",
+    "tune-lm",
+    "calibrate",
+    "export",
+    "demo",
+    "report",
+    "serve",
+}
 """Commands that load TensorFlow; the others (import, config, alphabet, models, synth, ...) never do."""
 
 
@@ -64,6 +75,7 @@ def run() -> None:
 
 for command in (
     training.train,
+    training.adapt,
     training.demo,
     reading.predict,
     reading.serve,

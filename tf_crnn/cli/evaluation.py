@@ -141,6 +141,12 @@ def evaluate(
             f"     {result.greedy.cer:.4f} without the export's language model (greedy decoding); the language "
             "model's weight was tuned on its own validation set: check it on yours with tf-crnn tune-lm"
         )
+    if result.predicted is not None:
+        predicted = result.predicted
+        click.echo(
+            f"     predicted without the labels, read rows only: {predicted.cer:.4f} "
+            f"({predicted.low:.4f}-{predicted.high:.4f}), by the model's error table"
+        )
     click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
     click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
     curve, best = dict(result.reject_curve()), dict(result.reject_curve(best=True))

@@ -62,7 +62,8 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "--review-below",
     type=click.FloatRange(0, 1),
     help="List the lines read with a confidence under this value (with a calibrated model: the probability that "
-    "the line is read exactly) for review, least confident first: in NAME.review.csv beside -o, or, with "
+    "the line is read exactly) for review, those with the most expected errors first (expected CER times length, "
+    "where the model predicts CER; else the least confident first): in NAME.review.csv beside -o, or, with "
     "--alto/--page, in review.csv in the output folder, each such line also marked in its document.",
 )
 @click.option(
@@ -80,17 +81,21 @@ def predict(
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
     INPUTS are image files, folders (searched recursively for images, TIFF included) and
-    data CSVs. CSV output has path, transcription and confidence; JSON Lines (-o x.jsonl)
+    data CSVs. CSV output has path, transcription and confidence, and expected_cer where the
+    model predicts CER (its calibration has an error table); JSON Lines (-o x.jsonl)
     adds the score, per-character confidences and horizontal spans, and the n-best list;
-    text (-o x.txt) is the transcriptions alone, one a line.
+    text (-o x.txt) is the transcriptions alone, one a line. Such a model also prints the
+    CER the whole run probably has, with its interval.
 
     With --alto or --page, INPUTS are documents (files, or folders searched for .xml): every
     line is cut from its page image and read, and each document is written recognised into
-    the folder -o, under its own file name.
+    the folder -o, under its own file name; each page's predicted CER goes into its metadata
+    and into pages.csv there.
     """
     from tf_crnn.network.devices import describe_device
     from tf_crnn.reading.documents import predict_documents
     from tf_crnn.reading.files import predict_files
+    from tf_crnn.reading.model import PredictionModel
     from tf_crnn.reading.outputs import (
         REVIEW_FILENAME,
         SIDECAR_SUFFIX,
@@ -134,14 +139,13 @@ def predict(
         prediction_format(output)  # an unknown extension is refused before any reading
     if drop_flagged and allow is None and forbid is None:
         raise UserError("--drop-flagged leaves out the lines --allow/--forbid flag: give one of them")
+    paths = collect_inputs(inputs)
+    model = PredictionModel(model)
     constraint = None
     if allow is not None or forbid is not None:
         from tf_crnn.network.constraints import Constraint
-        from tf_crnn.reading.model import PredictionModel
 
-        model = PredictionModel(model)
         constraint = Constraint.from_characters(model.alphabet, allow, forbid)
-    paths = collect_inputs(inputs)
     results, skipped = predict_files(
         model,
         paths,
@@ -162,12 +166,15 @@ def predict(
     write_predictions(results, output)
     if output:
         click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
+    if model.predicts_cer and results:
+        predicted = model.calibration.predicted_cer([r.expected_cer for r in results], [len(r.text) for r in results])
+        click.echo(f"Predicted CER of the {len(results)} lines, without their transcriptions: {predicted}", err=True)
     if sidecar:
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
     if review_below is not None:
         review = Path(output).with_suffix(".review.csv")
-        rows = [(r.path, r.text, r.confidence) for r in results if r.confidence < review_below]
-        write_review_list(rows, review, ["path", "transcription", "confidence"])
+        rows = [((r.path,), r) for r in results if r.confidence < review_below]
+        write_review_list(rows, review, ["path"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
 
 

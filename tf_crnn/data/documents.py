@@ -28,11 +28,12 @@ from pathlib import Path
 from lxml import etree
 from PIL import Image, ImageDraw
 
+from tf_crnn import __version__
 from tf_crnn.atomic import write_bytes
 from tf_crnn.data.alignment import line_confidence
 from tf_crnn.data.images import IMAGE_SUFFIXES, open_image
 from tf_crnn.errors import DocumentError
-from tf_crnn.readings import Reading
+from tf_crnn.readings import PredictedCER, Reading
 
 MAX_XML_BYTES = 64 * 2**20
 """Larger XML files are refused before parsing: a page of text is far smaller."""
@@ -518,6 +519,41 @@ def _write_page_line(line: Line, reading: Reading, ns: str, glyphs: bool) -> Non
         element.insert(position + offset, node)
 
 
+PREDICTED_CER_NAME = "tf-crnn-predicted-cer"
+"""The ALTO ``Processing`` ID, or PAGE ``MetadataItem`` name, that holds the page's predicted CER."""
+
+
+def _note_predicted_cer(document: Document, predicted: PredictedCER, lines: int) -> None:
+    """Writes the page's predicted CER into its metadata, replacing an earlier one: in PAGE a
+    ``MetadataItem``, in ALTO a ``Processing`` step (``OCRProcessing`` before ALTO 3)."""
+    ns, root = document.namespace, document.tree.getroot()
+    value = f"{predicted.cer:.4f} ({predicted.low:.4f}-{predicted.high:.4f}) over {lines} lines"
+    if document.kind == PAGE:
+        metadata = next((c for c in root if _local(c) == "Metadata"), None)
+        if metadata is None:
+            return
+        for item in [c for c in metadata if _local(c) == "MetadataItem" and c.get("name") == PREDICTED_CER_NAME]:
+            metadata.remove(item)
+        etree.SubElement(metadata, f"{ns}MetadataItem", type="processingStep", name=PREDICTED_CER_NAME, value=value)
+        return
+    description = next((c for c in root if _local(c) == "Description"), None)
+    if description is None:
+        return
+    for step in [c for c in description if c.get("ID") == PREDICTED_CER_NAME]:
+        description.remove(step)
+    old = "/v2#" in ns or ns.endswith("/v2#}") or "alto/ns-v2" in ns
+    step = etree.SubElement(description, f"{ns}{'OCRProcessing' if old else 'Processing'}", ID=PREDICTED_CER_NAME)
+    if old:
+        step = etree.SubElement(step, f"{ns}ocrProcessingStep")
+    etree.SubElement(
+        step, f"{ns}processingStepDescription"
+    ).text = "character error rate of the page's recognised lines, predicted without ground truth"
+    etree.SubElement(step, f"{ns}processingStepSettings").text = f"predicted_cer={value}"
+    software = etree.SubElement(step, f"{ns}processingSoftware")
+    etree.SubElement(software, f"{ns}softwareName").text = "tf_crnn"
+    etree.SubElement(software, f"{ns}softwareVersion").text = __version__
+
+
 REVIEW_TAG = "tf-crnn-review"
 """The ALTO ``OtherTag`` that lines to review refer to (``TAGREFS``); in PAGE, the name of the
 ``custom`` attribute's tag."""
@@ -529,11 +565,13 @@ def write_recognition(
     output: str | os.PathLike,
     glyphs: bool = False,
     review_below: float | None = None,
+    predicted: PredictedCER | None = None,
 ) -> Path:
     """Writes a copy of ``document`` to ``output`` with each line of ``readings`` (by line ID)
     replaced by its recognised text; every other element and attribute, and every line not
     in ``readings`` (one that could not be read), is kept as it was. The document's own tree
-    is changed too.
+    is changed too. ``predicted``, the page's predicted CER, goes into its metadata
+    (``PREDICTED_CER_NAME``).
 
     Lines read with a confidence under ``review_below`` are marked for review: in ALTO, the line
     refers (``TAGREFS``) to an ``OtherTag`` labelled "review"; in PAGE, its ``custom`` attribute
@@ -544,6 +582,8 @@ def write_recognition(
             write(line, readings[line.id], document.namespace, glyphs)
             if review_below is not None and readings[line.id].confidence < review_below:
                 _mark_for_review(document, line, readings[line.id].confidence, review_below)
+    if predicted is not None:
+        _note_predicted_cer(document, predicted, len(readings))
     data = etree.tostring(document.tree, xml_declaration=True, encoding="UTF-8")
     write_bytes(output, data)
     return Path(output)
@@ -552,6 +592,7 @@ def write_recognition(
 __all__ = [
     "ALTO",
     "PAGE",
+    "PREDICTED_CER_NAME",
     "REVIEW_TAG",
     "CropGeometry",
     "Document",

@@ -160,12 +160,17 @@ class PortableModel:
 
     def predict(self, images: list) -> list[dict]:
         """Reads each image (path, PIL image or ``uint8`` array); see ``greedy_decode`` for the
-        fields, whose confidences are calibrated where the model is."""
+        fields, whose confidences are calibrated where the model is; where its calibration has an
+        error table, ``expected_cer`` too (the line's expected character error rate)."""
         results = [greedy_decode(lp, self.units) for lp in self.log_probs(images)]
         if self.calibration is not None:
             line, character = self.calibration["line"], self.calibration["character"]
+            errors = self.calibration.get("errors")
             for result in results:
                 chars = result["character_confidences"]
+                if errors is not None:  # expected errors per character, by the geometric mean
+                    rate = np.interp(result["confidence"], errors["x"], errors["y"]) if chars else 1.0
+                    result["expected_cer"] = float(rate)
                 # The table maps the mean (the raw confidence) or the product of the characters'.
                 score = math.prod(chars) if line.get("score") == "product" and chars else result["confidence"]
                 result["confidence"] = float(np.interp(score, line["x"], line["y"]))

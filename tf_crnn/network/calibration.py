@@ -22,6 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.artifacts import CALIBRATION_FILENAME
 from tf_crnn.atomic import write_json
+from tf_crnn.readings import PredictedCER
 
 ECE_BINS = 10
 TIE_BREAK = 1e-3
@@ -110,17 +111,6 @@ class ErrorTable(Table):
     ``n * r`` times on average, with a variance of ``dispersion * n * r * (1 - r)``."""
 
     dispersion: float = 1.0
-
-
-@dataclass
-class PredictedCER:
-    """The character error rate that lines' readings probably have, with its interval
-    (``INTERVAL_Z``), predicted from their scores alone."""
-
-    cer: float
-    low: float
-    high: float
-    characters: int
 
 
 @dataclass
@@ -333,7 +323,6 @@ __all__ = [
     "Calibration",
     "ErrorTable",
     "LineTable",
-    "PredictedCER",
     "Table",
     "brier_score",
     "character_outcomes",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import itertools
+import logging
 import os
 import tempfile
 from pathlib import Path
@@ -23,8 +24,10 @@ from tf_crnn.data.documents import (
 )
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
-from tf_crnn.reading.outputs import REVIEW_FILENAME, write_review_list
+from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
 from tf_crnn.readings import Reading
+
+logger = logging.getLogger(__name__)
 
 
 def predict_documents(
@@ -48,7 +51,8 @@ def predict_documents(
     document of the other kind is left out. ``page_images`` gives a document's page image
     instead of the one it names (``{xml file: image}``). Lines read with a confidence under
     ``review_below`` are marked in their document (``documents.write_recognition``) and listed
-    in ``output_dir/review.csv``.
+    in ``output_dir/review.csv``. Where the model predicts CER (``PredictionModel.predicts_cer``),
+    each page's predicted CER goes into its document's metadata and ``output_dir/pages.csv``.
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -56,6 +60,7 @@ def predict_documents(
     model = model_directory if isinstance(model_directory, PredictionModel) else PredictionModel(model_directory)
     output_dir = Path(output_dir)
     written, skipped, review = [], [], []
+    pages, every_line = [], []
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
 
@@ -97,13 +102,18 @@ def predict_documents(
             ]
             # The crop was a file of the moment: the line stands for itself, in its document.
             readings[line.id] = dataclasses.replace(result, path=f"{document.path}:{line.id}", glyphs=characters)
-        written.append(write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below))
-        if review_below is not None:
-            review.extend(
-                (str(target), line_id, r.text, r.confidence)
-                for line_id, r in readings.items()
-                if r.confidence < review_below
+        predicted = None
+        if model.predicts_cer and readings:
+            predicted = model.calibration.predicted_cer(
+                [r.expected_cer for r in readings.values()], [len(r.text) for r in readings.values()]
             )
+            pages.append((str(target.name), len(readings), predicted))
+            every_line.extend(readings.values())
+        written.append(
+            write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below, predicted=predicted)
+        )
+        if review_below is not None:
+            review.extend(((str(target), line_id), r) for line_id, r in readings.items() if r.confidence < review_below)
 
     files = [Path(f) for f in xml_files]
 
@@ -137,7 +147,14 @@ def predict_documents(
                 )
                 write(document, target, crops, by_path)
     if review_below is not None:
-        write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line", "transcription", "confidence"])
+        write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line"])
+    if pages:
+        write_pages(pages, output_dir / PAGES_FILENAME)
+        predicted = model.calibration.predicted_cer(
+            [r.expected_cer for r in every_line], [len(r.text) for r in every_line]
+        )
+        logger.info("Predicted CER of the %d pages: %s; each page's in %s", len(pages), predicted,
+                    output_dir / PAGES_FILENAME)  # fmt: skip
     return written, skipped
 
 

@@ -140,7 +140,10 @@ class PredictionModel:
         greedily with ``greedy``."""
         codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
         _, confidences, expected = self.greedy_confidences(tf.convert_to_tensor(log_probs, tf.float32))
-        result = {"transcriptions": decode_to_text(codes[0], self.alphabet), "confidences": confidences.numpy().tolist()}
+        result = {
+            "transcriptions": decode_to_text(codes[0], self.alphabet),
+            "confidences": confidences.numpy().tolist(),
+        }
         if self.predicts_cer:
             result["expected_cers"] = expected.numpy().tolist()
         return result

@@ -29,8 +29,8 @@ from tf_crnn.config import Params
 from tf_crnn.data.alignment import expand_units
 from tf_crnn.data.preprocessing import DroppedRow, preprocess_csv
 from tf_crnn.network.calibration import (
-    ERROR_SCORE,
     CHARACTER_MIN_POINTS,
+    ERROR_SCORE,
     LINE_SCORES,
     Calibration,
     brier_score,
@@ -50,7 +50,7 @@ from tf_crnn.network.metrics import alignment_confusions, levenshtein
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.files import unit_confidences
 from tf_crnn.reading.model import PredictionModel
-from tf_crnn.readings import Reading
+from tf_crnn.readings import PredictedCER, Reading
 from tf_crnn.records import read_csv_rows, split_label
 
 
@@ -97,6 +97,9 @@ class EvaluationResult:
     confusions: Counter = field(default_factory=Counter)
     greedy: EvaluationResult | None = None
     """The same rows decoded greedily, where the export reads with a language model."""
+    predicted: PredictedCER | None = None
+    """The CER of the lines read as the model predicts it without their labels, where it does
+    (over the characters read, as ``filtered_cer`` counts them)."""
 
     @property
     def unreadable(self) -> list[DroppedRow]:
@@ -166,6 +169,7 @@ class EvaluationResult:
                 "rows": len(self.lines),
             },
             "calibration_error": self.calibration_error,
+            **({"predicted_cer": dataclasses.asdict(self.predicted)} if self.predicted is not None else {}),
             "reject_curve": [{"kept": share, "cer": cer} for share, cer in self.reject_curve()],
             "reject_curve_best": [{"kept": share, "cer": cer} for share, cer in self.reject_curve(best=True)],
             **({"greedy": self.greedy.to_dict()} if self.greedy is not None else {}),
@@ -203,10 +207,17 @@ def evaluate(
             if with_lm:
                 log_probs, lengths = model.log_probs([p for p, _ in chunk])
                 _compare(result, chunk, model.read_log_probs(log_probs, lengths), params)
-                _compare(result.greedy, chunk, model.read_log_probs(log_probs, lengths, greedy=True), params)
+                greedy = model.read_log_probs(log_probs, lengths, greedy=True)
+                greedy.pop("expected_cers", None)  # the error table predicts the export's own reading
+                _compare(result.greedy, chunk, greedy, params)
             else:
                 _compare(result, chunk, model.predict_full([p for p, _ in chunk]), params)
             bar.update(len(chunk))
+    if model.predicts_cer and result.lines:
+        readings = [line.reading for line in result.lines]
+        result.predicted = model.calibration.predicted_cer(
+            [r.expected_cer for r in readings], [len(r.text) for r in readings]
+        )
     return result
 
 
@@ -430,11 +441,12 @@ def calibrate(
 
 def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:
     """Adds a batch's predictions against its labels to ``result``."""
-    for (path, label), prediction, confidence in zip(chunk, out["transcriptions"], out["confidences"]):
+    expected = out.get("expected_cers", [None] * len(chunk))
+    for (path, label), prediction, confidence, rate in zip(chunk, out["transcriptions"], out["confidences"], expected):
         reference = "".join(split_label(label, params.string_split_delimiter))
         char_errors = levenshtein(reference, prediction)
         word_errors = levenshtein(reference.split(), prediction.split())
-        reading = Reading(prediction, float(confidence), path)
+        reading = Reading(prediction, float(confidence), path, expected_cer=None if rate is None else float(rate))
         result.lines.append(LineResult(reference, reading, char_errors, word_errors))
         result.char_errors += char_errors
         result.chars += len(reference)
@@ -444,23 +456,22 @@ def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, 
 
 
 def write_line_results(result: EvaluationResult, report_filename: str | os.PathLike) -> None:
-    """Per-line CSV sorted by character errors, worst first."""
+    """Per-line CSV sorted by character errors, worst first; with ``expected_cer`` (the CER
+    predicted without the label) where the model predicts it."""
+    predicts = result.predicted is not None
     with atomic_open(report_filename, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["path", "reference", "prediction", "char_errors", "cer", "word_errors", "confidence"])
+        writer.writerow(
+            ["path", "reference", "prediction", "char_errors", "cer", "word_errors", "confidence"]
+            + (["expected_cer"] if predicts else [])
+        )
         for line in sorted(result.lines, key=lambda r: (-r.char_errors, r.path)):
             cer = line.char_errors / max(len(line.reference), 1)
+            estimate = [f"{line.reading.expected_cer:.4f}"] if predicts else []
             writer.writerow(
-                [
-                    line.path,
-                    line.reference,
-                    line.prediction,
-                    line.char_errors,
-                    f"{cer:.4f}",
-                    line.word_errors,
-                    f"{line.confidence:.4f}",
-                ]
-            )
+                [line.path, line.reference, line.prediction, line.char_errors, f"{cer:.4f}", line.word_errors,
+                 f"{line.confidence:.4f}", *estimate]
+            )  # fmt: skip
 
 
 __all__ = [

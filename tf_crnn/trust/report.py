@@ -343,6 +343,66 @@ def write_report_page(
     return Report(Path(html), written.get("curves.png"), written.get("samples.png"))
 
 
+def plot_line_changes(before, after) -> bytes | None:
+    """Each line's CER before and after (``EvaluationResult``s of the same lines), the lines in
+    order of their CER before."""
+    errors_after = {line.path: line for line in after.lines}
+    pairs = [(line, errors_after[line.path]) for line in before.lines if line.path in errors_after]
+    if not pairs:
+        return None
+    pairs.sort(key=lambda pair: -pair[0].char_errors / max(len(pair[0].reference), 1))
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(10, 3.2), dpi=100)
+    xs = range(1, len(pairs) + 1)
+    rate = lambda line: 100 * line.char_errors / max(len(line.reference), 1)  # noqa: E731
+    ax.vlines(xs, [rate(b) for b, _ in pairs], [rate(a) for _, a in pairs], color="#bbbbbb")
+    ax.plot(xs, [rate(b) for b, _ in pairs], "o", color="#aa3377", label="before")
+    ax.plot(xs, [rate(a) for _, a in pairs], "o", color="#4477aa", label="after")
+    ax.set(xlabel="held-out line (worst read before first)", ylabel="CER (%)")
+    ax.legend()
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
+def write_adapt_page(summary: dict, before, after, html: str | os.PathLike, history_csv=None, recipe: str = "") -> Path:
+    """Writes the page of a ``tf-crnn adapt`` (every picture inline): its figures (``summary``:
+    ``training.adapt.AdaptResult.summary``), each held-out line's CER before and after, the
+    training curves (``history_csv``) and the held-out lines with both readings."""
+    jinja2 = require("report", "jinja2")
+    readings_after = {line.path: line for line in after.lines}
+    lines = []
+    for line in before.lines:
+        later = readings_after.get(line.path)
+        if later is None:
+            continue
+        lines.append(
+            {
+                "path": line.path,
+                "image": _data_uri(_png_bytes(_line_image(line.path))),
+                "reference": line.reference,
+                "before": list(zip(line.prediction, error_marks(line.reference, line.prediction)[1])),
+                "after": list(zip(later.prediction, error_marks(later.reference, later.prediction)[1])),
+                "before_errors": line.char_errors,
+                "after_errors": later.char_errors,
+            }
+        )
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("tf_crnn", "templates"), autoescape=jinja2.select_autoescape()
+    )
+    page = environment.get_template("adapt.html.j2").render(
+        title=summary["model"],
+        summary=summary,
+        recipe=recipe,
+        lines_figure=_data_uri(plot_line_changes(before, after)),
+        curves=_data_uri(plot_curves(history_csv) if history_csv and Path(history_csv).is_file() else None),
+        lines=lines,
+    )
+    with atomic_open(html) as f:
+        f.write(page)
+    return Path(html)
+
+
 def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, batch_size: int = 64) -> Report:
     """Evaluates a run's newest export on the validation rows it trained with and writes
     ``report.html``, ``curves.png`` and ``samples.png`` into ``out_dir`` (default ``RUN/report``).
@@ -380,4 +440,14 @@ def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = N
     )
 
 
-__all__ = ["REPORT_DIR", "Report", "error_marks", "plot_curves", "render_samples", "report_run", "write_report_page"]
+__all__ = [
+    "REPORT_DIR",
+    "Report",
+    "error_marks",
+    "plot_curves",
+    "plot_line_changes",
+    "render_samples",
+    "report_run",
+    "write_adapt_page",
+    "write_report_page",
+]
