@@ -4,8 +4,9 @@ Each group is the lines of one writer or collection, in their order (a data CSV,
 the rows whose image path holds a text: ``NAME=CSV@TEXT``). ``adapt`` gets the first ``--lines``
 of a group (its own held-out share taken from them, as a user gives them), and the base model and
 whatever ``adapt`` writes (the base model where it refuses) read the group's other lines. Prints,
-per group and recipe: the CER of those lines before and after, the relative change, whether a
-model was written, and the minutes it took.
+per group and recipe: the CER of those lines before and after (the base model's where ``adapt``
+refuses), the relative change, the change had the adapted model been written anyway, what
+``adapt`` measured on its own held-out lines, whether it wrote the model, and the minutes it took.
 
     python benchmarks/adapt.py --model builtin:handwriting-fr --lines 16 \\
         --group poilus-232=corpus/poilus/val.csv@AN_0232 --group peraire=corpus/real-hw/val.csv@B.30.tdm \\
@@ -38,12 +39,14 @@ def group_rows(spec: str) -> tuple[str, list[tuple[str, str]]]:
 
 
 def parse_recipe(spec: str) -> dict:
-    """``default`` or ``lr=R,steps=S`` (``steps`` per training line, as ``recipe_for`` counts)."""
+    """``default`` or ``lr=R,steps=S,freeze=F`` (``steps`` per training line, as ``recipe_for``
+    counts; ``freeze`` as the config key)."""
     if spec == "default":
         return {}
     values = dict(item.split("=") for item in spec.split(","))
     return {"learning_rate": float(values["lr"]) if "lr" in values else None,
-            "steps_per_line": float(values["steps"]) if "steps" in values else None}  # fmt: skip
+            "steps_per_line": float(values["steps"]) if "steps" in values else None,
+            "freeze": values.get("freeze")}  # fmt: skip
 
 
 def main() -> None:
@@ -82,20 +85,26 @@ def main() -> None:
                         steps = int(np.clip(round(recipe["steps_per_line"] * n_train), 1, 10 * base.steps))
                     out = tmp / f"{name}-{n}-{len(rows)}"
                     start = time.monotonic()
+                    # Written whatever the held-out lines say, to measure what the refusal saves.
                     result = adapt(args.model, [given], out, seed=args.seed, steps=steps,
-                                   learning_rate=recipe.get("learning_rate"))  # fmt: skip
+                                   learning_rate=recipe.get("learning_rate"), freeze=recipe.get("freeze"),
+                                   write_worse=True)  # fmt: skip
                     minutes = (time.monotonic() - start) / 60
-                    after = evaluate(out, rest).cer if result.output is not None else before
+                    adapted = evaluate(out, rest).cer
+                    after = adapted if result.better else before
+                    low, high = result.change_interval
                     rows.append([
                         name, str(n), recipe_spec, result.recipe.describe(), str(len(lines) - n),
                         f"{100 * before:.2f}", f"{100 * after:.2f}", f"{(after - before) / before:+.0%}",
-                        f"{100 * result.before.cer:.1f} -> {100 * result.after.cer:.1f}",
-                        "yes" if result.output is not None else "refused", f"{minutes:.1f}",
+                        f"{(adapted - before) / before:+.0%}",
+                        f"{100 * result.before.cer:.1f} -> {100 * result.after.cer:.1f} ({100 * low:+.1f}, {100 * high:+.1f})",
+                        "yes" if result.better else "refused", f"{minutes:.1f}",
                     ])  # fmt: skip
                     print(" | ".join(rows[-1]), flush=True)
     print_table(
         ["group", "lines given", "recipe", "trained", "lines measured", "CER before %", "CER after %", "change",
-         "adapt's own held-out CER %", "written", "minutes"],
+         "change had it written anyway", "adapt's own held-out CER % (90% interval of the change)", "written",
+         "minutes"],
         rows,
     )  # fmt: skip
 

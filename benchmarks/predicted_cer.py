@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -28,11 +27,6 @@ sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine, print_table  # noqa: E402
 
 SET_ASIDE = 0.1
-LINE_SUFFIX = re.compile(r"(_eSc)?_line_[^/]*$")
-
-
-def page_of(path: str) -> str:
-    return LINE_SUFFIX.sub("", Path(path).stem)
 
 
 def rest_cer(order: np.ndarray, errors: np.ndarray, lengths: np.ndarray) -> float:
@@ -51,12 +45,14 @@ def main() -> None:
 
     from tf_crnn.network.calibration import ERROR_SCORE, fit_errors, predicted_cer
     from tf_crnn.reading.model import PredictionModel
+    from tf_crnn.records import page_of_line_image
     from tf_crnn.trust.evaluation import read_for_calibration
 
     print(f"Machine: {machine()}")
     model = PredictionModel(args.model, signature="filename")
     fitting = read_for_calibration(model, args.fit)
-    table = fit_errors(fitting.scores[ERROR_SCORE], fitting.errors, fitting.read_lengths)
+    pages = [page_of_line_image(path) for path in fitting.paths]
+    table = fit_errors(fitting.scores[ERROR_SCORE], fitting.errors, fitting.read_lengths, pages)
     print(
         f"Error table fitted on {len(fitting.errors)} lines of {args.fit}: {len(table.x)} points, "
         f"dispersion {table.dispersion:.2f}"
@@ -68,7 +64,7 @@ def main() -> None:
         rates = np.where(read.read_lengths > 0, rates, 1.0)
         pages = defaultdict(list)
         for i, line in enumerate(read.paths):
-            pages[page_of(line)].append(i)
+            pages[page_of_line_image(line)].append(i)
         gaps, inside, counted = [], 0, 0
         for lines in pages.values():
             if len(lines) < args.min_lines:

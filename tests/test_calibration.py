@@ -132,6 +132,29 @@ def test_errors_that_come_in_bursts_widen_the_interval():
     assert wide.cer == narrow.cer and wide.high - wide.low > 2 * (narrow.high - narrow.low)
 
 
+def test_the_dispersion_is_measured_over_pages_where_lines_are_grouped():
+    rng = np.random.default_rng(3)
+    pages = np.repeat(np.arange(200), 15)  # 200 pages of 15 lines
+    scores = rng.uniform(0.6, 1.0, len(pages))
+    lengths = np.full(len(pages), 40)
+    # Each page's hand makes its lines err more or less than their scores say, all together.
+    hand = rng.choice([0.5, 1.5], size=200)[pages]
+    errors = rng.binomial(lengths, np.clip((1 - scores) * hand, 0, 1))
+    per_line = fit_errors(scores, errors, lengths)
+    per_page = fit_errors(scores, errors, lengths, [f"page{p}" for p in pages])
+    assert per_page.x == per_line.x and per_page.y == per_line.y  # the same table
+    assert per_page.dispersion > 2 * per_line.dispersion
+    # Its intervals hold about nine pages in ten; the lines' dispersion holds far fewer.
+    inside = {table: 0 for table in ("line", "page")}
+    for page in range(200):
+        lines = pages == page
+        measured = errors[lines].sum() / lengths[lines].sum()
+        for name, table in (("line", per_line), ("page", per_page)):
+            predicted = predicted_cer(table(scores[lines]), lengths[lines], table.dispersion)
+            inside[name] += predicted.low <= measured <= predicted.high
+    assert inside["page"] >= 160 and inside["line"] < inside["page"] - 30
+
+
 def test_predicted_cer_counts_the_characters_read():
     predicted = predicted_cer([0.1, 0.5, 1.0], [90, 10, 0], dispersion=1.0)
     assert predicted.cer == pytest.approx((9 + 5) / 100) and predicted.characters == 100

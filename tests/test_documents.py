@@ -14,6 +14,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from tf_crnn.cli import main
 from tf_crnn.data.documents import (
+    PREDICTED_CER_NAME,
     REVIEW_TAG,
     CropGeometry,
     DocumentError,
@@ -99,12 +100,15 @@ def page_xml(image_name: str, truth: dict) -> str:
 
 
 def strip_recognition(tree) -> bytes:
-    """The tree less what recognition writes (ALTO String/SP/HYP, PAGE Word/TextEquiv of lines)."""
+    """The tree less what recognition writes (ALTO String/SP/HYP, PAGE Word/TextEquiv of lines, the
+    page's predicted CER)."""
     root = etree.fromstring(etree.tostring(tree))
     for line in root.iter("{*}TextLine"):
         for child in list(line):
             if etree.QName(child).localname in ("String", "SP", "HYP", "Word", "TextEquiv"):
                 line.remove(child)
+    for step in [e for e in root.iter() if PREDICTED_CER_NAME in (e.get("ID"), e.get("name"))]:
+        step.getparent().remove(step)
     return etree.tostring(root, method="c14n")
 
 
@@ -147,6 +151,14 @@ def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trai
     assert sum(e == t["text"] for e, t in zip(expected, truth.values())) >= 2  # it reads the page
     assert strip_recognition(before) == strip_recognition(after)  # everything else as it was
     assert b"<!-- made by the tests -->" in output.read_bytes()
+    # The page's predicted CER: in its metadata, and in pages.csv beside it.
+    (page,) = list(csv.DictReader((written / "pages.csv").open(encoding="utf-8")))
+    assert page["page"] == xml_file.name and int(page["lines"]) == len(truth)
+    assert float(page["low"]) <= float(page["predicted_cer"]) <= float(page["high"])
+    (step,) = after.getroot().findall(f"{{{ALTO_NS}}}Description/{{{ALTO_NS}}}Processing[@ID='{PREDICTED_CER_NAME}']")
+    settings = step.find(f"{{{ALTO_NS}}}processingStepSettings").text
+    assert settings.startswith(f"predicted_cer={page['predicted_cer']} ({page['low']}-{page['high']})")
+    assert f"Predicted CER of each page: {written / 'pages.csv'}" in run.output
 
 
 def test_evaluate_tune_lm_and_calibrate_take_documents_as_they_take_the_imported_csv(trained, alto_page, tmp_path):
@@ -223,6 +235,8 @@ def test_page_in_transkribus_layout_round_trips_and_validates(trained, tmp_path)
         ]
         assert " ".join(words) == (equiv.find(f"{{{PAGE_NS}}}Unicode").text or "")
         assert 0 <= float(equiv.get("conf")) <= 1
+    (item,) = written.getroot().iter(f"{{{PAGE_NS}}}MetadataItem")
+    assert item.get("name") == PREDICTED_CER_NAME and item.get("value").startswith("0.")
 
 
 def test_a_page_image_linked_from_elsewhere_is_refused_with_its_reason(tmp_path):
@@ -427,8 +441,11 @@ def test_lines_under_the_review_threshold_are_listed_and_marked(trained, alto_pa
     with open(out / "review.csv", newline="") as f:
         review = list(csv.DictReader(f))
     assert {row["line"] for row in review} == set(truth)  # every confidence is under 1
-    confidences = [float(row["confidence"]) for row in review]
-    assert confidences == sorted(confidences)
+    # The lines with the most expected errors (expected CER times length) first.
+    expected = [float(row["expected_errors"]) for row in review]
+    assert expected == sorted(expected, reverse=True)
+    assert all(float(r["expected_errors"]) == pytest.approx(float(r["expected_cer"]) * len(r["transcription"]), abs=0.01)
+               for r in review)  # fmt: skip
     root = etree.parse(str(out / xml_file.name)).getroot()
     tags = root.find(f"{{{ALTO_NS}}}Tags")
     assert tags is not None and tags.getnext().tag == f"{{{ALTO_NS}}}Layout"
@@ -478,8 +495,17 @@ def test_review_list_of_images(trained, digits_data, tmp_path):
         main, ["predict", str(result.export_path), images, "-o", str(tmp_path / "out.csv"), "--review-below", "1"]
     )
     assert run.exit_code == 0, run.output
-    review = (tmp_path / "out.review.csv").read_text().splitlines()
-    assert review[0] == "path,transcription,confidence" and len(review) > 1
+    with open(tmp_path / "out.review.csv", newline="") as f:
+        review = list(csv.reader(f))
+    assert review[0] == ["path", "transcription", "confidence", "expected_cer", "expected_errors"] and len(review) > 2
+    expected = [float(row[4]) for row in review[1:]]
+    assert expected == sorted(expected, reverse=True)
+    # The CSV of readings has each line's expected CER.
+    with open(tmp_path / "out.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert {row["path"]: row["expected_cer"] for row in rows if row["path"] in {r[0] for r in review}} == {
+        row[0]: row[3] for row in review[1:]
+    }
     refused = CliRunner().invoke(main, ["predict", str(result.export_path), images, "--review-below", "0.5"])
     assert refused.exit_code != 0 and "give -o" in refused.output
 

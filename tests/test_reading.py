@@ -176,7 +176,7 @@ def test_every_path_gives_a_line_as_one_reading(trained, digits_data, tmp_path):
     assert all(isinstance(r, Reading) for r in read)
     assert [r["transcription"] for r in read] == [r.text for r in read] and read[0]["path"] == read[0].path == paths[0]
     assert list(read[0]) == ["path", "transcription", "confidence", "score", "character_confidences",
-                             "character_spans", "alternatives"]  # fmt: skip
+                             "character_spans", "alternatives", "expected_cer"]  # fmt: skip
     with pytest.raises(KeyError):
         read[0]["glyphs"]  # noqa: B018 - a key the output never has
     out = tmp_path / "pred.jsonl"
@@ -334,7 +334,7 @@ def test_predict_reads_within_allow_and_flags_the_lines_that_do_not_fit(trained,
     run = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "--allow", "01234", "-o", str(out)])
     assert run.exit_code == 0, run.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert list(rows[0]) == ["path", "transcription", "confidence", "flagged"]
+    assert list(rows[0]) == ["path", "transcription", "confidence", "expected_cer", "flagged"]
     assert all(set(r["transcription"]) <= set("01234") for r in rows)
     # A line the model reads within the set reads alike and is never flagged; one where it reads
     # 5-9 with confidence mostly is (its reading within the set is far less probable).

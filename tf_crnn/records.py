@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import os
+import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -50,6 +51,17 @@ def resolve_image_path(csv_filename: str | os.PathLike, path: str) -> str:
     if os.path.isabs(path):
         return path
     return str(Path(csv_filename).resolve().parent / path)
+
+
+LINE_IMAGE_SUFFIX = re.compile(r"(_eSc)?_line_[^/\\]*$")
+"""The end of a line image's name that ``tf-crnn import`` adds to its page's name (``PAGE_ID``)
+where the line IDs are eScriptorium's (``eSc_line_...``) or ``line_N``."""
+
+
+def page_of_line_image(path: str | os.PathLike) -> str:
+    """The page a line image was cut from, as its name says (``will_0005-1_line_3.png`` is
+    ``will_0005-1``); a name that says nothing is its own page."""
+    return LINE_IMAGE_SUFFIX.sub("", Path(path).stem) or Path(path).stem
 
 
 def join_units(units: Iterable[str], string_split_delimiter: str = "|") -> str:
@@ -147,6 +159,8 @@ def write_left_out(
 
 
 __all__ = [
+    "LINE_IMAGE_SUFFIX",
+    "page_of_line_image",
     "join_units",
     "read_csv_rows",
     "read_json_object",

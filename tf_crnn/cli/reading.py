@@ -97,6 +97,7 @@ def predict(
     from tf_crnn.reading.files import predict_files
     from tf_crnn.reading.model import PredictionModel
     from tf_crnn.reading.outputs import (
+        PAGES_FILENAME,
         REVIEW_FILENAME,
         SIDECAR_SUFFIX,
         prediction_format,
@@ -128,6 +129,8 @@ def predict(
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
+        if (Path(output) / PAGES_FILENAME).is_file():
+            click.echo(f"Predicted CER of each page: {Path(output) / PAGES_FILENAME}", err=True)
         if review_below is not None:
             click.echo(
                 f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True

@@ -73,8 +73,13 @@ def demo(output_dir, n_train, config) -> None:
 @click.option("--seed", default=0, show_default=True, type=int, help="Draws the held-out lines.")
 @click.option("--steps", type=click.IntRange(1), help="Training steps (default: by the number of lines).")
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Default: 1e-4.")
+@click.option(
+    "--freeze",
+    type=click.Choice(["none", "cnn", "cnn+rnn"]),
+    help="Layers that keep their weights (default: none: every layer is trained).",
+)
 @user_errors
-def adapt(model, lines, output, holdout, by_document, seed, steps, learning_rate) -> None:
+def adapt(model, lines, output, holdout, by_document, seed, steps, learning_rate, freeze) -> None:
     """Adapt MODEL to a hand or a collection from LINES (4-5000 corrected lines: a data CSV,
     ALTO or PAGE files, folders of them or of line images with NAME.gt.txt).
 
@@ -89,7 +94,7 @@ def adapt(model, lines, output, holdout, by_document, seed, steps, learning_rate
     try:
         result = run_adapt(
             model, list(lines), output, holdout=holdout, by_document=by_document, seed=seed, steps=steps,
-            learning_rate=learning_rate,
+            learning_rate=learning_rate, freeze=freeze,
         )  # fmt: skip
     except ValueError as e:
         raise UserError(str(e)) from None

@@ -186,24 +186,51 @@ def predicted_cer(rates: Sequence[float], lengths: Sequence[int], dispersion: fl
 
 
 def fit_errors(
-    scores: Sequence[float], errors: Sequence[int], lengths: Sequence[int], min_points: int = 10
+    scores: Sequence[float],
+    errors: Sequence[int],
+    lengths: Sequence[int],
+    groups: Sequence[str] | None = None,
+    min_points: int = 10,
 ) -> ErrorTable:
     """The error table of lines read with raw ``scores`` (``ERROR_SCORE``), ``errors`` character
     errors and ``lengths`` characters read: each stretch of scores maps to its lines' errors per
     character read (weighted by length, so that a table's rate times the characters read sums to
-    the errors), non-increasing in the score; the dispersion is the errors' variance around it
-    over what independent characters would give."""
+    the errors), non-increasing in the score.
+
+    The dispersion is measured where the table was not fitted (each half of the lines by the
+    table of the other half) and, where ``groups`` name the page of each line and there are at
+    least ``MIN_GROUPS`` of them, over whole pages: the lines of a page err together (one hand,
+    one scan), which widens a page's interval beyond what independent lines would give."""
+    scores = np.asarray(scores, dtype=np.float64)
     lengths = np.asarray(lengths, dtype=np.float64)
-    errors = np.asarray(errors, dtype=np.float64)
-    rates = np.minimum(errors / np.maximum(lengths, 1.0), 1.0)
-    # Fitted as a non-decreasing table of the share of characters read right, then turned round.
-    right = isotonic(scores, 1.0 - rates, min_points, weights=lengths)
-    table = ErrorTable(right.x, [round(1.0 - y, 9) for y in right.y])
-    expected = table(scores) * lengths
-    spread = (expected * (1 - table(scores))).sum()
-    dispersion = float(((np.minimum(errors, lengths) - expected) ** 2).sum() / spread) if spread > 0 else 1.0
+    errors = np.minimum(np.asarray(errors, dtype=np.float64), lengths)
+    table = _error_table(scores, errors, lengths, min_points)
+    names = list(groups) if groups is not None else []
+    by_group = len(set(names)) >= MIN_GROUPS
+    keys = np.unique(names, return_inverse=True)[1] if by_group else np.arange(len(scores))
+    halves = keys % 2
+    expected = np.zeros(len(scores))
+    for half in (0, 1):
+        other = _error_table(scores[halves != half], errors[halves != half], lengths[halves != half], min_points)
+        expected[halves == half] = other(scores[halves == half]) * lengths[halves == half]
+    spread = expected * (1 - expected / np.maximum(lengths, 1.0))
+    observed_sums = np.bincount(keys, weights=errors)
+    expected_sums = np.bincount(keys, weights=expected)
+    spread_sum = spread.sum()
+    dispersion = float(((observed_sums - expected_sums) ** 2).sum() / spread_sum) if spread_sum > 0 else 1.0
     table.dispersion = round(max(dispersion, 1.0), 4)
     return table
+
+
+MIN_GROUPS = 8
+"""Pages needed to measure the dispersion over pages rather than lines."""
+
+
+def _error_table(scores: np.ndarray, errors: np.ndarray, lengths: np.ndarray, min_points: int) -> ErrorTable:
+    rates = errors / np.maximum(lengths, 1.0)
+    # Fitted as a non-decreasing table of the share of characters read right, then turned round.
+    right = isotonic(scores, 1.0 - rates, min_points, weights=lengths)
+    return ErrorTable(right.x, [round(1.0 - y, 9) for y in right.y])
 
 
 def character_outcomes(reference: str, prediction: str) -> list[bool]:
@@ -318,6 +345,7 @@ __all__ = [
     "ERROR_SCORE",
     "INTERVAL_Z",
     "LINE_SCORES",
+    "MIN_GROUPS",
     "TIE_BREAK",
     "REJECT_SHARES",
     "Calibration",

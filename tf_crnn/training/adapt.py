@@ -13,7 +13,6 @@ import dataclasses
 import logging
 import os
 import random
-import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -27,7 +26,7 @@ from tf_crnn.config import Params, read_config
 from tf_crnn.datasets.gather import gather_lines
 from tf_crnn.export.savedmodel import resolve_export, rewrite_export
 from tf_crnn.network.calibration import Calibration
-from tf_crnn.records import join_units, write_csv_rows
+from tf_crnn.records import join_units, page_of_line_image, write_csv_rows
 from tf_crnn.training.run import train
 from tf_crnn.trust.evaluation import EvaluationResult, evaluate
 from tf_crnn.trust.report import write_adapt_page
@@ -58,8 +57,6 @@ ADAPT_SUMMARY = "adapt.json"
 ADAPT_PAGE = "adapt.html"
 """Beside the adapted model: what adapting measured, as JSON and as a page."""
 CURVE_POINTS = 20
-LINE_SUFFIX = re.compile(r"(_eSc)?_line_[^/]*$")
-"""``tf-crnn import`` names a document's line images ``PAGE_line_ID``."""
 
 
 @dataclass
@@ -135,7 +132,7 @@ class AdaptResult:
 
 def document_of(sample) -> str:
     """The page a line comes from: its document, else what its image's name says."""
-    return sample.document or LINE_SUFFIX.sub("", Path(sample.image).stem)
+    return sample.document or page_of_line_image(sample.image)
 
 
 def split_lines(samples: list, holdout: float, by_document: bool, seed: int) -> tuple[list, list]:
@@ -191,12 +188,16 @@ def adapt(
     seed: int = 0,
     steps: int | None = None,
     learning_rate: float | None = None,
+    freeze: str | None = None,
     work_dir: str | os.PathLike | None = None,
+    write_worse: bool = False,
 ) -> AdaptResult:
     """Adapts ``model`` to the corrected lines of ``inputs`` (a data CSV, ALTO or PAGE files,
     folders of them or of line images with ``NAME.gt.txt``) and writes the adapted model to
     ``output`` where it reads the held-out lines with fewer errors than ``model`` does.
-    ``steps`` and ``learning_rate`` replace those of ``recipe_for``.
+    ``steps``, ``learning_rate`` and ``freeze`` replace those of ``recipe_for``; ``write_worse``
+    writes the adapted model whatever the held-out lines say (``benchmarks/adapt.py`` measures
+    what the refusal saves), ``AdaptResult.better`` still telling.
 
     Raises:
         ValueError: too few or too many usable lines, or ``output`` exists.
@@ -219,7 +220,10 @@ def adapt(
         train_samples, held = split_lines(samples, holdout, by_document, seed)
         recipe = recipe_for(len(train_samples))
         recipe = dataclasses.replace(
-            recipe, steps=steps or recipe.steps, learning_rate=learning_rate or recipe.learning_rate
+            recipe,
+            steps=steps or recipe.steps,
+            learning_rate=learning_rate or recipe.learning_rate,
+            freeze=freeze or recipe.freeze,
         )
         train_csv, held_csv = tmp / "train.csv", tmp / "held-out.csv"
         for csv_file, part in ((train_csv, train_samples), (held_csv, held)):
@@ -240,11 +244,11 @@ def adapt(
             str(model), recipe, len(train_samples), len(held), before, after, change_interval(before, after, seed),
             skipped=skipped,
         )  # fmt: skip
-        if result.better:
+        if result.better or write_worse:
             # The page and figures travel inside the model's folder, written before it is moved in.
-            write_json(adapted / ADAPT_SUMMARY, {**result.summary(), "written": True})
+            write_json(adapted / ADAPT_SUMMARY, {**result.summary(), "written": result.better})
             write_adapt_page(
-                {**result.summary(), "written": True}, before, after, adapted / ADAPT_PAGE,
+                {**result.summary(), "written": result.better}, before, after, adapted / ADAPT_PAGE,
                 history_csv=tmp / "run" / "logs" / "history.csv", recipe=recipe.describe(),
             )  # fmt: skip
             output.parent.mkdir(parents=True, exist_ok=True)

@@ -51,7 +51,7 @@ from tf_crnn.progress import progress_bar
 from tf_crnn.reading.files import unit_confidences
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.readings import PredictedCER, Reading
-from tf_crnn.records import read_csv_rows, split_label
+from tf_crnn.records import page_of_line_image, read_csv_rows, split_label
 
 
 @dataclass
@@ -414,14 +414,14 @@ def calibrate(
     halves_of_chars = (np.arange(len(exact)) % 2)[line_of_char] if len(line_of_char) else np.zeros(0, int)
     char_after = cross_fitted(char_conf, char_right, halves_of_chars, CHARACTER_MIN_POINTS)
     described = {"data": str(csv_filename), "lines": int(len(exact)), "characters": int(len(char_conf))}
-    read_lengths = read.read_lengths
+    read_lengths, pages = read.read_lengths, [page_of_line_image(path) for path in read.paths]
+    errors_table = fit_errors(scores[ERROR_SCORE], errors, read_lengths, pages)
     halves = np.arange(len(exact)) % 2
     rates_after = np.zeros(len(exact))
     for half in (0, 1):
         table = fit_errors(scores[ERROR_SCORE][halves != half], errors[halves != half], read_lengths[halves != half])
         rates_after[halves == half] = table(scores[ERROR_SCORE][halves == half])
-    predicted = predicted_cer(rates_after, read_lengths, table.dispersion)
-    errors_table = fit_errors(scores[ERROR_SCORE], errors, read_lengths)
+    predicted = predicted_cer(rates_after, read_lengths, errors_table.dispersion)
     final = fit(scores[kept], exact, char_conf, char_right, described, line_score=kept, errors=errors_table)
     return CalibrationFit(
         final,
