@@ -22,8 +22,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(__file__))
 from _common import machine, print_table  # noqa: E402
 
@@ -59,7 +57,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tf_crnn.records import write_csv_rows
-    from tf_crnn.training.adapt import HOLDOUT, MIN_HELD_OUT, adapt, recipe_for
+    from tf_crnn.training.adapt import adapt
     from tf_crnn.trust.evaluation import evaluate
 
     print(f"Machine: {machine()}")
@@ -78,15 +76,10 @@ def main() -> None:
                 before = evaluate(args.model, rest).cer
                 for recipe_spec in args.recipe or ["default"]:
                     recipe = parse_recipe(recipe_spec)
-                    n_train = n - max(MIN_HELD_OUT, round(HOLDOUT * n))
-                    steps = None
-                    if recipe.get("steps_per_line"):
-                        base = recipe_for(n_train)
-                        steps = int(np.clip(round(recipe["steps_per_line"] * n_train), 1, 10 * base.steps))
                     out = tmp / f"{name}-{n}-{len(rows)}"
                     start = time.monotonic()
                     # Written whatever the held-out lines say, to measure what the refusal saves.
-                    result = adapt(args.model, [given], out, seed=args.seed, steps=steps,
+                    result = adapt(args.model, [given], out, seed=args.seed, steps_per_line=recipe.get("steps_per_line"),
                                    learning_rate=recipe.get("learning_rate"), freeze=recipe.get("freeze"),
                                    write_worse=True)  # fmt: skip
                     minutes = (time.monotonic() - start) / 60

@@ -13,7 +13,7 @@ from tf_crnn.cli import main
 from tf_crnn.datasets.importers import Sample
 from tf_crnn.readings import Reading
 from tf_crnn.records import read_csv_rows, resolve_image_path, write_csv_rows
-from tf_crnn.training.adapt import MIN_HELD_OUT, change_interval, recipe_for, split_lines
+from tf_crnn.training.adapt import assign_folds, change_interval, recipe_for
 from tf_crnn.trust.evaluation import EvaluationResult, LineResult
 
 
@@ -21,23 +21,25 @@ def samples(pages: dict[str, int]) -> list[Sample]:
     return [Sample(Path(f"{page}_line_{i}.png"), "x", "", page) for page, n in pages.items() for i in range(n)]
 
 
-def test_lines_are_held_out_at_random_or_by_page():
+def test_lines_are_dealt_into_folds_at_random_or_by_page():
     lines = samples({"a": 10, "b": 10, "c": 10, "d": 10})
-    train, held = split_lines(lines, 0.25, by_document=False, seed=0)
-    assert len(held) == 10 and len(train) == 30 and not set(map(id, train)) & set(map(id, held))
-    assert {s.document for s in held} != {held[0].document}  # drawn across pages
-    train, held = split_lines(lines, 0.25, by_document=True, seed=0)
-    assert len({s.document for s in held}) == 1 and not {s.document for s in held} & {s.document for s in train}
-    # Few lines: never fewer than MIN_HELD_OUT held out; one page cannot be split by page.
-    assert len(split_lines(samples({"a": 4}), 0.1, False, 0)[1]) == MIN_HELD_OUT
+    folds = assign_folds(lines, 4, by_document=False, seed=0)
+    assert sorted(folds.count(f) for f in range(4)) == [10, 10, 10, 10]
+    assert len({s.document for s, f in zip(lines, folds) if f == 0}) > 1  # drawn across pages
+    folds = assign_folds(lines, 4, by_document=True, seed=0)
+    for fold in range(4):  # a page is in one fold, whole
+        assert len({s.document for s, f in zip(lines, folds) if f == fold}) == 1
+    uneven = assign_folds(samples({"a": 12, "b": 4, "c": 4, "d": 4}), 2, by_document=True, seed=0)
+    assert sorted(uneven.count(f) for f in range(2)) == [12, 12]  # the big page alone, the rest together
     with pytest.raises(ValueError, match="one page"):
-        split_lines(samples({"a": 8}), 0.25, by_document=True, seed=0)
+        assign_folds(samples({"a": 8}), 4, by_document=True, seed=0)
 
 
 def test_the_recipe_grows_with_the_lines_within_bounds():
     few, some, many = recipe_for(3), recipe_for(48), recipe_for(5000)
     assert few.batch_size == 3 and some.batch_size == 8
     assert few.steps <= some.steps <= many.steps and few.steps > 0
+    assert recipe_for(48, steps_per_line=2).steps < some.steps
 
 
 def _result(errors: list[int]) -> EvaluationResult:
@@ -73,14 +75,15 @@ def test_adapt_writes_a_model_that_reads_the_held_out_lines_better(trained, hard
     out = tmp_path / "adapted"
     run = CliRunner().invoke(
         main, ["adapt", str(result.export_path), str(hard_lines), "-o", str(out), "--learning-rate", "1e-3",
-               "--steps", "80"],
+               "--steps-per-line", "2"],
     )  # fmt: skip
     assert run.exit_code == 0, run.output
-    assert "Trained on 30 lines" in run.output and "judged on 10 held-out lines" in run.output
+    # Under 100 lines, every line is held out once: the model written trains on all 40.
+    assert "Trained on 40 lines" in run.output and "each of the 40 lines judged by a model that did not" in run.output
     summary = json.loads((out / "adapt.json").read_text())
     assert summary["cer_after"] < summary["cer_before"] and summary["written"]
     page = (out / "adapt.html").read_text()
-    assert page.count('class="line"') == 10 and "data:image/png;base64," in page
+    assert page.count('class="line"') == 40 and "data:image/png;base64," in page
     # The model's calibration goes with it; the adapted model is an export like any other.
     assert json.loads((out / "calibration.json").read_text()) == json.loads(
         (Path(result.export_path) / "calibration.json").read_text()
@@ -95,10 +98,10 @@ def test_adapt_refuses_to_write_a_model_that_is_not_better(trained, hard_lines, 
     # A rate that wrecks the network: it reads the held-out lines worse, and nothing is written.
     run = CliRunner().invoke(
         main, ["adapt", str(result.export_path), str(hard_lines), "-o", str(out), "--learning-rate", "3",
-               "--steps", "20"],
+               "--holdout", "0.5"],
     )  # fmt: skip
     assert run.exit_code == 1, run.output
-    assert "Not written: the adapted model is not better" in run.output and "CER on the held-out lines" in run.output
+    assert "Not written: the adapted model is not better" in run.output and "CER of the lines held out" in run.output
     assert not out.exists()
 
 

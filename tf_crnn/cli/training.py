@@ -67,11 +67,16 @@ def demo(output_dir, n_train, config) -> None:
     default=0.25,
     show_default=True,
     type=click.FloatRange(0.05, 0.5),
-    help="Share of the lines held out to judge the adapted model (at least 2 lines).",
+    help="Share of the lines held out at a time to judge the adapted model; under 100 lines every such share is "
+    "held out in turn and the model written is trained on all the lines.",
 )
 @click.option("--by-document", is_flag=True, help="Hold out whole pages rather than lines drawn at random.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Draws the held-out lines.")
-@click.option("--steps", type=click.IntRange(1), help="Training steps (default: by the number of lines).")
+@click.option(
+    "--steps-per-line",
+    type=click.FloatRange(0, min_open=True),
+    help="Training steps (of 8 lines) per line trained on (default 4; at least 40 steps, at most 400).",
+)
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Default: 1e-4.")
 @click.option(
     "--freeze",
@@ -79,37 +84,41 @@ def demo(output_dir, n_train, config) -> None:
     help="Layers that keep their weights (default: none: every layer is trained).",
 )
 @user_errors
-def adapt(model, lines, output, holdout, by_document, seed, steps, learning_rate, freeze) -> None:
+def adapt(model, lines, output, holdout, by_document, seed, steps_per_line, learning_rate, freeze) -> None:
     """Adapt MODEL to a hand or a collection from LINES (4-5000 corrected lines: a data CSV,
     ALTO or PAGE files, folders of them or of line images with NAME.gt.txt).
 
     Holds out some lines, fine-tunes MODEL on the others for a number of steps set by how many
-    there are, and reads the held-out lines with both models. The adapted model (which keeps
-    MODEL's alphabet, language model and calibration) is written to OUTPUT only where it reads
-    them with fewer errors; otherwise nothing is written and the command exits with 1. Either
-    way it prints the CER before and after, with a 90% interval of the change.
+    there are, and reads the held-out lines with both models; under 100 lines, each share of
+    them is held out in turn, so that every line judges, and the model written is then trained on
+    all of them. The adapted model (which keeps MODEL's alphabet, language model and calibration)
+    is written to OUTPUT only where it reads the lines it did not train on with fewer errors;
+    otherwise nothing is written and the command exits with 1. Either way it prints the CER
+    before and after, with a 90% interval of the change.
     """
     from tf_crnn.training.adapt import adapt as run_adapt
 
     try:
         result = run_adapt(
-            model, list(lines), output, holdout=holdout, by_document=by_document, seed=seed, steps=steps,
-            learning_rate=learning_rate, freeze=freeze,
+            model, list(lines), output, holdout=holdout, by_document=by_document, seed=seed,
+            steps_per_line=steps_per_line, learning_rate=learning_rate, freeze=freeze,
         )  # fmt: skip
     except ValueError as e:
         raise UserError(str(e)) from None
     for where, reason in result.skipped:
         click.echo(f"Skipped {where}: {reason}", err=True)
     low, high = result.change_interval
-    click.echo(
-        f"Trained on {result.train_lines} lines ({result.recipe.describe()}); judged on {result.held_out_lines} "
-        f"held-out lines"
+    judged = (
+        f"each of the {result.held_out_lines} lines judged by a model that did not train on it"
+        if result.cross_validated
+        else f"judged on {result.held_out_lines} held-out lines"
     )
+    click.echo(f"Trained on {result.train_lines} lines ({result.recipe.describe()}); {judged}")
     click.echo(
-        f"CER on the held-out lines: {result.before.cer:.4f} -> {result.after.cer:.4f} "
+        f"CER of the lines held out: {result.before.cer:.4f} -> {result.after.cer:.4f} "
         f"({result.relative_change:+.0%}; change {low:+.4f} to {high:+.4f}, 90% interval)"
     )
     if result.output is None:
-        click.echo(f"Not written: the adapted model is not better than {model} on the held-out lines.", err=True)
+        click.echo(f"Not written: the adapted model is not better than {model} on the lines held out.", err=True)
         sys.exit(1)
     click.echo(f"Wrote {result.output} (report: {result.output / 'adapt.html'})")

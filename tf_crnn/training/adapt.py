@@ -1,10 +1,13 @@
 """Adapting a trained model to a hand or a collection from a few corrected lines (``tf-crnn adapt``).
 
-Some of the lines are held out (``split_lines``); the model is fine-tuned on the others for a
-number of steps that the number of lines decides (``recipe_for``: no early stopping, which a few
-held-out lines would make a coin toss); both models read the held-out lines, and the adapted one
-is written only where it reads them with fewer errors (``AdaptResult.better``). The adapted model
-keeps the model's alphabet, language model and calibration.
+The lines are dealt into folds (``assign_folds``); the model is fine-tuned on all but one fold
+for a number of steps that the number of lines decides (``recipe_for``: no early stopping, which a
+few held-out lines would make a coin toss), and both models read the fold left out. Under
+``CROSS_VALIDATE_BELOW`` lines every fold is left out in turn, so that every line judges, and the
+model written is trained on all of them; above, one fold judges and its model is the one written.
+Either way the adapted model is written only where it reads the lines it did not train on with
+fewer errors (``AdaptResult.better``); it keeps the model's alphabet, language model and
+calibration.
 """
 
 from __future__ import annotations
@@ -38,7 +41,9 @@ MIN_LINES = 4
 MAX_LINES = 5000
 HOLDOUT = 0.25
 """The share of the lines held out to judge the adapted model, by default."""
-MIN_HELD_OUT = 2
+CROSS_VALIDATE_BELOW = 100
+"""Under this many lines, each fold is held out in turn (every line judges: a few held-out lines
+alone would judge by chance) and the model written is trained on all the lines."""
 BOOTSTRAP = 2000
 """Resamplings of the held-out lines for the interval of the change in CER."""
 KEPT_SETTINGS = (
@@ -73,12 +78,14 @@ class Recipe:
         return f"{self.steps} steps of {self.batch_size} lines at learning rate {self.learning_rate:g}{frozen}"
 
 
-def recipe_for(n_lines: int) -> Recipe:
+def recipe_for(n_lines: int, steps_per_line: float | None = None) -> Recipe:
     """The steps, batch and learning rate for ``n_lines`` training lines: every layer trained at
-    a tenth of a base model's rate, for about ``STEPS_PER_LINE`` steps a line, within bounds:
-    rules measured on unseen writers and collections (BENCHMARKS.md, "Adapting")."""
+    ``LEARNING_RATE``, for ``steps_per_line`` (``STEPS_PER_LINE``) steps a line within
+    ``MIN_STEPS`` and ``MAX_STEPS``: rules measured on unseen writers and collections
+    (BENCHMARKS.md, "Adapting to a hand")."""
     batch = min(8, n_lines)
-    steps = int(np.clip(round(STEPS_PER_LINE * n_lines), MIN_STEPS, MAX_STEPS))
+    per_line = STEPS_PER_LINE if steps_per_line is None else steps_per_line
+    steps = int(np.clip(round(per_line * n_lines), MIN_STEPS, MAX_STEPS))
     return Recipe(steps, batch, LEARNING_RATE)
 
 
@@ -104,6 +111,10 @@ class AdaptResult:
     output: Path | None = None
     """The adapted model, where it was written."""
     skipped: list[tuple[str, str]] = dataclasses.field(default_factory=list)
+    cross_validated: bool = False
+    """Whether every line was held out in turn (``CROSS_VALIDATE_BELOW``): ``before`` and
+    ``after`` are then each line read by a model that did not train on it, and the model written
+    was trained on all the lines."""
 
     @property
     def better(self) -> bool:
@@ -122,6 +133,7 @@ class AdaptResult:
             "recipe": dataclasses.asdict(self.recipe),
             "train_lines": self.train_lines,
             "held_out_lines": self.held_out_lines,
+            "cross_validated": self.cross_validated,
             "cer_before": self.before.cer,
             "cer_after": self.after.cer,
             "relative_change": self.relative_change,
@@ -135,31 +147,33 @@ def document_of(sample) -> str:
     return sample.document or page_of_line_image(sample.image)
 
 
-def split_lines(samples: list, holdout: float, by_document: bool, seed: int) -> tuple[list, list]:
-    """``(train, held out)``: about ``holdout`` of the lines (at least ``MIN_HELD_OUT``), drawn at
-    random with ``seed``, or whole documents (pages) with ``by_document``, so that what is held out
-    is a page the model has not seen."""
+def assign_folds(samples: list, folds: int, by_document: bool, seed: int) -> list[int]:
+    """Each line's fold, ``0`` to ``folds - 1``: lines dealt at random with ``seed``, or with
+    ``by_document`` whole pages, each to the fold with the fewest lines so far, so that a fold is
+    pages the model has not seen."""
     rng = random.Random(seed)
-    n_held = max(MIN_HELD_OUT, round(holdout * len(samples)))
     if not by_document:
         order = list(range(len(samples)))
         rng.shuffle(order)
-        held = set(order[:n_held])
-    else:
-        pages: dict[str, list[int]] = {}
-        for i, sample in enumerate(samples):
-            pages.setdefault(document_of(sample), []).append(i)
-        if len(pages) < 2:
-            raise ValueError("--by-document holds out whole pages: the lines come from one page; give more pages")
-        names = sorted(pages)
-        rng.shuffle(names)
-        held = set()
-        for name in names[:-1]:  # at least one page is trained on
-            if len(held) >= n_held:
-                break
-            held.update(pages[name])
-    train = [s for i, s in enumerate(samples) if i not in held]
-    return train, [s for i, s in enumerate(samples) if i in held]
+        assigned = [0] * len(samples)
+        for position, i in enumerate(order):
+            assigned[i] = position % folds
+        return assigned
+    pages: dict[str, list[int]] = {}
+    for i, sample in enumerate(samples):
+        pages.setdefault(document_of(sample), []).append(i)
+    if len(pages) < 2:
+        raise ValueError("--by-document holds out whole pages: the lines come from one page; give more pages")
+    names = sorted(pages)
+    rng.shuffle(names)
+    folds = min(folds, len(names))
+    sizes, assigned = [0] * folds, [0] * len(samples)
+    for name in sorted(names, key=lambda n: -len(pages[n])):
+        fold = sizes.index(min(sizes))
+        sizes[fold] += len(pages[name])
+        for i in pages[name]:
+            assigned[i] = fold
+    return assigned
 
 
 def change_interval(before: EvaluationResult, after: EvaluationResult, seed: int = 0) -> tuple[float, float]:
@@ -186,7 +200,7 @@ def adapt(
     holdout: float = HOLDOUT,
     by_document: bool = False,
     seed: int = 0,
-    steps: int | None = None,
+    steps_per_line: float | None = None,
     learning_rate: float | None = None,
     freeze: str | None = None,
     work_dir: str | os.PathLike | None = None,
@@ -195,7 +209,7 @@ def adapt(
     """Adapts ``model`` to the corrected lines of ``inputs`` (a data CSV, ALTO or PAGE files,
     folders of them or of line images with ``NAME.gt.txt``) and writes the adapted model to
     ``output`` where it reads the held-out lines with fewer errors than ``model`` does.
-    ``steps``, ``learning_rate`` and ``freeze`` replace those of ``recipe_for``; ``write_worse``
+    ``steps_per_line``, ``learning_rate`` and ``freeze`` replace those of ``recipe_for``; ``write_worse``
     writes the adapted model whatever the held-out lines say (``benchmarks/adapt.py`` measures
     what the refusal saves), ``AdaptResult.better`` still telling.
 
@@ -217,44 +231,69 @@ def adapt(
             raise ValueError(
                 f"{len(samples)} lines: adapt takes up to {MAX_LINES}; train with tf-crnn train init_from={model}"
             )
-        train_samples, held = split_lines(samples, holdout, by_document, seed)
-        recipe = recipe_for(len(train_samples))
-        recipe = dataclasses.replace(
-            recipe,
-            steps=steps or recipe.steps,
-            learning_rate=learning_rate or recipe.learning_rate,
-            freeze=freeze or recipe.freeze,
-        )
-        train_csv, held_csv = tmp / "train.csv", tmp / "held-out.csv"
-        for csv_file, part in ((train_csv, train_samples), (held_csv, held)):
-            write_csv_rows(csv_file, [(str(Path(s.image).resolve()), join_units(list(s.text))) for s in part])
+        n_folds = max(2, round(1 / holdout))
+        folds = assign_folds(samples, n_folds, by_document, seed)
+        turns = sorted(set(folds)) if len(samples) < CROSS_VALIDATE_BELOW else [0]
+
+        def recipe_of(n: int) -> Recipe:
+            rule = recipe_for(n, steps_per_line or STEPS_PER_LINE)
+            return dataclasses.replace(
+                rule, learning_rate=learning_rate or rule.learning_rate, freeze=freeze or rule.freeze
+            )
+
+        def fine_tune(part: list, judge: list | None, name: str) -> tuple[Recipe, Path]:
+            """The model fine-tuned on ``part`` (judged once, at the end, on ``judge``)."""
+            train_csv, judge_csv = (
+                _write_lines(tmp / f"{name}.csv", part),
+                _write_lines(tmp / f"{name}-judge.csv", judge or part),
+            )
+            recipe = recipe_of(len(part))
+            run = train(_params(base, train_csv, judge_csv, tmp / name, recipe, seed), verbose=0)
+            adapted = tmp / f"{name}-adapted"
+            rewrite_export(
+                run.export_path, adapted, calibration=Calibration.load(base) or None,
+                metadata={"adapted_from": str(model), "adapted_on_lines": len(part)},
+            )  # fmt: skip
+            return recipe, adapted
+
         logger.info(
-            "Adapting %s: %d lines to train on, %d held out to judge it; %s",
-            model, len(train_samples), len(held), recipe.describe(),
+            "Adapting %s on %d lines: %s", model, len(samples),
+            f"each of {len(turns)} folds held out in turn, then trained on all" if len(turns) > 1
+            else f"{folds.count(0)} held out to judge it",
         )  # fmt: skip
-        before = evaluate(base, held_csv)
-        run = train(_params(base, train_csv, held_csv, tmp / "run", recipe, seed), verbose=0)
-        adapted = tmp / "adapted"
-        rewrite_export(
-            run.export_path, adapted, calibration=Calibration.load(base) or None,
-            metadata={"adapted_from": str(model), "adapted_on_lines": len(train_samples)},
-        )  # fmt: skip
-        after = evaluate(adapted, held_csv)
+        befores, afters = [], []
+        for turn in turns:
+            part = [s for s, fold in zip(samples, folds) if fold != turn]
+            judge = [s for s, fold in zip(samples, folds) if fold == turn]
+            recipe, adapted = fine_tune(part, judge, f"fold{turn}")
+            judge_csv = tmp / f"fold{turn}-judge.csv"
+            befores.append(evaluate(base, judge_csv))
+            afters.append(evaluate(adapted, judge_csv))
+        before, after = EvaluationResult.combined(befores), EvaluationResult.combined(afters)
+        held_out = sum(len(r.lines) + len(r.unreadable) for r in befores)
+        trained_on = len(samples) if len(turns) > 1 else len(samples) - held_out
         result = AdaptResult(
-            str(model), recipe, len(train_samples), len(held), before, after, change_interval(before, after, seed),
-            skipped=skipped,
+            str(model), recipe_of(trained_on), trained_on, held_out, before, after,
+            change_interval(before, after, seed), skipped=skipped, cross_validated=len(turns) > 1,
         )  # fmt: skip
         if result.better or write_worse:
+            if len(turns) > 1:
+                result.recipe, adapted = fine_tune(samples, None, "all")
             # The page and figures travel inside the model's folder, written before it is moved in.
-            write_json(adapted / ADAPT_SUMMARY, {**result.summary(), "written": result.better})
-            write_adapt_page(
-                {**result.summary(), "written": result.better}, before, after, adapted / ADAPT_PAGE,
-                history_csv=tmp / "run" / "logs" / "history.csv", recipe=recipe.describe(),
-            )  # fmt: skip
+            summary = {**result.summary(), "written": result.better}
+            write_json(adapted / ADAPT_SUMMARY, summary)
+            history = tmp / ("all" if len(turns) > 1 else "fold0") / "logs" / "history.csv"
+            write_adapt_page(summary, before, after, adapted / ADAPT_PAGE, history_csv=history,
+                             recipe=result.recipe.describe())  # fmt: skip
             output.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(adapted), str(output))
             result.output = output
     return result
+
+
+def _write_lines(csv_file: Path, samples: list) -> Path:
+    write_csv_rows(csv_file, [(str(Path(s.image).resolve()), join_units(list(s.text))) for s in samples])
+    return csv_file
 
 
 def _params(base: Path, train_csv: Path, held_csv: Path, out: Path, recipe: Recipe, seed: int) -> Params:
@@ -297,7 +336,7 @@ __all__ = [
     "AdaptResult",
     "Recipe",
     "adapt",
+    "assign_folds",
     "change_interval",
     "recipe_for",
-    "split_lines",
 ]

@@ -101,6 +101,20 @@ class EvaluationResult:
     """The CER of the lines read as the model predicts it without their labels, where it does
     (over the characters read, as ``filtered_cer`` counts them)."""
 
+    @classmethod
+    def combined(cls, results: list[EvaluationResult]) -> EvaluationResult:
+        """One result of several sets' lines (the language model's greedy twin left out)."""
+        total = cls(lines=[], skipped=[])
+        for result in results:
+            total.lines += result.lines
+            total.skipped += result.skipped
+            total.char_errors += result.char_errors
+            total.chars += result.chars
+            total.word_errors += result.word_errors
+            total.words += result.words
+            total.confusions.update(result.confusions)
+        return total
+
     @property
     def unreadable(self) -> list[DroppedRow]:
         """Rows the model cannot read, counted as all wrong."""
