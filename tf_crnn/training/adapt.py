@@ -205,13 +205,15 @@ def adapt(
     freeze: str | None = None,
     work_dir: str | os.PathLike | None = None,
     write_worse: bool = False,
+    cross_validate: bool | None = None,
 ) -> AdaptResult:
     """Adapts ``model`` to the corrected lines of ``inputs`` (a data CSV, ALTO or PAGE files,
     folders of them or of line images with ``NAME.gt.txt``) and writes the adapted model to
     ``output`` where it reads the held-out lines with fewer errors than ``model`` does.
     ``steps_per_line``, ``learning_rate`` and ``freeze`` replace those of ``recipe_for``; ``write_worse``
     writes the adapted model whatever the held-out lines say (``benchmarks/adapt.py`` measures
-    what the refusal saves), ``AdaptResult.better`` still telling.
+    what the refusal saves), ``AdaptResult.better`` still telling. ``cross_validate`` holds out
+    every fold in turn (default: under ``CROSS_VALIDATE_BELOW`` lines) or one only.
 
     Raises:
         ValueError: too few or too many usable lines, or ``output`` exists.
@@ -233,7 +235,9 @@ def adapt(
             )
         n_folds = max(2, round(1 / holdout))
         folds = assign_folds(samples, n_folds, by_document, seed)
-        turns = sorted(set(folds)) if len(samples) < CROSS_VALIDATE_BELOW else [0]
+        if cross_validate is None:
+            cross_validate = len(samples) < CROSS_VALIDATE_BELOW
+        turns = sorted(set(folds)) if cross_validate else [0]
 
         def recipe_of(n: int) -> Recipe:
             rule = recipe_for(n, steps_per_line or STEPS_PER_LINE)
