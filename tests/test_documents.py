@@ -24,6 +24,7 @@ from tf_crnn.data.documents import (
     read_document,
 )
 from tf_crnn.datasets.synthetic import render_line
+from tf_crnn.export.savedmodel import rewrite_export
 from tf_crnn.network.metrics import levenshtein
 from tf_crnn.reading import documents as reading_documents
 from tf_crnn.reading import files as reading_files
@@ -556,3 +557,30 @@ def test_lines_resized_beside_the_network_read_as_the_graph_reads_them_whole(tra
     read, _ = reading_files.predict_files(model, resized, details=True, sizes=sizes)
     assert [{**r, "path": None} for r in read] == [{**r, "path": None} for r in expected]
     assert any(r["character_spans"] for r in expected)
+
+
+def test_predict_writes_a_page_of_the_predicted_cer(trained, alto_page, digits_data, tmp_path):
+    _, result = trained
+    xml_file, truth = alto_page
+    images = str(Path(digits_data["eval"]).parent / "images")
+    run = CliRunner().invoke(
+        main,
+        ["predict", str(result.export_path), images, "-o", str(tmp_path / "o.csv"), "--html", str(tmp_path / "l.html")],
+    )
+    assert run.exit_code == 0, run.output
+    page = (tmp_path / "l.html").read_text()
+    assert "Predicted CER, without transcriptions" in page and page.count('class="line"') == 30  # the worst 30
+    assert "data:image/png;base64," in page
+    run = CliRunner().invoke(
+        main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(tmp_path / "out"),
+               "--html", str(tmp_path / "d.html")],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    page = (tmp_path / "d.html").read_text()
+    (row,) = list(csv.DictReader((tmp_path / "out" / "pages.csv").open(encoding="utf-8")))
+    assert f'<td>{xml_file.name}</td><td class="num">{len(truth)}</td>' in page
+    assert f"{100 * float(row['predicted_cer']):.2f}%" in page
+    # A model that predicts nothing is refused before anything is read.
+    bare = rewrite_export(result.export_path, tmp_path / "bare", calibration=None)
+    run = CliRunner().invoke(main, ["predict", str(bare), images, "-o", str(tmp_path / "b.csv"), "--html", "x.html"])
+    assert run.exit_code == 2 and "predicts none" in run.output and not (tmp_path / "b.csv").exists()

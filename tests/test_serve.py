@@ -78,6 +78,11 @@ def test_recognize_reads_as_the_export_with_confidences_and_spans(server, traine
         assert 0 < r["confidence"] <= 1
         width = Image.open(digits_data["eval"].parent / "images" / r["name"]).width
         assert all(0 <= a <= b <= width for a, b in r["character_spans"])
+    # The model predicts CER: each line's, and the request's over them.
+    predicted = response.json()["predicted_cer"]
+    rates, lengths = [r["expected_cer"] for r in results], [len(r["transcription"]) for r in results]
+    assert predicted["cer"] == pytest.approx(sum(a * b for a, b in zip(rates, lengths)) / sum(lengths), abs=1e-6)
+    assert predicted["low"] <= predicted["cer"] <= predicted["high"]
 
 
 def test_n_best_list(server, digits_data):

@@ -25,6 +25,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import ctypes
+import dataclasses
 import io
 import ipaddress
 import logging
@@ -343,7 +344,8 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             str | None, Query(max_length=MAX_CONSTRAINT, description="never read these characters")
         ] = None,
     ):
-        """Reads line images: transcription, confidence, character confidences and spans, n-best;
+        """Reads line images: transcription, confidence, character confidences and spans, n-best,
+        each line's expected CER and the request's predicted CER where the model predicts them;
         with ``allow``/``forbid``, within those characters, each line ``flagged`` where its best
         reading without them is far more probable."""
         constraint = None
@@ -372,7 +374,13 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             answer = {k: v for k, v in result.as_dict().items() if k != "path"}
             answer["name"] = name
             answers.append(answer)
-        return {"model": model_spec, "results": answers}
+        reply = {"model": model_spec, "results": answers}
+        if model.predicts_cer and results:
+            predicted = model.calibration.predicted_cer(
+                [r.expected_cer for r in results], [len(r.text) for r in results]
+            )
+            reply["predicted_cer"] = dataclasses.asdict(predicted)
+        return reply
 
     @app.post("/v1/documents", dependencies=[Depends(require_key)])
     async def documents(

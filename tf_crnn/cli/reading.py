@@ -73,10 +73,16 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
 )
 @click.option("--forbid", help="Never read these characters (with or without --allow).")
 @click.option("--drop-flagged", is_flag=True, help="With --allow/--forbid: leave the flagged lines out of the output.")
+@click.option(
+    "--html",
+    type=click.Path(dir_okay=False),
+    help="Write a page of the run's predicted CER: its spread over lines and pages, the pages and lines with the "
+    "most expected errors (a model that predicts CER).",
+)
 @user_errors
 def predict(
     model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below,
-    allow, forbid, drop_flagged,
+    allow, forbid, drop_flagged, html,
 ) -> None:  # fmt: skip
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
@@ -122,15 +128,20 @@ def predict(
         for item in inputs:
             if not Path(item).exists():
                 raise UserError(f"{item}: no such file or folder")
+        model = PredictionModel(model)
+        _check_predicts(model, html)
+        readings = []
         written, skipped = predict_documents(
             model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE,
-            review_below=review_below,
+            review_below=review_below, collect=readings,
         )  # fmt: skip
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
         if (Path(output) / PAGES_FILENAME).is_file():
             click.echo(f"Predicted CER of each page: {Path(output) / PAGES_FILENAME}", err=True)
+        if html:
+            _prediction_page(model, readings, html, ", ".join(inputs), documents=True)
         if review_below is not None:
             click.echo(
                 f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True
@@ -144,6 +155,7 @@ def predict(
         raise UserError("--drop-flagged leaves out the lines --allow/--forbid flag: give one of them")
     paths = collect_inputs(inputs)
     model = PredictionModel(model)
+    _check_predicts(model, html)
     constraint = None
     if allow is not None or forbid is not None:
         from tf_crnn.network.constraints import Constraint
@@ -172,6 +184,8 @@ def predict(
     if model.predicts_cer and results:
         predicted = model.calibration.predicted_cer([r.expected_cer for r in results], [len(r.text) for r in results])
         click.echo(f"Predicted CER of the {len(results)} lines, without their transcriptions: {predicted}", err=True)
+    if html:
+        _prediction_page(model, results, html, ", ".join(inputs), documents=False)
     if sidecar:
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
     if review_below is not None:
@@ -179,6 +193,33 @@ def predict(
         rows = [((r.path,), r) for r in results if r.confidence < review_below]
         write_review_list(rows, review, ["path"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
+
+
+def _check_predicts(model, html: str | None) -> None:
+    """``--html`` shows what a model predicts: refused before any reading where it predicts nothing."""
+    if html and not model.predicts_cer:
+        raise UserError(
+            f"--html shows the CER a model predicts; {model.export_path} predicts none: add an error table with "
+            "tf-crnn calibrate MODEL LINES -o DIR"
+        )
+
+
+def _prediction_page(model, readings: list, html: str, title: str, documents: bool) -> None:
+    """``predict --html``: the run's page (``trust.report.write_prediction_page``)."""
+    from tf_crnn.trust.report import write_prediction_page
+
+    pages = []
+    if documents:  # each document's lines, as pages.csv gives them
+        by_page: dict[str, list] = {}
+        for reading in readings:
+            by_page.setdefault(Path(reading.path.rsplit(":", 1)[0]).name, []).append(reading)
+        for name, lines in by_page.items():
+            predicted = model.calibration.predicted_cer([r.expected_cer for r in lines], [len(r.text) for r in lines])
+            pages.append({"page": name, "lines": len(lines), "predicted_cer": predicted.cer, "low": predicted.low,
+                          "high": predicted.high})  # fmt: skip
+    overall = model.calibration.predicted_cer([r.expected_cer for r in readings], [len(r.text) for r in readings])
+    write_prediction_page(readings, overall, html, title=title, pages=pages, images=not documents)
+    click.echo(f"Page: {html}", err=True)
 
 
 @click.command()

@@ -40,6 +40,7 @@ def predict_documents(
     kind: str | None = None,
     page_images: dict[Path, Path] | None = None,
     review_below: float | None = None,
+    collect: list[Reading] | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -53,6 +54,7 @@ def predict_documents(
     ``review_below`` are marked in their document (``documents.write_recognition``) and listed
     in ``output_dir/review.csv``. Where the model predicts CER (``PredictionModel.predicts_cer``),
     each page's predicted CER goes into its document's metadata and ``output_dir/pages.csv``.
+    ``collect``, where given, receives every line's ``Reading`` (its path ``DOCUMENT:LINE ID``).
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -61,6 +63,7 @@ def predict_documents(
     output_dir = Path(output_dir)
     written, skipped, review = [], [], []
     pages, every_line = [], []
+    (output_dir / PAGES_FILENAME).unlink(missing_ok=True)  # an earlier run's, never this one's
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
 
@@ -109,6 +112,8 @@ def predict_documents(
             )
             pages.append((str(target.name), len(readings), predicted))
             every_line.extend(readings.values())
+        if collect is not None:
+            collect.extend(readings.values())
         written.append(
             write_recognition(document, readings, target, glyphs=glyphs, review_below=review_below, predicted=predicted)
         )

@@ -403,6 +403,61 @@ def write_adapt_page(summary: dict, before, after, html: str | os.PathLike, hist
     return Path(html)
 
 
+def plot_predicted(line_rates: list[float], page_rates: list[float] | None = None) -> bytes | None:
+    """Histograms of the lines' (and the pages') predicted CER."""
+    if not line_rates:
+        return None
+    plt = _pyplot()
+    panels = [("lines", line_rates)] + ([("pages", page_rates)] if page_rates else [])
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 3), dpi=100, squeeze=False)
+    for ax, (name, rates) in zip(axes[0], panels):
+        ax.hist([100 * r for r in rates], bins=20, color="#4477aa")
+        ax.set(xlabel="predicted CER (%)", ylabel=name, title=f"{len(rates)} {name}")
+    fig.tight_layout()
+    return _figure_bytes(fig)
+
+
+def write_prediction_page(
+    readings: list,
+    predicted,
+    html: str | os.PathLike,
+    *,
+    title: str,
+    pages: list[dict] | None = None,
+    images: bool = True,
+) -> Path:
+    """Writes the page of a ``tf-crnn predict`` run with a model that predicts CER (``--html``):
+    the run's predicted CER, how it spreads over lines (and ``pages``: rows of ``pages.csv``, worst
+    first), and the lines with the most expected errors (with their images where ``images``)."""
+    jinja2 = require("report", "jinja2")
+    expected = [r for r in readings if r.expected_cer is not None]
+    worst = sorted(expected, key=lambda r: -r.expected_cer * len(r.text))[:WORST_LINES]
+    pages = sorted(pages or [], key=lambda p: -p["predicted_cer"])
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("tf_crnn", "templates"), autoescape=jinja2.select_autoescape()
+    )
+    page = environment.get_template("predict.html.j2").render(
+        title=title,
+        lines=len(readings),
+        predicted=predicted,
+        figure=_data_uri(plot_predicted([r.expected_cer for r in expected], [p["predicted_cer"] for p in pages])),
+        pages=pages,
+        worst=[
+            {
+                "path": r.path,
+                "text": r.text,
+                "expected_cer": r.expected_cer,
+                "confidence": r.confidence,
+                "image": _data_uri(_png_bytes(_line_image(r.path))) if images else None,
+            }
+            for r in worst
+        ],  # fmt: skip
+    )
+    with atomic_open(html) as f:
+        f.write(page)
+    return Path(html)
+
+
 def report_run(run_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, batch_size: int = 64) -> Report:
     """Evaluates a run's newest export on the validation rows it trained with and writes
     ``report.html``, ``curves.png`` and ``samples.png`` into ``out_dir`` (default ``RUN/report``).
@@ -446,8 +501,10 @@ __all__ = [
     "error_marks",
     "plot_curves",
     "plot_line_changes",
+    "plot_predicted",
     "render_samples",
     "report_run",
     "write_adapt_page",
+    "write_prediction_page",
     "write_report_page",
 ]
