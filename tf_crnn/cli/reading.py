@@ -141,7 +141,7 @@ def predict(
         if (Path(output) / PAGES_FILENAME).is_file():
             click.echo(f"Predicted CER of each page: {Path(output) / PAGES_FILENAME}", err=True)
         if html:
-            _prediction_page(model, readings, html, ", ".join(inputs), documents=True)
+            _prediction_page(model, readings, html, _named(inputs), documents=True)
         if review_below is not None:
             click.echo(
                 f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True
@@ -185,7 +185,7 @@ def predict(
         predicted = model.calibration.predicted_cer([r.expected_cer for r in results], [len(r.text) for r in results])
         click.echo(f"Predicted CER of the {len(results)} lines, without their transcriptions: {predicted}", err=True)
     if html:
-        _prediction_page(model, results, html, ", ".join(inputs), documents=False)
+        _prediction_page(model, results, html, _named(inputs), documents=False)
     if sidecar:
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
     if review_below is not None:
@@ -193,6 +193,12 @@ def predict(
         rows = [((r.path,), r) for r in results if r.confidence < review_below]
         write_review_list(rows, review, ["path"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
+
+
+def _named(inputs: tuple[str, ...]) -> str:
+    """The inputs, as a page's title names them: the first two, and how many more."""
+    names = [Path(item).name for item in inputs[:2]]
+    return ", ".join(names) + (f" and {len(inputs) - 2} more" if len(inputs) > 2 else "")
 
 
 def _check_predicts(model, html: str | None) -> None:

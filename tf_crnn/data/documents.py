@@ -541,7 +541,7 @@ def _note_predicted_cer(document: Document, predicted: PredictedCER, lines: int)
         return
     for step in [c for c in description if c.get("ID") == PREDICTED_CER_NAME]:
         description.remove(step)
-    old = "/v2#" in ns or ns.endswith("/v2#}") or "alto/ns-v2" in ns
+    old = "alto/ns-v2#" in ns  # ALTO 3 brought Processing; ALTO 2 has OCRProcessing
     step = etree.SubElement(description, f"{ns}{'OCRProcessing' if old else 'Processing'}", ID=PREDICTED_CER_NAME)
     if old:
         step = etree.SubElement(step, f"{ns}ocrProcessingStep")
