@@ -271,6 +271,7 @@ def test_page_in_a_real_browser(server, trained, digits_data, tmp_path):
         assert shown == expected
         spans = driver.find_elements(By.CSS_SELECTOR, "#results .transcription span")
         assert len(spans) == len(expected) and all("confidence" in s.get_attribute("title") for s in spans)
+        assert "expected CER" in driver.find_element(By.CSS_SELECTOR, "#results .meta").text
         driver.save_screenshot(str(tmp_path / "page.png"))
         assert Image.open(tmp_path / "page.png").size[0] > 0
     finally:
