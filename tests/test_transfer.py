@@ -4,6 +4,7 @@ import json
 import os
 import re
 import shutil
+import time
 from pathlib import Path
 
 import numpy as np
@@ -274,6 +275,7 @@ def shipped(trained, tmp_path, monkeypatch):
 
 def test_builtin_model_reads_as_its_export(shipped, digits_data):
     import tf_crnn.artifacts as artifacts
+    from tf_crnn.export import savedmodel
     from tf_crnn.reading.model import PredictionModel
 
     images = sorted((digits_data["eval"].parent / "images").glob("eval_*.png"))[:8]
@@ -287,7 +289,15 @@ def test_builtin_model_reads_as_its_export(shipped, digits_data):
     shutil.copy(shipped / "calibration.json", artifacts.MODELS_DIR / "digits" / "calibration.json")
     calibrated = PredictionModel("builtin:digits")
     assert calibrated.export_path != model.export_path and calibrated.calibration is not None
-    assert not model.export_path.exists()  # the earlier build is removed from the cache
+    # The earlier build, used a moment ago (a process started before the change may still read
+    # it), stays; once unused for a day, the next build removes it.
+    assert model.export_path.exists()
+    long_ago = time.time() - savedmodel.KEEP_USED_S - 60
+    os.utime(model.export_path.parent / savedmodel.USED_FILENAME, (long_ago, long_ago))
+    changed = artifacts.MODELS_DIR / "digits" / "calibration.json"
+    changed.write_text(json.dumps({**json.loads(changed.read_text()), "fitted_on": {"data": "refitted"}}))
+    PredictionModel("builtin:digits")
+    assert not model.export_path.parent.exists() and calibrated.export_path.exists()
 
 
 def test_models_command_lists_the_shipped_models(shipped):

@@ -303,6 +303,7 @@ def saved_model(spec: str) -> Path:
     target = cache_dir() / "models" / f"{model.name}-{model.digest}"
     exports = list_exports(target)
     if exports:
+        _mark_used(target)
         return exports[-1]
     try:
         target.mkdir(parents=True, exist_ok=True)
@@ -323,16 +324,33 @@ def saved_model(spec: str) -> Path:
         )
     finally:
         lock.release()
+    _mark_used(target)
     _remove_earlier_builds(target, model.name)
     return built
+
+
+USED_FILENAME = ".used"
+KEEP_USED_S = 24 * 3600
+"""A cached build used within this many seconds is kept when a newer one is built: a process that
+started before the upgrade (a long adaptation or evaluation) may still read it."""
+
+
+def _mark_used(build: Path) -> None:
+    try:
+        (build / USED_FILENAME).touch()
+    except OSError:  # a read-only cache still reads
+        pass
 
 
 def _remove_earlier_builds(target: Path, name: str) -> None:
     """Removes the cache's builds of the shipped model ``name`` from other files or another
     tf_crnn version than ``target``'s, so that upgrades do not pile up SavedModels; a build
-    another process holds the lock of is left."""
+    another process holds the lock of, or used within ``KEEP_USED_S``, is left."""
     for old in target.parent.iterdir():
         if old == target or not re.fullmatch(rf"{re.escape(name)}-[0-9a-f]{{16}}", old.name):
+            continue
+        used = old / USED_FILENAME
+        if used.is_file() and time.time() - used.stat().st_mtime < KEEP_USED_S:
             continue
         try:
             with filelock.FileLock(str(old / LOCK_FILENAME), timeout=0):
