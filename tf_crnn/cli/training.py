@@ -77,11 +77,11 @@ def demo(output_dir, n_train, config) -> None:
     type=click.FloatRange(0, min_open=True),
     help="Training steps (of 8 lines) per line trained on (default 4; at least 40 steps, at most 400).",
 )
-@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Default: 1e-4.")
+@click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Default: 3e-4.")
 @click.option(
     "--freeze",
     type=click.Choice(["none", "cnn", "cnn+rnn"]),
-    help="Layers that keep their weights (default: none: every layer is trained).",
+    help="Layers that keep their weights (default: cnn, whose batch normalisation then keeps its statistics).",
 )
 @user_errors
 def adapt(model, lines, output, holdout, by_document, seed, steps_per_line, learning_rate, freeze) -> None:

@@ -79,20 +79,24 @@ class Recipe:
 
 
 def recipe_for(n_lines: int, steps_per_line: float | None = None) -> Recipe:
-    """The steps, batch and learning rate for ``n_lines`` training lines: every layer trained at
-    ``LEARNING_RATE``, for ``steps_per_line`` (``STEPS_PER_LINE``) steps a line within
-    ``MIN_STEPS`` and ``MAX_STEPS``: rules measured on unseen writers and collections
-    (BENCHMARKS.md, "Adapting to a hand")."""
+    """The steps, batch and learning rate for ``n_lines`` training lines: the recurrent and output
+    layers trained at ``LEARNING_RATE``, the convolution blocks frozen (``FREEZE``), for
+    ``steps_per_line`` (``STEPS_PER_LINE``) steps a line within ``MIN_STEPS`` and ``MAX_STEPS``:
+    rules measured on unseen writers and collections (BENCHMARKS.md §15)."""
     batch = min(8, n_lines)
     per_line = STEPS_PER_LINE if steps_per_line is None else steps_per_line
     steps = int(np.clip(round(per_line * n_lines), MIN_STEPS, MAX_STEPS))
-    return Recipe(steps, batch, LEARNING_RATE)
+    return Recipe(steps, batch, LEARNING_RATE, FREEZE)
 
 
 STEPS_PER_LINE = 4.0
 MIN_STEPS = 40
 MAX_STEPS = 400
-LEARNING_RATE = 1e-4
+LEARNING_RATE = 3e-4
+FREEZE = "cnn"
+"""Frozen, the convolution blocks keep their batch normalisation's statistics: trained on a dozen
+lines, those statistics drift with each batch, and a model trained at a rate of 3e-5, too low to
+change its weights much, read a collection's other lines 14% worse (BENCHMARKS.md §15)."""
 
 
 @dataclass
