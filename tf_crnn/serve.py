@@ -376,9 +376,7 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             answers.append(answer)
         reply = {"model": model_spec, "results": answers}
         if model.predicts_cer and results:
-            predicted = model.calibration.predicted_cer(
-                [r.expected_cer for r in results], [len(r.text) for r in results]
-            )
+            predicted = model.calibration.predicted_cer(results)
             reply["predicted_cer"] = dataclasses.asdict(predicted)
         return reply
 

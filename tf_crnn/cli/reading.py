@@ -182,7 +182,7 @@ def predict(
     if output:
         click.echo(f"Wrote {len(results)} transcriptions to {output} ({len(skipped)} images skipped)", err=True)
     if model.predicts_cer and results:
-        predicted = model.calibration.predicted_cer([r.expected_cer for r in results], [len(r.text) for r in results])
+        predicted = model.calibration.predicted_cer(results)
         click.echo(f"Predicted CER of the {len(results)} lines, without their transcriptions: {predicted}", err=True)
     if html:
         _prediction_page(model, results, html, _named(inputs), documents=False)
@@ -220,10 +220,10 @@ def _prediction_page(model, readings: list, html: str, title: str, documents: bo
         for reading in readings:
             by_page.setdefault(Path(reading.path.rsplit(":", 1)[0]).name, []).append(reading)
         for name, lines in by_page.items():
-            predicted = model.calibration.predicted_cer([r.expected_cer for r in lines], [len(r.text) for r in lines])
+            predicted = model.calibration.predicted_cer(lines)
             pages.append({"page": name, "lines": len(lines), "predicted_cer": predicted.cer, "low": predicted.low,
                           "high": predicted.high})  # fmt: skip
-    overall = model.calibration.predicted_cer([r.expected_cer for r in readings], [len(r.text) for r in readings])
+    overall = model.calibration.predicted_cer(readings)
     write_prediction_page(readings, overall, html, title=title, pages=pages, images=not documents)
     click.echo(f"Page: {html}", err=True)
 

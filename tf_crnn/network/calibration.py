@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from rapidfuzz.distance import Levenshtein
 
 from tf_crnn.artifacts import CALIBRATION_FILENAME
 from tf_crnn.atomic import write_json
-from tf_crnn.readings import PredictedCER
+from tf_crnn.readings import PredictedCER, Reading
 
 ECE_BINS = 10
 TIE_BREAK = 1e-3
@@ -146,10 +146,15 @@ class Calibration:
         logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
         return float(self.errors(np.exp(logs.mean())))
 
-    def predicted_cer(self, rates: Sequence[float], lengths: Sequence[int]) -> PredictedCER | None:
-        """The CER of lines read at expected ``rates`` with ``lengths`` characters, as one text:
-        a line's, a page's or a run's (``predicted_cer``). None without an error table."""
-        return predicted_cer(rates, lengths, self.errors.dispersion) if self.errors is not None else None
+    def predicted_cer(self, readings: Iterable[Reading]) -> PredictedCER | None:
+        """The CER of ``readings`` (``Reading``s with their ``expected_cer``) taken as one text: a
+        page's or a run's (``predicted_cer``). None without an error table."""
+        if self.errors is None:
+            return None
+        readings = list(readings)
+        return predicted_cer(
+            [r.expected_cer for r in readings], [len(r.text) for r in readings], self.errors.dispersion
+        )
 
     def save(self, filename: str | os.PathLike) -> None:
         tables = {

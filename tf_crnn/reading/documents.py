@@ -107,9 +107,7 @@ def predict_documents(
             readings[line.id] = dataclasses.replace(result, path=f"{document.path}:{line.id}", glyphs=characters)
         predicted = None
         if model.predicts_cer and readings:
-            predicted = model.calibration.predicted_cer(
-                [r.expected_cer for r in readings.values()], [len(r.text) for r in readings.values()]
-            )
+            predicted = model.calibration.predicted_cer(readings.values())
             pages.append((str(target.name), len(readings), predicted))
             every_line.extend(readings.values())
         if collect is not None:
@@ -155,9 +153,7 @@ def predict_documents(
         write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line"])
     if pages:
         write_pages(pages, output_dir / PAGES_FILENAME)
-        predicted = model.calibration.predicted_cer(
-            [r.expected_cer for r in every_line], [len(r.text) for r in every_line]
-        )
+        predicted = model.calibration.predicted_cer(every_line)
         logger.info("Predicted CER of the %d pages: %s; each page's in %s", len(pages), predicted,
                     output_dir / PAGES_FILENAME)  # fmt: skip
     return written, skipped

@@ -228,10 +228,7 @@ def evaluate(
                 _compare(result, chunk, model.predict_full([p for p, _ in chunk]), params)
             bar.update(len(chunk))
     if model.predicts_cer and result.lines:
-        readings = [line.reading for line in result.lines]
-        result.predicted = model.calibration.predicted_cer(
-            [r.expected_cer for r in readings], [len(r.text) for r in readings]
-        )
+        result.predicted = model.calibration.predicted_cer(line.reading for line in result.lines)
     return result
 
 
