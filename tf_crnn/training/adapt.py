@@ -251,10 +251,8 @@ def adapt(
 
         def fine_tune(part: list, judge: list | None, name: str) -> tuple[Recipe, Path]:
             """The model fine-tuned on ``part`` (judged once, at the end, on ``judge``)."""
-            train_csv, judge_csv = (
-                _write_lines(tmp / f"{name}.csv", part),
-                _write_lines(tmp / f"{name}-judge.csv", judge or part),
-            )
+            train_csv = _write_lines(tmp / f"{name}.csv", part)
+            judge_csv = _write_lines(tmp / f"{name}-judge.csv", judge) if judge else None
             recipe = recipe_of(len(part))
             run = train(_params(base, train_csv, judge_csv, tmp / name, recipe, seed), verbose=0)
             adapted = tmp / f"{name}-adapted"
@@ -304,7 +302,7 @@ def _write_lines(csv_file: Path, samples: list) -> Path:
     return csv_file
 
 
-def _params(base: Path, train_csv: Path, held_csv: Path, out: Path, recipe: Recipe, seed: int) -> Params:
+def _params(base: Path, train_csv: Path, held_csv: Path | None, out: Path, recipe: Recipe, seed: int) -> Params:
     """A fine-tuning run from ``base`` with the model's alphabet (so that its language model is
     kept: lines with other characters are skipped and reported) for ``recipe.steps`` steps, judged
     once, at the end."""
@@ -316,7 +314,7 @@ def _params(base: Path, train_csv: Path, held_csv: Path, out: Path, recipe: Reci
         **{key: own[key] for key in KEPT_SETTINGS if key in own},
         "init_from": str(base),
         "csv_files_train": str(train_csv),
-        "csv_files_eval": str(held_csv),
+        "csv_files_eval": str(held_csv) if held_csv else None,
         "lookup_alphabet_file": str(base / ALPHABET_FILENAME),
         "output_model_dir": str(out),
         "train_batch_size": recipe.batch_size,
