@@ -13,7 +13,7 @@ from tf_crnn.cli import main
 from tf_crnn.datasets.importers import Sample
 from tf_crnn.readings import Reading
 from tf_crnn.records import read_csv_rows, resolve_image_path, write_csv_rows
-from tf_crnn.training.adapt import assign_folds, change_interval, recipe_for
+from tf_crnn.training.adapt import adapt, assign_folds, change_interval, recipe_for
 from tf_crnn.trust.evaluation import EvaluationResult, LineResult
 
 
@@ -92,17 +92,19 @@ def test_adapt_writes_a_model_that_reads_the_held_out_lines_better(trained, hard
     assert run.exit_code == 0, run.output
 
 
-def test_adapt_refuses_to_write_a_model_that_is_not_better(trained, hard_lines, tmp_path):
+def test_adapt_refuses_to_write_a_model_that_is_not_better(trained, hard_lines, tmp_path, monkeypatch):
     _, result = trained
     out = tmp_path / "adapted"
     # A rate that wrecks the network: it reads the held-out lines worse, and nothing is written.
-    run = CliRunner().invoke(
-        main, ["adapt", str(result.export_path), str(hard_lines), "-o", str(out), "--learning-rate", "3",
-               "--holdout", "0.5"],
-    )  # fmt: skip
-    assert run.exit_code == 1, run.output
-    assert "Not written: the adapted model is not better" in run.output and "CER of the lines held out" in run.output
-    assert not out.exists()
+    refused = adapt(result.export_path, [hard_lines], out, learning_rate=3.0, cross_validate=False)
+    assert not refused.better and refused.after.cer > refused.before.cer
+    assert refused.output is None and not out.exists()
+    assert refused.held_out_lines == 10 and refused.train_lines == 30  # one quarter judged, once
+    # The command says so with the figures, and exits with 1.
+    monkeypatch.setattr("tf_crnn.training.adapt.adapt", lambda *args, **kwargs: refused)
+    run = CliRunner().invoke(main, ["adapt", str(result.export_path), str(hard_lines), "-o", str(out)])
+    assert run.exit_code == 1 and "Not written: the adapted model is not better" in run.output
+    assert f"{refused.before.cer:.4f} -> {refused.after.cer:.4f}" in run.output
 
 
 def test_adapt_says_what_it_needs(trained, tmp_path):

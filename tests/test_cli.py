@@ -302,7 +302,8 @@ def test_reading_commands_end_at_once_with_their_output_and_status(trained, tmp_
     )
     assert run.returncode == 0, run.stderr[-2000:]
     rows = list(csv.reader(run.stdout.splitlines()))
-    assert rows[0] == ["path", "transcription", "confidence"] and sorted(r[0] for r in rows[1:]) == sorted(images)
+    assert rows[0] == ["path", "transcription", "confidence", "expected_cer"]
+    assert sorted(r[0] for r in rows[1:]) == sorted(images)
     missing = subprocess.run([tf_crnn, "predict", str(result.export_path), str(tmp_path / "none.png")],
                              capture_output=True, text=True, env=env)  # fmt: skip
     assert missing.returncode == 2 and "none.png" in missing.stderr
