@@ -62,6 +62,14 @@ ADAPT_SUMMARY = "adapt.json"
 ADAPT_PAGE = "adapt.html"
 """Beside the adapted model: what adapting measured, as JSON and as a page."""
 CURVE_POINTS = 20
+STEPS_PER_LINE = 4.0
+MIN_STEPS = 40
+MAX_STEPS = 400
+LEARNING_RATE = 3e-4
+FREEZE = "cnn"
+"""Frozen, the convolution blocks keep their batch normalisation's statistics: trained on a dozen
+lines, those statistics drift with each batch, and a model trained at a rate of 3e-5, too low to
+change its weights much, read a collection's other lines 14% worse (BENCHMARKS.md §15)."""
 
 
 @dataclass
@@ -87,16 +95,6 @@ def recipe_for(n_lines: int, steps_per_line: float | None = None) -> Recipe:
     per_line = STEPS_PER_LINE if steps_per_line is None else steps_per_line
     steps = int(np.clip(round(per_line * n_lines), MIN_STEPS, MAX_STEPS))
     return Recipe(steps, batch, LEARNING_RATE, FREEZE)
-
-
-STEPS_PER_LINE = 4.0
-MIN_STEPS = 40
-MAX_STEPS = 400
-LEARNING_RATE = 3e-4
-FREEZE = "cnn"
-"""Frozen, the convolution blocks keep their batch normalisation's statistics: trained on a dozen
-lines, those statistics drift with each batch, and a model trained at a rate of 3e-5, too low to
-change its weights much, read a collection's other lines 14% worse (BENCHMARKS.md §15)."""
 
 
 @dataclass
