@@ -95,9 +95,14 @@ def labelled_csv(inputs: list[str | os.PathLike], work_dir: str | os.PathLike) -
     if not samples:
         why = f" ({skipped[0][0]}: {skipped[0][1]})" if skipped else ""
         raise ValueError(f"no labelled line in {', '.join(map(str, inputs))}{why}")
-    csv_file = work_dir / "lines.csv"
+    return write_samples(work_dir / "lines.csv", samples), skipped
+
+
+def write_samples(csv_file: str | os.PathLike, samples: list[Sample]) -> Path:
+    """A data CSV of ``samples`` (image paths absolute, texts split into characters, as ``tf-crnn
+    import`` splits them)."""
     write_csv_rows(csv_file, [(str(Path(s.image).resolve()), join_units(list(s.text))) for s in samples])
-    return csv_file, skipped
+    return Path(csv_file)
 
 
-__all__ = ["gather_lines", "labelled_csv"]
+__all__ = ["gather_lines", "labelled_csv", "write_samples"]

@@ -26,10 +26,10 @@ import numpy as np
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.atomic import write_json
 from tf_crnn.config import Params, read_config
-from tf_crnn.datasets.gather import gather_lines
+from tf_crnn.datasets.gather import gather_lines, write_samples
 from tf_crnn.export.savedmodel import resolve_export, rewrite_export
 from tf_crnn.network.calibration import Calibration
-from tf_crnn.records import join_units, page_of_line_image, write_csv_rows
+from tf_crnn.records import page_of_line_image
 from tf_crnn.training.run import train
 from tf_crnn.trust.evaluation import EvaluationResult, evaluate
 from tf_crnn.trust.report import write_adapt_page
@@ -249,8 +249,8 @@ def adapt(
 
         def fine_tune(part: list, judge: list | None, name: str) -> tuple[Recipe, Path]:
             """The model fine-tuned on ``part`` (judged once, at the end, on ``judge``)."""
-            train_csv = _write_lines(tmp / f"{name}.csv", part)
-            judge_csv = _write_lines(tmp / f"{name}-judge.csv", judge) if judge else None
+            train_csv = write_samples(tmp / f"{name}.csv", part)
+            judge_csv = write_samples(tmp / f"{name}-judge.csv", judge) if judge else None
             recipe = recipe_of(len(part))
             run = train(_params(base, train_csv, judge_csv, tmp / name, recipe, seed), verbose=0)
             adapted = tmp / f"{name}-adapted"
@@ -293,11 +293,6 @@ def adapt(
             shutil.move(str(adapted), str(output))
             result.output = output
     return result
-
-
-def _write_lines(csv_file: Path, samples: list) -> Path:
-    write_csv_rows(csv_file, [(str(Path(s.image).resolve()), join_units(list(s.text))) for s in samples])
-    return csv_file
 
 
 def _params(base: Path, train_csv: Path, held_csv: Path | None, out: Path, recipe: Recipe, seed: int) -> Params:
