@@ -3,6 +3,7 @@ to other runtimes, and ``models`` (the shipped ones)."""
 
 from __future__ import annotations
 
+import csv
 import sys
 from pathlib import Path
 
@@ -141,7 +142,7 @@ def predict(
         if (Path(output) / PAGES_FILENAME).is_file():
             click.echo(f"Predicted CER of each page: {Path(output) / PAGES_FILENAME}", err=True)
         if html:
-            _prediction_page(model, readings, html, _named(inputs), documents=True)
+            _prediction_page(model, readings, html, _named(inputs), Path(output) / PAGES_FILENAME)
         if review_below is not None:
             click.echo(
                 f"Lines to review (confidence under {review_below:g}): {Path(output) / REVIEW_FILENAME}", err=True
@@ -185,7 +186,7 @@ def predict(
         predicted = model.calibration.predicted_cer(results)
         click.echo(f"Predicted CER of the {len(results)} lines, without their transcriptions: {predicted}", err=True)
     if html:
-        _prediction_page(model, results, html, _named(inputs), documents=False)
+        _prediction_page(model, results, html, _named(inputs))
     if sidecar:
         click.echo(f"Wrote {len(write_sidecars(results))} NAME{SIDECAR_SUFFIX} files beside the images", err=True)
     if review_below is not None:
@@ -210,21 +211,19 @@ def _check_predicts(model, html: str | None) -> None:
         )
 
 
-def _prediction_page(model, readings: list, html: str, title: str, documents: bool) -> None:
-    """``predict --html``: the run's page (``trust.report.write_prediction_page``)."""
+def _prediction_page(model, readings: list, html: str, title: str, pages_csv: Path | None = None) -> None:
+    """``predict --html``: the run's page (``trust.report.write_prediction_page``), with the pages
+    of ``pages_csv`` (documents) where given."""
     from tf_crnn.trust.report import write_prediction_page
 
     pages = []
-    if documents:  # each document's lines, as pages.csv gives them
-        by_page: dict[str, list] = {}
-        for reading in readings:
-            by_page.setdefault(Path(reading.path.rsplit(":", 1)[0]).name, []).append(reading)
-        for name, lines in by_page.items():
-            predicted = model.calibration.predicted_cer(lines)
-            pages.append({"page": name, "lines": len(lines), "predicted_cer": predicted.cer, "low": predicted.low,
-                          "high": predicted.high})  # fmt: skip
+    if pages_csv is not None and pages_csv.is_file():
+        with open(pages_csv, newline="", encoding="utf-8") as f:
+            pages = [
+                {**row, **{k: float(row[k]) for k in ("predicted_cer", "low", "high")}} for row in csv.DictReader(f)
+            ]
     overall = model.calibration.predicted_cer(readings)
-    write_prediction_page(readings, overall, html, title=title, pages=pages, images=not documents)
+    write_prediction_page(readings, overall, html, title=title, pages=pages, images=pages_csv is None)
     click.echo(f"Page: {html}", err=True)
 
 
