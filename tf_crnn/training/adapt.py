@@ -288,7 +288,8 @@ def adapt(
             write_json(adapted / ADAPT_SUMMARY, summary)
             history = tmp / ("all" if len(turns) > 1 else "fold0") / "logs" / "history.csv"
             write_adapt_page(summary, before, after, adapted / ADAPT_PAGE, history_csv=history,
-                             recipe=result.recipe.describe())  # fmt: skip
+                             recipe=result.recipe.describe(),
+                             names={str(Path(s.image).resolve()): s.source for s in samples})  # fmt: skip
             output.parent.mkdir(parents=True, exist_ok=True)
             shutil.move(str(adapted), str(output))
             result.output = output

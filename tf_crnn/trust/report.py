@@ -365,10 +365,13 @@ def plot_line_changes(before, after) -> bytes | None:
     return _figure_bytes(fig)
 
 
-def write_adapt_page(summary: dict, before, after, html: str | os.PathLike, history_csv=None, recipe: str = "") -> Path:
+def write_adapt_page(
+    summary: dict, before, after, html: str | os.PathLike, history_csv=None, recipe: str = "", names: dict | None = None
+) -> Path:
     """Writes the page of a ``tf-crnn adapt`` (every picture inline): its figures (``summary``:
     ``training.adapt.AdaptResult.summary``), each held-out line's CER before and after, the
-    training curves (``history_csv``) and the held-out lines with both readings."""
+    training curves (``history_csv``) and the held-out lines with both readings, each named by
+    ``names`` (``{image path: where the line is from}``) where given."""
     jinja2 = require("report", "jinja2")
     readings_after = {line.path: line for line in after.lines}
     lines = []
@@ -378,7 +381,7 @@ def write_adapt_page(summary: dict, before, after, html: str | os.PathLike, hist
             continue
         lines.append(
             {
-                "path": line.path,
+                "path": (names or {}).get(line.path, line.path),
                 "image": _data_uri(_png_bytes(_line_image(line.path))),
                 "reference": line.reference,
                 "before": list(zip(line.prediction, error_marks(line.reference, line.prediction)[1])),
