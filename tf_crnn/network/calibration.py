@@ -131,9 +131,7 @@ class Calibration:
         table's score (``decoding.line_scores`` in numpy): 0 for an empty line."""
         if not len(character_confidences):
             return 0.0
-        logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
-        score = np.exp(logs.mean() if self.line.score == "mean" else logs.sum())
-        return float(self.line(score))
+        return float(self.line(_line_score(character_confidences, self.line.score)))
 
     def expected_cer(self, character_confidences: Sequence[float]) -> float | None:
         """A line's expected character error rate from its characters' raw probabilities (the
@@ -143,8 +141,7 @@ class Calibration:
             return None
         if not len(character_confidences):
             return 1.0
-        logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
-        return float(self.errors(np.exp(logs.mean())))
+        return float(self.errors(_line_score(character_confidences, ERROR_SCORE)))
 
     def predicted_cer(self, readings: Iterable[Reading]) -> PredictedCER | None:
         """The CER of ``readings`` (``Reading``s with their ``expected_cer``) taken as one text: a
@@ -174,6 +171,13 @@ class Calibration:
         data = json.loads(path.read_text(encoding="utf-8"))
         errors = ErrorTable(**data["errors"]) if "errors" in data else None
         return cls(LineTable(**data["line"]), Table(**data["character"]), data.get("fitted_on", {}), errors)
+
+
+def _line_score(character_confidences: Sequence[float], score: str) -> float:
+    """A line's raw score (``LINE_SCORES``) from its characters' probabilities: the graph's
+    ``decoding.line_scores`` in numpy."""
+    logs = np.log(np.maximum(np.asarray(character_confidences, dtype=np.float64), 1e-30))
+    return float(np.exp(logs.mean() if score == "mean" else logs.sum()))
 
 
 def predicted_cer(rates: Sequence[float], lengths: Sequence[int], dispersion: float) -> PredictedCER:
