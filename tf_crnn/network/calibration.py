@@ -217,11 +217,7 @@ def fit_errors(
     names = list(groups) if groups is not None else []
     by_group = len(set(names)) >= MIN_GROUPS
     keys = np.unique(names, return_inverse=True)[1] if by_group else np.arange(len(scores))
-    halves = keys % 2
-    expected = np.zeros(len(scores))
-    for half in (0, 1):
-        other = _error_table(scores[halves != half], errors[halves != half], lengths[halves != half], min_points)
-        expected[halves == half] = other(scores[halves == half]) * lengths[halves == half]
+    expected = cross_fitted_errors(scores, errors, lengths, keys % 2, min_points) * lengths
     spread = expected * (1 - expected / np.maximum(lengths, 1.0))
     observed_sums = np.bincount(keys, weights=errors)
     expected_sums = np.bincount(keys, weights=expected)
@@ -233,6 +229,20 @@ def fit_errors(
 
 MIN_GROUPS = 8
 """Pages needed to measure the dispersion over pages rather than lines."""
+
+
+def cross_fitted_errors(scores, errors, lengths, halves, min_points: int = 10) -> np.ndarray:
+    """Each line's expected error rate from the error table fitted on the other half (``halves``:
+    0 or 1 per line): what the table predicts for lines it did not see (``cross_fitted`` for
+    the error table)."""
+    scores, halves = np.asarray(scores, dtype=np.float64), np.asarray(halves)
+    lengths = np.asarray(lengths, dtype=np.float64)
+    errors = np.minimum(np.asarray(errors, dtype=np.float64), lengths)
+    rates = np.zeros(len(scores))
+    for half in (0, 1):
+        other = _error_table(scores[halves != half], errors[halves != half], lengths[halves != half], min_points)
+        rates[halves == half] = other(scores[halves == half])
+    return rates
 
 
 def _error_table(scores: np.ndarray, errors: np.ndarray, lengths: np.ndarray, min_points: int) -> ErrorTable:
@@ -365,6 +375,7 @@ __all__ = [
     "character_outcomes",
     "choose_line_score",
     "cross_fitted",
+    "cross_fitted_errors",
     "expected_calibration_error",
     "fit",
     "fit_errors",

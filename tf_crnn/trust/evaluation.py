@@ -37,6 +37,7 @@ from tf_crnn.network.calibration import (
     character_outcomes,
     choose_line_score,
     cross_fitted,
+    cross_fitted_errors,
     expected_calibration_error,
     fit,
     fit_errors,
@@ -427,11 +428,7 @@ def calibrate(
     described = {"data": str(csv_filename), "lines": int(len(exact)), "characters": int(len(char_conf))}
     read_lengths, pages = read.read_lengths, [page_of_line_image(path) for path in read.paths]
     errors_table = fit_errors(scores[ERROR_SCORE], errors, read_lengths, pages)
-    halves = np.arange(len(exact)) % 2
-    rates_after = np.zeros(len(exact))
-    for half in (0, 1):
-        table = fit_errors(scores[ERROR_SCORE][halves != half], errors[halves != half], read_lengths[halves != half])
-        rates_after[halves == half] = table(scores[ERROR_SCORE][halves == half])
+    rates_after = cross_fitted_errors(scores[ERROR_SCORE], errors, read_lengths, np.arange(len(exact)) % 2)
     predicted = predicted_cer(rates_after, read_lengths, errors_table.dispersion)
     final = fit(scores[kept], exact, char_conf, char_right, described, line_score=kept, errors=errors_table)
     return CalibrationFit(
