@@ -140,7 +140,7 @@ class AdaptResult:
             "cer_after": self.after.cer,
             "relative_change": self.relative_change,
             "change_interval": [low, high],
-            "written": self.output is not None,
+            "written": self.better,  # adapt writes the model exactly when it is better
         }
 
 
@@ -284,7 +284,7 @@ def adapt(
             if len(turns) > 1:
                 result.recipe, adapted = fine_tune(samples, None, "all")
             # The page and figures travel inside the model's folder, written before it is moved in.
-            summary = {**result.summary(), "written": result.better}
+            summary = result.summary()
             write_json(adapted / ADAPT_SUMMARY, summary)
             history = tmp / ("all" if len(turns) > 1 else "fold0") / "logs" / "history.csv"
             write_adapt_page(summary, before, after, adapted / ADAPT_PAGE, history_csv=history,
