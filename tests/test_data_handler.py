@@ -181,3 +181,20 @@ def test_gif_and_bmp_decode_to_the_grey_pillow_reads(tmp_path, fmt):
     grey = decode_image(tf.constant(buffer.getvalue()), 1).numpy()[..., 0]
     assert grey.shape == (20, 60)
     np.testing.assert_array_equal(grey, np.asarray(open_image(tmp_path / "line")))
+
+
+@pytest.mark.parametrize("mode", ["memory", "disk"])
+def test_a_cached_set_reaches_training_mixed_not_in_file_order(tmp_path, lookup_file, monkeypatch, mode):
+    """Sources concatenated in one CSV (a base model's corpora) are not met one after another."""
+    import tf_crnn.training.pipeline as data_handler
+
+    monkeypatch.setattr(data_handler, "SHUFFLE_BUFFER", 4)
+    Image.new("L", (40, 32), 255).save(tmp_path / "x.png")
+    rows = [f"{tmp_path / 'x.png'};|a|"] * 30 + [f"{tmp_path / 'x.png'};|b|"] * 30
+    (tmp_path / "d.csv").write_text("\n".join(rows) + "\n")
+    params = Params(input_shape=[32, 800], lookup_alphabet_file=str(lookup_file({"a": 1, "b": 2})), seed=3)
+    ds = dataset_generator(
+        tmp_path / "d.csv", params, batch_size=10, shuffle=True, num_epochs=1, cache=mode, cache_file=tmp_path / "c"
+    )
+    first = next(iter(ds))[1].numpy()[:, 0].tolist()
+    assert 2 <= first.count(2) <= 8, first

@@ -34,6 +34,8 @@ logger = logging.getLogger(__name__)
 AUTOTUNE = tf.data.AUTOTUNE
 WIDTH_BUCKET = 32
 """Width step, in pixels, between the buckets of the training pipeline."""
+SHUFFLE_BUFFER = 20_000
+"""Lines a cached data set is shuffled over, each epoch."""
 
 
 def estimate_background(image: tf.Tensor) -> tf.Tensor:
@@ -286,6 +288,16 @@ def dataset_generator(
     if not paths:
         raise ValueError(f"{csv_filename}: no samples")
     n = len(paths)
+    mode = {True: "memory", False: "none"}.get(cache, cache)
+    if mode == "disk" and cache_file is None:
+        raise ValueError("cache='disk' needs a cache_file")
+    seed = params.seed or None
+    if shuffle and mode != "none":
+        # A cache is read back in the order it was written, and the shuffle buffer behind it
+        # holds SHUFFLE_BUFFER lines: rows in file order would reach training a source at a time.
+        order = np.random.default_rng(seed).permutation(n)
+        paths = [paths[i] for i in order]
+        labels = [labels[i] for i in order] if labels else labels
     label_tensor = None
     if labels:
         # From flat codes and row lengths: tf.ragged.constant walks the nested lists in Python,
@@ -294,10 +306,6 @@ def dataset_generator(
         codes = np.fromiter(itertools.chain.from_iterable(labels), dtype=np.int32, count=int(lengths.sum()))
         label_tensor = tf.RaggedTensor.from_row_lengths(codes, lengths)
     ds = tf.data.Dataset.from_tensor_slices((paths, label_tensor))
-    mode = {True: "memory", False: "none"}.get(cache, cache)
-    if mode == "disk" and cache_file is None:
-        raise ValueError("cache='disk' needs a cache_file")
-    seed = params.seed or None
 
     def load(path, label):
         image, width = _load_example(path, params)
@@ -319,7 +327,7 @@ def dataset_generator(
         ds = ds.ignore_errors(log_warning=True)
         ds = ds.cache() if mode == "memory" else ds.cache(str(cache_file))
         if shuffle:
-            ds = ds.shuffle(min(n, 20_000), seed=seed, reshuffle_each_iteration=True)
+            ds = ds.shuffle(min(n, SHUFFLE_BUFFER), seed=seed, reshuffle_each_iteration=True)
         ds = repeat(ds)
 
     if data_augmentation:
