@@ -43,7 +43,32 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "tf-crnn import folder reads the pairs.",
 )
 @click.option("--alto", "alto", is_flag=True, help="INPUTS are ALTO files or folders of them, to recognise.")
-@click.option("--page", "page", is_flag=True, help="INPUTS are PAGE files or folders of them, to recognise.")
+@click.option(
+    "--page",
+    "page",
+    is_flag=True,
+    help="INPUTS are PAGE files or folders of them, to recognise; with --segment, write PAGE rather than ALTO.",
+)
+@click.option(
+    "--segment",
+    is_flag=True,
+    help="INPUTS are bare page images (files or folders): find their lines with --segmenter, read them, and write "
+    "one ALTO (or PAGE, with --page) a page into the folder -o.",
+)
+@click.option(
+    "--segmenter",
+    type=click.Choice(["auto", "tesseract", "kraken"]),
+    default="auto",
+    show_default=True,
+    help="--segment: Tesseract's layout analysis (print; pip install 'tf_crnn[segment]') or kraken's baseline "
+    "segmenter (hands and print, 10-20 s a page on a CPU; pip install kraken); auto: kraken where installed.",
+)
+@click.option(
+    "--segmenter-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="--segmenter kraken: a kraken segmentation model (.mlmodel, .safetensors) instead of its default.",
+)
+@click.option("--text", is_flag=True, help="--segment: also write each page's text, lines in reading order (NAME.txt).")
 @click.option("--glyphs", is_flag=True, help="--alto/--page: also write a box per character (Glyph).")
 @click.option(
     "--deskew", is_flag=True, help="--alto/--page: level each line by its baseline, as imported with --deskew."
@@ -83,7 +108,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
 @user_errors
 def predict(
     model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below,
-    allow, forbid, drop_flagged, html,
+    allow, forbid, drop_flagged, html, segment, segmenter, segmenter_model, text,
 ) -> None:  # fmt: skip
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
@@ -98,6 +123,10 @@ def predict(
     line is cut from its page image and read, and each document is written recognised into
     the folder -o, under its own file name; each page's predicted CER goes into its metadata
     and into pages.csv there.
+
+    With --segment, INPUTS are page images without documents: an existing segmenter finds
+    their lines (polygons, baselines, reading order), which are read as documents' lines are,
+    into OUT/NAME.xml a page (NAME: the image's name without its suffix).
     """
     from tf_crnn.network.devices import describe_device
     from tf_crnn.reading.documents import predict_documents
@@ -117,7 +146,9 @@ def predict(
 
     if not inputs:
         raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
-    if alto or page:
+    if not segment and (text or segmenter_model or segmenter != "auto"):
+        raise UserError("--segmenter, --segmenter-model and --text go with --segment")
+    if segment or alto or page:
         from tf_crnn.data.documents import ALTO, PAGE, document_files
 
         if alto and page:
@@ -125,17 +156,36 @@ def predict(
         if allow is not None or forbid is not None:
             raise UserError("--allow/--forbid constrain the reading of line images and CSVs, not yet of documents")
         if not output:
-            raise UserError("--alto/--page write recognised copies of the documents: give their folder with -o")
+            raise UserError("--alto/--page/--segment write documents: give their folder with -o")
         for item in inputs:
             if not Path(item).exists():
                 raise UserError(f"{item}: no such file or folder")
+        if segment:
+            from tf_crnn.data.segmentation import choose_segmenter
+
+            segmenter = choose_segmenter(segmenter)
+            if segmenter_model and segmenter != "kraken":
+                raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+            images = page_images(inputs)
         model = PredictionModel(model)
         _check_predicts(model, html)
         readings = []
-        written, skipped = predict_documents(
-            model, document_files(list(inputs)), output, glyphs, deskew, batch_size, kind=ALTO if alto else PAGE,
-            review_below=review_below, collect=readings,
-        )  # fmt: skip
+        options = dict(glyphs=glyphs, deskew=deskew, batch_size=batch_size, review_below=review_below, collect=readings)
+        if segment:
+            from tf_crnn.reading.documents import predict_pages
+
+            logger.info("Segmenting %d pages with %s", len(images), segmenter)
+            try:
+                written, skipped = predict_pages(
+                    model, images, output, segmenter, segmenter_model, kind=PAGE if page else ALTO, text=text,
+                    **options,
+                )  # fmt: skip
+            except ValueError as error:
+                raise UserError(str(error)) from None
+        else:
+            written, skipped = predict_documents(
+                model, document_files(list(inputs)), output, kind=ALTO if alto else PAGE, **options
+            )
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
         click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
@@ -194,6 +244,23 @@ def predict(
         rows = [((r.path,), r) for r in results if r.confidence < review_below]
         write_review_list(rows, review, ["path"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
+
+
+def page_images(inputs: tuple[str, ...]) -> list[Path]:
+    """The page images named, and those in the folders named (recursively, sorted)."""
+    from tf_crnn.data.images import IMAGE_SUFFIXES
+
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if item.is_dir():
+            images += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif item.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(item)
+        else:
+            raise UserError(f"{item}: not a page image ({', '.join(IMAGE_SUFFIXES)}); --segment reads page images")
+    if not images:
+        raise UserError(f"no page images in {', '.join(inputs)}")
+    return images
 
 
 def _named(inputs: tuple[str, ...]) -> str:

@@ -9,12 +9,15 @@ import itertools
 import logging
 import os
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
+from tf_crnn.atomic import write_bytes
 from tf_crnn.data.documents import (
+    ALTO,
     DocumentError,
     Glyph,
     crop_line,
@@ -22,6 +25,7 @@ from tf_crnn.data.documents import (
     read_document,
     write_recognition,
 )
+from tf_crnn.data.segmentation import segment_pages, write_segmentation
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
@@ -32,7 +36,7 @@ logger = logging.getLogger(__name__)
 
 def predict_documents(
     model_directory: str | os.PathLike | PredictionModel,
-    xml_files: list[str | os.PathLike],
+    xml_files: Iterable[str | os.PathLike],
     output_dir: str | os.PathLike,
     glyphs: bool = False,
     deskew: bool = False,
@@ -41,6 +45,7 @@ def predict_documents(
     page_images: dict[Path, Path] | None = None,
     review_below: float | None = None,
     collect: list[Reading] | None = None,
+    names: dict[Path, str] | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -54,7 +59,8 @@ def predict_documents(
     ``review_below`` are marked in their document (``documents.write_recognition``) and listed
     in ``output_dir/review.csv``. Where the model predicts CER (``PredictionModel.predicts_cer``),
     each page's predicted CER goes into its document's metadata and ``output_dir/pages.csv``.
-    ``collect``, where given, receives every line's ``Reading`` (its path ``DOCUMENT:LINE ID``).
+    ``collect``, where given, receives every line's ``Reading`` (its path ``DOCUMENT:LINE ID``,
+    the document named by ``names`` where it names it, else by its path).
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -104,7 +110,8 @@ def predict_documents(
                 for char, confidence, (x0, x1) in zip(result.text, result.character_confidences, result.character_spans)
             ]
             # The crop was a file of the moment: the line stands for itself, in its document.
-            readings[line.id] = dataclasses.replace(result, path=f"{document.path}:{line.id}", glyphs=characters)
+            name = (names or {}).get(document.path, document.path)
+            readings[line.id] = dataclasses.replace(result, path=f"{name}:{line.id}", glyphs=characters)
         predicted = None
         if model.predicts_cer and readings:
             predicted = model.calibration.predicted_cer(readings.values())
@@ -118,17 +125,21 @@ def predict_documents(
         if review_below is not None:
             review.extend(((str(target), line_id), r) for line_id, r in readings.items() if r.confidence < review_below)
 
-    files = [Path(f) for f in xml_files]
+    # An iterator: the documents may still be being made (``predict_pages``' segmentations).
+    files = (Path(f) for f in xml_files)
+    following = next(files, None)
 
     def crop_group(tmp: Path) -> tuple[list, list, bool]:
         """The next documents' lines, up to LINES_IN_FLIGHT; what was left out; whether more follow."""
+        nonlocal following
         group, left_out, n_lines = [], [], 0
-        while files and n_lines < LINES_IN_FLIGHT:
-            cropped = crop_document(files.pop(0), tmp, left_out)
+        while following is not None and n_lines < LINES_IN_FLIGHT:
+            cropped = crop_document(following, tmp, left_out)
+            following = next(files, None)
             if cropped is not None:
                 group.append(cropped)
                 n_lines += len(cropped[2])
-        return group, left_out, bool(files)
+        return group, left_out, following is not None
 
     # The lines of several documents are read together, in batches of similar widths, while the
     # next group's pages are cut on a thread of their own; a group holds up to LINES_IN_FLIGHT
@@ -159,8 +170,65 @@ def predict_documents(
     return written, skipped
 
 
+def predict_pages(
+    model_directory: str | os.PathLike | PredictionModel,
+    images: list[str | os.PathLike],
+    output_dir: str | os.PathLike,
+    segmenter: str,
+    segmenter_model: str | None = None,
+    kind: str = ALTO,
+    text: bool = False,
+    **options,
+) -> tuple[list[Path], list[tuple[str, str]]]:
+    """Segments bare page images (``segmentation.segment_pages``) and reads their lines: one
+    document a page, ``output_dir/<image stem>.xml`` (ALTO, or PAGE with ``kind``), written as
+    ``predict_documents`` writes (``options`` are its own); with ``text``, the page's text too,
+    its lines in reading order (``<image stem>.txt``). Reading a page overlaps segmenting the
+    next ones. A page where no line is found is written without lines, and said.
+
+    Returns:
+        ``(files written, (image or line, reason) left out or to note)``.
+
+    Raises:
+        ValueError: two pages of one name (their documents would be one file).
+    """
+    images = [Path(image) for image in images]
+    by_stem: dict[str, Path] = {}
+    for image in images:
+        if image.stem in by_stem:
+            raise ValueError(f"{by_stem[image.stem]} and {image} would both be written as {image.stem}.xml: "
+                             "rename one, or read them in two runs")  # fmt: skip
+        by_stem[image.stem] = image
+    noted: list[tuple[str, str]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        page_images: dict[Path, Path] = {}
+        names: dict[Path, str] = {}
+
+        def documents():
+            for image, segmentation in segment_pages(images, segmenter, segmenter_model):
+                if isinstance(segmentation, str):
+                    noted.append((str(image), segmentation))
+                    continue
+                if not segmentation.lines:
+                    noted.append((str(image), f"no line found on the page by {segmentation.engine}"))
+                xml_file = write_segmentation(segmentation, Path(tmp) / f"{image.stem}.xml", kind)
+                page_images[xml_file] = image
+                names[xml_file] = str(image)
+                yield xml_file
+
+        written, skipped = predict_documents(
+            model_directory, documents(), output_dir, kind=kind, page_images=page_images, names=names, **options
+        )
+    if text:
+        for document in written:
+            lines = read_document(document).lines
+            page_text = "".join(f"{line.text or ''}\n" for line in lines)
+            write_bytes(document.with_suffix(".txt"), page_text.encode("utf-8"))
+    return written, noted + skipped
+
+
 LINES_IN_FLIGHT = 512
 """Lines of documents cropped and read together by ``predict_documents``."""
 
 
-__all__ = ["LINES_IN_FLIGHT", "predict_documents"]
+__all__ = ["LINES_IN_FLIGHT", "predict_documents", "predict_pages"]

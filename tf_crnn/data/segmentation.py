@@ -1,0 +1,327 @@
+"""Bare page images to text lines, by an existing segmenter; tf_crnn writes no segmenter.
+
+- ``tesseract``: Tesseract's layout analysis (through ``tesserocr``, whose wheel carries
+  Tesseract: the ``segment`` extra). Line boxes and baselines, in Tesseract's reading order;
+  quick (1-2 s a printed page on one core), good on print, weak on hands.
+- ``kraken``: kraken's baseline segmenter with its default model (the ``kraken`` package, which
+  brings PyTorch). Line polygons and baselines in reading order; slow on a CPU (10-20 s a
+  page), and the one for handwriting.
+
+``segment_page`` runs one on a page, opened by the rule every page follows
+(``images.open_image``, turned upright); ``segment_pages`` runs it over many pages in a
+process of its own, in order, so that reading the lines of one page overlaps segmenting the
+next. ``write_segmentation`` writes what was found as an ALTO or PAGE document with empty
+text: the input of ``tf-crnn predict``'s document reading, and of eScriptorium and Transkribus
+for transcription.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import importlib.util
+import multiprocessing
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lxml import etree
+from PIL import Image
+
+from tf_crnn import __version__
+from tf_crnn.atomic import write_bytes
+from tf_crnn.data.documents import ALTO, PAGE
+from tf_crnn.data.images import open_image
+from tf_crnn.errors import DocumentError, MissingExtraError
+
+SEGMENTERS = ("tesseract", "kraken")
+"""The engines ``segment_page`` runs; ``auto`` is kraken where it is installed, else Tesseract."""
+MODULES = {"tesseract": ("segment", "tesserocr"), "kraken": ("kraken", "kraken")}
+"""Each engine's extra and the module it imports."""
+MAX_PAGE_PIXELS = 120_000_000
+"""Larger page images are refused before segmenting (a 600-dpi A3 scan is 70 million)."""
+MIN_LINE_HEIGHT = 4
+"""Lines lower than this (pixels) are specks, not text: left out."""
+
+ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
+ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-2.xsd"
+PAGE_NS = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15"
+PAGE_SCHEMA = "http://schema.primaresearch.org/PAGE/gts/pagecontent/2019-07-15/pagecontent.xsd"
+XSI = "http://www.w3.org/2001/XMLSchema-instance"
+
+Point = tuple[float, float]
+
+
+@dataclass
+class SegmentedLine:
+    polygon: list[Point]
+    """The line's outline, in page pixels."""
+    baseline: list[Point]
+
+
+@dataclass
+class Region:
+    polygon: list[Point]
+    lines: list[SegmentedLine] = field(default_factory=list)
+
+
+@dataclass
+class Segmentation:
+    """What a segmenter found on one page: text regions and their lines, in reading order."""
+
+    image: Path
+    size: tuple[int, int]
+    """The page's ``(width, height)``, upright."""
+    regions: list[Region]
+    engine: str
+    """The segmenter and its version, as the documents' metadata names it."""
+
+    @property
+    def lines(self) -> list[SegmentedLine]:
+        return [line for region in self.regions for line in region.lines]
+
+
+# === Segmenting ===
+
+
+def installed(name: str) -> bool:
+    return importlib.util.find_spec(MODULES[name][1]) is not None
+
+
+def choose_segmenter(name: str) -> str:
+    """``name``, or for ``auto`` the one installed (kraken first); raises ``MissingExtraError``
+    naming the install where it is not installed."""
+    if name == "auto":
+        name = next((n for n in ("kraken", "tesseract") if installed(n)), "tesseract")
+    if name not in SEGMENTERS:
+        raise ValueError(f"unknown segmenter {name!r}: one of {', '.join(SEGMENTERS)} or auto")
+    if not installed(name):
+        raise MissingExtraError(*MODULES[name])
+    return name
+
+
+def _box_polygon(x0: float, y0: float, x1: float, y1: float) -> list[Point]:
+    return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
+
+
+def _tesseract(image: Image.Image, model: str | None = None) -> tuple[list[Region], str]:
+    import tesserocr
+    from tesserocr import PT, RIL, iterate_level
+
+    text_blocks = {PT.FLOWING_TEXT, PT.HEADING_TEXT, PT.PULLOUT_TEXT, PT.CAPTION_TEXT, PT.VERTICAL_TEXT, PT.TABLE}
+    regions: list[Region] = []
+    keep = False  # whether the current block holds text (not a picture, a rule or noise)
+    # Layout analysis alone needs no language data: no traineddata is looked for.
+    with tesserocr.PyTessBaseAPI(init=False, psm=tesserocr.PSM.AUTO) as api:
+        api.InitForAnalysePage()
+        api.SetImage(image)
+        iterator = api.AnalyseLayout()
+        for level in iterate_level(iterator, RIL.TEXTLINE) if iterator is not None else ():
+            if level.IsAtBeginningOf(RIL.BLOCK) or not regions:
+                keep = level.BlockType() in text_blocks
+                box = level.BoundingBox(RIL.BLOCK)
+                regions.append(Region(_box_polygon(*box) if box else []))
+            box, baseline = level.BoundingBox(RIL.TEXTLINE), level.Baseline(RIL.TEXTLINE)
+            if not keep or not box or box[3] - box[1] < MIN_LINE_HEIGHT:
+                continue
+            start, end = baseline if baseline else ((box[0], box[3]), (box[2], box[3]))
+            regions[-1].lines.append(SegmentedLine(_box_polygon(*box), [tuple(start), tuple(end)]))
+    return [r for r in regions if r.lines], f"Tesseract {tesserocr.tesseract_version().split()[1]} layout analysis"
+
+
+_kraken_models: dict[str | None, object] = {}
+"""Kraken models loaded in this process, by path (None: kraken's default): loaded once a worker."""
+
+
+def _kraken(image: Image.Image, model: str | None = None) -> tuple[list[Region], str]:
+    from importlib.metadata import version
+
+    from kraken.configs import SegmentationInferenceConfig
+    from kraken.tasks import SegmentationTaskModel
+
+    if model not in _kraken_models:
+        _kraken_models[model] = SegmentationTaskModel.load_model(model)
+    segmentation = _kraken_models[model].predict(image, SegmentationInferenceConfig())
+    regions = {r.id: Region([tuple(p) for p in r.boundary]) for rs in segmentation.regions.values() for r in rs}
+    ordered: list[Region] = []
+    for line in segmentation.lines:
+        if not line.boundary or len(line.baseline) < 2:
+            continue
+        # Lines come in reading order; each joins its region, or a region of its own.
+        region = regions.get(line.regions[0]) if line.regions else None
+        if region is None or (ordered and ordered[-1] is not region and region in ordered):
+            region = Region([])
+        if not ordered or ordered[-1] is not region:
+            ordered.append(region)
+        region.lines.append(SegmentedLine([tuple(p) for p in line.boundary], [tuple(p) for p in line.baseline]))
+    for region in ordered:
+        if not region.polygon:
+            xs = [x for line in region.lines for x, _ in line.polygon]
+            ys = [y for line in region.lines for _, y in line.polygon]
+            region.polygon = _box_polygon(min(xs), min(ys), max(xs), max(ys))
+    name = f"model {Path(model).name}" if model else "default model"
+    return ordered, f"kraken {version('kraken')} baseline segmenter ({name})"
+
+
+ENGINES = {"tesseract": _tesseract, "kraken": _kraken}
+
+
+def segment_page(path: str | os.PathLike, segmenter: str, model: str | None = None) -> Segmentation:
+    """Segments the page image ``path`` with ``segmenter`` (one of ``SEGMENTERS``); ``model``: a
+    kraken segmentation model file instead of kraken's default.
+
+    Raises:
+        DocumentError: the image cannot be read, or is larger than ``MAX_PAGE_PIXELS``.
+    """
+    path = Path(path)
+    try:
+        with Image.open(path) as probe:
+            width, height = probe.size
+        if width * height > MAX_PAGE_PIXELS:
+            raise DocumentError(f"{width}x{height} pixels, more than the {MAX_PAGE_PIXELS} a page image may have")
+        image = open_image(path, "L", upright=True)
+    except (OSError, Image.DecompressionBombError, SyntaxError) as error:
+        raise DocumentError(f"not an image that can be read ({error})") from None
+    regions, engine = ENGINES[segmenter](image, model)
+    return Segmentation(path, image.size, regions, engine)
+
+
+def _segment_or_error(path: Path, segmenter: str, model: str | None) -> Segmentation | str:
+    try:
+        return segment_page(path, segmenter, model)
+    except DocumentError as error:
+        return str(error)
+
+
+def segment_pages(
+    paths: Iterable[str | os.PathLike], segmenter: str, model: str | None = None
+) -> Iterator[tuple[Path, Segmentation | str]]:
+    """Each page's segmentation (or why it has none), in order, found in a process of its own a
+    few pages ahead of the caller: reading one page's lines overlaps segmenting the next ones.
+    The process imports the segmenter, never TensorFlow."""
+    paths = [Path(p) for p in paths]
+    if not paths:
+        return
+    # spawn: a fork of a process holding TensorFlow's threads may hang; a fresh one imports less.
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        ahead = [pool.submit(_segment_or_error, path, segmenter, model) for path in paths[:PAGES_AHEAD]]
+        for i, path in enumerate(paths):
+            result = ahead[i].result()
+            if i + PAGES_AHEAD < len(paths):
+                ahead.append(pool.submit(_segment_or_error, paths[i + PAGES_AHEAD], segmenter, model))
+            yield path, result
+
+
+PAGES_AHEAD = 2
+"""Pages ``segment_pages`` segments ahead of the one being read: memory stays bounded."""
+
+
+# === Writing ===
+
+
+def _points(points: list[Point]) -> list[tuple[int, int]]:
+    return [(round(x), round(y)) for x, y in points]
+
+
+def _bounds(points: list[Point]) -> tuple[int, int, int, int]:
+    xs, ys = [x for x, _ in _points(points)], [y for _, y in _points(points)]
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def _alto(segmentation: Segmentation, image_name: str) -> etree._Element:
+    def make(parent, tag, **attributes):
+        return etree.SubElement(parent, f"{{{ALTO_NS}}}{tag}", {k: str(v) for k, v in attributes.items()})
+
+    def place(element, points, prefix=""):
+        x0, y0, x1, y1 = _bounds(points)
+        for name, value in (("HPOS", x0), ("VPOS", y0), ("WIDTH", x1 - x0), ("HEIGHT", y1 - y0)):
+            element.set(name, str(value))
+        shape = make(element, "Shape")
+        make(shape, "Polygon", POINTS=" ".join(f"{x} {y}" for x, y in _points(points)))
+
+    root = etree.Element(f"{{{ALTO_NS}}}alto", nsmap={None: ALTO_NS, "xsi": XSI})
+    root.set(f"{{{XSI}}}schemaLocation", f"{ALTO_NS} {ALTO_SCHEMA}")
+    description = make(root, "Description")
+    make(description, "MeasurementUnit").text = "pixel"
+    make(make(description, "sourceImageInformation"), "fileName").text = image_name
+    processing = make(description, "Processing", ID="tf-crnn-segmentation")
+    make(processing, "processingDateTime").text = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    make(processing, "processingStepDescription").text = f"line segmentation: {segmentation.engine}"
+    software = make(processing, "processingSoftware")
+    make(software, "softwareName").text = "tf_crnn"
+    make(software, "softwareVersion").text = __version__
+    width, height = segmentation.size
+    page = make(make(root, "Layout"), "Page", ID="page", PHYSICAL_IMG_NR=1, WIDTH=width, HEIGHT=height)
+    space = make(page, "PrintSpace", HPOS=0, VPOS=0, WIDTH=width, HEIGHT=height)
+    for r, region in enumerate(segmentation.regions, 1):
+        block = make(space, "TextBlock", ID=f"r{r}")
+        place(block, region.polygon)
+        for n, line in enumerate(region.lines, 1):
+            element = make(block, "TextLine", ID=f"r{r}l{n}")
+            place(element, line.polygon)
+            # ALTO 4.2's BASELINE: points, as eScriptorium and kraken write them.
+            element.set("BASELINE", " ".join(f"{x} {y}" for x, y in _points(line.baseline)))
+            x0, y0, x1, y1 = _bounds(line.polygon)
+            make(element, "String", CONTENT="", HPOS=x0, VPOS=y0, WIDTH=x1 - x0, HEIGHT=y1 - y0)
+    return root
+
+
+def _page(segmentation: Segmentation, image_name: str) -> etree._Element:
+    def make(parent, tag, **attributes):
+        return etree.SubElement(parent, f"{{{PAGE_NS}}}{tag}", {k: str(v) for k, v in attributes.items()})
+
+    def coords(parent, tag, points):
+        make(parent, tag, points=" ".join(f"{x},{y}" for x, y in _points(points)))
+
+    root = etree.Element(f"{{{PAGE_NS}}}PcGts", nsmap={None: PAGE_NS, "xsi": XSI})
+    root.set(f"{{{XSI}}}schemaLocation", f"{PAGE_NS} {PAGE_SCHEMA}")
+    metadata = make(root, "Metadata")
+    make(metadata, "Creator").text = f"tf_crnn {__version__} ({segmentation.engine})"
+    now = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+    make(metadata, "Created").text = now
+    make(metadata, "LastChange").text = now
+    width, height = segmentation.size
+    page = make(root, "Page", imageFilename=image_name, imageWidth=width, imageHeight=height)
+    if segmentation.regions:
+        group = make(make(page, "ReadingOrder"), "OrderedGroup", id="reading-order")
+        for r in range(1, len(segmentation.regions) + 1):
+            make(group, "RegionRefIndexed", index=r - 1, regionRef=f"r{r}")
+    for r, region in enumerate(segmentation.regions, 1):
+        element = make(page, "TextRegion", id=f"r{r}")
+        coords(element, "Coords", region.polygon)
+        for n, line in enumerate(region.lines, 1):
+            text_line = make(element, "TextLine", id=f"r{r}l{n}")
+            coords(text_line, "Coords", line.polygon)
+            coords(text_line, "Baseline", line.baseline)
+            make(make(text_line, "TextEquiv"), "Unicode").text = ""
+    return root
+
+
+def write_segmentation(
+    segmentation: Segmentation, output: str | os.PathLike, kind: str = ALTO, image_name: str | None = None
+) -> Path:
+    """Writes ``segmentation`` as an ALTO 4 or PAGE 2019 document with empty text; its page
+    image is named ``image_name`` (default: the image's file name, as eScriptorium and
+    Transkribus match documents to the images uploaded beside them)."""
+    name = image_name if image_name is not None else segmentation.image.name
+    root = (_alto if kind == ALTO else _page)(segmentation, name)
+    write_bytes(output, etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True))
+    return Path(output)
+
+
+__all__ = [
+    "ALTO",
+    "PAGE",
+    "PAGES_AHEAD",
+    "SEGMENTERS",
+    "Region",
+    "SegmentedLine",
+    "Segmentation",
+    "choose_segmenter",
+    "installed",
+    "segment_page",
+    "segment_pages",
+    "write_segmentation",
+]
