@@ -15,7 +15,7 @@ install: $(BIN)/python
 	@echo "Installing tf_crnn with TensorFlow into $(VENV): about 1 GB on a fresh machine, pip shows its progress"
 	$(BIN)/python -m pip install --progress-bar on -e ".[all]"
 
-install-dev: $(BIN)/python $(VENV)/schemas/page.xsd
+install-dev: $(BIN)/python $(VENV)/schemas/page.xsd $(VENV)/schemas/xlink.xsd
 	@echo "Installing tf_crnn with TensorFlow and the test tools into $(VENV): about 1 GB on a fresh machine"
 	$(BIN)/python -m pip install --progress-bar on -e ".[dev]"
 
@@ -25,6 +25,11 @@ $(VENV)/schemas/page.xsd: $(BIN)/python
 	$(BIN)/python -m pip download --quiet --no-deps --dest $(VENV)/schemas ocrd==3.13.3
 	$(BIN)/python -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/ocrd-*.whl')[0]).extract('ocrd_validators/page.xsd', sys.argv[1])" $(VENV)/schemas
 	mv $(VENV)/schemas/ocrd_validators/page.xsd $@
+
+# The XLink schema that ALTO's (tests/schemas/alto-4-2.xsd) imports, from the same wheel.
+$(VENV)/schemas/xlink.xsd: $(VENV)/schemas/page.xsd
+	$(BIN)/python -c "import sys, zipfile, glob; zipfile.ZipFile(glob.glob(sys.argv[1] + '/ocrd-*.whl')[0]).extract('ocrd_validators/xlink.xsd', sys.argv[1])" $(VENV)/schemas
+	mv $(VENV)/schemas/ocrd_validators/xlink.xsd $@
 
 # Debian's chromium and its driver, for the browser test of tf-crnn serve (skipped without them)
 # and docs/screenshots.py: installed with apt-get where this runs as root, else named for you.

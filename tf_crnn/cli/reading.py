@@ -176,19 +176,25 @@ def predict(
 
             logger.info("Segmenting %d pages with %s", len(images), segmenter)
             try:
-                written, skipped = predict_pages(
+                written, skipped, empty = predict_pages(
                     model, images, output, segmenter, segmenter_model, kind=PAGE if page else ALTO, text=text,
                     **options,
                 )  # fmt: skip
             except ValueError as error:
                 raise UserError(str(error)) from None
         else:
+            empty = []
             written, skipped = predict_documents(
                 model, document_files(list(inputs)), output, kind=ALTO if alto else PAGE, **options
             )
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
-        click.echo(f"Wrote {len(written)} documents to {output} ({len(skipped)} lines or files skipped)", err=True)
+        for image, engine in empty:
+            logger.warning("No line found on %s by %s: its document has none", image, engine)
+        without = f"{len(empty)} pages without lines, " if segment else ""
+        click.echo(
+            f"Wrote {len(written)} documents to {output} ({without}{len(skipped)} lines or files skipped)", err=True
+        )
         if (Path(output) / PAGES_FILENAME).is_file():
             click.echo(f"Predicted CER of each page: {Path(output) / PAGES_FILENAME}", err=True)
         if html:

@@ -43,6 +43,10 @@ MAX_PAGE_PIXELS = 120_000_000
 """Larger page images are refused before segmenting (a 600-dpi A3 scan is 70 million)."""
 MIN_LINE_HEIGHT = 4
 """Lines lower than this (pixels) are specks, not text: left out."""
+BOX_MARGIN = 0.25
+"""Margin added around Tesseract's line boxes, which hug the ink, as a fraction of the line's
+height: lines are cut with paper around them, as models learn them (kraken's and eScriptorium's
+polygons, rendered lines)."""
 
 ALTO_NS = "http://www.loc.gov/standards/alto/ns-v4#"
 ALTO_SCHEMA = "http://www.loc.gov/standards/alto/v4/alto-4-2.xsd"
@@ -126,7 +130,11 @@ def _tesseract(image: Image.Image, model: str | None = None) -> tuple[list[Regio
             if not keep or not box or box[3] - box[1] < MIN_LINE_HEIGHT:
                 continue
             start, end = baseline if baseline else ((box[0], box[3]), (box[2], box[3]))
-            regions[-1].lines.append(SegmentedLine(_box_polygon(*box), [tuple(start), tuple(end)]))
+            margin = round(BOX_MARGIN * (box[3] - box[1]))
+            x0, y0, x1, y1 = box[0] - margin, box[1] - margin, box[2] + margin, box[3] + margin
+            width, height = image.size
+            outline = _box_polygon(max(x0, 0), max(y0, 0), min(x1, width - 1), min(y1, height - 1))
+            regions[-1].lines.append(SegmentedLine(outline, [tuple(start), tuple(end)]))
     return [r for r in regions if r.lines], f"Tesseract {tesserocr.tesseract_version().split()[1]} layout analysis"
 
 
@@ -194,6 +202,15 @@ def _segment_or_error(path: Path, segmenter: str, model: str | None) -> Segmenta
         return str(error)
 
 
+def _segmenter_process() -> None:
+    """A segmenting process's start: packages that kraken brings (coremltools) import TensorFlow
+    where it is installed, only to see whether it is; here it is not, which saves seconds and
+    memory."""
+    import sys
+
+    sys.modules["tensorflow"] = None
+
+
 def segment_pages(
     paths: Iterable[str | os.PathLike], segmenter: str, model: str | None = None
 ) -> Iterator[tuple[Path, Segmentation | str]]:
@@ -205,7 +222,7 @@ def segment_pages(
         return
     # spawn: a fork of a process holding TensorFlow's threads may hang; a fresh one imports less.
     context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_segmenter_process) as pool:
         ahead = [pool.submit(_segment_or_error, path, segmenter, model) for path in paths[:PAGES_AHEAD]]
         for i, path in enumerate(paths):
             result = ahead[i].result()

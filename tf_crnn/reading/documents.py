@@ -179,15 +179,15 @@ def predict_pages(
     kind: str = ALTO,
     text: bool = False,
     **options,
-) -> tuple[list[Path], list[tuple[str, str]]]:
+) -> tuple[list[Path], list[tuple[str, str]], list[tuple[Path, str]]]:
     """Segments bare page images (``segmentation.segment_pages``) and reads their lines: one
     document a page, ``output_dir/<image stem>.xml`` (ALTO, or PAGE with ``kind``), written as
     ``predict_documents`` writes (``options`` are its own); with ``text``, the page's text too,
     its lines in reading order (``<image stem>.txt``). Reading a page overlaps segmenting the
-    next ones. A page where no line is found is written without lines, and said.
+    next ones. A page where no line is found is written without lines.
 
     Returns:
-        ``(files written, (image or line, reason) left out or to note)``.
+        ``(files written, (image or line, reason) left out, (image, segmenter) pages without lines)``.
 
     Raises:
         ValueError: two pages of one name (their documents would be one file).
@@ -199,7 +199,8 @@ def predict_pages(
             raise ValueError(f"{by_stem[image.stem]} and {image} would both be written as {image.stem}.xml: "
                              "rename one, or read them in two runs")  # fmt: skip
         by_stem[image.stem] = image
-    noted: list[tuple[str, str]] = []
+    unread: list[tuple[str, str]] = []
+    empty: list[tuple[Path, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
         page_images: dict[Path, Path] = {}
         names: dict[Path, str] = {}
@@ -207,10 +208,10 @@ def predict_pages(
         def documents():
             for image, segmentation in segment_pages(images, segmenter, segmenter_model):
                 if isinstance(segmentation, str):
-                    noted.append((str(image), segmentation))
+                    unread.append((str(image), segmentation))
                     continue
                 if not segmentation.lines:
-                    noted.append((str(image), f"no line found on the page by {segmentation.engine}"))
+                    empty.append((image, segmentation.engine))
                 xml_file = write_segmentation(segmentation, Path(tmp) / f"{image.stem}.xml", kind)
                 page_images[xml_file] = image
                 names[xml_file] = str(image)
@@ -224,7 +225,7 @@ def predict_pages(
             lines = read_document(document).lines
             page_text = "".join(f"{line.text or ''}\n" for line in lines)
             write_bytes(document.with_suffix(".txt"), page_text.encode("utf-8"))
-    return written, noted + skipped
+    return written, unread + skipped, empty
 
 
 LINES_IN_FLIGHT = 512

@@ -1,0 +1,144 @@
+"""Bare pages in: lines found by an existing segmenter (Tesseract here; kraken where installed),
+read, and written as ALTO / PAGE that validate against their schemas."""
+
+import csv
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from lxml import etree
+from PIL import Image, ImageDraw, ImageFont
+
+from tf_crnn.cli import main
+from tf_crnn.data import segmentation
+from tf_crnn.data.documents import read_document
+from tf_crnn.data.segmentation import segment_page, write_segmentation
+from tf_crnn.network.metrics import levenshtein
+
+ROOT = Path(__file__).parents[1]
+ALTO_XSD = ROOT / "tests" / "schemas" / "alto-4-2.xsd"
+XLINK_XSD = ROOT / ".venv" / "schemas" / "xlink.xsd"
+PAGE_XSD = ROOT / ".venv" / "schemas" / "page.xsd"
+TEXTS = ["402175", "983", "7734290", "56"]  # one word a line, as the tiny model learned
+FONT_SIZE = 24  # the size the session's tiny model was trained on
+
+pytest.importorskip("tesserocr", reason="the segment extra (make test installs it)")
+
+
+def draw_page(path: Path, texts=TEXTS) -> list[tuple[int, int, int, int]]:
+    """A white page with a line of digits every 60 pixels; returns each line's ink box."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    page = Image.new("L", (420, 60 * len(texts) + 60), 250)
+    draw = ImageDraw.Draw(page)
+    boxes = []
+    for i, text in enumerate(texts):
+        draw.text((40, 30 + 60 * i), text, fill=20, font=font)
+        boxes.append(draw.textbbox((40, 30 + 60 * i), text, font=font))
+    page.save(path)
+    return boxes
+
+
+class _LocalXLink(etree.Resolver):
+    def resolve(self, url, pubid, context):
+        if url.endswith("xlink.xsd"):
+            return self.resolve_filename(str(XLINK_XSD), context)
+        return None
+
+
+def schema(kind: str) -> etree.XMLSchema:
+    if kind == "page":
+        return etree.XMLSchema(etree.parse(str(PAGE_XSD)))
+    parser = etree.XMLParser(no_network=True)
+    parser.resolvers.add(_LocalXLink())
+    return etree.XMLSchema(etree.parse(str(ALTO_XSD), parser))
+
+
+def test_tesseract_finds_each_printed_line_in_reading_order(tmp_path):
+    boxes = draw_page(tmp_path / "p.png")
+    found = segment_page(tmp_path / "p.png", "tesseract")
+    assert found.size == (420, 300) and found.engine.startswith("Tesseract")
+    assert len(found.lines) == len(TEXTS)
+    for line, (x0, y0, x1, y1) in zip(found.lines, boxes):  # top to bottom, each around its ink
+        xs, ys = [x for x, _ in line.polygon], [y for _, y in line.polygon]
+        assert min(xs) < x0 and max(xs) > x1 and min(ys) < y0 and max(ys) > y1  # the ink, with paper around it
+        slack = segmentation.BOX_MARGIN * (y1 - y0) + 3
+        assert x0 - min(xs) < slack and max(xs) - x1 < slack and y0 - min(ys) < slack and max(ys) - y1 < slack
+        (bx0, by0), (bx1, by1) = line.baseline[0], line.baseline[-1]
+        assert bx0 < bx1 and y0 < by0 <= y1 + 1 and y0 < by1 <= y1 + 1
+
+
+@pytest.mark.parametrize("kind", ["alto", "page"])
+def test_a_segmentation_is_written_as_a_valid_document_that_reads_back(tmp_path, kind):
+    draw_page(tmp_path / "p.png")
+    found = segment_page(tmp_path / "p.png", "tesseract")
+    xml_file = write_segmentation(found, tmp_path / "p.xml", kind)
+    tree = etree.parse(str(xml_file))
+    validator = schema(kind)
+    assert validator.validate(tree), validator.error_log
+    document = read_document(xml_file)
+    assert document.image_path == tmp_path / "p.png"  # named by its file name, found beside it
+    assert len(document.lines) == len(TEXTS) and all(line.text == "" for line in document.lines)
+    for line, segmented in zip(document.lines, found.lines):
+        assert line.polygon == [(round(x), round(y)) for x, y in segmented.polygon]
+        assert line.baseline == [(round(x), round(y)) for x, y in segmented.baseline]
+
+
+def test_predict_segment_reads_bare_pages_into_documents_and_text(trained, tmp_path, caplog):
+    _, result = trained
+    pages = tmp_path / "scans"
+    pages.mkdir()
+    draw_page(pages / "p1.png")
+    draw_page(pages / "p2.png", TEXTS[::-1])
+    Image.new("L", (300, 200), 250).save(pages / "blank.png")
+    (pages / "broken.png").write_bytes(b"not an image")
+    out = tmp_path / "out"
+    args = ["predict", str(result.export_path), "--segment", str(pages), "-o", str(out), "--segmenter", "tesseract"]
+    run = CliRunner().invoke(main, [*args, "--text"])
+    assert run.exit_code == 0, run.output
+    assert sorted(p.name for p in out.glob("*.xml")) == ["blank.xml", "p1.xml", "p2.xml"]
+    assert "(1 pages without lines, 1 lines or files skipped)" in run.output
+    assert f"Skipped {pages / 'broken.png'}: not an image that can be read" in caplog.text
+    assert f"No line found on {pages / 'blank.png'} by Tesseract" in caplog.text
+    validator = schema("alto")
+    for name, texts in (("p1", TEXTS), ("p2", TEXTS[::-1])):
+        tree = etree.parse(str(out / f"{name}.xml"))
+        assert validator.validate(tree), validator.error_log
+        read = (out / f"{name}.txt").read_text(encoding="utf-8").splitlines()
+        assert len(read) == len(texts)  # a line each, in reading order
+        errors = sum(levenshtein(r, t) for r, t in zip(read, texts))
+        assert errors / sum(map(len, texts)) < 0.25, read
+        lines = read_document(out / f"{name}.xml").lines
+        assert [line.text for line in lines] == read
+    assert read_document(out / "blank.xml").lines == []
+    with open(out / "pages.csv", encoding="utf-8") as f:
+        assert sorted(row["page"] for row in csv.DictReader(f)) == ["p1.xml", "p2.xml"]
+    # PAGE on request, valid too.
+    page_args = [*args[:3], str(pages / "p1.png"), "-o", str(tmp_path / "page"), "--segmenter", "tesseract", "--page"]
+    run = CliRunner().invoke(main, page_args)
+    assert run.exit_code == 0, run.output
+    tree = etree.parse(str(tmp_path / "page" / "p1.xml"))
+    validator = schema("page")
+    assert validator.validate(tree), validator.error_log
+    assert len(read_document(tmp_path / "page" / "p1.xml").lines) == len(TEXTS)
+
+
+def test_segmenting_without_the_engine_says_what_to_install(trained, tmp_path, monkeypatch):
+    _, result = trained
+    draw_page(tmp_path / "p.png")
+    monkeypatch.setattr(segmentation, "installed", lambda name: False)
+    run = CliRunner().invoke(main, ["predict", str(result.export_path), "--segment", str(tmp_path / "p.png"), "-o",
+                                    str(tmp_path / "out"), "--segmenter", "kraken"])  # fmt: skip
+    assert run.exit_code == 2
+    assert "kraken is not installed): pip install 'tf_crnn[kraken]'" in run.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_two_pages_of_one_name_are_refused_before_any_reading(trained, tmp_path):
+    _, result = trained
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        draw_page(tmp_path / folder / "p.png")
+    run = CliRunner().invoke(main, ["predict", str(result.export_path), "--segment", str(tmp_path / "a"),
+                                    str(tmp_path / "b"), "-o", str(tmp_path / "out"), "--segmenter", "tesseract"])  # fmt: skip
+    assert run.exit_code == 2 and "would both be written as p.xml" in run.output
+    assert not (tmp_path / "out").exists()
