@@ -70,10 +70,28 @@ from tf_crnn.errors import require
     type=click.Path(file_okay=False),
     help="With --calibrate: where to write the calibrated export (default: beside MODEL, its name + '-calibrated').",
 )
+@click.option(
+    "--segment",
+    is_flag=True,
+    help="DATA are reference documents: segment their page images anew and measure the page's CER in reading "
+    "order, beside the CER on the reference lines, and line detection (recall, precision); --report: a row a page.",
+)
+@click.option(
+    "--segmenter",
+    type=click.Choice(["auto", "tesseract", "kraken"]),
+    default="auto",
+    show_default=True,
+    help="--segment: the segmenter, as predict --segment takes it.",
+)
+@click.option(
+    "--segmenter-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="--segmenter kraken: a kraken segmentation model instead of its default.",
+)
 @user_errors
 def evaluate(
     model, data, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output,
-    calibrate, calibration_output,
+    calibrate, calibration_output, segment, segmenter, segmenter_model,
 ) -> None:  # fmt: skip
     """Measure CER, WER and line accuracy of MODEL (an export folder, an output_model_dir or
     builtin:NAME) on labelled lines DATA: a data CSV, or ALTO/PAGE files, folders of them or of
@@ -87,6 +105,11 @@ def evaluate(
     """
     import json
 
+    if segment:
+        _evaluate_pages(model, data, segmenter, segmenter_model, report, batch_size, as_json)
+        return
+    if segmenter != "auto" or segmenter_model:
+        raise click.UsageError("--segmenter and --segmenter-model go with --segment")
     if tune_lm and calibrate:
         raise click.UsageError("--tune-lm and --calibrate are two steps: tune first, then calibrate the tuned export")
     if tune_lm:
@@ -165,6 +188,50 @@ def evaluate(
             click.echo(f"  {ref or '<none>'!r:>8} -> {hyp or '<none>'!r:<8} {n}")
     if report:
         click.echo(f"Report: {report}")
+
+
+def _evaluate_pages(model, data, segmenter, segmenter_model, report, batch_size, as_json) -> None:
+    import json
+
+    from tf_crnn.data.documents import document_files
+    from tf_crnn.data.segmentation import choose_segmenter
+    from tf_crnn.trust.pages import MATCH_IOU, evaluate_pages, write_page_results
+
+    for item in data:
+        if not Path(item).exists():
+            raise UserError(f"{item}: no such file or folder")
+    segmenter = choose_segmenter(segmenter)
+    if segmenter_model and segmenter != "kraken":
+        raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+    documents = document_files(list(data))
+    if not documents:
+        raise UserError(f"no ALTO or PAGE documents in {', '.join(data)}")
+    result = evaluate_pages(model, documents, segmenter, segmenter_model, batch_size=batch_size)
+    for where, reason in result.skipped:
+        logger.warning("Skipped %s: %s", where, reason)
+    if not result.pages:
+        raise UserError(f"no page could be evaluated in {', '.join(data)} (each skipped page is named above)")
+    if report:
+        write_page_results(result, report)
+    if as_json:
+        click.echo(json.dumps(result.to_dict()))
+        return
+    counts = result.to_dict()
+    click.echo(f"Pages: {counts['pages']} ({counts['reference_lines']} reference lines); segmenter: {segmenter}")
+    click.echo(f"Page CER reading the reference lines: {result.reference_lines_cer:.4f}")
+    click.echo(f"Page CER reading the lines found:     {result.cer:.4f} (each page's text in reading order)")
+    click.echo(
+        f"  line by line, order aside:          {result.matched_cer:.4f} = {result.share('matched_errors'):.4f} "
+        f"reading the matched lines + {result.share('lost_characters'):.4f} lines lost + "
+        f"{result.share('extra_characters'):.4f} text in lines the reference has not drawn"
+    )
+    click.echo(
+        f"Lines found: {counts['found_lines']}; matched to a reference line (IoU >= {MATCH_IOU:g}): "
+        f"{counts['matched_lines']}; recall {result.recall:.4f}, precision {result.precision:.4f}"
+    )
+    click.echo(f"Reference lines not found: {counts['lost_lines']}" + (f" (each named in {report})" if report else ""))
+    if result.skipped:
+        click.echo(f"Documents or pages skipped: {len(result.skipped)}")
 
 
 @contextlib.contextmanager
