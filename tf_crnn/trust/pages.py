@@ -59,7 +59,8 @@ class PageResult:
 
     @property
     def characters(self) -> int:
-        return len(self.reference_text)
+        """The reference's characters, line breaks aside (the CERs' denominator, as over lines)."""
+        return len(self.reference_text) - self.reference_text.count("\n")
 
     @property
     def segmented_errors(self) -> int:
@@ -267,7 +268,8 @@ def write_page_results(result: PagesResult, filename: str | os.PathLike) -> None
 
     with atomic_open(filename, newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["document", "image", "cer", "reference_lines_cer", "lines", "found", "matched", "lost_lines"])
+        header = ["document", "image", "cer", "matched_cer", "reference_lines_cer", "lines", "found", "matched"]
+        writer.writerow([*header, "lost_lines"])
         for page in sorted(result.pages, key=lambda p: -p.segmented_errors / max(p.characters, 1)):
             writer.writerow([
                 page.reference, page.image,
