@@ -2,6 +2,7 @@
 read, and written as ALTO / PAGE that validate against their schemas."""
 
 import csv
+import json
 from pathlib import Path
 
 import pytest
@@ -163,7 +164,6 @@ def reference_alto(image_name: str, boxes, texts) -> str:
 
 
 def test_evaluate_segment_measures_the_page_and_names_the_lines_lost(trained, tmp_path):
-    import json
 
     _, result = trained
     boxes = draw_page(tmp_path / "p.png")
@@ -186,3 +186,40 @@ def test_evaluate_segment_measures_the_page_and_names_the_lines_lost(trained, tm
         counts["matched_lines_cer"] + counts["lost_lines_cer"] + counts["extra_lines_cer"]
     )
     assert counts["cer"] >= counts["lost_lines_cer"] and 0 <= counts["reference_lines_cer"] < 0.5
+
+
+def test_bare_pages_round_trip_through_transcription_into_training(tmp_path):
+    """segment -> transcribed elsewhere (the empty Strings filled in) -> import alto -> train."""
+    from tests.conftest import tiny_config
+
+    scans = tmp_path / "scans"
+    scans.mkdir()
+    draw_page(scans / "will_0001-0.png")
+    draw_page(scans / "will_0002-0.png", TEXTS[::-1])
+    runner = CliRunner()
+    run = runner.invoke(main, ["segment", str(scans), "-o", str(scans / "alto"), "--segmenter", "tesseract"])
+    assert run.exit_code == 0, run.output
+    assert f"Wrote 2 documents (8 lines) to {scans / 'alto'}; 0 pages skipped" in run.output
+    validator = schema("alto")
+    for name, texts in (("will_0001-0", TEXTS), ("will_0002-0", TEXTS[::-1])):
+        tree = etree.parse(str(scans / "alto" / f"{name}.xml"))
+        assert validator.validate(tree), validator.error_log
+        strings = tree.getroot().findall(".//{*}TextLine/{*}String")
+        assert [s.get("CONTENT") for s in strings] == [""] * len(texts)  # nothing to correct but the lines
+        for string, text in zip(strings, texts):  # the transcriber's work
+            string.set("CONTENT", text)
+        tree.write(str(scans / "alto" / f"{name}.xml"), xml_declaration=True, encoding="UTF-8")
+    data = tmp_path / "data"
+    run = runner.invoke(main, ["import", "alto", str(scans / "alto"), "-o", str(data), "--split", "0.5,0.5"])
+    assert run.exit_code == 0, run.output
+    rows = [row for split in ("train", "val") for row in csv.reader((data / f"{split}.csv").open(), delimiter=";")]
+    labels = sorted(row[1].replace("|", "") for row in rows)
+    assert labels == sorted(TEXTS * 2)  # every line, its page found one folder up
+    config = tiny_config(
+        {"train": data / "train.csv", "eval": data / "val.csv", "alphabet": data / "alphabet.json"},
+        tmp_path / "run", n_epochs=1, steps_per_epoch=2, input_shape=[32, 256],
+    )  # fmt: skip
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    run = runner.invoke(main, ["train", str(tmp_path / "config.json")])
+    assert run.exit_code == 0, run.output
+    assert list((tmp_path / "run" / "export").iterdir())

@@ -88,6 +88,7 @@ for command in (
     evaluation.select_command,
     evaluation.report,
     data.import_command,
+    data.segment_command,
     data.prepare_iam_command,
     data.synth,
     data.alphabet,

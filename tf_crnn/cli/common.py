@@ -130,3 +130,22 @@ def user_errors(fn):
             raise UserError(f"{where}: {e.strerror or e}; choose a place you can write to", 2) from None
 
     return wrapper
+
+
+def page_images(inputs: tuple[str, ...]) -> list[Path]:
+    """The page images named, and those in the folders named (recursively, sorted)."""
+    from tf_crnn.data.images import IMAGE_SUFFIXES
+
+    images: list[Path] = []
+    for item in map(Path, inputs):
+        if not item.exists():
+            raise UserError(f"{item}: no such file or folder")
+        if item.is_dir():
+            images += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        elif item.suffix.lower() in IMAGE_SUFFIXES:
+            images.append(item)
+        else:
+            raise UserError(f"{item}: not a page image (give {', '.join(IMAGE_SUFFIXES)} files or their folders)")
+    if not images:
+        raise UserError(f"no page images in {', '.join(inputs)}")
+    return images

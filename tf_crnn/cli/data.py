@@ -1,5 +1,6 @@
-"""Commands that make and check data: ``import`` (other tools' formats), ``prepare-iam``,
-``synth`` (rendered lines), ``alphabet`` and ``config``. None of them loads TensorFlow."""
+"""Commands that make and check data: ``import`` (other tools' formats), ``segment`` (bare pages to
+transcribe), ``prepare-iam``, ``synth`` (rendered lines), ``alphabet`` and ``config``. None of them
+loads TensorFlow."""
 
 from __future__ import annotations
 
@@ -9,7 +10,15 @@ from pathlib import Path
 import click
 
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin, resolve_model
-from tf_crnn.cli.common import MODEL_HELP, UserError, choice_option, normalization_option, user_errors
+from tf_crnn.cli.common import (
+    MODEL_HELP,
+    UserError,
+    choice_option,
+    logger,
+    normalization_option,
+    page_images,
+    user_errors,
+)
 from tf_crnn.datasets import IAM_BASE_URL
 from tf_crnn.errors import require
 
@@ -79,6 +88,64 @@ def import_command(
     counts = ", ".join(f"{n} {name}" for name, n in result.counts.items())
     click.echo(f"Wrote {counts} lines to {output} ({len(result.skipped)} left out, see {result.files['report']})")
     click.echo(f"Train with: tf-crnn train {result.files['config']}")
+
+
+@click.command("segment")
+@click.argument("pages", nargs=-1, required=True)
+@click.option(
+    "-o",
+    "--output",
+    required=True,
+    type=click.Path(file_okay=False),
+    help="Folder for the documents, NAME.xml a page (for Transkribus: a page/ folder beside the images).",
+)
+@click.option(
+    "--segmenter",
+    type=click.Choice(["auto", "tesseract", "kraken"]),
+    default="auto",
+    show_default=True,
+    help="Tesseract's layout analysis (print; pip install 'tf_crnn[segment]') or kraken's baseline segmenter "
+    "(hands and print; pip install kraken); auto: kraken where installed.",
+)
+@click.option(
+    "--segmenter-model",
+    type=click.Path(exists=True, dir_okay=False),
+    help="--segmenter kraken: a kraken segmentation model instead of its default.",
+)
+@click.option("--page", "page", is_flag=True, help="Write PAGE XML (Transkribus) rather than ALTO (eScriptorium).")
+@user_errors
+def segment_command(pages, output, segmenter, segmenter_model, page) -> None:
+    """Find the text lines of bare page images, for transcription: one ALTO (or PAGE) document a
+    page, with each line's polygon, baseline and reading order and empty text.
+
+    Upload the images and these documents to eScriptorium (Import > Transcriptions (XML)) or
+    Transkribus, transcribe or correct the lines there, export ALTO or PAGE, and make a data set of
+    them with tf-crnn import alto (or page). tf-crnn predict MODEL --segment writes the same
+    documents with the model's reading as their text, to correct rather than type.
+    """
+    from tf_crnn.data.documents import ALTO, PAGE
+    from tf_crnn.data.segmentation import choose_segmenter, segment_pages, write_segmentation
+
+    images = page_images(pages)
+    segmenter = choose_segmenter(segmenter)
+    if segmenter_model and segmenter != "kraken":
+        raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+    stems: dict[str, Path] = {}
+    for image in images:
+        if image.stem in stems:
+            raise UserError(f"{stems[image.stem]} and {image} would both be written as {image.stem}.xml")
+        stems[image.stem] = image
+    Path(output).mkdir(parents=True, exist_ok=True)
+    written = lines = 0
+    for image, found in segment_pages(images, segmenter, segmenter_model):
+        if isinstance(found, str):
+            logger.warning("Skipped %s: %s", image, found)
+            continue
+        if not found.lines:
+            logger.warning("No line found on %s by %s: its document has none", image, found.engine)
+        write_segmentation(found, Path(output) / f"{image.stem}.xml", PAGE if page else ALTO)
+        written, lines = written + 1, lines + len(found.lines)
+    click.echo(f"Wrote {written} documents ({lines} lines) to {output}; {len(images) - written} pages skipped")
 
 
 @click.command("prepare-iam")

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from tf_crnn.artifacts import ALPHABET_FILENAME, BUILTIN_PREFIX, list_builtin
-from tf_crnn.cli.common import ModelPath, UserError, logger, user_errors
+from tf_crnn.cli.common import ModelPath, UserError, logger, page_images, user_errors
 from tf_crnn.errors import require
 
 
@@ -250,23 +250,6 @@ def predict(
         rows = [((r.path,), r) for r in results if r.confidence < review_below]
         write_review_list(rows, review, ["path"])
         click.echo(f"{len(rows)} lines to review (confidence under {review_below:g}): {review}", err=True)
-
-
-def page_images(inputs: tuple[str, ...]) -> list[Path]:
-    """The page images named, and those in the folders named (recursively, sorted)."""
-    from tf_crnn.data.images import IMAGE_SUFFIXES
-
-    images: list[Path] = []
-    for item in map(Path, inputs):
-        if item.is_dir():
-            images += sorted(p for p in item.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
-        elif item.suffix.lower() in IMAGE_SUFFIXES:
-            images.append(item)
-        else:
-            raise UserError(f"{item}: not a page image ({', '.join(IMAGE_SUFFIXES)}); --segment reads page images")
-    if not images:
-        raise UserError(f"no page images in {', '.join(inputs)}")
-    return images
 
 
 def _named(inputs: tuple[str, ...]) -> str:
