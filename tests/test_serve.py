@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pytest
 from PIL import Image
 
+from tf_crnn.data.segmentation import installed
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.serve import Limits, create_app
 
@@ -26,11 +28,11 @@ def free_port() -> int:
 
 
 @contextmanager
-def running(model: str, limits: Limits | None = None, api_key: str | None = None):
+def running(model: str, limits: Limits | None = None, api_key: str | None = None, segmenter: str | None = "tesseract"):
     """A uvicorn server on 127.0.0.1 in a thread; yields ``(base URL, app)``."""
     import uvicorn
 
-    app = create_app(model, limits, api_key)
+    app = create_app(model, limits, api_key, segmenter if segmenter is None or installed(segmenter) else None)
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
@@ -243,23 +245,39 @@ def test_document_endpoint_returns_the_document_recognised(server, trained, tmp_
         assert {line["id"]: line["text"] for line in again.json()["lines"]} == texts, name
 
 
+@pytest.mark.skipif(not installed("tesseract"), reason="the segment extra (make test installs it)")
+def test_a_bare_page_comes_back_as_its_lines_with_their_polygons(server, trained, tmp_path):
+    from test_segmentation import TEXTS, draw_page
+
+    boxes = draw_page(tmp_path / "scan.png")
+    files = [("image", ("scan.png", (tmp_path / "scan.png").read_bytes(), "image/png"))]
+    response = httpx.post(f"{server}/v1/pages", files=files, data={"kind": "page"}, timeout=60)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["segmenter"] == "tesseract" and (body["width"], body["height"]) == (420, 300)
+    assert body["kind"] == "page" and "<PcGts" in body["xml"] and len(body["lines"]) == len(TEXTS)
+    for line, (x0, y0, x1, y1) in zip(body["lines"], boxes):  # in reading order, each around its ink
+        xs, ys = [x for x, _ in line["polygon"]], [y for _, y in line["polygon"]]
+        assert min(xs) < x0 < x1 < max(xs) and min(ys) < y0 < y1 < max(ys)
+        assert 0 <= line["confidence"] <= 1 and len(line["character_confidences"]) == len(line["text"])
+    assert 0 <= body["predicted_cer"]["cer"] <= 1
+    bad = httpx.post(f"{server}/v1/pages", files=[("image", ("x.png", b"nope", "image/png"))], timeout=60)
+    assert bad.status_code == 415 and "x.png" in bad.json()["detail"]
+    with running(trained[0].output_model_dir, segmenter=None) as (url, _):
+        refused = httpx.post(f"{url}/v1/pages", files=files, timeout=60)
+    assert refused.status_code == 501 and "no segmenter" in refused.json()["detail"]
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver: make install-dev")
 def test_page_in_a_real_browser(server, trained, digits_data, tmp_path):
-    from selenium import webdriver
-    from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import WebDriverWait
 
     params, _ = trained
     image = eval_images(digits_data, 1)[0]
     expected = PredictionModel(params.output_model_dir).predict(str(image))
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,700"):
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    try:
+    with chrome() as driver:
         driver.get(server + "/")
         review = driver.find_element(By.ID, "review")
         review.clear()
@@ -274,8 +292,56 @@ def test_page_in_a_real_browser(server, trained, digits_data, tmp_path):
         assert "expected CER" in driver.find_element(By.CSS_SELECTOR, "#results .meta").text
         driver.save_screenshot(str(tmp_path / "page.png"))
         assert Image.open(tmp_path / "page.png").size[0] > 0
+
+
+@contextmanager
+def chrome():
+    """Debian's chromium, headless, driven by its chromedriver."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1000,900"):
+        options.add_argument(flag)
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
     finally:
         driver.quit()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (CHROMIUM and CHROMEDRIVER), reason="Debian's chromium and chromium-driver: make install-dev")
+@pytest.mark.skipif(not installed("tesseract"), reason="the segment extra (make test installs it)")
+def test_a_page_dropped_in_the_browser_shows_its_lines_on_it(server, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+    from test_segmentation import TEXTS, draw_page
+
+    draw_page(tmp_path / "scan.png")
+    with chrome() as driver:
+        driver.get(server + "/")
+        driver.find_element(By.ID, "pages").click()
+        driver.find_element(By.ID, "files").send_keys(str(tmp_path / "scan.png"))
+        WebDriverWait(driver, 60).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#results .page canvas"))
+        assert "4 lines found by tesseract" in driver.find_element(By.CSS_SELECTOR, "#results .page .name").text
+        lines = driver.find_elements(By.CSS_SELECTOR, "#results .page .transcription")
+        numbers = [line.find_element(By.CSS_SELECTOR, ".number").text for line in lines]
+        assert numbers == [str(i + 1) for i in range(len(TEXTS))]
+        canvas = driver.find_element(By.CSS_SELECTOR, "#results .page canvas")
+        before = canvas.screenshot_as_png
+        # The polygons are drawn on the page; pointing at a line fills its own.
+        from selenium.webdriver import ActionChains
+
+        ActionChains(driver).move_to_element(lines[1]).perform()
+        assert canvas.screenshot_as_png != before
+        # The page is grey; the outlines are coloured: a line's worth of them at least, per line.
+        drawn = np.asarray(Image.open(io.BytesIO(before)).convert("RGB")).astype(int)
+        coloured = (np.abs(drawn[..., 0] - drawn[..., 2]) > 60).sum()
+        assert coloured > len(TEXTS) * 100, coloured
+        driver.save_screenshot(str(tmp_path / "browser.png"))
+        assert Image.open(tmp_path / "browser.png").size[0] > 0
 
 
 def test_tensorflow_serving_request_of_the_readme(trained, digits_data, tmp_path):

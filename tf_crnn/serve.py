@@ -7,6 +7,8 @@
   image) and, with ``top_paths > 1``, the n-best list (CTC beam search).
 - ``POST /v1/documents``: an ALTO or PAGE file (``document``) with its page image (``image``);
   the document written back recognised, and its lines.
+- ``POST /v1/pages``: a bare page image (``image``): its lines found by the server's segmenter
+  (``tf-crnn serve --segmenter``), read, with their polygons, and the page as ALTO or PAGE.
 - ``GET /healthz``, ``GET /v1/model`` (alphabet, input height, version), ``GET /openapi.json``.
 
 Concurrent requests are read together: a reader thread (two by default, so that one batch is
@@ -36,18 +38,20 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image
+from PIL import Image, ImageOps
 
 from tf_crnn import __version__
 from tf_crnn.artifacts import METADATA_FILENAME
 from tf_crnn.data.documents import DocumentError, read_document
+from tf_crnn.data.segmentation import SegmentingProcess, choose_segmenter
+from tf_crnn.errors import MissingExtraError
 from tf_crnn.network.constraints import Constraint
 from tf_crnn.reading import files as reading_files
-from tf_crnn.reading.documents import predict_documents
+from tf_crnn.reading.documents import predict_documents, predict_pages
 from tf_crnn.reading.model import PredictionModel
 
 logger = logging.getLogger(__name__)
@@ -245,9 +249,12 @@ def check_image(data: bytes, name: str, limits: Limits) -> tuple[str, int]:
     return IMAGE_FORMATS[kind], width * height
 
 
-def create_app(model_spec: str, limits: Limits | None = None, api_key: str | None = None):
+def create_app(
+    model_spec: str, limits: Limits | None = None, api_key: str | None = None, segmenter: str | None = "auto"
+):
     """The FastAPI application serving ``model_spec`` (an export folder, an output_model_dir or
-    ``builtin:NAME``)."""
+    ``builtin:NAME``); ``segmenter``: what finds the lines of the page images sent to
+    ``/v1/pages`` (``segmentation.SEGMENTERS`` or ``auto``; None, or none installed: no pages)."""
     from jinja2 import Environment, PackageLoader, select_autoescape
 
     limits = limits or Limits()
@@ -255,6 +262,13 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     params = model.params
     reader = BatchingReader(model, limits)
     documents_lock = threading.Lock()
+    segmenting: dict[str, SegmentingProcess] = {}  # started at the first page, kept warm
+    if segmenter is not None:
+        try:
+            segmenter = choose_segmenter(segmenter)
+        except MissingExtraError as error:
+            logger.warning("Page images will not be read (/v1/pages): %s", error)
+            segmenter = None
     metadata_file = model.export_path / METADATA_FILENAME
     metadata = {}
     if metadata_file.is_file():
@@ -266,6 +280,8 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
     async def lifespan(app):
         yield
         reader.close()
+        for process in segmenting.values():
+            process.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -311,7 +327,7 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
         environment = Environment(loader=PackageLoader("tf_crnn", "templates"), autoescape=select_autoescape())
         return environment.get_template("serve.html.j2").render(
             model=model_spec, version=__version__, needs_key=api_key is not None, max_images=limits.max_images,
-            calibrated=model.calibration is not None, review_below=REVIEW_BELOW,
+            calibrated=model.calibration is not None, review_below=REVIEW_BELOW, segmenter=segmenter,
         )  # fmt: skip
 
     @app.get("/healthz")
@@ -332,6 +348,7 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
             "alphabet": params.alphabet.alphabet_units,
             "validation_cer": metadata.get("val_cer"),
             "calibrated": model.calibration is not None,
+            "segmenter": segmenter,
             "limits": asdict(limits),
         }
 
@@ -423,6 +440,63 @@ def create_app(model_spec: str, limits: Limits | None = None, api_key: str | Non
                 "skipped": [{"where": w, "reason": r} for w, r in skipped],
             }
 
+    @app.post("/v1/pages", dependencies=[Depends(require_key)])
+    async def pages(
+        image: Annotated[UploadFile, File(description="a page image (PNG, JPEG, BMP, GIF, TIFF)")],
+        kind: Annotated[Literal["alto", "page"], Form(description="the document returned")] = "alto",
+    ):
+        """Finds the lines of a bare page image with the server's segmenter and reads them: each
+        line's text, confidence, polygon and baseline (page pixels, the page as EXIF turns it
+        upright), in reading order, and the page as an ALTO or PAGE document."""
+        from starlette.concurrency import run_in_threadpool
+
+        if segmenter is None:
+            raise HTTPException(
+                501, "this server has no segmenter: pip install 'tf_crnn[segment]' (or kraken) and restart it"
+            )
+        data = await image.read()
+        suffix, _ = check_image(data, f"image ({image.filename})", limits)
+        with tempfile.TemporaryDirectory() as tmp:
+            folder = Path(tmp)
+            page_image = folder / f"page{suffix}"
+            page_image.write_bytes(data)
+            readings = []
+
+            def read():
+                with documents_lock:
+                    if segmenter not in segmenting:
+                        segmenting[segmenter] = SegmentingProcess(segmenter)
+                    return predict_pages(
+                        model, [page_image], folder / "out", segmenting[segmenter], kind=kind, collect=readings
+                    )
+
+            written, skipped, _ = await run_in_threadpool(read)
+            if not written:
+                raise HTTPException(422, f"image ({image.filename}): {skipped[0][1] if skipped else 'unreadable'}")
+            document = read_document(written[0])
+            by_id = {reading.path.rsplit(":", 1)[1]: reading for reading in readings}
+            with Image.open(page_image) as opened:
+                width, height = ImageOps.exif_transpose(opened).size
+            lines = []
+            for line in document.lines:
+                answer = {"id": line.id, "text": line.text, "polygon": line.polygon, "baseline": line.baseline}
+                if line.id in by_id:
+                    reading = by_id[line.id]
+                    answer.update(
+                        confidence=reading.confidence,
+                        character_confidences=reading.character_confidences,
+                        expected_cer=reading.expected_cer,
+                    )
+                lines.append(answer)
+            reply = {
+                "segmenter": segmenter, "width": width, "height": height, "kind": document.kind,
+                "lines": lines, "xml": written[0].read_text(encoding="utf-8"),
+                "skipped": [{"where": w, "reason": r} for w, r in skipped],
+            }  # fmt: skip
+            if model.predicts_cer and readings:
+                reply["predicted_cer"] = dataclasses.asdict(model.calibration.predicted_cer(readings))
+            return reply
+
     @app.exception_handler(BadUpload)
     async def bad_upload(request, error):
         return JSONResponse({"detail": str(error)}, status_code=error.status)
@@ -440,15 +514,25 @@ def is_loopback(host: str) -> bool:
         return False
 
 
-def serve(model_spec: str, host: str = "127.0.0.1", port: int = 8080, limits: Limits | None = None, api_key=None):
+def serve(
+    model_spec: str,
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    limits: Limits | None = None,
+    api_key=None,
+    segmenter: str | None = "auto",
+):
     """Runs the server until interrupted."""
     import uvicorn
 
-    app = create_app(model_spec, limits, api_key)
+    app = create_app(model_spec, limits, api_key, segmenter)
     if not is_loopback(host) and api_key is None:
         logger.warning("Serving on %s without an API key: anyone who reaches this port can use the model", host)
     logger.info(
-        "Serving %s on http://%s:%d/ (API: /v1/recognize, /v1/model; OpenAPI: /openapi.json)", model_spec, host, port
+        "Serving %s on http://%s:%d/ (API: /v1/recognize, /v1/documents, /v1/pages; OpenAPI: /openapi.json)",
+        model_spec,
+        host,
+        port,
     )
     uvicorn.run(app, host=host, port=port, log_level="warning")
 

@@ -302,14 +302,23 @@ def _prediction_page(model, readings: list, html: str, title: str, pages_csv: Pa
 )
 @click.option("--batch-size", default=64, show_default=True, type=click.IntRange(1), help="Images read together.")
 @click.option("--readers", default=2, show_default=True, type=click.IntRange(1), help="Batches read at once (threads).")
+@click.option(
+    "--segmenter",
+    type=click.Choice(["auto", "tesseract", "kraken", "none"]),
+    default="auto",
+    show_default=True,
+    help="What finds the lines of page images sent to /v1/pages (as predict --segment); none: no pages.",
+)
 @user_errors
 def serve(
-    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size, readers
-) -> None:
+    model, host, port, api_key, max_images, max_request_mb, max_request_megapixels, queue_size, batch_size, readers,
+    segmenter,
+) -> None:  # fmt: skip
     """Serve MODEL: a web page to try it (drop images) and a JSON API.
 
     POST /v1/recognize (multipart field "images", one or many; ?top_paths=N for an n-best list),
-    POST /v1/documents (an ALTO/PAGE "document" with its page "image"), GET /v1/model,
+    POST /v1/documents (an ALTO/PAGE "document" with its page "image"), POST /v1/pages (a bare
+    page "image": its lines found by --segmenter, read, with their polygons), GET /v1/model,
     GET /healthz; the OpenAPI document is /openapi.json. Concurrent requests are read in
     shared batches; a full queue answers 503 with Retry-After.
     """
@@ -333,7 +342,7 @@ def serve(
         readers=readers,
     )
     click.echo(f"Serving {model} on http://{host}:{port}/ (Ctrl-C to stop)")
-    run_server(model, host, port, limits, api_key)
+    run_server(model, host, port, limits, api_key, None if segmenter == "none" else segmenter)
 
 
 @click.command("export")

@@ -211,24 +211,51 @@ def _segmenter_process() -> None:
     sys.modules["tensorflow"] = None
 
 
+class SegmentingProcess:
+    """A process of its own that segments pages with one segmenter, its model loaded once (the
+    service keeps one for its lifetime). It imports the segmenter, never TensorFlow."""
+
+    def __init__(self, segmenter: str, model: str | None = None):
+        self.segmenter, self.model = segmenter, model
+        # spawn: a fork of a process holding TensorFlow's threads may hang; a fresh one imports less.
+        context = multiprocessing.get_context("spawn")
+        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_segmenter_process)
+
+    def submit(self, path: str | os.PathLike) -> concurrent.futures.Future:
+        """A future of the page's ``Segmentation``, or of why it has none (a string)."""
+        return self._pool.submit(_segment_or_error, Path(path), self.segmenter, self.model)
+
+    def close(self) -> None:
+        self._pool.shutdown(cancel_futures=True)
+
+    def __enter__(self) -> SegmentingProcess:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
 def segment_pages(
-    paths: Iterable[str | os.PathLike], segmenter: str, model: str | None = None
+    paths: Iterable[str | os.PathLike], segmenter: str | SegmentingProcess, model: str | None = None
 ) -> Iterator[tuple[Path, Segmentation | str]]:
-    """Each page's segmentation (or why it has none), in order, found in a process of its own a
-    few pages ahead of the caller: reading one page's lines overlaps segmenting the next ones.
-    The process imports the segmenter, never TensorFlow."""
+    """Each page's segmentation (or why it has none), in order, found by a ``SegmentingProcess``
+    (``segmenter``'s own, or the one given, left running) ``PAGES_AHEAD`` pages ahead of the
+    caller: reading one page's lines overlaps segmenting the next ones."""
     paths = [Path(p) for p in paths]
     if not paths:
         return
-    # spawn: a fork of a process holding TensorFlow's threads may hang; a fresh one imports less.
-    context = multiprocessing.get_context("spawn")
-    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_segmenter_process) as pool:
-        ahead = [pool.submit(_segment_or_error, path, segmenter, model) for path in paths[:PAGES_AHEAD]]
+    own = not isinstance(segmenter, SegmentingProcess)
+    process = SegmentingProcess(segmenter, model) if own else segmenter
+    try:
+        ahead = [process.submit(path) for path in paths[:PAGES_AHEAD]]
         for i, path in enumerate(paths):
             result = ahead[i].result()
             if i + PAGES_AHEAD < len(paths):
-                ahead.append(pool.submit(_segment_or_error, paths[i + PAGES_AHEAD], segmenter, model))
+                ahead.append(process.submit(paths[i + PAGES_AHEAD]))
             yield path, result
+    finally:
+        if own:
+            process.close()
 
 
 PAGES_AHEAD = 2
@@ -336,6 +363,7 @@ __all__ = [
     "Region",
     "SegmentedLine",
     "Segmentation",
+    "SegmentingProcess",
     "choose_segmenter",
     "installed",
     "segment_page",

@@ -25,7 +25,7 @@ from tf_crnn.data.documents import (
     read_document,
     write_recognition,
 )
-from tf_crnn.data.segmentation import segment_pages, write_segmentation
+from tf_crnn.data.segmentation import SegmentingProcess, segment_pages, write_segmentation
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
@@ -174,14 +174,15 @@ def predict_pages(
     model_directory: str | os.PathLike | PredictionModel,
     images: list[str | os.PathLike],
     output_dir: str | os.PathLike,
-    segmenter: str,
+    segmenter: str | SegmentingProcess,
     segmenter_model: str | None = None,
     kind: str = ALTO,
     text: bool = False,
     **options,
 ) -> tuple[list[Path], list[tuple[str, str]], list[tuple[Path, str]]]:
-    """Segments bare page images (``segmentation.segment_pages``) and reads their lines: one
-    document a page, ``output_dir/<image stem>.xml`` (ALTO, or PAGE with ``kind``), written as
+    """Segments bare page images (``segmentation.segment_pages``, by ``segmenter``: a name, or a
+    running ``SegmentingProcess``) and reads their lines: one document a page,
+    ``output_dir/<image stem>.xml`` (ALTO, or PAGE with ``kind``), written as
     ``predict_documents`` writes (``options`` are its own); with ``text``, the page's text too,
     its lines in reading order (``<image stem>.txt``). Reading a page overlaps segmenting the
     next ones. A page where no line is found is written without lines.
