@@ -51,8 +51,8 @@ def main() -> None:
             row = [
                 name, segmenter, counts["pages"], counts["reference_lines"],
                 f"{100 * result.reference_lines_cer:.2f}", f"{100 * result.cer:.2f}",
-                f"{100 * result.matched_cer:.2f} = {100 * result.share('matched_errors'):.2f} + "
-                f"{100 * result.share('lost_characters'):.2f} + {100 * result.share('extra_characters'):.2f}",
+                (f"{100 * result.matched_cer:.2f} = {100 * result.share('matched_errors'):.2f} + "
+                 f"{100 * result.share('lost_characters'):.2f} + {100 * result.share('extra_characters'):.2f}"),
                 f"{result.recall:.3f}", f"{result.precision:.3f}", counts["lost_lines"],
             ]  # fmt: skip
             if not args.no_timing:
