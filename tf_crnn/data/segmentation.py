@@ -17,11 +17,17 @@ for transcription.
 
 from __future__ import annotations
 
+import collections
 import concurrent.futures
+import contextlib
 import datetime
 import importlib.util
-import multiprocessing
+import json
 import os
+import subprocess
+import sys
+import tempfile
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -200,39 +206,118 @@ def _segment_or_error(path: Path, segmenter: str, model: str | None) -> Segmenta
         return segment_page(path, segmenter, model)
     except DocumentError as error:
         return str(error)
+    except Exception as error:  # noqa: BLE001 - an engine's failure on one page is that page's, said
+        return f"{segmenter} failed on it ({type(error).__name__}: {error})"
 
 
-def _segmenter_process() -> None:
-    """A segmenting process's start: packages that kraken brings (coremltools) import TensorFlow
-    where it is installed, only to see whether it is; here it is not, which saves seconds and
-    memory."""
-    import sys
+def _to_json(segmentation: Segmentation) -> dict:
+    return {
+        "image": str(segmentation.image),
+        "size": list(segmentation.size),
+        "engine": segmentation.engine,
+        "regions": [
+            {"polygon": r.polygon, "lines": [{"polygon": line.polygon, "baseline": line.baseline} for line in r.lines]}
+            for r in segmentation.regions
+        ],
+    }
 
-    sys.modules["tensorflow"] = None
+
+def _from_json(data: dict) -> Segmentation:
+    def points(values) -> list[Point]:
+        return [(float(x), float(y)) for x, y in values]
+
+    regions = [
+        Region(
+            points(r["polygon"]),
+            [SegmentedLine(points(line["polygon"]), points(line["baseline"])) for line in r["lines"]],
+        )
+        for r in data["regions"]
+    ]
+    return Segmentation(Path(data["image"]), tuple(data["size"]), regions, data["engine"])
 
 
 class SegmentingProcess:
-    """A process of its own that segments pages with one segmenter, its model loaded once (the
-    service keeps one for its lifetime). It imports the segmenter, never TensorFlow."""
+    """A process of its own (``python -m tf_crnn.data.segmentation``) that segments pages with one
+    segmenter, its model loaded once, and never imports TensorFlow: PyTorch and TensorFlow in one
+    process may crash it, and neither waits for the other. Pages go in and segmentations come out
+    as JSON lines, in order; a page the engine fails on, or the process's end, is that page's
+    reason (a string), never the caller's exception. The service keeps one for its lifetime."""
 
     def __init__(self, segmenter: str, model: str | None = None):
-        self.segmenter, self.model = segmenter, model
-        # spawn: a fork of a process holding TensorFlow's threads may hang; a fresh one imports less.
-        context = multiprocessing.get_context("spawn")
-        self._pool = concurrent.futures.ProcessPoolExecutor(1, mp_context=context, initializer=_segmenter_process)
+        self.segmenter = segmenter
+        self._stderr = tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "tf_crnn.data.segmentation", segmenter, *([model] if model else [])],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, text=True, encoding="utf-8",
+        )  # fmt: skip
+        self._pending: collections.deque[concurrent.futures.Future] = collections.deque()
+        self._lock = threading.Lock()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _ended(self) -> str:
+        self._stderr.seek(0)
+        said = self._stderr.read().decode("utf-8", "replace").strip().splitlines()
+        return f"the {self.segmenter} process ended ({said[-1] if said else f'exit code {self._process.poll()}'})"
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            answer = json.loads(line)
+            with self._lock:
+                future = self._pending.popleft()
+            future.set_result(answer["error"] if "error" in answer else _from_json(answer["segmentation"]))
+        self._process.wait()
+        with self._lock:
+            reason = self._ended()
+            while self._pending:
+                self._pending.popleft().set_result(reason)
 
     def submit(self, path: str | os.PathLike) -> concurrent.futures.Future:
         """A future of the page's ``Segmentation``, or of why it has none (a string)."""
-        return self._pool.submit(_segment_or_error, Path(path), self.segmenter, self.model)
+        future = concurrent.futures.Future()
+        with self._lock:
+            try:
+                self._process.stdin.write(json.dumps(str(Path(path).resolve())) + "\n")
+                self._process.stdin.flush()
+            except (BrokenPipeError, ValueError):  # the process has ended (or was closed)
+                self._process.wait()
+                future.set_result(self._ended())
+                return future
+            self._pending.append(future)
+        return future
 
     def close(self) -> None:
-        self._pool.shutdown(cancel_futures=True)
+        with contextlib.suppress(BrokenPipeError, ValueError):
+            self._process.stdin.close()  # the process ends at the end of its input
+        try:
+            self._process.wait(timeout=CLOSE_WAIT_S)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._reader.join()
+        self._stderr.close()
 
     def __enter__(self) -> SegmentingProcess:
         return self
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+CLOSE_WAIT_S = 5.0
+"""How long a closed ``SegmentingProcess`` may take to finish the page it is on before it is killed."""
+
+
+def _serve(segmenter: str, model: str | None) -> None:
+    """The segmenting process: a page's path a line in, its segmentation a JSON line out."""
+    sys.modules["tensorflow"] = None  # kraken's packages (coremltools) probe for it; it is not needed
+    answers = os.fdopen(os.dup(sys.stdout.fileno()), "w", encoding="utf-8")
+    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())  # whatever an engine prints stays off the answers
+    for line in sys.stdin:
+        found = _segment_or_error(Path(json.loads(line)), segmenter, model)
+        answer = {"error": found} if isinstance(found, str) else {"segmentation": _to_json(found)}
+        answers.write(json.dumps(answer) + "\n")
+        answers.flush()
 
 
 def segment_pages(
@@ -370,3 +455,7 @@ __all__ = [
     "segment_pages",
     "write_segmentation",
 ]
+
+
+if __name__ == "__main__":
+    _serve(sys.argv[1], sys.argv[2] if len(sys.argv) > 2 else None)
