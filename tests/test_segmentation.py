@@ -223,3 +223,16 @@ def test_bare_pages_round_trip_through_transcription_into_training(tmp_path):
     run = runner.invoke(main, ["train", str(tmp_path / "config.json")])
     assert run.exit_code == 0, run.output
     assert list((tmp_path / "run" / "export").iterdir())
+
+
+def test_a_segmenting_process_killed_leaves_each_page_a_reason_not_a_hang(tmp_path):
+    draw_page(tmp_path / "p.png")
+    with segmentation.SegmentingProcess("tesseract") as process:
+        first = process.submit(tmp_path / "p.png").result(timeout=60)
+        assert len(first.lines) == len(TEXTS)  # through the child's JSON, as found in this process
+        assert first.lines == segment_page(tmp_path / "p.png", "tesseract").lines
+        process._process.kill()
+        after = process.submit(tmp_path / "p.png").result(timeout=60)
+    assert isinstance(after, str) and after.startswith("the tesseract process ended")
+    pages = list(segmentation.segment_pages([tmp_path / "p.png", tmp_path / "gone.png"], "tesseract"))
+    assert len(pages[0][1].lines) == len(TEXTS) and pages[1][1].startswith("not an image that can be read")
