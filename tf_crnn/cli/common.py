@@ -149,3 +149,36 @@ def page_images(inputs: tuple[str, ...]) -> list[Path]:
     if not images:
         raise UserError(f"no page images in {', '.join(inputs)}")
     return images
+
+
+def segmenter_options(when: str):
+    """``--segmenter`` and ``--segmenter-model``, for the commands that read bare pages; ``when``
+    prefixes their help (``"--segment: "``, or ``""``)."""
+
+    def decorate(command):
+        command = click.option(
+            "--segmenter-model",
+            type=click.Path(exists=True, dir_okay=False),
+            help=f"{when}A kraken segmentation model (.mlmodel, .safetensors) instead of kraken's default.",
+        )(command)
+        return click.option(
+            "--segmenter",
+            type=click.Choice(["auto", "tesseract", "kraken"]),
+            default="auto",
+            show_default=True,
+            help=f"{when}Tesseract's layout analysis (print; pip install 'tf_crnn[segment]') or kraken's baseline "
+            "segmenter (hands and print, 10-20 s a page on a CPU; pip install 'tf_crnn[kraken]'); auto: kraken "
+            "where installed.",
+        )(command)
+
+    return decorate
+
+
+def chosen_segmenter(segmenter: str, segmenter_model: str | None) -> str:
+    """The segmenter ``--segmenter`` names (``auto`` resolved), installed, and fit for ``--segmenter-model``."""
+    from tf_crnn.data.segmentation import choose_segmenter
+
+    segmenter = choose_segmenter(segmenter)
+    if segmenter_model and segmenter != "kraken":
+        raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+    return segmenter

@@ -14,9 +14,11 @@ from tf_crnn.cli.common import (
     MODEL_HELP,
     UserError,
     choice_option,
+    chosen_segmenter,
     logger,
     normalization_option,
     page_images,
+    segmenter_options,
     user_errors,
 )
 from tf_crnn.datasets import IAM_BASE_URL
@@ -99,19 +101,7 @@ def import_command(
     type=click.Path(file_okay=False),
     help="Folder for the documents, NAME.xml a page (for Transkribus: a page/ folder beside the images).",
 )
-@click.option(
-    "--segmenter",
-    type=click.Choice(["auto", "tesseract", "kraken"]),
-    default="auto",
-    show_default=True,
-    help="Tesseract's layout analysis (print; pip install 'tf_crnn[segment]') or kraken's baseline segmenter "
-    "(hands and print; pip install kraken); auto: kraken where installed.",
-)
-@click.option(
-    "--segmenter-model",
-    type=click.Path(exists=True, dir_okay=False),
-    help="--segmenter kraken: a kraken segmentation model instead of its default.",
-)
+@segmenter_options("")
 @click.option("--page", "page", is_flag=True, help="Write PAGE XML (Transkribus) rather than ALTO (eScriptorium).")
 @user_errors
 def segment_command(pages, output, segmenter, segmenter_model, page) -> None:
@@ -124,17 +114,11 @@ def segment_command(pages, output, segmenter, segmenter_model, page) -> None:
     documents with the model's reading as their text, to correct rather than type.
     """
     from tf_crnn.data.documents import ALTO, PAGE
-    from tf_crnn.data.segmentation import choose_segmenter, segment_pages, write_segmentation
+    from tf_crnn.data.segmentation import check_page_names, segment_pages, write_segmentation
 
     images = page_images(pages)
-    segmenter = choose_segmenter(segmenter)
-    if segmenter_model and segmenter != "kraken":
-        raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
-    stems: dict[str, Path] = {}
-    for image in images:
-        if image.stem in stems:
-            raise UserError(f"{stems[image.stem]} and {image} would both be written as {image.stem}.xml")
-        stems[image.stem] = image
+    segmenter = chosen_segmenter(segmenter, segmenter_model)
+    check_page_names(images)
     Path(output).mkdir(parents=True, exist_ok=True)
     written = lines = 0
     for image, found in segment_pages(images, segmenter, segmenter_model):

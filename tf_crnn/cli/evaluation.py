@@ -13,7 +13,7 @@ from pathlib import Path
 import click
 
 from tf_crnn.artifacts import is_builtin
-from tf_crnn.cli.common import ModelPath, UserError, logger, user_errors
+from tf_crnn.cli.common import ModelPath, UserError, chosen_segmenter, logger, segmenter_options, user_errors
 from tf_crnn.errors import require
 
 
@@ -76,18 +76,7 @@ from tf_crnn.errors import require
     help="DATA are reference documents: segment their page images anew and measure the page's CER in reading "
     "order, beside the CER on the reference lines, and line detection (recall, precision); --report: a row a page.",
 )
-@click.option(
-    "--segmenter",
-    type=click.Choice(["auto", "tesseract", "kraken"]),
-    default="auto",
-    show_default=True,
-    help="--segment: the segmenter, as predict --segment takes it.",
-)
-@click.option(
-    "--segmenter-model",
-    type=click.Path(exists=True, dir_okay=False),
-    help="--segmenter kraken: a kraken segmentation model instead of its default.",
-)
+@segmenter_options("--segment: ")
 @user_errors
 def evaluate(
     model, data, report, batch_size, confusions, as_json, html, tune_lm, lm_text, lm_order, lm_output,
@@ -194,15 +183,12 @@ def _evaluate_pages(model, data, segmenter, segmenter_model, report, batch_size,
     import json
 
     from tf_crnn.data.documents import document_files
-    from tf_crnn.data.segmentation import choose_segmenter
     from tf_crnn.trust.pages import MATCH_IOU, evaluate_pages, write_page_results
 
     for item in data:
         if not Path(item).exists():
             raise UserError(f"{item}: no such file or folder")
-    segmenter = choose_segmenter(segmenter)
-    if segmenter_model and segmenter != "kraken":
-        raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+    segmenter = chosen_segmenter(segmenter, segmenter_model)
     documents = document_files(list(data))
     if not documents:
         raise UserError(f"no ALTO or PAGE documents in {', '.join(data)}")

@@ -10,7 +10,15 @@ from pathlib import Path
 import click
 
 from tf_crnn.artifacts import ALPHABET_FILENAME, BUILTIN_PREFIX, list_builtin
-from tf_crnn.cli.common import ModelPath, UserError, logger, page_images, user_errors
+from tf_crnn.cli.common import (
+    ModelPath,
+    UserError,
+    chosen_segmenter,
+    logger,
+    page_images,
+    segmenter_options,
+    user_errors,
+)
 from tf_crnn.errors import require
 
 
@@ -55,19 +63,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     help="INPUTS are bare page images (files or folders): find their lines with --segmenter, read them, and write "
     "one ALTO (or PAGE, with --page) a page into the folder -o.",
 )
-@click.option(
-    "--segmenter",
-    type=click.Choice(["auto", "tesseract", "kraken"]),
-    default="auto",
-    show_default=True,
-    help="--segment: Tesseract's layout analysis (print; pip install 'tf_crnn[segment]') or kraken's baseline "
-    "segmenter (hands and print, 10-20 s a page on a CPU; pip install kraken); auto: kraken where installed.",
-)
-@click.option(
-    "--segmenter-model",
-    type=click.Path(exists=True, dir_okay=False),
-    help="--segmenter kraken: a kraken segmentation model (.mlmodel, .safetensors) instead of its default.",
-)
+@segmenter_options("--segment: ")
 @click.option("--text", is_flag=True, help="--segment: also write each page's text, lines in reading order (NAME.txt).")
 @click.option("--glyphs", is_flag=True, help="--alto/--page: also write a box per character (Glyph).")
 @click.option(
@@ -161,11 +157,7 @@ def predict(
             if not Path(item).exists():
                 raise UserError(f"{item}: no such file or folder")
         if segment:
-            from tf_crnn.data.segmentation import choose_segmenter
-
-            segmenter = choose_segmenter(segmenter)
-            if segmenter_model and segmenter != "kraken":
-                raise UserError(f"--segmenter-model is a kraken model: {segmenter} takes none")
+            segmenter = chosen_segmenter(segmenter, segmenter_model)
             images = page_images(inputs)
         model = PredictionModel(model)
         _check_predicts(model, html)

@@ -347,6 +347,16 @@ PAGES_AHEAD = 2
 """Pages ``segment_pages`` segments ahead of the one being read: memory stays bounded."""
 
 
+def check_page_names(images: list[Path]) -> None:
+    """Raises ValueError where two pages have one name: their documents would be one file."""
+    by_stem: dict[str, Path] = {}
+    for image in images:
+        if image.stem in by_stem:
+            raise ValueError(f"{by_stem[image.stem]} and {image} would both be written as {image.stem}.xml: "
+                             "rename one, or read them in two runs")  # fmt: skip
+        by_stem[image.stem] = image
+
+
 # === Writing ===
 
 
@@ -449,6 +459,7 @@ __all__ = [
     "SegmentedLine",
     "Segmentation",
     "SegmentingProcess",
+    "check_page_names",
     "choose_segmenter",
     "installed",
     "segment_page",

@@ -25,7 +25,7 @@ from tf_crnn.data.documents import (
     read_document,
     write_recognition,
 )
-from tf_crnn.data.segmentation import SegmentingProcess, segment_pages, write_segmentation
+from tf_crnn.data.segmentation import SegmentingProcess, check_page_names, segment_pages, write_segmentation
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
@@ -194,12 +194,7 @@ def predict_pages(
         ValueError: two pages of one name (their documents would be one file).
     """
     images = [Path(image) for image in images]
-    by_stem: dict[str, Path] = {}
-    for image in images:
-        if image.stem in by_stem:
-            raise ValueError(f"{by_stem[image.stem]} and {image} would both be written as {image.stem}.xml: "
-                             "rename one, or read them in two runs")  # fmt: skip
-        by_stem[image.stem] = image
+    check_page_names(images)
     unread: list[tuple[str, str]] = []
     empty: list[tuple[Path, str]] = []
     with tempfile.TemporaryDirectory() as tmp:
