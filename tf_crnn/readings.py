@@ -9,7 +9,8 @@ from typing import Any
 
 ROW_KEYS = {"path": "path", "transcription": "text", "confidence": "confidence", "score": "score",
             "character_confidences": "character_confidences", "character_spans": "character_spans",
-            "alternatives": "alternatives", "flagged": "flagged", "expected_cer": "expected_cer"}  # fmt: skip
+            "alternatives": "alternatives", "flagged": "flagged", "expected_cer": "expected_cer",
+            "orientation": "orientation"}  # fmt: skip
 """The keys of ``tf-crnn predict``'s JSON Lines (and of the service's JSON), in their order, and the
 attribute each gives."""
 
@@ -37,6 +38,8 @@ class Reading(Mapping):
         expected_cer: the line's expected character error rate, predicted without its
             transcription, where the model's calibration has an error table
             (``network.calibration.ErrorTable``).
+        orientation: read with ``orientation='auto'``, how the line lay in its image, in degrees
+            clockwise from upright (``reading.files.ORIENTATIONS``).
     """
 
     text: str
@@ -49,6 +52,7 @@ class Reading(Mapping):
     flagged: bool | None = None
     glyphs: list | None = None
     expected_cer: float | None = None
+    orientation: int | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The JSON Lines row: the keys of ``ROW_KEYS`` that have a value."""

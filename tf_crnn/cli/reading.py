@@ -96,6 +96,15 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
 @click.option("--forbid", help="Never read these characters (with or without --allow).")
 @click.option("--drop-flagged", is_flag=True, help="With --allow/--forbid: leave the flagged lines out of the output.")
 @click.option(
+    "--orientation",
+    type=click.Choice(["as-is", "auto"]),
+    default="as-is",
+    show_default=True,
+    help="auto: read each line image also upside down (a tall one turned 90 degrees both ways instead), keep the "
+    "reading the model finds most probable, and say how the line lay (the orientation column: 0, 90, 180, 270 "
+    "degrees clockwise); reading takes twice as long.",
+)
+@click.option(
     "--html",
     type=click.Path(dir_okay=False),
     help="Write a page of the run's predicted CER: its spread over lines and pages, the pages and lines with the "
@@ -104,7 +113,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
 @user_errors
 def predict(
     model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below,
-    allow, forbid, drop_flagged, html, segment, segmenter, segmenter_model, text,
+    allow, forbid, drop_flagged, orientation, html, segment, segmenter, segmenter_model, text,
 ) -> None:  # fmt: skip
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
@@ -151,6 +160,8 @@ def predict(
             raise UserError("--alto and --page: give one kind of document per command")
         if allow is not None or forbid is not None:
             raise UserError("--allow/--forbid constrain the reading of line images and CSVs, not yet of documents")
+        if orientation != "as-is":
+            raise UserError("--orientation reads line images and CSVs; documents' lines are read as they lie")
         if not output:
             raise UserError("--alto/--page/--segment write documents: give their folder with -o")
         for item in inputs:
@@ -219,6 +230,7 @@ def predict(
         details=output is not None and str(output).endswith(".jsonl"),
         progress=sys.stderr.isatty(),
         constraint=constraint,
+        orientation=None if orientation == "as-is" else orientation,
     )
     for path, reason in skipped:
         logger.warning("Skipped %s: %s", path, reason)

@@ -3,7 +3,9 @@ details (confidences, spans, the n-best list) and the crops resized beside the n
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import math
 import os
 import tempfile
 from pathlib import Path
@@ -43,6 +45,7 @@ def predict_files(
     progress: bool = False,
     sizes: dict[str, tuple[int, int]] | None = None,
     constraint: Constraint | None = None,
+    orientation: str | None = None,
 ) -> tuple[list[Reading], list[tuple[str, str]]]:
     """Transcribes image files in batches.
 
@@ -66,6 +69,11 @@ def predict_files(
         sizes: ``(width, height)`` of the image a file stands for, where the file holds it
             already resized to the network's height (``resize_for_network``): its lines are
             batched, and its character spans given, as the image's.
+        orientation: ``auto``: each image is also read turned (``ORIENTATIONS``: 180° for a line
+            wider than high; 90° both ways for one higher than wide, instead of as it is), and
+            the reading the network finds most probable kept (its ``score``: the same frames,
+            read in each direction), with ``Reading.orientation`` saying how the line lay and
+            its spans in the image's own pixels, along the line (``y`` for a vertical one).
 
     Returns:
         ``(results, skipped)``: one ``Reading`` per readable image (``path``, ``text``,
@@ -94,12 +102,72 @@ def predict_files(
                 originals[copy] = path
                 path = copy
             converted.append(path)
-        results, unreadable = _predict_files(
-            model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}, constraint
-        )
+        if orientation == "auto":
+            if sizes:
+                raise ValueError("orientation='auto' reads image files, not crops resized for the network")
+            turned, skipped = _turned_copies(converted, mode, Path(tmp), skipped)
+            results, unreadable = _predict_files(
+                model, list(turned), batch_size, beam_width, top_paths, details, progress, {}, constraint
+            )
+            results = _upright(results, turned)
+            unreadable = [(turned[p][0], reason) for p, reason in unreadable if turned[p][1] in (0, 90)]
+        else:
+            results, unreadable = _predict_files(
+                model, converted, batch_size, beam_width, top_paths, details, progress, sizes or {}, constraint
+            )
     for result in results:
         result.path = originals.get(result.path, result.path)
     return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
+
+
+ORIENTATIONS = {False: (0, 180), True: (90, 270)}
+"""The ways a line may lie that ``orientation='auto'`` reads, for a line image wider than high
+(False) and higher than wide (True), in degrees clockwise from upright: 180, upside down; 90,
+reading top to bottom; 270, bottom to top."""
+_UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+"""The turn (counter-clockwise, Pillow's) that sets a line lying so upright."""
+
+
+def _turned_copies(
+    paths: list[str], mode: str, folder: Path, skipped: list
+) -> tuple[dict[str, tuple[str, int, tuple[int, int]]], list]:
+    """Each image set upright for each way ``ORIENTATIONS`` says it may lie: ``{file read:
+    (image, orientation, its size)}``; a file that cannot be opened is skipped."""
+    turned = {}
+    for i, path in enumerate(paths):
+        try:
+            with Image.open(path) as image:
+                image.load()
+                size = image.size
+                for angle in ORIENTATIONS[size[1] > size[0]]:
+                    if angle == 0:
+                        turned[path] = (path, 0, size)
+                        continue
+                    copy = str(folder / f"turned-{i}-{angle}.png")
+                    frame = image if image.mode in ("L", "RGB", "RGBA", "LA") else image.convert(mode)
+                    frame.transpose(_UPRIGHT[angle]).save(copy, compress_level=1)
+                    turned[copy] = (path, angle, size)
+        except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+            skipped.append((path, f"image cannot be decoded ({error})"))
+    return turned, skipped
+
+
+def _upright(results: list[Reading], turned: dict[str, tuple[str, int, tuple[int, int]]]) -> list[Reading]:
+    """Of each image's readings, the most probable, its path the image's, its spans mapped back."""
+    best: dict[str, Reading] = {}
+    order: list[str] = []
+    for result in results:
+        image, angle, (width, height) = turned[result.path]
+        if image not in best:
+            order.append(image)
+        elif (result.score or -math.inf) <= (best[image].score or -math.inf):
+            continue
+        spans = result.character_spans
+        if spans is not None and angle in (180, 270):
+            extent = width if angle == 180 else height
+            spans = [[round(extent - b, 1), round(extent - a, 1)] for a, b in spans]
+        best[image] = dataclasses.replace(result, path=image, orientation=angle, character_spans=spans)
+    return [best[image] for image in order]
 
 
 def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
@@ -279,4 +347,4 @@ def _decode(
     return results
 
 
-__all__ = ["predict_files", "resize_for_network", "unit_confidences"]
+__all__ = ["ORIENTATIONS", "predict_files", "resize_for_network", "unit_confidences"]
