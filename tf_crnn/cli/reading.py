@@ -101,7 +101,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     default="as-is",
     show_default=True,
     help="auto: read each line image also upside down (a tall one turned 90 degrees both ways instead), keep the "
-    "reading the model finds most probable, and say how the line lay (the orientation column: 0, 90, 180, 270 "
+    "reading the model is surest of, and say how the line lay (the orientation column: 0, 90, 180, 270 "
     "degrees clockwise); reading takes twice as long.",
 )
 @click.option(

@@ -71,9 +71,9 @@ def predict_files(
             batched, and its character spans given, as the image's.
         orientation: ``auto``: each image is also read turned (``ORIENTATIONS``: 180° for a line
             wider than high; 90° both ways for one higher than wide, instead of as it is), and
-            the reading the network finds most probable kept (its ``score``: the same frames,
-            read in each direction), with ``Reading.orientation`` saying how the line lay and
-            its spans in the image's own pixels, along the line (``y`` for a vertical one).
+            the reading the network is surest of kept (the mean log-probability of its
+            characters), with ``Reading.orientation`` saying how the line lay and its spans in
+            the image's own pixels, along the line (``y`` for a vertical one).
 
     Returns:
         ``(results, skipped)``: one ``Reading`` per readable image (``path``, ``text``,
@@ -106,10 +106,11 @@ def predict_files(
             if sizes:
                 raise ValueError("orientation='auto' reads image files, not crops resized for the network")
             turned, skipped = _turned_copies(converted, mode, Path(tmp), skipped)
+            # With details: the choice weighs each reading's characters.
             results, unreadable = _predict_files(
-                model, list(turned), batch_size, beam_width, top_paths, details, progress, {}, constraint
+                model, list(turned), batch_size, beam_width, top_paths, True, progress, {}, constraint
             )
-            results = _upright(results, turned)
+            results = _upright(results, turned, details)
             unreadable = [(turned[p][0], reason) for p, reason in unreadable if turned[p][1] in (0, 90)]
         else:
             results, unreadable = _predict_files(
@@ -152,22 +153,40 @@ def _turned_copies(
     return turned, skipped
 
 
-def _upright(results: list[Reading], turned: dict[str, tuple[str, int, tuple[int, int]]]) -> list[Reading]:
-    """Of each image's readings, the most probable, its path the image's, its spans mapped back."""
+def _certainty(reading: Reading) -> tuple[float, float]:
+    """How sure the network is of a reading, to compare one line's readings in each direction: the
+    mean log-probability of its characters (a line read the wrong way up is read as characters it
+    is unsure of, between blanks it is sure of: its total ``score`` often beats the right way's,
+    on 13 of 300 lines against 8 of 300 for this), then its score."""
+    confidences = reading.character_confidences or []
+    if not confidences:
+        return -math.inf, reading.score or -math.inf
+    mean = sum(math.log(max(c, 1e-12)) for c in confidences) / len(confidences)
+    return mean, reading.score or -math.inf
+
+
+def _upright(
+    results: list[Reading], turned: dict[str, tuple[str, int, tuple[int, int]]], details: bool
+) -> list[Reading]:
+    """Of each image's readings, the surest (``_certainty``), its path the image's, its spans
+    mapped back; without ``details``, as the plain reading gives it (no confidences, no spans)."""
     best: dict[str, Reading] = {}
     order: list[str] = []
     for result in results:
         image, angle, (width, height) = turned[result.path]
         if image not in best:
             order.append(image)
-        elif (result.score or -math.inf) <= (best[image].score or -math.inf):
+        elif _certainty(result) <= _certainty(best[image]):
             continue
         spans = result.character_spans
         if spans is not None and angle in (180, 270):
             extent = width if angle == 180 else height
             spans = [[round(extent - b, 1), round(extent - a, 1)] for a, b in spans]
         best[image] = dataclasses.replace(result, path=image, orientation=angle, character_spans=spans)
-    return [best[image] for image in order]
+    if details:
+        return [best[image] for image in order]
+    plain = dict(character_confidences=None, character_spans=None, alternatives=None)
+    return [dataclasses.replace(best[image], **plain) for image in order]
 
 
 def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
