@@ -5,8 +5,8 @@ each segmenter, prints a row of ``tf-crnn evaluate MODEL FOLDER --segment`` (the
 segmentation in reading order, and line by line split into reading, lost and extra lines; the CER
 on the reference lines; line detection), then times, on an idle machine:
 
-- the segmenter alone over the pages, in one process (``segment_page``; its import and model
-  loaded before the clock starts);
+- the segmenter alone over the pages, in its process (``SegmentingProcess``, as ``predict`` runs
+  it; its import and model loaded before the clock starts);
 - ``tf-crnn predict MODEL --segment FOLDER -o OUT`` as a user runs it, start-up included, whose
   reading overlaps the segmenting.
 
@@ -38,7 +38,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from tf_crnn.data.documents import document_files, read_document
-    from tf_crnn.data.segmentation import segment_page
+    from tf_crnn.data.segmentation import SegmentingProcess
     from tf_crnn.trust.pages import evaluate_pages
 
     print(f"Machine: {machine()}")
@@ -60,11 +60,12 @@ def main() -> None:
                     f"{result.recall:.3f}", f"{result.precision:.3f}", counts["lost_lines"],
                 ]  # fmt: skip
             if not args.no_timing:
-                segment_page(images[0], segmenter)  # the engine imported and its model loaded: not timed
-                start = time.perf_counter()
-                for image in images:
-                    segment_page(image, segmenter)
-                alone = (time.perf_counter() - start) / len(images)
+                with SegmentingProcess(segmenter) as process:
+                    process.submit(images[0]).result()  # the engine imported and its model loaded: not timed
+                    start = time.perf_counter()
+                    for future in [process.submit(image) for image in images]:
+                        future.result()
+                    alone = (time.perf_counter() - start) / len(images)
                 with tempfile.TemporaryDirectory() as out:
                     start = time.perf_counter()
                     subprocess.run(

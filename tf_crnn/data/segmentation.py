@@ -151,6 +151,12 @@ _kraken_models: dict[str | None, object] = {}
 def _kraken(image: Image.Image, model: str | None = None) -> tuple[list[Region], str]:
     from importlib.metadata import version
 
+    if sys.modules.get("tensorflow") is not None:
+        # PyTorch beside TensorFlow in one process may crash it without a word.
+        raise RuntimeError(
+            "kraken segments in a process without TensorFlow: use segment_pages or SegmentingProcess, "
+            "not segment_page, in a process that has imported it"
+        )
     from kraken.configs import SegmentationInferenceConfig
     from kraken.tasks import SegmentationTaskModel
 
@@ -187,6 +193,8 @@ def segment_page(path: str | os.PathLike, segmenter: str, model: str | None = No
 
     Raises:
         DocumentError: the image cannot be read, or is larger than ``MAX_PAGE_PIXELS``.
+        RuntimeError: kraken, in a process that has imported TensorFlow (``SegmentingProcess``
+            runs it in one that has not).
     """
     path = Path(path)
     try:
