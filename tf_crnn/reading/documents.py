@@ -46,6 +46,7 @@ def predict_documents(
     review_below: float | None = None,
     collect: list[Reading] | None = None,
     names: dict[Path, str] | None = None,
+    summary: bool = True,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -60,7 +61,8 @@ def predict_documents(
     in ``output_dir/review.csv``. Where the model predicts CER (``PredictionModel.predicts_cer``),
     each page's predicted CER goes into its document's metadata and ``output_dir/pages.csv``.
     ``collect``, where given, receives every line's ``Reading`` (its path ``DOCUMENT:LINE ID``,
-    the document named by ``names`` where it names it, else by its path).
+    the document named by ``names`` where it names it, else by its path). ``summary``: log the
+    run's predicted CER and where each page's is.
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -164,6 +166,7 @@ def predict_documents(
         write_review_list(review, output_dir / REVIEW_FILENAME, ["document", "line"])
     if pages:
         write_pages(pages, output_dir / PAGES_FILENAME)
+    if pages and summary:
         predicted = model.calibration.predicted_cer(every_line)
         logger.info("Predicted CER of the %d pages: %s; each page's in %s", len(pages), predicted,
                     output_dir / PAGES_FILENAME)  # fmt: skip

@@ -220,11 +220,13 @@ def evaluate_pages(
             images[document.image_path.stem] = document.image_path
     with tempfile.TemporaryDirectory() as segmented, tempfile.TemporaryDirectory() as reread:
         written, unread, _ = predict_pages(
-            model, list(images.values()), segmented, segmenter, segmenter_model, batch_size=batch_size
+            model, list(images.values()), segmented, segmenter, segmenter_model, batch_size=batch_size, summary=False
         )
         skipped += unread
         found = {path.stem: read_document(path).lines for path in written}
-        own, unread = predict_documents(model, [path for path, _ in references.values()], reread, batch_size=batch_size)
+        own, unread = predict_documents(
+            model, [path for path, _ in references.values()], reread, batch_size=batch_size, summary=False
+        )
         skipped += unread
         own_lines = {path.name: {line.id: line.text for line in read_document(path).lines} for path in own}
         pages = []
