@@ -2,6 +2,7 @@
 
 import csv
 import json
+import math
 import random
 import resource
 from pathlib import Path
@@ -584,3 +585,35 @@ def test_predict_writes_a_page_of_the_predicted_cer(trained, alto_page, digits_d
     bare = rewrite_export(result.export_path, tmp_path / "bare", calibration=None)
     run = CliRunner().invoke(main, ["predict", str(bare), images, "-o", str(tmp_path / "b.csv"), "--html", "x.html"])
     assert run.exit_code == 2 and "predicts none" in run.output and not (tmp_path / "b.csv").exists()
+
+
+@pytest.mark.parametrize(
+    "turn", [Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_90], ids=str
+)
+def test_a_line_on_end_or_upside_down_is_cut_as_the_upright_line(turn):
+    """A line's baseline says which way it reads: a page turned by a quarter or a half, its lines'
+    polygons and baselines with it, gives the same crops, pixel for pixel (no --deskew needed),
+    and the crop's points map back onto the turned page."""
+    from tf_crnn.data.documents import Line
+
+    font = ImageFont.load_default(size=FONT_SIZE)
+    page = Image.new("L", (300, 120), 250)
+    draw = ImageDraw.Draw(page)
+    draw.text((40, 40), "40217", fill=20, font=font)
+    left, top, right, bottom = draw.textbbox((40, 40), "40217", font=font)
+    polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
+    baseline = [(left, bottom), (right, bottom)]
+    upright, _ = crop_line(page, Line("l", None, polygon, baseline, None, None))
+    width, height = page.size
+    index = {  # where pixel (x, y) of the page goes on the turned page
+        Image.Transpose.ROTATE_270: lambda x, y: (height - 1 - y, x),
+        Image.Transpose.ROTATE_180: lambda x, y: (width - 1 - x, height - 1 - y),
+        Image.Transpose.ROTATE_90: lambda x, y: (y, width - 1 - x),
+    }[turn]
+    turned_page = page.transpose(turn)
+    turned = Line("l", None, [index(*p) for p in polygon], [index(*p) for p in baseline], None, None)
+    crop, geometry = crop_line(turned_page, turned)
+    np.testing.assert_array_equal(np.asarray(crop), np.asarray(upright))
+    for x, y in ((5, 5), (20, 14), (70, 20)):  # a crop pixel's centre lands on the same pixel of the page
+        px, py = geometry.to_page(x + 0.5, y + 0.5)
+        assert turned_page.getpixel((math.floor(px), math.floor(py))) == crop.getpixel((x, y))

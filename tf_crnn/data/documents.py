@@ -339,14 +339,26 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
         ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in line.polygon], fill=255)
         crop = Image.composite(crop, Image.new(page.mode, crop.size, white), mask)
     geometry = CropGeometry((left, top))
-    if deskew and len(line.baseline) >= 2:
-        (bx0, by0), (bx1, by1) = line.baseline[0], line.baseline[-1]
-        if bx1 != bx0:
-            angle = math.degrees(math.atan2(by1 - by0, bx1 - bx0))
-            matrix, size = _rotation(crop.size, angle)
-            crop = crop.transform(size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=white)
-            geometry = CropGeometry((left, top), matrix)
+    angle = _reading_angle(line.baseline, deskew)
+    if angle:
+        matrix, size = _rotation(crop.size, angle)
+        crop = crop.transform(size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=white)
+        geometry = CropGeometry((left, top), matrix)
     return crop, geometry
+
+
+def _reading_angle(baseline: list[tuple[float, float]], deskew: bool) -> float:
+    """The rotation (degrees, Pillow's sense) that lays a line's baseline level, left to right: its
+    exact angle with ``deskew``; else only a line that stands on end (a baseline steeper than 45°)
+    or lies upside down (one drawn right to left) is turned, by a multiple of 90°, which moves
+    pixels without resampling them. A line without a baseline is not turned."""
+    if len(baseline) < 2:
+        return 0.0
+    (bx0, by0), (bx1, by1) = baseline[0], baseline[-1]
+    if bx0 == bx1 and by0 == by1:
+        return 0.0
+    angle = math.degrees(math.atan2(by1 - by0, bx1 - bx0))
+    return angle if deskew else 90.0 * round(angle / 90.0) % 360.0
 
 
 def open_page(document: Document, mode: str = "L") -> Image.Image:
