@@ -236,3 +236,21 @@ def test_a_segmenting_process_killed_leaves_each_page_a_reason_not_a_hang(tmp_pa
     assert isinstance(after, str) and after.startswith("the tesseract process ended")
     pages = list(segmentation.segment_pages([tmp_path / "p.png", tmp_path / "gone.png"], "tesseract"))
     assert len(pages[0][1].lines) == len(TEXTS) and pages[1][1].startswith("not an image that can be read")
+
+
+def test_a_page_image_too_large_is_refused_before_it_is_decoded(tmp_path):
+    """PNGs whose headers claim 121 and 400 million pixels (a few hundred bytes on disk): over the
+    page bound, and over Pillow's own."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    for side, said in ((11_000, "11000x11000 pixels, more than"), (20_000, "more pixels than")):
+        header = struct.pack(">IIBBBBB", side, side, 8, 0, 0, 0, 0)
+        rows = zlib.compress(b"\0" * (side + 1))
+        body = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", rows) + chunk(b"IEND", b"")
+        (tmp_path / "bomb.png").write_bytes(body)
+        ((_, reason),) = list(segmentation.segment_pages([tmp_path / "bomb.png"], "tesseract"))
+        assert reason.startswith(said) and f"the {segmentation.MAX_PAGE_PIXELS} a page image may have" in reason

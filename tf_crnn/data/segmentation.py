@@ -198,8 +198,11 @@ def segment_page(path: str | os.PathLike, segmenter: str, model: str | None = No
     """
     path = Path(path)
     try:
-        with Image.open(path) as probe:
-            width, height = probe.size
+        try:
+            with Image.open(path) as probe:
+                width, height = probe.size
+        except Image.DecompressionBombError as error:  # Pillow's own bound, above ours
+            raise DocumentError(f"more pixels than the {MAX_PAGE_PIXELS} a page image may have ({error})") from None
         if width * height > MAX_PAGE_PIXELS:
             raise DocumentError(f"{width}x{height} pixels, more than the {MAX_PAGE_PIXELS} a page image may have")
         image = open_image(path, "L", upright=True)
