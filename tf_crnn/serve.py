@@ -467,8 +467,9 @@ def create_app(
                     if segmenter not in segmenting:
                         segmenting[segmenter] = SegmentingProcess(segmenter)
                     return predict_pages(
-                        model, [page_image], folder / "out", segmenting[segmenter], kind=kind, collect=readings
-                    )
+                        model, [page_image], folder / "out", segmenting[segmenter], kind=kind, collect=readings,
+                        summary=False,
+                    )  # fmt: skip
 
             written, skipped, _ = await run_in_threadpool(read)
             if not written:
