@@ -129,9 +129,10 @@ def predict(
     the folder -o, under its own file name; each page's predicted CER goes into its metadata
     and into pages.csv there.
 
-    With --segment, INPUTS are page images without documents: an existing segmenter finds
-    their lines (polygons, baselines, reading order), which are read as documents' lines are,
-    into OUT/NAME.xml a page (NAME: the image's name without its suffix).
+    With --segment, INPUTS are page images without documents (files or folders): an
+    existing segmenter finds their lines (polygons, baselines, reading order), which are read
+    as documents' lines are, into NAME.xml a page in the folder -o (NAME: the image's name
+    without its suffix), with --text NAME.txt too.
     """
     from tf_crnn.network.devices import describe_device
     from tf_crnn.reading.documents import predict_documents
