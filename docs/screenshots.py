@@ -15,9 +15,7 @@ import argparse
 import contextlib
 import io
 import shutil
-import socket
-import subprocess
-import time
+import sys
 from pathlib import Path
 
 DOCS = Path(__file__).parent / "images"
@@ -36,25 +34,13 @@ def browser(width: int, height: int):
 
 @contextlib.contextmanager
 def serving(model: str, *options: str):
-    """``tf-crnn serve MODEL`` on a free port of 127.0.0.1, up; yields its URL."""
-    import httpx
+    """``tf-crnn serve MODEL`` on a free port of 127.0.0.1, up (the load benchmark's own start);
+    yields the page's URL."""
+    sys.path.insert(0, str(Path(__file__).parents[1] / "benchmarks"))
+    from serve_load import started_server
 
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    server = subprocess.Popen(["tf-crnn", "serve", model, "--port", str(port), *options])
-    url = f"http://127.0.0.1:{port}/"
-    try:
-        for _ in range(600):
-            try:
-                if httpx.get(url + "healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(30)
+    with started_server(model, *options) as server:
+        yield server.url + "/"
 
 
 def main() -> None:
