@@ -145,8 +145,9 @@ def test_two_pages_of_one_name_are_refused_before_any_reading(trained, tmp_path)
     assert not (tmp_path / "out").exists()
 
 
-def reference_alto(image_name: str, boxes, texts) -> str:
-    """An ALTO reference: a line around each ink box, with its text (None: drawn, not transcribed)."""
+def reference_alto(image_name: str, boxes, texts, blocks: str = "") -> str:
+    """An ALTO reference: a line around each ink box, with its text (None: drawn, not transcribed),
+    and ``blocks`` (more text blocks) after them."""
     lines = []
     for n, ((x0, y0, x1, y1), text) in enumerate(zip(boxes, texts)):
         x0, y0, x1, y1 = x0 - 5, y0 - 5, x1 + 5, y1 + 5
@@ -160,31 +161,41 @@ def reference_alto(image_name: str, boxes, texts) -> str:
 <alto xmlns="http://www.loc.gov/standards/alto/ns-v4#"><Description><MeasurementUnit>pixel</MeasurementUnit>
 <sourceImageInformation><fileName>{image_name}</fileName></sourceImageInformation></Description>
 <Layout><Page ID="p" WIDTH="420" HEIGHT="300" PHYSICAL_IMG_NR="1"><PrintSpace><TextBlock ID="b">{"".join(lines)}
-</TextBlock></PrintSpace></Page></Layout></alto>"""
+</TextBlock>{blocks}</PrintSpace></Page></Layout></alto>"""
 
 
 def test_evaluate_segment_measures_the_page_and_names_the_lines_lost(trained, tmp_path):
 
     _, result = trained
     boxes = draw_page(tmp_path / "p.png")
+    page = Image.open(tmp_path / "p.png")
+    ImageDraw.Draw(page).text((300, 262), "77", fill=20, font=ImageFont.load_default(size=FONT_SIZE))
+    page.save(tmp_path / "p.png")  # a stamp: in a region of the reference, not transcribed
+    stamp = '<TextBlock ID="stamp"><Shape><Polygon POINTS="280 255 410 255 410 298 280 298"/></Shape></TextBlock>'
     # The reference: the four lines (the last not transcribed) and one where the page is blank.
     texts = [*TEXTS[:3], None, "1234"]
-    (tmp_path / "p.xml").write_text(reference_alto("p.png", [*boxes, (200, 240, 300, 256)], texts), encoding="utf-8")
+    reference = reference_alto("p.png", [*boxes, (200, 240, 300, 256)], texts, stamp)
+    (tmp_path / "p.xml").write_text(reference, encoding="utf-8")
     report = tmp_path / "pages.csv"
     args = ["evaluate", str(result.export_path), str(tmp_path / "p.xml"), "--segment", "--segmenter", "tesseract"]
     run = CliRunner().invoke(main, [*args, "--report", str(report)])
     assert run.exit_code == 0, run.output
-    assert "Lines found: 4; matched to a reference line (IoU >= 0.5): 4; recall 0.8000, precision 1.0000" in run.output
+    assert "Lines found: 5; matched to a reference line (IoU >= 0.5): 4; recall 0.8000, precision 0.8000" in run.output
     (row,) = list(csv.DictReader(report.open(encoding="utf-8")))
-    assert row["lost_lines"] == "l4" and (row["lines"], row["found"], row["matched"]) == ("5", "4", "4")
+    assert row["lost_lines"] == "l4" and (row["lines"], row["found"], row["matched"]) == ("5", "5", "4")
     run = CliRunner().invoke(main, [*args, "--json"])
     counts = json.loads(run.output.strip().splitlines()[-1])
-    # The lost line's 4 characters are whole errors; no line is extra; the untranscribed one counts in none.
+    # The lost line's 4 characters are whole errors; the stamp, in a region the reference does not
+    # transcribe, and the untranscribed line count in no CER.
     characters = sum(map(len, TEXTS[:3])) + 4
     assert counts["lost_lines_cer"] == pytest.approx(4 / characters) and counts["extra_lines_cer"] == 0
     assert counts["matched_cer"] == pytest.approx(
         counts["matched_lines_cer"] + counts["lost_lines_cer"] + counts["extra_lines_cer"]
     )
+    # Without its region, the stamp is text the reference lacks.
+    (tmp_path / "p.xml").write_text(reference.replace(stamp, ""), encoding="utf-8")
+    run = CliRunner().invoke(main, [*args, "--json"])
+    assert json.loads(run.output.strip().splitlines()[-1])["extra_lines_cer"] > 0
     assert counts["cer"] >= counts["lost_lines_cer"] and 0 <= counts["reference_lines_cer"] < 0.5
 
 

@@ -260,6 +260,31 @@ def read_document(path: str | os.PathLike, image: str | os.PathLike | None = Non
     return Document(path, kind, tree, ns, image_path, image_name, lines)
 
 
+def text_regions(document: Document) -> list[tuple[list[tuple[float, float]], bool]]:
+    """The document's text regions (ALTO ``TextBlock``, PAGE ``TextRegion``): each one's outline
+    (its polygon, else its box) and whether any of its lines is transcribed. A region whose
+    outline is not a page's coordinates is left out."""
+    ns = document.namespace
+    regions = []
+    for element in document.tree.getroot().iter(f"{ns}TextBlock", f"{ns}TextRegion"):
+        texts = [line.text for line in document.lines if element in line.element.iterancestors()]
+        try:
+            if document.kind == PAGE:
+                coords = element.find(f"{ns}Coords")
+                outline = _pairs(coords.get("points") if coords is not None else None, "Coords points")
+            else:
+                polygon = element.find(f"{ns}Shape/{ns}Polygon")
+                outline = _pairs(polygon.get("POINTS"), "Polygon POINTS") if polygon is not None else []
+                if not outline and element.get("WIDTH") is not None:
+                    x, y, w, h = (_number(element.get(k), k) for k in ("HPOS", "VPOS", "WIDTH", "HEIGHT"))
+                    outline = [(x, y), (x + w, y), (x + w, y + h), (x, y + h)]
+        except ValueError:
+            continue
+        if len(outline) >= 3:
+            regions.append((outline, any(texts)))
+    return regions
+
+
 def document_files(sources: list[str | os.PathLike]) -> list[Path]:
     """XML files named, or found (recursively, sorted) in the folders named."""
     files: list[Path] = []
@@ -618,5 +643,6 @@ __all__ = [
     "open_page",
     "parse_xml",
     "read_document",
+    "text_regions",
     "write_recognition",
 ]

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tf_crnn.atomic import atomic_open
-from tf_crnn.data.documents import DocumentError, Line, read_document
+from tf_crnn.data.documents import DocumentError, Line, read_document, text_regions
 from tf_crnn.network.metrics import levenshtein
 from tf_crnn.reading.documents import predict_documents, predict_pages
 from tf_crnn.reading.model import PredictionModel
@@ -159,6 +159,23 @@ def _outline(line: Line) -> list[tuple[float, float]]:
     return [(x0, y0), (x1, y0), (x1, y1), (x0, y1)]
 
 
+def _inside(line: Line, regions: list[list[tuple[float, float]]]) -> bool:
+    """Whether the centre of ``line``'s outline lies in one of ``regions`` (polygons)."""
+    outline = _outline(line)
+    if not outline or not regions:
+        return False
+    x = sum(p[0] for p in outline) / len(outline)
+    y = sum(p[1] for p in outline) / len(outline)
+    for polygon in regions:
+        inside = False
+        for (x0, y0), (x1, y1) in zip(polygon, polygon[1:] + polygon[:1]):
+            if (y0 > y) != (y1 > y) and x < x0 + (y - y0) * (x1 - x0) / (y1 - y0):
+                inside = not inside
+        if inside:
+            return True
+    return False
+
+
 def match_lines(reference: list[Line], found: list[Line]) -> list[tuple[int, int]]:
     """One-to-one pairs ``(reference index, found index)`` of lines whose polygons overlap by
     ``MATCH_IOU`` or more, the largest overlaps first."""
@@ -216,7 +233,8 @@ def evaluate_pages(
         elif document.image_path.stem in images:
             skipped.append((str(path), f"a second document of page {document.image_path.name}"))
         else:
-            references[document.image_path.stem] = (path, lines)
+            untranscribed = [outline for outline, transcribed in text_regions(document) if not transcribed]
+            references[document.image_path.stem] = (path, lines, untranscribed)
             images[document.image_path.stem] = document.image_path
     with tempfile.TemporaryDirectory() as segmented, tempfile.TemporaryDirectory() as reread:
         written, unread, _ = predict_pages(
@@ -225,20 +243,25 @@ def evaluate_pages(
         skipped += unread
         found = {path.stem: read_document(path).lines for path in written}
         own, unread = predict_documents(
-            model, [path for path, _ in references.values()], reread, batch_size=batch_size, summary=False
+            model, [path for path, *_ in references.values()], reread, batch_size=batch_size, summary=False
         )
         skipped += unread
         own_lines = {path.name: {line.id: line.text for line in read_document(path).lines} for path in own}
         pages = []
-        for stem, (path, lines) in references.items():
+        for stem, (path, lines, untranscribed) in references.items():
             if stem not in found:
                 continue
             pairs = match_lines(lines, found[stem])
             partner = dict(pairs)
             matched_found = {f: r for r, f in pairs}
-            # A line found over a reference line left untranscribed (a page number, a stamp) is no
-            # error: the reference says nothing of it.
-            kept = [f for f in range(len(found[stem])) if f not in matched_found or lines[matched_found[f]].text]
+            # A line found over a reference line left untranscribed, or in a region whose lines the
+            # reference leaves untranscribed (a page number, a stamp), is no error: the reference
+            # says nothing of it.
+            kept = [
+                f
+                for f, line in enumerate(found[stem])
+                if (lines[matched_found[f]].text if f in matched_found else not _inside(line, untranscribed))
+            ]
             transcribed = [(r, line) for r, line in enumerate(lines) if line.text]
             errors = sum(
                 levenshtein(line.text, found[stem][partner[r]].text or "") for r, line in transcribed if r in partner
