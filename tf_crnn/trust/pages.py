@@ -9,7 +9,8 @@ lines found are matched one to one to the reference lines by the overlap of thei
 (intersection over union at least ``MATCH_IOU``): recall and precision of line detection, every
 reference line not found, named, and a CER line by line that sets the reading order aside
 (``PagesResult.matched_cer``). Lines the reference left untranscribed (page numbers, stamps)
-count in detection, not in any CER: lines found over them are left out of the page's text.
+count in detection, not in any CER: lines found over them, or in a text region none of whose
+lines the reference transcribes, are left out of the page's text.
 """
 
 from __future__ import annotations
