@@ -198,3 +198,14 @@ def test_a_cached_set_reaches_training_mixed_not_in_file_order(tmp_path, lookup_
     )
     first = next(iter(ds))[1].numpy()[:, 0].tolist()
     assert 2 <= first.count(2) <= 8, first
+
+
+@pytest.mark.parametrize("orientation", [1, 3, 6, 8])
+def test_upright_size_is_the_size_open_image_turns_a_page_to(tmp_path, orientation):
+    from tf_crnn.data.images import open_image, upright_size
+
+    exif = Image.Exif()
+    exif[0x0112] = orientation  # EXIF Orientation
+    Image.new("L", (60, 20), 200).save(tmp_path / "page.jpg", exif=exif)
+    assert upright_size(tmp_path / "page.jpg") == open_image(tmp_path / "page.jpg", upright=True).size
+    assert upright_size(tmp_path / "page.jpg") == ((20, 60) if orientation in (6, 8) else (60, 20))

@@ -42,11 +42,12 @@ from typing import Annotated, Literal
 
 from fastapi import Depends, FastAPI, File, Form, Header, HTTPException, Query, UploadFile
 from fastapi.responses import HTMLResponse, JSONResponse
-from PIL import Image, ImageOps
+from PIL import Image
 
 from tf_crnn import __version__
 from tf_crnn.artifacts import METADATA_FILENAME
 from tf_crnn.data.documents import DocumentError, read_document
+from tf_crnn.data.images import upright_size
 from tf_crnn.data.segmentation import SegmentingProcess, choose_segmenter
 from tf_crnn.errors import MissingExtraError
 from tf_crnn.network.constraints import Constraint
@@ -262,7 +263,7 @@ def create_app(
     params = model.params
     reader = BatchingReader(model, limits)
     documents_lock = threading.Lock()
-    segmenting: dict[str, SegmentingProcess] = {}  # started at the first page, kept warm
+    segmenting: SegmentingProcess | None = None  # started at the first page, kept warm
     if segmenter is not None:
         try:
             segmenter = choose_segmenter(segmenter)
@@ -280,8 +281,8 @@ def create_app(
     async def lifespan(app):
         yield
         reader.close()
-        for process in segmenting.values():
-            process.close()
+        if segmenting is not None:
+            segmenting.close()
 
     app = FastAPI(
         lifespan=lifespan,
@@ -463,11 +464,12 @@ def create_app(
             readings = []
 
             def read():
+                nonlocal segmenting
                 with documents_lock:
-                    if segmenter not in segmenting:
-                        segmenting[segmenter] = SegmentingProcess(segmenter)
+                    if segmenting is None:
+                        segmenting = SegmentingProcess(segmenter)
                     return predict_pages(
-                        model, [page_image], folder / "out", segmenting[segmenter], kind=kind, collect=readings,
+                        model, [page_image], folder / "out", segmenting, kind=kind, collect=readings,
                         summary=False,
                     )  # fmt: skip
 
@@ -476,8 +478,7 @@ def create_app(
                 raise HTTPException(422, f"image ({image.filename}): {skipped[0][1] if skipped else 'unreadable'}")
             document = read_document(written[0])
             by_id = {reading.path.rsplit(":", 1)[1]: reading for reading in readings}
-            with Image.open(page_image) as opened:
-                width, height = ImageOps.exif_transpose(opened).size
+            width, height = upright_size(page_image)
             lines = []
             for line in document.lines:
                 answer = {"id": line.id, "text": line.text, "polygon": line.polygon, "baseline": line.baseline}

@@ -179,13 +179,9 @@ def predict(
             from tf_crnn.reading.documents import predict_pages
 
             logger.info("Segmenting %d pages with %s", len(images), segmenter)
-            try:
-                written, skipped, empty = predict_pages(
-                    model, images, output, segmenter, segmenter_model, kind=PAGE if page else ALTO, text=text,
-                    **options,
-                )  # fmt: skip
-            except ValueError as error:
-                raise UserError(str(error)) from None
+            written, skipped, empty = predict_pages(
+                model, images, output, segmenter, segmenter_model, kind=PAGE if page else ALTO, text=text, **options
+            )
         else:
             empty = []
             written, skipped = predict_documents(

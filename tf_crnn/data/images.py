@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 IMAGE_FORMATS = {"PNG", "JPEG", "BMP", "GIF"}
 """Formats that both Pillow (here) and TensorFlow (in the graph) decode."""
@@ -50,6 +50,15 @@ def open_image(path: str | os.PathLike, mode: str = "L", upright: bool = False) 
             rgba = image.convert("RGBA")
             image = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
         return image.convert(mode)
+
+
+def upright_size(path: str | os.PathLike) -> tuple[int, int]:
+    """The size of the image ``open_image(path, upright=True)`` gives, from its header alone: a
+    quarter turn by its EXIF orientation (5 to 8) swaps the sides; no pixel is decoded."""
+    with Image.open(path) as image:
+        width, height = image.size
+        turned = image.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8)
+    return (height, width) if turned else (width, height)
 
 
 def needs_host_decoding(path: str | os.PathLike, size: tuple[int, int], image_format: str | None) -> bool:
@@ -123,4 +132,5 @@ __all__ = [
     "open_for_graph",
     "open_image",
     "scaled_width",
+    "upright_size",
 ]

@@ -170,7 +170,7 @@ def _kraken(image: Image.Image, model: str | None = None) -> tuple[list[Region],
             continue
         # Lines come in reading order; each joins its region, or a region of its own.
         region = regions.get(line.regions[0]) if line.regions else None
-        if region is None or (ordered and ordered[-1] is not region and region in ordered):
+        if region is None or (ordered and ordered[-1] is not region and any(r is region for r in ordered)):
             region = Region([])
         if not ordered or ordered[-1] is not region:
             ordered.append(region)

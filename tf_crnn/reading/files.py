@@ -155,14 +155,10 @@ def _turned_copies(
 
 def _certainty(reading: Reading) -> tuple[float, float]:
     """How sure the network is of a reading, to compare one line's readings in each direction: the
-    mean log-probability of its characters (a line read the wrong way up is read as characters it
+    geometric mean of its characters' probabilities (``line_confidence``; a line read the wrong way up is read as characters it
     is unsure of, between blanks it is sure of: its total ``score`` often beats the right way's,
     on 13 of 300 lines against 8 of 300 for this), then its score."""
-    confidences = reading.character_confidences or []
-    if not confidences:
-        return -math.inf, reading.score or -math.inf
-    mean = sum(math.log(max(c, 1e-12)) for c in confidences) / len(confidences)
-    return mean, reading.score or -math.inf
+    return line_confidence(reading.character_confidences or []), reading.score or -math.inf
 
 
 def _upright(
@@ -170,13 +166,10 @@ def _upright(
 ) -> list[Reading]:
     """Of each image's readings, the surest (``_certainty``), its path the image's, its spans
     mapped back; without ``details``, as the plain reading gives it (no confidences, no spans)."""
-    best: dict[str, Reading] = {}
-    order: list[str] = []
+    best: dict[str, Reading] = {}  # in the images' order: a key keeps its place when replaced
     for result in results:
         image, angle, (width, height) = turned[result.path]
-        if image not in best:
-            order.append(image)
-        elif _certainty(result) <= _certainty(best[image]):
+        if image in best and _certainty(result) <= _certainty(best[image]):
             continue
         spans = result.character_spans
         if spans is not None and angle in (180, 270):
@@ -184,9 +177,9 @@ def _upright(
             spans = [[round(extent - b, 1), round(extent - a, 1)] for a, b in spans]
         best[image] = dataclasses.replace(result, path=image, orientation=angle, character_spans=spans)
     if details:
-        return [best[image] for image in order]
+        return list(best.values())
     plain = dict(character_confidences=None, character_spans=None, alternatives=None)
-    return [dataclasses.replace(best[image], **plain) for image in order]
+    return [dataclasses.replace(reading, **plain) for reading in best.values()]
 
 
 def resize_for_network(image: Image.Image, params: Params) -> Image.Image:

@@ -15,6 +15,7 @@ lines the reference transcribes, are left out of the page's text.
 
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
 from dataclasses import dataclass, field
@@ -63,13 +64,18 @@ class PageResult:
         """The reference's characters, line breaks aside (the CERs' denominator, as over lines)."""
         return len(self.reference_text) - self.reference_text.count("\n")
 
-    @property
+    @functools.cached_property
     def segmented_errors(self) -> int:
         return levenshtein(self.reference_text, self.segmented_text)
 
-    @property
+    @functools.cached_property
     def reference_lines_errors(self) -> int:
         return levenshtein(self.reference_text, self.reference_lines_text)
+
+    @property
+    def line_by_line_errors(self) -> int:
+        """The errors of ``PagesResult.matched_cer`` on this page: reading, lost and extra lines."""
+        return self.matched_errors + self.lost_characters + self.extra_characters
 
 
 @dataclass
@@ -91,8 +97,7 @@ class PagesResult:
     def matched_cer(self) -> float:
         """CER line by line, reading order aside: each reference line against the line found over
         it, every reference line not found and every line found over none counted whole."""
-        errors = self._sum("matched_errors") + self._sum("lost_characters") + self._sum("extra_characters")
-        return errors / max(self._sum("characters"), 1)
+        return self.share("line_by_line_errors")
 
     def share(self, name: str) -> float:
         """``matched_errors``, ``lost_characters`` or ``extra_characters`` over the pages'
@@ -219,7 +224,7 @@ def evaluate_pages(
     both with its text (the module's docstring)."""
     model = model if isinstance(model, PredictionModel) else PredictionModel(model)
     skipped: list[tuple[str, str]] = []
-    references, images = {}, {}
+    references = {}  # by the page image's stem: (document, page image, lines, untranscribed regions)
     for path in documents:
         try:
             document = read_document(path)
@@ -231,15 +236,20 @@ def evaluate_pages(
             skipped.append((str(path), f"page image {document.image_name or '(none named)'} not found"))
         elif not any(line.text for line in lines):
             skipped.append((str(path), "no transcribed line"))
-        elif document.image_path.stem in images:
+        elif document.image_path.stem in references:
             skipped.append((str(path), f"a second document of page {document.image_path.name}"))
         else:
             untranscribed = [outline for outline, transcribed in text_regions(document) if not transcribed]
-            references[document.image_path.stem] = (path, lines, untranscribed)
-            images[document.image_path.stem] = document.image_path
+            references[document.image_path.stem] = (path, document.image_path, lines, untranscribed)
     with tempfile.TemporaryDirectory() as segmented, tempfile.TemporaryDirectory() as reread:
         written, unread, _ = predict_pages(
-            model, list(images.values()), segmented, segmenter, segmenter_model, batch_size=batch_size, summary=False
+            model,
+            [image for _, image, *_ in references.values()],
+            segmented,
+            segmenter,
+            segmenter_model,
+            batch_size=batch_size,
+            summary=False,
         )
         skipped += unread
         found = {path.stem: read_document(path).lines for path in written}
@@ -249,7 +259,7 @@ def evaluate_pages(
         skipped += unread
         own_lines = {path.name: {line.id: line.text for line in read_document(path).lines} for path in own}
         pages = []
-        for stem, (path, lines, untranscribed) in references.items():
+        for stem, (path, image, lines, untranscribed) in references.items():
             if stem not in found:
                 continue
             pairs = match_lines(lines, found[stem])
@@ -271,7 +281,7 @@ def evaluate_pages(
             pages.append(
                 PageResult(
                     reference=path,
-                    image=images[stem],
+                    image=image,
                     reference_text=_page_text(line.text for line in lines),
                     segmented_text=_page_text(found[stem][f].text for f in kept),
                     reference_lines_text=_page_text(reread_text.get(line.id) for line in lines if line.text),
@@ -300,7 +310,7 @@ def write_page_results(result: PagesResult, filename: str | os.PathLike) -> None
             writer.writerow([
                 page.reference, page.image,
                 f"{page.segmented_errors / max(page.characters, 1):.4f}",
-                f"{(page.matched_errors + page.lost_characters + page.extra_characters) / max(page.characters, 1):.4f}",
+                f"{page.line_by_line_errors / max(page.characters, 1):.4f}",
                 f"{page.reference_lines_errors / max(page.characters, 1):.4f}",
                 page.lines, page.found, page.matched, " ".join(line.id for line in page.lost),
             ])  # fmt: skip
