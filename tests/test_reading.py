@@ -362,6 +362,41 @@ def test_predict_reads_within_allow_and_flags_the_lines_that_do_not_fit(trained,
     assert refused.exit_code == 2 and "'x' not in the model's alphabet" in refused.output
 
 
+def test_predict_reads_within_a_pattern_and_says_which_lines_match(trained, digits_data, tmp_path):
+    params, _ = trained
+    paths, _ = eval_images(digits_data)
+    free, _ = predict_files(params.output_model_dir, paths)
+    out = tmp_path / "short.csv"
+    # Two to four digits: the lines the model reads longer are read within it or flagged.
+    run = CliRunner().invoke(
+        main, ["predict", params.output_model_dir, *paths, "--pattern", r"^\d{2,4}$", "-o", str(out)]
+    )
+    assert run.exit_code == 0, run.output
+    assert "lines flagged (pattern '^\\d{2,4}$')" in run.output
+    rows = list(csv.DictReader(out.open(encoding="utf-8")))
+    assert list(rows[0]) == ["path", "transcription", "confidence", "expected_cer", "flagged", "pattern_match"]
+    for row, f in zip(rows, free):
+        fits = 2 <= len(f.text) <= 4
+        assert (row["pattern_match"] == "true") == (2 <= len(row["transcription"]) <= 4)
+        if fits:  # a reading within the pattern already: the same reading and figures, not flagged
+            assert (row["transcription"], row["flagged"], float(row["confidence"])) == (
+                f.text,
+                "false",
+                pytest.approx(f.confidence, abs=1e-4),
+            )
+        if row["pattern_match"] == "false":  # nothing matched: the free reading, flagged
+            assert row["transcription"] == f.text and row["flagged"] == "true"
+    # Lines read too long are forced into it only where that costs little; most sure ones are flagged.
+    long_sure = [r["flagged"] == "true" for r, f in zip(rows, free) if len(f.text) > 5 and f.confidence > 0.9]
+    assert len(long_sure) >= 3 and sum(long_sure) >= 0.8 * len(long_sure)
+    refused = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "--pattern", "[0-9"])
+    assert refused.exit_code == 2 and "pattern '[0-9': cannot be parsed" in refused.output
+    documents = CliRunner().invoke(
+        main, ["predict", params.output_model_dir, str(tmp_path), "--alto", "--pattern", "1"]
+    )
+    assert documents.exit_code == 2 and "not yet of documents" in documents.output
+
+
 def _constraint(params, allow=None, forbid=None):
     from tf_crnn.network.constraints import Constraint
 

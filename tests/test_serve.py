@@ -111,6 +111,35 @@ def test_recognize_within_allowed_characters_flags_what_does_not_fit(server, dig
     assert huge.status_code == 422
 
 
+def test_recognize_within_a_pattern_and_a_hostile_pattern_is_refused_in_time(server, digits_data):
+    paths = eval_images(digits_data, 4)
+    pattern = {"pattern": "[0-4]+"}
+    response = httpx.post(f"{server}/v1/recognize", params=pattern, files=upload(paths), timeout=60)
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    free = httpx.post(f"{server}/v1/recognize", files=upload(paths), timeout=60).json()["results"]
+    for r, f in zip(results, free):
+        # A match is within the pattern; a line nothing matches keeps its reading, flagged.
+        assert r["pattern_match"] == bool(set(r["transcription"]) <= set("01234")) and r["transcription"] != ""
+        assert r["flagged"] or r["pattern_match"]
+        if not r["pattern_match"]:
+            assert r["transcription"] == f["transcription"]
+    # Its automaton would take hours to build: refused within the server's seconds, twice, and the
+    # server reads on meanwhile.
+    for _ in range(2):
+        started = time.monotonic()
+        hostile = httpx.post(
+            f"{server}/v1/recognize", params={"pattern": "(a|b)*a(a|b){22}"}, files=upload(paths[:1]), timeout=60
+        )
+        assert hostile.status_code == 422 and "too complex" in hostile.text
+        assert time.monotonic() - started < 15
+    broken = httpx.post(f"{server}/v1/recognize", params={"pattern": "[0-"}, files=upload(paths[:1]), timeout=60)
+    assert broken.status_code == 422 and "cannot be parsed" in broken.text
+    long = httpx.post(f"{server}/v1/recognize", params={"pattern": "1" * 5000}, files=upload(paths[:1]), timeout=60)
+    assert long.status_code == 422
+    assert httpx.post(f"{server}/v1/recognize", files=upload(paths[:1]), timeout=60).status_code == 200
+
+
 def test_health_model_and_openapi(server):
     assert httpx.get(f"{server}/healthz").json() == {"status": "ok"}
     info = httpx.get(f"{server}/v1/model").json()

@@ -9,8 +9,8 @@ from typing import Any
 
 ROW_KEYS = {"path": "path", "transcription": "text", "confidence": "confidence", "score": "score",
             "character_confidences": "character_confidences", "character_spans": "character_spans",
-            "alternatives": "alternatives", "flagged": "flagged", "expected_cer": "expected_cer",
-            "orientation": "orientation"}  # fmt: skip
+            "alternatives": "alternatives", "flagged": "flagged", "pattern_match": "pattern_match",
+            "expected_cer": "expected_cer", "orientation": "orientation"}  # fmt: skip
 """The keys of ``tf-crnn predict``'s JSON Lines (and of the service's JSON), in their order, and the
 attribute each gives."""
 
@@ -32,8 +32,11 @@ class Reading(Mapping):
         character_confidences: one per character of ``text``; calibrated where the model is.
         character_spans: ``[x0, x1]`` of each character, in the line image's pixels.
         alternatives: the n-best list, ``{"text", "log_prob"}`` each, best first.
-        flagged: read within a constraint (``--allow``/``--forbid``), whether its best reading
-            without it is far more probable (``network.constraints.FLAG_RATIO``).
+        flagged: read within a constraint (``--allow``/``--forbid``/``--pattern``), whether its
+            best reading without it is far more probable (``network.constraints.FLAG_RATIO``), or
+            no reading matches the pattern.
+        pattern_match: read within a pattern, whether ``text`` matches it (where no reading of
+            the line does, ``text`` is the reading without the pattern).
         glyphs: each character's place on its page (``data.documents.Glyph``), for documents.
         expected_cer: the line's expected character error rate, predicted without its
             transcription, where the model's calibration has an error table
@@ -50,6 +53,7 @@ class Reading(Mapping):
     character_spans: list[list[float]] | None = None
     alternatives: list[dict] | None = None
     flagged: bool | None = None
+    pattern_match: bool | None = None
     glyphs: list | None = None
     expected_cer: float | None = None
     orientation: int | None = None

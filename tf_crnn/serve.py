@@ -28,6 +28,7 @@ import concurrent.futures
 import contextlib
 import ctypes
 import dataclasses
+import functools
 import io
 import ipaddress
 import logging
@@ -51,6 +52,7 @@ from tf_crnn.data.images import upright_size
 from tf_crnn.data.segmentation import SegmentingProcess, choose_segmenter
 from tf_crnn.errors import MissingExtraError
 from tf_crnn.network.constraints import Constraint
+from tf_crnn.network.patterns import MAX_PATTERN_LENGTH
 from tf_crnn.reading import files as reading_files
 from tf_crnn.reading.documents import predict_documents, predict_pages
 from tf_crnn.reading.model import PredictionModel
@@ -208,6 +210,10 @@ class BatchingReader:
 
 MAX_CONSTRAINT = 1024
 """The longest ``allow`` or ``forbid`` a request may send, in characters."""
+PATTERN_SECONDS = 2.0
+"""How long a request's pattern may take to compile (in a child process, killed past it)."""
+KNOWN_CONSTRAINTS = 256
+"""Constraints (and refusals) kept compiled: a client that sends the same pattern again waits for nothing."""
 REVIEW_BELOW = 0.5
 """The page's starting threshold under which a line is marked for review."""
 RELEASE_AFTER_PIXELS = 4_000_000
@@ -262,6 +268,16 @@ def create_app(
     model = PredictionModel(model_spec, signature="filename")
     params = model.params
     reader = BatchingReader(model, limits)
+
+    @functools.lru_cache(maxsize=KNOWN_CONSTRAINTS)
+    def constraint_for(allow: str | None, forbid: str | None, pattern: str | None) -> Constraint | str:
+        """The request's constraint, or why it is refused (kept too: a hostile pattern sent again
+        costs nothing)."""
+        try:
+            return Constraint.from_characters(model.alphabet, allow, forbid, pattern, PATTERN_SECONDS)
+        except ValueError as error:
+            return str(error).replace("--", "")
+
     documents_lock = threading.Lock()
     segmenting: SegmentingProcess | None = None  # started at the first page, kept warm
     if segmenter is not None:
@@ -361,17 +377,26 @@ def create_app(
         forbid: Annotated[
             str | None, Query(max_length=MAX_CONSTRAINT, description="never read these characters")
         ] = None,
+        pattern: Annotated[
+            str | None,
+            Query(
+                max_length=MAX_PATTERN_LENGTH,
+                description="a regular expression each reading must match, as a whole line (Python's syntax "
+                "without flags or look-arounds)",
+            ),
+        ] = None,
     ):
         """Reads line images: transcription, confidence, character confidences and spans, n-best,
         each line's expected CER and the request's predicted CER where the model predicts them;
-        with ``allow``/``forbid``, within those characters, each line ``flagged`` where its best
-        reading without them is far more probable."""
+        with ``allow``/``forbid``, within those characters, and with ``pattern``, the most probable
+        reading that matches it (``pattern_match`` says whether it does), each line ``flagged``
+        where its best reading without them is far more probable or nothing matches. A pattern
+        that does not compile within a few seconds is refused (422)."""
         constraint = None
-        if allow is not None or forbid is not None:
-            try:
-                constraint = Constraint.from_characters(model.alphabet, allow, forbid)
-            except ValueError as error:
-                raise HTTPException(422, str(error).replace("--", "")) from None
+        if allow is not None or forbid is not None or pattern is not None:
+            constraint = await asyncio.to_thread(constraint_for, allow, forbid, pattern)
+            if isinstance(constraint, str):
+                raise HTTPException(422, constraint)
         with tempfile.TemporaryDirectory() as tmp:
             saved, pixels = await read_uploads(images, Path(tmp))
             try:

@@ -94,7 +94,17 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "reading without them is far more probable is flagged (the flagged column).",
 )
 @click.option("--forbid", help="Never read these characters (with or without --allow).")
-@click.option("--drop-flagged", is_flag=True, help="With --allow/--forbid: leave the flagged lines out of the output.")
+@click.option(
+    "--pattern",
+    help="Read each line as the most probable reading that matches this regular expression (matched against the "
+    "whole line, Python's syntax without flags or look-arounds; e.g. '\\d{2}/\\d{2}/\\d{4}'), with the "
+    "language model where the model has one. The pattern_match column says whether the reading matches; a line "
+    "no reading of which matches, or whose best reading without the pattern is far more probable, is flagged "
+    "(a line that matches nothing is given its reading without the pattern).",
+)
+@click.option(
+    "--drop-flagged", is_flag=True, help="With --allow/--forbid/--pattern: leave the flagged lines out of the output."
+)
 @click.option(
     "--orientation",
     type=click.Choice(["as-is", "auto"]),
@@ -113,7 +123,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
 @user_errors
 def predict(
     model, inputs, output, sidecar, alto, page, glyphs, deskew, batch_size, beam_width, top_paths, review_below,
-    allow, forbid, drop_flagged, orientation, html, segment, segmenter, segmenter_model, text,
+    allow, forbid, pattern, drop_flagged, orientation, html, segment, segmenter, segmenter_model, text,
 ) -> None:  # fmt: skip
     """Transcribe images with MODEL (an export folder, an output_model_dir or builtin:NAME).
 
@@ -159,8 +169,10 @@ def predict(
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
-        if allow is not None or forbid is not None:
-            raise UserError("--allow/--forbid constrain the reading of line images and CSVs, not yet of documents")
+        if allow is not None or forbid is not None or pattern is not None:
+            raise UserError(
+                "--allow/--forbid/--pattern constrain the reading of line images and CSVs, not yet of documents"
+            )
         if orientation != "as-is":
             raise UserError("--orientation reads line images and CSVs; documents' lines are read as they lie")
         if not output:
@@ -208,16 +220,16 @@ def predict(
         raise UserError("--review-below writes its list beside the output: give -o")
     if not (alto or page):
         prediction_format(output)  # an unknown extension is refused before any reading
-    if drop_flagged and allow is None and forbid is None:
-        raise UserError("--drop-flagged leaves out the lines --allow/--forbid flag: give one of them")
+    if drop_flagged and allow is None and forbid is None and pattern is None:
+        raise UserError("--drop-flagged leaves out the lines --allow/--forbid/--pattern flag: give one of them")
     paths = collect_inputs(inputs)
     model = PredictionModel(model)
     _check_predicts(model, html)
     constraint = None
-    if allow is not None or forbid is not None:
+    if allow is not None or forbid is not None or pattern is not None:
         from tf_crnn.network.constraints import Constraint
 
-        constraint = Constraint.from_characters(model.alphabet, allow, forbid)
+        constraint = Constraint.from_characters(model.alphabet, allow, forbid, pattern)
     results, skipped = predict_files(
         model,
         paths,

@@ -1,7 +1,8 @@
 """Output a reader may give: an allowed or forbidden set of characters, applied to the network's
 log-probabilities before any decoding (greedy, beam search, the language model's search), so
-that every decoder reads within it. A line whose best reading within the constraint is far less
-probable than its best reading without is flagged, never silently forced into it."""
+that every decoder reads within it; and a pattern (``patterns.Pattern``), which the prefix search
+walks. A line whose best reading within the constraint is far less probable than its best
+reading without is flagged, never silently forced into it."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np
 
 from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.network.language_model import NEG
+from tf_crnn.network.patterns import COMPILE_SECONDS, Pattern, compile_pattern
 
 FLAG_RATIO = 10.0
 """A line is flagged when its best reading without the constraint is this many times as
@@ -20,18 +22,29 @@ probable as its best reading within it: the line probably holds what the constra
 
 @dataclass(frozen=True)
 class Constraint:
-    """The units a reading may hold: ``allowed[code]`` (the CTC blank always is)."""
+    """The units a reading may hold: ``allowed[code]`` (the CTC blank always is), and the
+    pattern it must match, if any."""
 
     allowed: np.ndarray
     description: str
+    pattern: Pattern | None = None
 
     @classmethod
-    def from_characters(cls, alphabet: Alphabet, allow: str | None = None, forbid: str | None = None) -> Constraint:
-        """Units made only of characters of ``allow`` (all, without it) and of none of ``forbid``.
+    def from_characters(
+        cls,
+        alphabet: Alphabet,
+        allow: str | None = None,
+        forbid: str | None = None,
+        pattern: str | None = None,
+        seconds: float = COMPILE_SECONDS,
+    ) -> Constraint:
+        """Units made only of characters of ``allow`` (all, without it) and of none of ``forbid``;
+        readings that match ``pattern`` (``patterns.compile_pattern``, given ``seconds``).
 
         Raises:
             ValueError: a character of ``allow`` that no unit of the alphabet holds (the reader
-                could never give it: a typo, or a model that lacks it), or no unit left.
+                could never give it: a typo, or a model that lacks it), or no unit left;
+                ``patterns.PatternError`` for a pattern that cannot be read with.
         """
         units = alphabet.units_by_code
         if allow is not None:
@@ -55,7 +68,11 @@ class Constraint:
         if allowed.sum() <= 1:
             raise ValueError("--allow/--forbid leave no unit of the model's alphabet to read")
         parts = ([f"allow {allow!r}"] if allow is not None else []) + ([f"forbid {forbid!r}"] if forbid else [])
-        return cls(allowed, ", ".join(parts))
+        compiled = None
+        if pattern is not None:
+            compiled = compile_pattern(pattern, units, seconds)
+            parts.append(f"pattern '{pattern}'")
+        return cls(allowed, ", ".join(parts), compiled)
 
     def apply(self, log_probs: np.ndarray) -> np.ndarray:
         """``log_probs`` (``[..., n_classes]``) with the units ruled out made impossible."""

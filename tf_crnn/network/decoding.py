@@ -25,6 +25,7 @@ from tf_crnn.alphabet import BLANK_INDEX, Alphabet
 from tf_crnn.data.alignment import align, character_confidences, character_spans, expand_units, line_confidence
 from tf_crnn.network.calibration import ERROR_SCORE, ErrorTable, LineTable
 from tf_crnn.network.language_model import NgramTables, lm_beam_search
+from tf_crnn.network.patterns import Pattern
 
 
 def greedy_decode(logits) -> tuple[tf.Tensor, tf.Tensor]:
@@ -164,11 +165,13 @@ def decode(
     lm_length_bonus=0.0,
     lm_beam_width: int = 16,
     lm_blank_skip: float = 1.0,
+    pattern: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
     """The one rule from the network's output to codes, for every reading path (the
     SavedModel, ``tf-crnn predict``, ``tune-lm``): beam search with the language
     model ``lm`` when given (``lm_beam_width`` beams), else greedy decoding when ``beam_width``
-    is None, else CTC beam search.
+    is None, else CTC beam search. Within a ``pattern`` (``(transitions, accepting)`` of a
+    ``patterns.Pattern``), the language model's prefix search, with the model or without.
 
     Args:
         logits: ``(batch, time, n_classes)`` logits or log-probabilities (the rule is the same).
@@ -181,10 +184,10 @@ def decode(
         ``(codes, scores)``: ``(top_paths, batch, max_length)`` codes padded with -1 (greedy:
         one path) and ``(batch, top_paths)`` natural log-probabilities.
     """
-    if lm is not None:
+    if lm is not None or pattern is not None:
         log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
         return lm_beam_search(
-            log_probs, lengths, lm, lm_weight, lm_length_bonus, lm_beam_width, top_paths, lm_blank_skip
+            log_probs, lengths, lm, lm_weight, lm_length_bonus, lm_beam_width, top_paths, lm_blank_skip, pattern
         )
     if beam_width is None:
         codes, scores = greedy_decode(logits)
@@ -222,33 +225,41 @@ class Decoder:
         top_paths: int = 1,
         lm_weight=None,
         lm_length_bonus=None,
+        pattern: Pattern | None = None,
     ):
-        """``(codes, scores)`` of ``decode`` as numpy arrays. With a language model,
-        ``beam_width`` (if given) replaces ``lm_beam_width``."""
+        """``(codes, scores)`` of ``decode`` as numpy arrays. With a language model or a
+        ``pattern``, ``beam_width`` (if given) replaces ``lm_beam_width``."""
         lm_beam_width = beam_width or self.lm_beam_width
         n_classes = int(log_probs.shape[-1])
-        key = (beam_width, top_paths, n_classes)
+        key = (beam_width, top_paths, n_classes, pattern is not None)
         if key not in self._graphs:
-            # Shapes left unknown: one graph for every batch, and no static batch of 1 that the
-            # beam search's loop would see change into an unknown one.
-            self._graphs[key] = tf.function(
-                lambda lp, n, w, b: decode(
+            # Shapes left unknown: one graph for every batch (and every pattern), and no static
+            # batch of 1 that the beam search's loop would see change into an unknown one.
+            signature = [
+                tf.TensorSpec([None, None, n_classes], tf.float32),
+                tf.TensorSpec([None], tf.int32),
+                tf.TensorSpec([], tf.float32),
+                tf.TensorSpec([], tf.float32),
+            ]
+            if pattern is None:
+                search = lambda lp, n, w, b: decode(  # noqa: E731
                     lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width, self.lm_blank_skip
-                ),
-                input_signature=[
-                    tf.TensorSpec([None, None, n_classes], tf.float32),
-                    tf.TensorSpec([None], tf.int32),
-                    tf.TensorSpec([], tf.float32),
-                    tf.TensorSpec([], tf.float32),
-                ],
-            )
+                )
+            else:
+                signature += [tf.TensorSpec([None, n_classes], tf.int32), tf.TensorSpec([None], tf.bool)]
+                search = lambda lp, n, w, b, moves, ends: decode(  # noqa: E731
+                    lp, n, beam_width, top_paths, self.lm, w, b, lm_beam_width, self.lm_blank_skip, (moves, ends)
+                )
+            self._graphs[key] = tf.function(search, input_signature=signature)
         weight = self.lm_weight if lm_weight is None else lm_weight
         bonus = self.lm_length_bonus if lm_length_bonus is None else lm_length_bonus
+        automaton = () if pattern is None else (tf.constant(pattern.transitions), tf.constant(pattern.accepting))
         codes, scores = self._graphs[key](
             tf.convert_to_tensor(log_probs, tf.float32),
             tf.convert_to_tensor(lengths, tf.int32),
             tf.constant(weight, tf.float32),
             tf.constant(bonus, tf.float32),
+            *automaton,
         )
         return codes.numpy(), scores.numpy()
 

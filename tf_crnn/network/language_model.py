@@ -245,24 +245,29 @@ def merge_blank_runs(log_probs: tf.Tensor, lengths: tf.Tensor, blank_skip: float
 def lm_beam_search(
     log_probs: tf.Tensor,
     lengths: tf.Tensor,
-    tables: NgramTables,
+    tables: NgramTables | None,
     lm_weight,
     length_bonus,
     beam_width: int = 8,
     top_paths: int = 1,
     blank_skip: float = 1.0,
+    pattern: tuple[tf.Tensor, tf.Tensor] | None = None,
 ) -> tuple[tf.Tensor, tf.Tensor]:
-    """CTC prefix beam search with the language model (see the module docstring).
+    """CTC prefix beam search with the language model (see the module docstring), and within a
+    pattern where one is given.
 
     Args:
         log_probs: ``float32[batch, time, n_classes]`` natural log-probabilities (blank: class 0).
         lengths: ``int32[batch]`` each line's own number of frames.
-        tables: the language model.
+        tables: the language model, or None (then ``lm_weight`` counts for nothing).
         lm_weight, length_bonus: scalars (tensors or numbers).
         beam_width: prefixes kept at each frame.
         top_paths: alternatives returned, at most ``beam_width``.
         blank_skip: runs of frames whose blank probability is at least this are read as one
             (``merge_blank_runs``); 1 reads every frame.
+        pattern: ``(transitions, accepting)`` of a ``patterns.Pattern``: each prefix carries its
+            state, is extended only by the units its state takes, and is read only if it ends in
+            an accepting one. Without it every unit is tried at every prefix.
 
     Returns:
         ``(codes, scores)`` as ``decoding.beam_search_decode``: ``int32[top_paths, batch, length]``
@@ -277,7 +282,8 @@ def lm_beam_search(
     batch, frames = tf.shape(log_probs)[0], tf.shape(log_probs)[1]
     n_units = log_probs.shape[-1] - 1
     beams, tried = beam_width, min(CANDIDATE_UNITS, n_units)
-    n_context = tables.order - 1
+    n_context = tables.order - 1 if tables is not None else 0
+    boundary = tables.boundary if tables is not None else 0
 
     def per_beam(value, dtype):
         return tf.fill(tf.stack([batch, beams]), tf.constant(value, dtype))
@@ -290,7 +296,8 @@ def lm_beam_search(
         "length": per_beam(0, tf.int32),
         "last": per_beam(0, tf.int32),
         "hash": per_beam(0, tf.int64),
-        "context": tf.fill(tf.stack([batch, beams, n_context]), tf.constant(tables.boundary, tf.int64)),
+        "context": tf.fill(tf.stack([batch, beams, n_context]), tf.constant(boundary, tf.int64)),
+        "state": per_beam(0, tf.int32),  # the pattern's state after the prefix
     }
     # Back-pointers, one pair a frame: the beam each beam came from, and the unit it added (0:
     # none). The readings are traced back once at the end, rather than carried and copied whole
@@ -305,13 +312,20 @@ def lm_beam_search(
         alive = total > NEG / 2
         stay_pb = total + y[:, :1]
         stay_pnb = tf.where(s["last"] > 0, s["pnb"] + tf.gather(y, s["last"], batch_dims=1), NEG)
-        # Extensions by the frame's most probable units.
-        y_units, units = tf.math.top_k(y[:, 1:], tried)
-        units = units + 1  # (batch, tried)
-        same = s["last"][:, :, None] == units[:, None, :]
-        ext = tf.where(same, s["pb"][:, :, None], total[:, :, None]) + y_units[:, None, :]
+        # Extensions by the frame's most probable units (within a pattern, of those each prefix's
+        # state takes).
+        if pattern is None:
+            y_units, units = tf.math.top_k(y[:, 1:], tried)
+            y_units, units = y_units[:, None, :], units[:, None, :]
+        else:
+            moves = tf.gather(pattern[0], s["state"])  # (batch, beams, n_classes)
+            y_units, units = tf.math.top_k(tf.where(moves[..., 1:] >= 0, y[:, None, 1:], NEG), tried)
+        units = units + 1  # (batch, beams or 1, tried)
+        same = s["last"][:, :, None] == units
+        ext = tf.where(same, s["pb"][:, :, None], total[:, :, None]) + y_units
         ext = tf.where(alive[:, :, None], ext, NEG)
-        units64 = tf.cast(units, tf.int64)[:, None, :]
+        units = tf.broadcast_to(units, tf.shape(ext))
+        units64 = tf.cast(units, tf.int64)
         ext_hash = s["hash"][:, :, None] * 1_000_003 + units64 + 1
         # An extension that is already a beam adds to that beam (prefixes are unique).
         match = (
@@ -331,25 +345,29 @@ def lm_beam_search(
         floor = tf.reduce_min(stay_score, axis=1) - PRUNE_MARGIN
         wanted = (bound >= floor[:, None, None]) & (ext > NEG / 2)
         where = tf.where(wanted)
-        new_lm = tf.scatter_nd(
-            where,
-            tables.log_prob(tf.gather_nd(s["context"], where[:, :2]), tf.gather_nd(units64[:, 0], where[:, ::2])),
-            tf.shape(ext_hash, out_type=tf.int64),
-        )
-        ext_lm = s["lm"][:, :, None] + new_lm
+        if tables is None:
+            ext_lm = tf.broadcast_to(s["lm"][:, :, None], tf.shape(ext))
+        else:
+            new_lm = tf.scatter_nd(
+                where,
+                tables.log_prob(tf.gather_nd(s["context"], where[:, :2]), tf.gather_nd(units64, where)),
+                tf.shape(ext_hash, out_type=tf.int64),
+            )
+            ext_lm = s["lm"][:, :, None] + new_lm
         ext_score = tf.where(wanted, ext + lm_weight * ext_lm + length_bonus * (length + 1)[:, :, None], NEG)
         scores = tf.concat([stay_score, tf.reshape(ext_score, tf.stack([batch, beams * tried]))], axis=1)
         _, chosen = tf.math.top_k(scores, beams)
         is_ext = chosen >= beams
         flat = tf.maximum(chosen - beams, 0)
         source = tf.where(is_ext, flat // tried, chosen)
-        unit = tf.where(is_ext, tf.gather(units, flat % tried, batch_dims=1), 0)
 
         def pick(x):
             return tf.gather(x, source, batch_dims=1)
 
         def pick_ext(x):
             return tf.gather(tf.reshape(x, tf.stack([batch, beams * tried])), flat, batch_dims=1)
+
+        unit = tf.where(is_ext, pick_ext(units), 0)
 
         new_context = pick(s["context"])
         if n_context:
@@ -364,6 +382,9 @@ def lm_beam_search(
             "last": tf.where(is_ext, unit, pick(s["last"])),
             "hash": tf.where(is_ext, pick_ext(ext_hash), pick(s["hash"])),
             "context": new_context,
+            "state": s["state"]
+            if pattern is None
+            else tf.where(is_ext, pick_ext(tf.gather(moves, units, batch_dims=2)), pick(s["state"])),
         }
         running = t < lengths  # a line past its own frames keeps its beams
         # One mask per rank of the state (static): a few ops a frame rather than a few per tensor.
@@ -374,13 +395,21 @@ def lm_beam_search(
 
     _, state, trail, added = tf.while_loop(lambda t, *_: t < frames, step, (tf.constant(0), state, trail, added))
     ctc = _logaddexp(state["pb"], state["pnb"])
-    ends = tables.log_prob(state["context"], tf.fill(tf.shape(state["hash"]), tf.constant(tables.boundary, tf.int64)))
+    ends = 0.0
+    if tables is not None:
+        ends = tables.log_prob(state["context"], tf.fill(tf.shape(state["hash"]), tf.constant(boundary, tf.int64)))
     final = ctc + lm_weight * (state["lm"] + ends) + length_bonus * tf.cast(state["length"], tf.float32)
-    final = tf.where(ctc > NEG / 2, final, NEG)
+    readable = ctc > NEG / 2
+    if pattern is not None:
+        readable &= tf.gather(pattern[1], state["state"])
+    final = tf.where(readable, final, NEG)
     _, best = tf.math.top_k(final, top_paths)
     codes = _trace_back(trail.stack(), added.stack(), best)  # (batch, top_paths, frames)
     longest = tf.maximum(tf.reduce_max(tf.gather(state["length"], best, batch_dims=1)), 0)
-    return tf.transpose(codes[:, :, :longest], [1, 0, 2]), tf.gather(ctc, best, batch_dims=1)
+    scores = tf.gather(ctc, best, batch_dims=1)
+    if pattern is not None:  # a reading that does not match has no place in the list
+        scores = tf.where(tf.gather(readable, best, batch_dims=1), scores, NEG)
+    return tf.transpose(codes[:, :, :longest], [1, 0, 2]), scores
 
 
 def _trace_back(trail: tf.Tensor, added: tf.Tensor, best: tf.Tensor) -> tf.Tensor:

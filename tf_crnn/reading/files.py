@@ -30,6 +30,7 @@ from tf_crnn.data.images import (
     open_for_graph,
 )
 from tf_crnn.network.constraints import Constraint
+from tf_crnn.network.language_model import NEG
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.model import PredictionModel, read_on_host
 from tf_crnn.readings import Reading
@@ -287,6 +288,23 @@ def unit_confidences(
     return aligned_confidences(log_probs, codes, alignment)
 
 
+def _unmatched_read_free(codes, scores, free, free_scores, matches):
+    """``(codes, scores)`` with each line for which ``matches`` is false given its reading
+    without the pattern (``free``, ``free_scores``) as its only one."""
+    if all(matches):
+        return codes, scores
+    width = max(codes.shape[2], free.shape[1])
+    codes = np.pad(codes, [(0, 0), (0, 0), (0, width - codes.shape[2])], constant_values=-1)
+    scores = scores.copy()
+    for i, match in enumerate(matches):
+        if not match:
+            codes[:, i] = -1
+            codes[0, i, : free.shape[1]] = free[i]
+            scores[i] = NEG
+            scores[i, 0] = free_scores[i, 0]
+    return codes, scores
+
+
 def _decode(
     model: PredictionModel,
     chunk: list[str],
@@ -296,21 +314,28 @@ def _decode(
     constraint: Constraint | None = None,
 ) -> list[Reading]:
     log_probs, lengths = model.log_probs(chunk)
-    free = None
+    pattern = constraint.pattern if constraint is not None else None
     if constraint is not None:
-        free, original = model.decoder(log_probs, lengths, beam_width, 1)[0][0], log_probs
+        (free, *_), free_scores = model.decoder(log_probs, lengths, beam_width, 1)
+        original = log_probs
         log_probs = constraint.apply(log_probs)
     alphabet = model.alphabet
     lm = model.lm_tables
-    codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths)
-    flags = [None] * len(chunk)
+    codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths, pattern=pattern)
+    flags, matches = [None] * len(chunk), [None] * len(chunk)
     if constraint is not None:
         flags = constraint.flag_lines(codes[0], free, original, lengths)
+    if pattern is not None:
+        # A line no reading of which matches is given its reading without the pattern, flagged.
+        matches = [pattern.matches(row) for row in codes[0]]
+        codes, scores = _unmatched_read_free(codes, scores, free, free_scores, matches)
+        flags = [flag or not match for flag, match in zip(flags, matches)]
+        matches = [pattern.matches(row) for row in codes[0]]
     results = []
-    if constraint is None:
-        greedy_characters, calibrated_lines, expected = model.greedy_confidences(log_probs)
-        greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
-        expected = expected.numpy().tolist()
+    source = log_probs if constraint is None else original  # the network's own, nothing ruled out
+    greedy_characters, calibrated_lines, expected = model.greedy_confidences(source)
+    greedy_characters, calibrated_lines = greedy_characters.to_list(), calibrated_lines.numpy().tolist()
+    expected = expected.numpy().tolist()
     calibration = model.calibration
     height, max_width = model.params.input_shape
     best = [[c for c in codes[0, i].tolist() if c > 0] for i in range(len(chunk))]
@@ -319,9 +344,11 @@ def _decode(
         paths = [[c for c in codes[k, i].tolist() if c > 0] for k in range(codes.shape[0])]
         length = max(int(lengths[i]), 1)
         alignment = alignments[i]
-        if constraint is None:
+        # A reading the constraint left as it was keeps the figures of the reading without it.
+        as_free = constraint is None or paths[0] == [c for c in free[i].tolist() if c > 0]
+        if as_free:
             confidences = unit_confidences(
-                log_probs[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
+                source[i], paths[0], length, greedy_characters[i], beam_width is None and lm is None, alignment
             )
         else:  # the network's own probabilities on the constrained path: nothing renormalised
             confidences = unit_confidences(original[i], paths[0], length, [], False, alignment) if alignment else []
@@ -334,9 +361,9 @@ def _decode(
         expected_cer = None
         if calibration is not None:
             # The graph's rule for the line; within a constraint, the same tables on the same scores.
-            confidence = calibrated_lines[i] if constraint is None else calibration.line_confidence(confidences)
+            confidence = calibrated_lines[i] if as_free else calibration.line_confidence(confidences)
             if model.predicts_cer:
-                expected_cer = expected[i] if constraint is None else calibration.expected_cer(confidences)
+                expected_cer = expected[i] if as_free else calibration.expected_cer(confidences)
             confidences = calibration.character_confidences(confidences)
         else:
             confidence = line_confidence(confidences)
@@ -350,9 +377,12 @@ def _decode(
                 character_confidences=[round(c, 4) for c in characters],
                 character_spans=[[round(a, 1), round(b, 1)] for a, b in spans],
                 alternatives=[
-                    {"text": alphabet.decode(p), "log_prob": float(s)} for p, s in zip(paths, scores[i].tolist())
+                    {"text": alphabet.decode(p), "log_prob": float(s)}
+                    for k, (p, s) in enumerate(zip(paths, scores[i].tolist()))
+                    if k == 0 or s > NEG / 2  # within a pattern, fewer readings may match than asked for
                 ],
                 flagged=flags[i],
+                pattern_match=matches[i],
                 expected_cer=expected_cer,
             )
         )

@@ -74,7 +74,8 @@ def prediction_format(output: str | os.PathLike | None) -> str:
 def write_predictions(results: list[Reading], output: str | os.PathLike | None) -> None:
     """Writes readings to ``output`` (stdout: CSV), in the format its extension names: ``.csv``
     (``path,transcription,confidence``, then ``expected_cer`` where the model predicts it,
-    ``flagged`` for lines read within a constraint and ``orientation`` for lines read with
+    ``flagged`` for lines read within a constraint, ``pattern_match`` for lines read within a
+    pattern and ``orientation`` for lines read with
     ``orientation='auto'``), ``.jsonl`` (one JSON object a line, with
     details when ``predict_files`` gave them) or ``.txt`` (the transcriptions, one a line, in
     input order)."""
@@ -91,6 +92,7 @@ def write_predictions(results: list[Reading], output: str | os.PathLike | None) 
     # Read within a constraint, each line says whether it was flagged.
     constrained = any(item.flagged is not None for item in results)
     predicts = any(item.expected_cer is not None for item in results)
+    patterned = any(item.pattern_match is not None for item in results)
     turned = any(item.orientation is not None for item in results)
     with contextlib.nullcontext(sys.stdout) if output is None else atomic_open(output, newline="") as f:
         writer = csv.writer(f)
@@ -98,13 +100,15 @@ def write_predictions(results: list[Reading], output: str | os.PathLike | None) 
             ["path", "transcription", "confidence"]
             + (["expected_cer"] if predicts else [])
             + (["flagged"] if constrained else [])
+            + (["pattern_match"] if patterned else [])
             + (["orientation"] if turned else [])
         )
         for item in results:
             estimate = [f"{item.expected_cer:.4f}"] if predicts else []
             flag = ["true" if item.flagged else "false"] if constrained else []
+            match = ["true" if item.pattern_match else "false"] if patterned else []
             way = [item.orientation] if turned else []
-            writer.writerow([item.path, item.text, f"{item.confidence:.4f}", *estimate, *flag, *way])
+            writer.writerow([item.path, item.text, f"{item.confidence:.4f}", *estimate, *flag, *match, *way])
 
 
 def write_sidecars(results: list[Reading]) -> list[Path]:
