@@ -163,6 +163,51 @@ def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trai
     assert f"Predicted CER of each page: {written / 'pages.csv'}" in run.output
 
 
+def test_documents_are_read_within_a_constraint_and_flagged_lines_left_unread(trained, alto_page, tmp_path, caplog):
+    params, result = trained
+    xml_file, truth = alto_page
+    runner = CliRunner()
+    free = tmp_path / "free"
+    assert (
+        runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(free)]).exit_code
+        == 0
+    )
+
+    def texts(folder):
+        root = etree.parse(str(folder / xml_file.name)).getroot()
+        return {
+            line.get("ID"): " ".join(s.get("CONTENT") for s in line.findall(f"{{{ALTO_NS}}}String"))
+            for line in root.iter(f"{{{ALTO_NS}}}TextLine")
+        }
+
+    read = texts(free)
+    within = tmp_path / "within"
+    run = runner.invoke(
+        main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(within), "--pattern", "[0-4 ]+"]
+    )
+    assert run.exit_code == 0, run.output
+    assert f"of {len(truth)} lines flagged (pattern '[0-4 ]+')" in run.output
+    constrained = texts(within)
+    for line_id, text in constrained.items():  # a line read within it already reads alike
+        if set(read[line_id]) <= set("01234 "):
+            assert text == read[line_id]
+    assert any(set(t) - set("01234 ") for t in read.values())  # the page holds lines the pattern changes
+    assert constrained != read
+    # --drop-flagged: a flagged line is left as it was (its reference text, here), reported as skipped.
+    dropped = tmp_path / "dropped"
+    run = runner.invoke(
+        main,
+        ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(dropped), "--forbid", "9",
+         "--drop-flagged"],
+    )  # fmt: skip
+    assert run.exit_code == 0, run.output
+    left = {line_id for line_id in truth if f"{xml_file}:{line_id}: flagged: its reading without" in caplog.text}
+    assert left and all("9" in read[i] for i in left)
+    kept, original = texts(dropped), texts(xml_file.parent)
+    assert all(kept[i] == original[i] for i in left)
+    assert set(kept) - left and all("9" not in kept[i] for i in set(kept) - left)
+
+
 def test_evaluate_tune_lm_and_calibrate_take_documents_as_they_take_the_imported_csv(trained, alto_page, tmp_path):
     """One gatherer: an ALTO file given to evaluate is measured on the lines import cuts from it."""
     _, result = trained

@@ -103,7 +103,10 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "(a line that matches nothing is given its reading without the pattern).",
 )
 @click.option(
-    "--drop-flagged", is_flag=True, help="With --allow/--forbid/--pattern: leave the flagged lines out of the output."
+    "--drop-flagged",
+    is_flag=True,
+    help="With --allow/--forbid/--pattern: leave the flagged lines out of the output (documents: left as they were, "
+    "unread, and listed as skipped).",
 )
 @click.option(
     "--orientation",
@@ -145,7 +148,7 @@ def predict(
     without its suffix), with --text NAME.txt too.
     """
     from tf_crnn.network.devices import describe_device
-    from tf_crnn.reading.documents import predict_documents
+    from tf_crnn.reading.documents import FLAGGED, predict_documents
     from tf_crnn.reading.files import predict_files
     from tf_crnn.reading.model import PredictionModel
     from tf_crnn.reading.outputs import (
@@ -164,15 +167,13 @@ def predict(
         raise UserError("give images, folders or CSVs to read, or documents with --alto/--page")
     if not segment and (text or segmenter_model or segmenter != "auto"):
         raise UserError("--segmenter, --segmenter-model and --text go with --segment")
+    if drop_flagged and allow is None and forbid is None and pattern is None:
+        raise UserError("--drop-flagged leaves out the lines --allow/--forbid/--pattern flag: give one of them")
     if segment or alto or page:
         from tf_crnn.data.documents import ALTO, PAGE, document_files
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
-        if allow is not None or forbid is not None or pattern is not None:
-            raise UserError(
-                "--allow/--forbid/--pattern constrain the reading of line images and CSVs, not yet of documents"
-            )
         if orientation != "as-is":
             raise UserError("--orientation reads line images and CSVs; documents' lines are read as they lie")
         if not output:
@@ -185,8 +186,12 @@ def predict(
             images = page_images(inputs)
         model = PredictionModel(model)
         _check_predicts(model, html)
+        constraint = _constraint(model, allow, forbid, pattern)
         readings = []
-        options = dict(glyphs=glyphs, deskew=deskew, batch_size=batch_size, review_below=review_below, collect=readings)
+        options = dict(
+            glyphs=glyphs, deskew=deskew, batch_size=batch_size, review_below=review_below, collect=readings,
+            constraint=constraint, drop_flagged=drop_flagged,
+        )  # fmt: skip
         if segment:
             from tf_crnn.reading.documents import predict_pages
 
@@ -201,6 +206,10 @@ def predict(
             )
         for where, reason in skipped:
             logger.warning("Skipped %s: %s", where, reason)
+        if constraint is not None:
+            dropped = sum(reason == FLAGGED for _, reason in skipped)
+            flagged = sum(bool(r.flagged) for r in readings) + dropped
+            click.echo(f"{flagged} of {len(readings) + dropped} lines flagged ({constraint.description})", err=True)
         for image, engine in empty:
             logger.warning("No line found on %s by %s: its document has none", image, engine)
         without = f"{len(empty)} pages without lines, " if segment else ""
@@ -220,16 +229,10 @@ def predict(
         raise UserError("--review-below writes its list beside the output: give -o")
     if not (alto or page):
         prediction_format(output)  # an unknown extension is refused before any reading
-    if drop_flagged and allow is None and forbid is None and pattern is None:
-        raise UserError("--drop-flagged leaves out the lines --allow/--forbid/--pattern flag: give one of them")
     paths = collect_inputs(inputs)
     model = PredictionModel(model)
     _check_predicts(model, html)
-    constraint = None
-    if allow is not None or forbid is not None or pattern is not None:
-        from tf_crnn.network.constraints import Constraint
-
-        constraint = Constraint.from_characters(model.alphabet, allow, forbid, pattern)
+    constraint = _constraint(model, allow, forbid, pattern)
     results, skipped = predict_files(
         model,
         paths,
@@ -269,6 +272,15 @@ def _named(inputs: tuple[str, ...]) -> str:
     """The inputs, as a page's title names them: the first two, and how many more."""
     names = [Path(item).name for item in inputs[:2]]
     return ", ".join(names) + (f" and {len(inputs) - 2} more" if len(inputs) > 2 else "")
+
+
+def _constraint(model, allow: str | None, forbid: str | None, pattern: str | None):
+    """The constraint the options ask for (``network.constraints.Constraint``), or None."""
+    if allow is None and forbid is None and pattern is None:
+        return None
+    from tf_crnn.network.constraints import Constraint
+
+    return Constraint.from_characters(model.alphabet, allow, forbid, pattern)
 
 
 def _check_predicts(model, html: str | None) -> None:

@@ -26,6 +26,7 @@ from tf_crnn.data.documents import (
     write_recognition,
 )
 from tf_crnn.data.segmentation import SegmentingProcess, check_page_names, segment_pages, write_segmentation
+from tf_crnn.network.constraints import Constraint
 from tf_crnn.reading.files import predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
@@ -47,6 +48,8 @@ def predict_documents(
     collect: list[Reading] | None = None,
     names: dict[Path, str] | None = None,
     summary: bool = True,
+    constraint: Constraint | None = None,
+    drop_flagged: bool = False,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -62,7 +65,9 @@ def predict_documents(
     each page's predicted CER goes into its document's metadata and ``output_dir/pages.csv``.
     ``collect``, where given, receives every line's ``Reading`` (its path ``DOCUMENT:LINE ID``,
     the document named by ``names`` where it names it, else by its path). ``summary``: log the
-    run's predicted CER and where each page's is.
+    run's predicted CER and where each page's is. ``constraint`` (``network.constraints``): read
+    every line within it; with ``drop_flagged``, a line it flags is left as it was, unread, and
+    listed among those left out (reason ``FLAGGED``).
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -106,6 +111,9 @@ def predict_documents(
         for path, (line, geometry, (_, height)) in crops.items():
             result = results.get(path)
             if result is None:
+                continue
+            if drop_flagged and result.flagged:
+                skipped.append((f"{document.path}:{line.id}", FLAGGED))
                 continue
             characters = [
                 Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
@@ -153,7 +161,9 @@ def predict_documents(
             upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
             skipped += left_out
             sizes = {path: size for _, _, crops in group for path, (_, _, size) in crops.items()}
-            results, unreadable = predict_files(model, list(sizes), batch_size=batch_size, details=True, sizes=sizes)
+            results, unreadable = predict_files(
+                model, list(sizes), batch_size=batch_size, details=True, sizes=sizes, constraint=constraint
+            )
             for path in sizes:
                 Path(path).unlink()
             by_path = {result.path: result for result in results}
@@ -227,8 +237,11 @@ def predict_pages(
     return written, unread + skipped, empty
 
 
+FLAGGED = "flagged: its reading without the constraint is far more probable (--drop-flagged)"
+"""Why ``predict_documents`` left a line out with ``drop_flagged``."""
+
 LINES_IN_FLIGHT = 512
 """Lines of documents cropped and read together by ``predict_documents``."""
 
 
-__all__ = ["LINES_IN_FLIGHT", "predict_documents", "predict_pages"]
+__all__ = ["FLAGGED", "LINES_IN_FLIGHT", "predict_documents", "predict_pages"]

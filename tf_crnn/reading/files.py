@@ -288,20 +288,44 @@ def unit_confidences(
     return aligned_confidences(log_probs, codes, alignment)
 
 
+WIDER_SEARCH = 4
+"""Within a pattern, a line whose search ends with no reading that matches is searched again with
+this many times the beams: near-copies of one prefix can fill the beams and leave out the
+unlikely character (a hyphen the scan lost) that every match needs."""
+
+
+def _widened(model, log_probs, lengths, codes, scores, matches, beam_width, top_paths, pattern):
+    """``(codes, scores)`` with the lines for which ``matches`` is false searched again with
+    ``WIDER_SEARCH`` times the beams."""
+    again = [i for i, match in enumerate(matches) if not match]
+    if not again:
+        return codes, scores
+    wide = WIDER_SEARCH * (beam_width or model.decoder.lm_beam_width)
+    return _put_lines(
+        codes, scores, again, *model.decoder(log_probs[again], lengths[again], wide, top_paths, pattern=pattern)
+    )
+
+
 def _unmatched_read_free(codes, scores, free, free_scores, matches):
     """``(codes, scores)`` with each line for which ``matches`` is false given its reading
     without the pattern (``free``, ``free_scores``) as its only one."""
-    if all(matches):
+    lines = [i for i, match in enumerate(matches) if not match]
+    if not lines:
         return codes, scores
-    width = max(codes.shape[2], free.shape[1])
+    return _put_lines(codes, scores, lines, free[None, lines], free_scores[lines, :1])
+
+
+def _put_lines(codes, scores, lines, found, found_scores):
+    """``codes`` (``[paths, batch, length]``) and ``scores`` (``[batch, paths]``) with the
+    ``lines`` given ``found`` and ``found_scores`` instead (as many paths or fewer: the rest
+    empty, scored ``NEG``)."""
+    width = max(codes.shape[2], found.shape[2])
     codes = np.pad(codes, [(0, 0), (0, 0), (0, width - codes.shape[2])], constant_values=-1)
     scores = scores.copy()
-    for i, match in enumerate(matches):
-        if not match:
-            codes[:, i] = -1
-            codes[0, i, : free.shape[1]] = free[i]
-            scores[i] = NEG
-            scores[i, 0] = free_scores[i, 0]
+    codes[:, lines] = -1
+    codes[: found.shape[0], lines, : found.shape[2]] = found
+    scores[lines] = NEG
+    scores[lines, : found_scores.shape[1]] = found_scores
     return codes, scores
 
 
@@ -326,8 +350,10 @@ def _decode(
     if constraint is not None:
         flags = constraint.flag_lines(codes[0], free, original, lengths)
     if pattern is not None:
-        # A line no reading of which matches is given its reading without the pattern, flagged.
         matches = [pattern.matches(row) for row in codes[0]]
+        codes, scores = _widened(model, log_probs, lengths, codes, scores, matches, beam_width, top_paths, pattern)
+        matches = [pattern.matches(row) for row in codes[0]]
+        # A line no reading of which matches is given its reading without the pattern, flagged.
         codes, scores = _unmatched_read_free(codes, scores, free, free_scores, matches)
         flags = [flag or not match for flag, match in zip(flags, matches)]
         matches = [pattern.matches(row) for row in codes[0]]
