@@ -30,7 +30,7 @@ from tf_crnn.network.decoding import (
     greedy_character_log_probs,
     line_confidences,
 )
-from tf_crnn.network.language_model import NgramTables, load_lm
+from tf_crnn.network.language_model import CharNgram, NgramTables, load_lm
 
 SIGNATURES = ("filename", "serving_default", "image")
 
@@ -109,10 +109,14 @@ class PredictionModel:
         return export_params(self.export_path)
 
     @functools.cached_property
-    def lm_tables(self) -> NgramTables | None:
+    def language_model(self) -> CharNgram | None:
         """The language model the export reads with (``lm_weight`` above 0), else None."""
-        lm = load_lm(self.export_path) if self.params.lm_weight > 0 else None
-        return NgramTables(lm) if lm is not None else None
+        return load_lm(self.export_path) if self.params.lm_weight > 0 else None
+
+    @functools.cached_property
+    def lm_tables(self) -> NgramTables | None:
+        """``language_model`` as tables for the graphs, else None."""
+        return NgramTables(self.language_model) if self.language_model is not None else None
 
     @functools.cached_property
     def calibration(self) -> Calibration | None:
