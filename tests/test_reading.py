@@ -396,10 +396,6 @@ def test_predict_reads_within_a_pattern_and_says_which_lines_match(trained, digi
     assert len(rewritten) >= 5 and sum(rewritten) >= 0.8 * len(rewritten)
     refused = CliRunner().invoke(main, ["predict", params.output_model_dir, *paths, "--pattern", "[0-9"])
     assert refused.exit_code == 2 and "pattern '[0-9': cannot be parsed" in refused.output
-    documents = CliRunner().invoke(
-        main, ["predict", params.output_model_dir, str(tmp_path), "--alto", "--pattern", "1"]
-    )
-    assert documents.exit_code == 2 and "not yet of documents" in documents.output
 
 
 def _constraint(params, allow=None, forbid=None, pattern=None):

@@ -75,6 +75,37 @@ def on_white(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
+def reorder(units: list[str]) -> tuple[list[str], list[int]]:
+    """tf_crnn's ``data.direction.reorder`` (a copy, so that this file stands alone; a golden test
+    pins the two together): a line read in display order, in logical order, with the index in
+    ``units`` of each unit of the result. Needs ``python-bidi`` for lines of right-to-left letters only."""
+    import unicodedata
+
+    keys = "".join(u[:1] or " " for u in units)
+    if not any(unicodedata.bidirectional(c) in ("R", "AL") for c in keys):
+        return list(units), list(range(len(units)))
+    from bidi import algorithm
+
+    storage = algorithm.get_empty_storage()
+    level = algorithm.get_base_level(keys)
+    storage["base_level"], storage["base_dir"] = level, ("L", "R")[level]
+    algorithm.get_embedding_levels(keys, storage)
+    for index, char in enumerate(storage["chars"]):
+        char["index"] = index
+    for step in (
+        algorithm.explicit_embed_and_overrides,
+        algorithm.resolve_weak_types,
+        algorithm.resolve_neutral_types,
+        algorithm.resolve_implicit_levels,
+        algorithm.reorder_resolved_levels,
+        algorithm.apply_mirroring,
+    ):
+        step(storage, False)
+    return [c["ch"] if len(units[c["index"]]) == 1 else units[c["index"]] for c in storage["chars"]], [
+        c["index"] for c in storage["chars"]
+    ]
+
+
 def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
     """Best-path CTC decoding of one line's ``(frames, n_classes)`` log-probabilities.
 
@@ -94,6 +125,8 @@ def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
             confidences[-1] = max(confidences[-1], math.exp(log_prob))
         previous = label
     score = float(np.sum(best_log_probs))
+    text, order = reorder(text)  # read in display order, given in logical order
+    confidences = [confidences[i] for i in order]
     return {
         "text": "".join(text),
         "score": score,

@@ -38,6 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_crnn.alphabet import normalize
+from tf_crnn.data.direction import reorder, reorder_text
 from tf_crnn.records import read_csv_rows, split_label
 
 LM_FILENAME = "lm.npz"
@@ -462,7 +463,8 @@ def build_lm(params, lm_text: str | os.PathLike | None = None, order: int | None
 
 
 def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[list[int]]:
-    """The label codes of data CSVs' rows whose every unit is in ``params.alphabet``."""
+    """The label codes of data CSVs' rows whose every unit is in ``params.alphabet``, in display
+    order (the order the search reads: ``data.direction``)."""
     lookup = params.alphabet.lookup
     out = []
     for csv_file in csv_files:
@@ -471,6 +473,7 @@ def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[
                 normalize(u, params.unicode_normalization)
                 for u in split_label(label or "", params.string_split_delimiter)
             ]
+            units, _ = reorder(units)
             if units and all(u in lookup for u in units):
                 out.append([lookup[u] for u in units])
     return out
@@ -495,13 +498,13 @@ def read_text_file(text_file: str | os.PathLike) -> str:
 
 
 def sequences_from_text(text_file: str | os.PathLike, params) -> list[list[int]]:
-    """The lines of a text file as code sequences: each line split into the alphabet's units
-    (longest first), characters outside them dropped."""
+    """The lines of a text file as code sequences: each line in display order (``data.direction``)
+    split into the alphabet's units (longest first), characters outside them dropped."""
     lookup = params.alphabet.lookup
     longest = max((len(u) for u in lookup), default=1)
     out = []
     for line in read_text_file(text_file).splitlines():
-        line, codes, i = normalize(line.strip(), params.unicode_normalization), [], 0
+        line, codes, i = reorder_text(normalize(line.strip(), params.unicode_normalization)), [], 0
         while i < len(line):
             size = next((n for n in range(min(longest, len(line) - i), 0, -1) if line[i : i + n] in lookup), 0)
             if size:

@@ -16,6 +16,7 @@ from PIL import Image
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.config import Params
+from tf_crnn.data.direction import reorder_text
 from tf_crnn.data.images import (
     TIFF_SUFFIXES,
     needs_host_decoding,
@@ -85,8 +86,8 @@ class PredictionModel:
         outputs = self._fn(**batch)
         result = {k: v.numpy() for k, v in outputs.items()}
         for key in ("transcriptions", "top_transcriptions"):
-            if key in result:
-                result[key] = np.vectorize(lambda b: b.decode("utf-8"), otypes=[object])(result[key])
+            if key in result:  # the graph reads in display order; a reading is given in logical order
+                result[key] = np.vectorize(lambda b: reorder_text(b.decode("utf-8")), otypes=[object])(result[key])
         return result
 
     def log_probs(self, paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
@@ -145,7 +146,7 @@ class PredictionModel:
         codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
         _, confidences, expected = self.greedy_confidences(tf.convert_to_tensor(log_probs, tf.float32))
         result = {
-            "transcriptions": decode_to_text(codes[0], self.alphabet),
+            "transcriptions": [reorder_text(t) for t in decode_to_text(codes[0], self.alphabet)],
             "confidences": confidences.numpy().tolist(),
         }
         if self.predicts_cer:
@@ -206,7 +207,7 @@ class PredictionModel:
             outputs = read(
                 images=tf.constant([encode_image(x, self.params) for x in items[start : start + batch_size]])
             )
-            texts = [t.decode("utf-8") for t in outputs["transcriptions"].numpy()]
+            texts = [reorder_text(t.decode("utf-8")) for t in outputs["transcriptions"].numpy()]
             if return_confidence:
                 results += list(zip(texts, outputs["confidences"].numpy().tolist()))
             else:

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tf_crnn.config import Params
 from tf_crnn.data import images
+from tf_crnn.data.direction import reorder
 from tf_crnn.data.image_converter import (
     PADDING_VALUE,
     decode_image,
@@ -215,7 +216,8 @@ def augment_data(image: tf.Tensor, params: Params) -> tf.Tensor:
 
 
 def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str], list[list[int]]]:
-    """Reads a preprocessed CSV: image paths and encoded labels.
+    """Reads a preprocessed CSV: image paths and encoded labels, in display order (the order the
+    network reads the image in: ``data.direction``; a left-to-right line's own).
 
     Rows whose label has units outside the alphabet raise ``ValueError``; run
     ``tf_crnn.data.preprocessing.preprocess_csv`` first to drop them.
@@ -223,7 +225,7 @@ def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str]
     paths: list[str] = []
     labels: list[list[int]] = []
     for number, path, label in read_csv_rows(csv_filename, params.csv_delimiter):
-        units = split_label(label or "", params.string_split_delimiter)
+        units, _ = reorder(split_label(label or "", params.string_split_delimiter))
         try:
             codes = params.alphabet.encode(units)
         except KeyError as e:

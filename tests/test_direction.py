@@ -1,0 +1,83 @@
+"""Right-to-left and mixed lines: labels given to the network in display order, readings given
+back in logical order with each character's span where it is drawn."""
+
+import runpy
+from pathlib import Path
+
+import pytest
+from bidi.algorithm import get_display  # the reference implementation: brackets mirrored, as drawn
+
+from tf_crnn.alphabet import Alphabet
+from tf_crnn.config import Params
+from tf_crnn.data.direction import reorder, reorder_text
+from tf_crnn.network.language_model import sequences_from_csvs, sequences_from_text
+from tf_crnn.reading.files import in_logical_order
+from tf_crnn.training.pipeline import load_csv
+
+READER = Path(__file__).parents[1] / "tf_crnn" / "export" / "portable_reader.py"
+
+LINES = [
+    "שלום עולם",
+    "בשנת 1948 היתה (מלחמה)",  # digits and brackets inside a right-to-left line
+    "The word שלום here",  # a Hebrew word inside a left-to-right line
+    "مرحبا بالعالم 2024",
+    "1948 היתה שנה",
+    "plain Latin, (unchanged) 12",
+]
+
+
+@pytest.mark.parametrize("line", LINES)
+def test_display_order_is_the_bidirectional_algorithms_and_reads_back(line):
+    shown, order = reorder(line)
+    assert "".join(shown) == get_display(line)
+    assert sorted(order) == list(range(len(line)))
+    assert reorder_text("".join(shown)) == line  # the reading of the display order is the line
+
+
+def test_a_line_without_right_to_left_letters_is_never_changed():
+    assert reorder(["a", "(", "12", "ch"]) == (["a", "(", "12", "ch"], [0, 1, 2, 3])
+    # Units of several characters move whole, as their first character.
+    assert reorder(["ש", "ל", "ab"]) == (["ab", "ל", "ש"], [2, 1, 0])
+
+
+def test_a_reading_in_display_order_is_given_in_logical_order_with_its_spans():
+    # The network reads "שלום 12" left to right: the digits first, in their own order, then
+    # the word's last letter first. Each unit's span: ten pixels, left to right.
+    shown = list("12 םולש")
+    spans = [(10.0 * i, 10.0 * i + 10) for i in range(len(shown))]
+    confidences = [0.5 + i / 100 for i in range(len(shown))]
+    text, characters, places = in_logical_order(shown, confidences, spans)
+    assert text == "שלום 12"
+    assert places[0] == (60.0, 70.0)  # the first letter stands at the right end
+    assert [places[text.index(c)] for c in "12"] == [(0.0, 10.0), (10.0, 20.0)]
+    assert characters[0] == confidences[-1]  # each confidence travels with its character
+    # A line read with no alignment (no confidences) gives its text and no characters.
+    assert in_logical_order(shown, [], spans)[:2] == ("שלום 12", [])
+
+
+def test_labels_and_language_model_text_are_taken_in_display_order(tmp_path):
+    units = sorted(set("".join(LINES[:2])))
+    alphabet_file = tmp_path / "alphabet.json"
+    Alphabet.from_lookup(Alphabet.make_json_lookup_alphabet(units)).save(alphabet_file)
+    csv_file = tmp_path / "train.csv"
+    csv_file.write_text(
+        "".join(f"line{i}.png;|{'|'.join(line)}|\n" for i, line in enumerate(LINES[:2])), encoding="utf-8"
+    )
+    params = Params(
+        csv_files_train=str(csv_file), csv_files_eval=str(csv_file), lookup_alphabet_file=str(alphabet_file),
+        output_model_dir=str(tmp_path / "out"),
+    )  # fmt: skip
+    lookup = params.alphabet.lookup
+    shown = [[lookup[c] for c in get_display(line)] for line in LINES[:2]]
+    assert load_csv(csv_file, params)[1] == shown
+    assert sequences_from_csvs([csv_file], params) == shown
+    text_file = tmp_path / "text.txt"
+    text_file.write_text("\n".join(LINES[:2]), encoding="utf-8")
+    assert sequences_from_text(text_file, params) == shown
+
+
+def test_the_portable_readers_copy_reorders_as_the_package_does():
+    copy = runpy.run_path(str(READER), run_name="portable")["reorder"]
+    for line in [*LINES, "ab", ""]:
+        assert copy(list(line)) == reorder(list(line))
+    assert copy(["ש", "ל", "ab"]) == reorder(["ש", "ל", "ab"])
