@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from bidi.algorithm import get_display  # the reference implementation: brackets mirrored, as drawn
+from PIL import Image
 
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.config import Params
@@ -81,3 +82,35 @@ def test_the_portable_readers_copy_reorders_as_the_package_does():
     for line in [*LINES, "ab", ""]:
         assert copy(list(line)) == reorder(list(line))
     assert copy(["ש", "ל", "ab"]) == reorder(["ש", "ל", "ab"])
+
+
+def test_a_right_to_left_line_goes_through_alto_with_its_text_and_places(tmp_path):
+    from lxml import etree
+
+    from tf_crnn.data.documents import Glyph, read_document, write_recognition
+    from tf_crnn.data.segmentation import ALTO_NS
+    from tf_crnn.readings import Reading
+
+    Image.new("L", (400, 60), 255).save(tmp_path / "page.png")
+    (tmp_path / "page.xml").write_text(
+        f'<alto xmlns="{ALTO_NS}"><Description><MeasurementUnit>pixel</MeasurementUnit><sourceImageInformation>'
+        '<fileName>page.png</fileName></sourceImageInformation></Description><Layout><Page WIDTH="400" '
+        'HEIGHT="60" PHYSICAL_IMG_NR="1" ID="p"><PrintSpace><TextBlock ID="b"><TextLine ID="l" HPOS="0" VPOS="0" '
+        'WIDTH="400" HEIGHT="60"><String CONTENT=""/></TextLine></TextBlock></PrintSpace></Page></Layout></alto>',
+        encoding="utf-8",
+    )
+    # "שלום 12" as the reading path gives it: logical order, each character where it is drawn.
+    shown = list("12 םולש")
+    _, characters, places = in_logical_order(shown, [0.9] * len(shown), [(40.0 * i, 40.0 * i + 40) for i in range(7)])
+    text = "שלום 12"
+    glyphs = [Glyph(c, 0.9, [(a, 0), (b, 0), (b, 60), (a, 60)]) for c, (a, b) in zip(text, places)]
+    document = read_document(tmp_path / "page.xml")
+    write_recognition(document, {"l": Reading(text, 0.9, glyphs=glyphs)}, tmp_path / "out.xml", glyphs=True)
+    assert read_document(tmp_path / "out.xml").lines[0].text == text  # the text, in logical order
+    line = etree.parse(str(tmp_path / "out.xml")).getroot().find(f".//{{{ALTO_NS}}}TextLine")
+    word, space, number = list(line)
+    assert (word.get("CONTENT"), number.get("CONTENT")) == ("שלום", "12")
+    assert (word.get("HPOS"), word.get("WIDTH"), number.get("HPOS")) == ("120", "160", "0")  # the word at the right
+    assert (space.get("HPOS"), space.get("WIDTH")) == ("80", "40")  # between the number and the word
+    first = word.find(f"{{{ALTO_NS}}}Glyph")
+    assert (first.get("CONTENT"), first.get("HPOS")) == ("ש", "240")  # the first letter at the right end

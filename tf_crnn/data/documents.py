@@ -467,10 +467,10 @@ def _write_alto_line(line: Line, reading: Reading, ns: str, glyphs: bool) -> Non
         return
     for i, word in enumerate(words):
         x0, y0, x1, y1 = _box(word)
-        if i:
-            previous = _box(words[i - 1])
+        if i:  # the space between the two words, on whichever side (right to left: the previous one's left)
+            left, right = sorted([_box(words[i - 1]), (x0, y0, x1, y1)])
             etree.SubElement(
-                element, f"{ns}SP", HPOS=_fmt(round(previous[2])), WIDTH=_fmt(max(round(x0 - previous[2]), 0))
+                element, f"{ns}SP", HPOS=_fmt(round(left[2])), WIDTH=_fmt(max(round(right[0] - left[2]), 0))
             )
         string = etree.SubElement(
             element,
