@@ -4,8 +4,9 @@ Takes the Hebrew lines of the message catalogs of the installed Debian packages
 (``/usr/share/locale/he/LC_MESSAGES/*.mo``), holds 300 of them out (unseen text) and joins 300
 more pairs of held-out lines into lines twice as long, renders all three sets in the installed
 fonts that cover them (``fc-list :lang=he``: DejaVu, Liberation, Croscore, Linux Libertine ...;
-``tf-crnn synth``'s own rendering: Pillow with libraqm lays right-to-left text out and mirrors
-its brackets), trains the printed preset for ``--minutes`` on the rest, then reads the held-out
+``tf-crnn synth --direction rtl``'s own rendering: Pillow with libraqm lays each line out as a
+line of a right-to-left document and mirrors its brackets), trains the printed preset with
+``text_direction=rtl`` for ``--minutes`` on the rest, then reads the held-out
 sets with ``tf-crnn evaluate`` and checks where the characters of each reading lie: a right-to-left
 line's first character at its right end, the digits of a number left to right.
 
@@ -101,9 +102,13 @@ def main() -> None:
     print(f"{len(lines)} Hebrew lines from {CATALOGS}: {len(seen)} to train on, {len(unseen)} unseen, "
           f"{len(longer)} unseen pairs; {len(fonts)} fonts")  # fmt: skip
     sets = {
-        "train": make_dataset(args.out / "train", args.n_train, 300, texts=seen, fonts=fonts, seed=0),
-        "unseen text": make_dataset(args.out / "unseen", 0, len(unseen), texts=unseen, fonts=fonts, seed=1),
-        "unseen, twice as long": make_dataset(args.out / "long", 0, len(longer), texts=longer, fonts=fonts, seed=2),
+        "train": make_dataset(args.out / "train", args.n_train, 300, texts=seen, fonts=fonts, seed=0, direction="rtl"),
+        "unseen text": make_dataset(
+            args.out / "unseen", 0, len(unseen), texts=unseen, fonts=fonts, seed=1, direction="rtl"
+        ),
+        "unseen, twice as long": make_dataset(
+            args.out / "long", 0, len(longer), texts=longer, fonts=fonts, seed=2, direction="rtl"
+        ),
     }
     train_set = sets.pop("train")
     longest = max(len(t) for t in seen)
@@ -111,7 +116,7 @@ def main() -> None:
         args.config, csv_files_train=str(train_set["train"]), csv_files_eval=str(train_set["eval"]),
         lookup_alphabet_file=str(train_set["alphabet"]), output_model_dir=str(args.out / "run"),
         time_limit_minutes=args.minutes, n_epochs=10_000, early_stopping_patience=0,
-        max_chars_per_string=max(longest, 2 * longest + 1),
+        max_chars_per_string=max(longest, 2 * longest + 1), text_direction="rtl",
     )  # fmt: skip
     result = train(params, verbose=2)
     export = result.export_path

@@ -1,9 +1,11 @@
 """Right-to-left and mixed lines: labels given to the network in display order, readings given
 back in logical order with each character's span where it is drawn."""
 
+import itertools
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 from bidi.algorithm import get_display  # the reference implementation: brackets mirrored, as drawn
 from PIL import Image
@@ -78,10 +80,24 @@ def test_labels_and_language_model_text_are_taken_in_display_order(tmp_path):
 
 
 def test_the_portable_readers_copy_reorders_as_the_package_does():
-    copy = runpy.run_path(str(READER), run_name="portable")["reorder"]
-    for line in [*LINES, "ab", ""]:
-        assert copy(list(line)) == reorder(list(line))
+    from tf_crnn.data.direction import BASES
+
+    portable = runpy.run_path(str(READER), run_name="portable")
+    copy = portable["reorder"]
+    assert portable["BASES"] == BASES
+    for line, base in itertools.product([*LINES, "ab", ""], BASES.values()):
+        assert copy(list(line), base) == reorder(list(line), base)
     assert copy(["ש", "ל", "ab"]) == reorder(["ש", "ל", "ab"])
+
+
+def test_a_right_to_left_model_reads_every_line_with_hebrew_right_to_left():
+    # A Hebrew document's line that starts with a Latin word shows it at its left end, where a
+    # left-to-right line's first word stands too: the model's direction tells them apart.
+    line = "תמונה גולמית של Minolta MRW"
+    shown = "".join(reorder(line, "R")[0])
+    assert shown == "Minolta MRW לש תימלוג הנומת"  # the Latin words at the left end
+    assert reorder_text(shown, "R") == line
+    assert reorder_text(shown) != line  # from its first strong letter, a Latin one: left to right
 
 
 def test_a_right_to_left_line_goes_through_alto_with_its_text_and_places(tmp_path):
@@ -114,3 +130,29 @@ def test_a_right_to_left_line_goes_through_alto_with_its_text_and_places(tmp_pat
     assert (space.get("HPOS"), space.get("WIDTH")) == ("80", "40")  # between the number and the word
     first = word.find(f"{{{ALTO_NS}}}Glyph")
     assert (first.get("CONTENT"), first.get("HPOS")) == ("ש", "240")  # the first letter at the right end
+
+
+def test_synth_lays_out_lines_with_hebrew_as_the_direction_says():
+    import random
+
+    from tf_crnn.datasets.synthetic import render_line
+
+    font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
+    if not Path(font).is_file():
+        pytest.skip("DejaVu Sans (fonts-dejavu-core) is not installed")
+
+    def drawn(text, direction):
+        return np.asarray(render_line(text, random.Random(0), 30, noise=False, font=font, direction=direction))
+
+    # "GNOME" first: from its first strong letter the line runs left to right, GNOME at the left
+    # end; as a line of a Hebrew document it runs right to left, GNOME at the right end.
+    auto, rtl = drawn("GNOME הגדרות", "auto"), drawn("GNOME הגדרות", "rtl")
+    assert auto.shape == rtl.shape and not np.array_equal(auto, rtl)
+    assert np.array_equal(drawn("plain Latin", "rtl"), drawn("plain Latin", "auto"))  # nothing to lay out
+
+
+def test_text_direction_is_one_of_three():
+    from tf_crnn.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="text_direction.*must be one of auto, ltr, rtl"):
+        Params(text_direction="up")

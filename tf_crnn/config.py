@@ -29,6 +29,7 @@ FREEZE = ("none", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
 CACHE_IMAGES = ("auto", "memory", "disk", "none")
+TEXT_DIRECTIONS = ("auto", "ltr", "rtl")
 ARCHITECTURE_KEYS = (
     "input_shape",
     "input_channels",
@@ -149,6 +150,13 @@ class Params:
     unicode_normalization: str = "NFC"
     """Unicode form of labels and alphabet units, applied alike in training and evaluation
     (NFC, NFD, NFKC, NFKD, or none)."""
+    text_direction: str = "auto"
+    """The direction of a line that holds right-to-left letters (Hebrew, Arabic), for putting its
+    label in the order the network reads and its reading back in logical order
+    (``data.direction``): ``rtl`` for documents written right to left (a line is right to left
+    even where it starts with a Latin word or a number), ``ltr`` for documents written left to
+    right with the odd right-to-left word, ``auto`` (default) from each line's first strong
+    letter. Lines without right-to-left letters are never reordered."""
     max_chars_per_string: int = 75
     """Longer labels are dropped."""
 
@@ -384,6 +392,8 @@ class Params:
             fail("blank_symbol", "must be a non-empty string")
         if self.unicode_normalization not in NORMALIZATIONS:
             fail("unicode_normalization", f"must be one of {', '.join(NORMALIZATIONS)}")
+        if self.text_direction not in TEXT_DIRECTIONS:
+            fail("text_direction", f"must be one of {', '.join(TEXT_DIRECTIONS)}")
         for name in ("csv_files_train", "csv_files_eval"):
             value = getattr(self, name)
             if value is not None and not (

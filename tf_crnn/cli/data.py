@@ -213,6 +213,15 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
 )
 @click.option("--degrade", is_flag=True, help="Rotate, blur, add noise, rescale and JPEG-compress each line.")
 @click.option(
+    "--direction",
+    type=click.Choice(["auto", "rtl", "ltr"]),
+    default="auto",
+    show_default=True,
+    help="How lines with right-to-left letters (Hebrew, Arabic) are laid out: rtl as lines of a right-to-left "
+    "document, ltr of a left-to-right one, auto from each line's first strong letter. Train on them with the "
+    "same text_direction.",
+)
+@click.option(
     "--style",
     type=click.Choice(["scan", "handwriting"]),
     default=None,
@@ -230,7 +239,7 @@ def prepare_iam_command(download_dir, generated_data_dir, base_url, auth, segmen
     "--workers", default=2, show_default=True, type=click.IntRange(1), help="With --style: rendering processes."
 )
 @user_errors
-def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, style, alphabet, workers) -> None:
+def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, direction, style, alphabet, workers) -> None:
     """Render a synthetic line data set (images, train.csv, val.csv, alphabet.json).
 
     Without --style, a small set for trying things (the demo's). With --style, a corpus for a base
@@ -245,6 +254,10 @@ def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, style, alpha
     except ValueError as e:
         raise click.ClickException(str(e)) from None
     if style:
+        if direction != "auto":
+            raise click.UsageError(
+                "--direction lays out the lines of a small set; --style corpora lay them out as auto"
+            )
         _synth_corpus(output_dir, n_train, n_eval, seed, font_files, texts, style, alphabet, workers)
         return
     from tf_crnn.datasets.synthetic import make_dataset
@@ -259,7 +272,7 @@ def synth(output_dir, n_train, n_eval, seed, fonts, texts, degrade, style, alpha
     try:
         paths = make_dataset(
             output_dir, n_train=n_train, n_eval=n_eval, seed=seed, fonts=font_files or None, texts=lines or None,
-            degraded=degrade,
+            degraded=degrade, direction=direction,
         )  # fmt: skip
     except ValueError as e:
         raise click.ClickException(f"{', '.join(texts) or output_dir}: {e}") from None

@@ -25,6 +25,9 @@ from collections.abc import Sequence
 RIGHT_TO_LEFT = frozenset({"R", "AL"})
 """Unicode bidirectional classes of right-to-left letters (Hebrew; Arabic and Syriac)."""
 
+BASES = {"auto": None, "ltr": "L", "rtl": "R"}
+"""The ``base`` of ``reorder`` for each ``text_direction`` of a model's parameters."""
+
 
 def has_right_to_left(text: str) -> bool:
     """Whether ``text`` holds a right-to-left letter."""
@@ -71,4 +74,4 @@ def reorder_text(text: str, base: str | None = None) -> str:
     return "".join(reorder(text, base)[0])
 
 
-__all__ = ["RIGHT_TO_LEFT", "has_right_to_left", "reorder", "reorder_text"]
+__all__ = ["BASES", "RIGHT_TO_LEFT", "has_right_to_left", "reorder", "reorder_text"]

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
+from tf_crnn.data.direction import has_right_to_left
 from tf_crnn.records import join_units, write_csv_rows
 
 DEFAULT_CHARSET = "abcdefghijklmnopqrstuvwxyz0123456789 "
@@ -45,21 +46,30 @@ def font_characters(path: str) -> frozenset[str]:
 
 
 def render_line(
-    text: str, rng: random.Random, font_size: int = 24, noise: bool = True, font: str | None = None
+    text: str,
+    rng: random.Random,
+    font_size: int = 24,
+    noise: bool = True,
+    font: str | None = None,
+    direction: str = "auto",
 ) -> Image.Image:
     """A grayscale image of one line of text, dark on light, with random margins.
 
-    ``font``: a TrueType/OpenType file; None: Pillow's bundled font.
+    ``font``: a TrueType/OpenType file; None: Pillow's bundled font. ``direction`` (a
+    ``text_direction``): how a line that holds right-to-left letters is laid out (Pillow with
+    libraqm: its order, mirrored brackets, Arabic joining): ``rtl`` as a line of a right-to-left
+    document, ``ltr`` of a left-to-right one, ``auto`` from its first strong letter.
     """
     face = _font(font, font_size)
-    left, top, right, bottom = face.getbbox(text)
+    layout = {"direction": direction} if direction != "auto" and has_right_to_left(text) else {}
+    left, top, right, bottom = face.getbbox(text, **layout)
     margin_x, margin_y = rng.randint(2, 12), rng.randint(2, 8)
     width = right - left + 2 * margin_x
     height = bottom - top + 2 * margin_y
     paper = rng.randint(200, 255)
     ink = rng.randint(0, 60)
     image = Image.new("L", (max(width, 1), max(height, 1)), color=paper)
-    ImageDraw.Draw(image).text((margin_x - left, margin_y - top), text, fill=ink, font=face)
+    ImageDraw.Draw(image).text((margin_x - left, margin_y - top), text, fill=ink, font=face, **layout)
     if noise and rng.random() < 0.3:
         image = image.filter(ImageFilter.GaussianBlur(rng.uniform(0.3, 0.8)))
     return image
@@ -103,6 +113,7 @@ def make_dataset(
     fonts: list[str] | None = None,
     texts: list[str] | None = None,
     degraded: bool = False,
+    direction: str = "auto",
 ) -> dict[str, Path]:
     """Writes ``images/``, ``train.csv``, ``eval.csv`` and ``alphabet.json`` into ``out_dir``.
 
@@ -112,6 +123,8 @@ def make_dataset(
         texts: the lines to render, in turn (the alphabet is then their characters); None: random
             words of ``charset``.
         degraded: apply ``degrade`` (rotation, blur, noise, rescaling, JPEG) to each image.
+        direction: how lines with right-to-left letters are laid out (``render_line``); train a
+            model on them with the same ``text_direction``.
 
     Returns:
         ``{"train": ..., "eval": ..., "alphabet": ...}`` paths.
@@ -135,7 +148,7 @@ def make_dataset(
                 if not fitting:
                     raise ValueError(f"no font given has glyphs for every character of {text!r}")
                 font = rng.choice(fitting)
-            image = render_line(text, rng, rng.randint(*font_sizes), font=font)
+            image = render_line(text, rng, rng.randint(*font_sizes), font=font, direction=direction)
             if degraded:
                 image = degrade(image, rng)
             name = f"images/{split}_{i:05d}.png"

@@ -75,9 +75,14 @@ def on_white(image: Image.Image, mode: str) -> Image.Image:
     return image.convert(mode)
 
 
-def reorder(units: list[str]) -> tuple[list[str], list[int]]:
+BASES = {"auto": None, "ltr": "L", "rtl": "R"}
+"""tf_crnn's ``data.direction.BASES``: the line direction of each ``text_direction``."""
+
+
+def reorder(units: list[str], base: str | None = None) -> tuple[list[str], list[int]]:
     """tf_crnn's ``data.direction.reorder`` (a copy, so that this file stands alone; a golden test
-    pins the two together): a line read in display order, in logical order, with the index in
+    pins the two together): a line read in display order, in logical order (``base``: its
+    direction, ``"L"`` or ``"R"``; None: from its first strong letter), with the index in
     ``units`` of each unit of the result. Needs ``python-bidi`` for lines of right-to-left letters only."""
     import unicodedata
 
@@ -87,7 +92,7 @@ def reorder(units: list[str]) -> tuple[list[str], list[int]]:
     from bidi import algorithm
 
     storage = algorithm.get_empty_storage()
-    level = algorithm.get_base_level(keys)
+    level = algorithm.get_base_level(keys) if base is None else algorithm.PARAGRAPH_LEVELS[base]
     storage["base_level"], storage["base_dir"] = level, ("L", "R")[level]
     algorithm.get_embedding_levels(keys, storage)
     for index, char in enumerate(storage["chars"]):
@@ -106,7 +111,7 @@ def reorder(units: list[str]) -> tuple[list[str], list[int]]:
     ]
 
 
-def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
+def greedy_decode(log_probs: np.ndarray, units: dict[int, str], base: str | None = None) -> dict:
     """Best-path CTC decoding of one line's ``(frames, n_classes)`` log-probabilities.
 
     Returns ``text``, ``score`` (log-probability of the best path),
@@ -125,7 +130,7 @@ def greedy_decode(log_probs: np.ndarray, units: dict[int, str]) -> dict:
             confidences[-1] = max(confidences[-1], math.exp(log_prob))
         previous = label
     score = float(np.sum(best_log_probs))
-    text, order = reorder(text)  # read in display order, given in logical order
+    text, order = reorder(text, base)  # read in display order, given in logical order (``base``: ``reorder``'s)
     confidences = [confidences[i] for i in order]
     return {
         "text": "".join(text),
@@ -149,6 +154,7 @@ class PortableModel:
         config = json.loads((path.parent / "config.json").read_text(encoding="utf-8"))
         self.height, self.max_width = config["input_shape"]
         self.channels = config.get("input_channels", 1)
+        self.base = BASES[config.get("text_direction", "auto")]
         lookup = json.loads((path.parent / "alphabet.json").read_text(encoding="utf-8"))
         self.units = {code: unit for unit, code in lookup.items()}
         calibration = path.parent / "calibration.json"
@@ -195,7 +201,7 @@ class PortableModel:
         """Reads each image (path, PIL image or ``uint8`` array); see ``greedy_decode`` for the
         fields, whose confidences are calibrated where the model is; where its calibration has an
         error table, ``expected_cer`` too (the line's expected character error rate)."""
-        results = [greedy_decode(lp, self.units) for lp in self.log_probs(images)]
+        results = [greedy_decode(lp, self.units, self.base) for lp in self.log_probs(images)]
         if self.calibration is not None:
             line, character = self.calibration["line"], self.calibration["character"]
             errors = self.calibration.get("errors")

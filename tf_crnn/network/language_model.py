@@ -38,7 +38,7 @@ import numpy as np
 import tensorflow as tf
 
 from tf_crnn.alphabet import normalize
-from tf_crnn.data.direction import reorder, reorder_text
+from tf_crnn.data.direction import BASES, reorder, reorder_text
 from tf_crnn.records import read_csv_rows, split_label
 
 LM_FILENAME = "lm.npz"
@@ -473,7 +473,7 @@ def sequences_from_csvs(csv_files: Sequence[str | os.PathLike], params) -> list[
                 normalize(u, params.unicode_normalization)
                 for u in split_label(label or "", params.string_split_delimiter)
             ]
-            units, _ = reorder(units)
+            units, _ = reorder(units, BASES[params.text_direction])
             if units and all(u in lookup for u in units):
                 out.append([lookup[u] for u in units])
     return out
@@ -504,7 +504,8 @@ def sequences_from_text(text_file: str | os.PathLike, params) -> list[list[int]]
     longest = max((len(u) for u in lookup), default=1)
     out = []
     for line in read_text_file(text_file).splitlines():
-        line, codes, i = reorder_text(normalize(line.strip(), params.unicode_normalization)), [], 0
+        line = reorder_text(normalize(line.strip(), params.unicode_normalization), BASES[params.text_direction])
+        codes, i = [], 0
         while i < len(line):
             size = next((n for n in range(min(longest, len(line) - i), 0, -1) if line[i : i + n] in lookup), 0)
             if size:

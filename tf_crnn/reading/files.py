@@ -23,7 +23,7 @@ from tf_crnn.data.alignment import (
     expand_units,
     line_confidence,
 )
-from tf_crnn.data.direction import reorder, reorder_text
+from tf_crnn.data.direction import BASES, reorder
 from tf_crnn.data.image_converter import resize_image
 from tf_crnn.data.images import (
     check_image,
@@ -347,11 +347,14 @@ def _put_lines(codes, scores, lines, found, found_scores):
     return codes, scores
 
 
-def in_logical_order(units: list[str], confidences: list[float], spans: list) -> tuple[str, list[float], list]:
+def in_logical_order(
+    units: list[str], confidences: list[float], spans: list, base: str | None = None
+) -> tuple[str, list[float], list]:
     """A line read in display order (its ``units``, with a confidence and a span each: a line
-    without an alignment has no confidences) as text in logical order (``data.direction``), with
-    each character's confidence and span: ``(text, confidences, spans)``, a character each."""
-    units, order = reorder(units)
+    without an alignment has no confidences) as text in logical order (``data.direction``, the
+    line's direction ``base``), with each character's confidence and span: ``(text, confidences,
+    spans)``, a character each."""
+    units, order = reorder(units, base)
     if len(confidences) == len(order):
         confidences = [confidences[j] for j in order]
     characters, spans = expand_units(units, confidences, [spans[j] for j in order])
@@ -422,7 +425,7 @@ def _decode(
             confidences = calibration.character_confidences(confidences)
         else:
             confidence = line_confidence(confidences)
-        text, characters, spans = in_logical_order(units, confidences, spans)
+        text, characters, spans = in_logical_order(units, confidences, spans, BASES[model.params.text_direction])
         results.append(
             Reading(
                 text,
@@ -432,7 +435,7 @@ def _decode(
                 character_confidences=[round(c, 4) for c in characters],
                 character_spans=[[round(a, 1), round(b, 1)] for a, b in spans],
                 alternatives=[
-                    {"text": reorder_text(alphabet.decode(p)), "log_prob": float(s)}
+                    {"text": model.logical(alphabet.decode(p)), "log_prob": float(s)}
                     for k, (p, s) in enumerate(zip(paths, scores[i].tolist()))
                     if k == 0 or s > NEG / 2  # within a pattern, fewer readings may match than asked for
                 ],

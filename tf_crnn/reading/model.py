@@ -16,7 +16,7 @@ from PIL import Image
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import ALPHABET_FILENAME, is_builtin
 from tf_crnn.config import Params
-from tf_crnn.data.direction import reorder_text
+from tf_crnn.data.direction import BASES, reorder_text
 from tf_crnn.data.images import (
     TIFF_SUFFIXES,
     needs_host_decoding,
@@ -87,7 +87,7 @@ class PredictionModel:
         result = {k: v.numpy() for k, v in outputs.items()}
         for key in ("transcriptions", "top_transcriptions"):
             if key in result:  # the graph reads in display order; a reading is given in logical order
-                result[key] = np.vectorize(lambda b: reorder_text(b.decode("utf-8")), otypes=[object])(result[key])
+                result[key] = np.vectorize(lambda b: self.logical(b.decode("utf-8")), otypes=[object])(result[key])
         return result
 
     def log_probs(self, paths: list[str | os.PathLike]) -> tuple[np.ndarray, np.ndarray]:
@@ -108,6 +108,11 @@ class PredictionModel:
     def params(self) -> Params:
         """The export's parameters (its ``config.json``), with its own alphabet."""
         return export_params(self.export_path)
+
+    def logical(self, text: str) -> str:
+        """A line read (in the order the network reads: ``data.direction``) in logical order, by
+        the export's ``text_direction``."""
+        return reorder_text(text, BASES[self.params.text_direction])
 
     @functools.cached_property
     def language_model(self) -> CharNgram | None:
@@ -146,7 +151,7 @@ class PredictionModel:
         codes, _ = (self._greedy_decoder if greedy else self.decoder)(log_probs, lengths)
         _, confidences, expected = self.greedy_confidences(tf.convert_to_tensor(log_probs, tf.float32))
         result = {
-            "transcriptions": [reorder_text(t) for t in decode_to_text(codes[0], self.alphabet)],
+            "transcriptions": [self.logical(t) for t in decode_to_text(codes[0], self.alphabet)],
             "confidences": confidences.numpy().tolist(),
         }
         if self.predicts_cer:
@@ -207,7 +212,7 @@ class PredictionModel:
             outputs = read(
                 images=tf.constant([encode_image(x, self.params) for x in items[start : start + batch_size]])
             )
-            texts = [reorder_text(t.decode("utf-8")) for t in outputs["transcriptions"].numpy()]
+            texts = [self.logical(t.decode("utf-8")) for t in outputs["transcriptions"].numpy()]
             if return_confidence:
                 results += list(zip(texts, outputs["confidences"].numpy().tolist()))
             else:

@@ -19,7 +19,7 @@ import tensorflow as tf
 
 from tf_crnn.config import Params
 from tf_crnn.data import images
-from tf_crnn.data.direction import reorder
+from tf_crnn.data.direction import BASES, reorder
 from tf_crnn.data.image_converter import (
     PADDING_VALUE,
     decode_image,
@@ -225,7 +225,7 @@ def load_csv(csv_filename: str | os.PathLike, params: Params) -> tuple[list[str]
     paths: list[str] = []
     labels: list[list[int]] = []
     for number, path, label in read_csv_rows(csv_filename, params.csv_delimiter):
-        units, _ = reorder(split_label(label or "", params.string_split_delimiter))
+        units, _ = reorder(split_label(label or "", params.string_split_delimiter), BASES[params.text_direction])
         try:
             codes = params.alphabet.encode(units)
         except KeyError as e:
