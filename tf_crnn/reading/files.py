@@ -312,27 +312,6 @@ this many times the beams: near-copies of one prefix can fill the beams and leav
 unlikely character (a hyphen the scan lost) that every match needs."""
 
 
-def _widened(model, log_probs, lengths, codes, scores, matches, beam_width, top_paths, pattern):
-    """``(codes, scores)`` with the lines for which ``matches`` is false searched again with
-    ``WIDER_SEARCH`` times the beams."""
-    again = [i for i, match in enumerate(matches) if not match]
-    if not again:
-        return codes, scores
-    wide = WIDER_SEARCH * (beam_width or model.decoder.lm_beam_width)
-    return _put_lines(
-        codes, scores, again, *model.decoder(log_probs[again], lengths[again], wide, top_paths, pattern=pattern)
-    )
-
-
-def _unmatched_read_free(codes, scores, free, free_scores, matches):
-    """``(codes, scores)`` with each line for which ``matches`` is false given its reading
-    without the pattern (``free``, ``free_scores``) as its only one."""
-    lines = [i for i, match in enumerate(matches) if not match]
-    if not lines:
-        return codes, scores
-    return _put_lines(codes, scores, lines, free[None, lines], free_scores[lines, :1])
-
-
 def _put_lines(codes, scores, lines, found, found_scores):
     """``codes`` (``[paths, batch, length]``) and ``scores`` (``[batch, paths]``) with the
     ``lines`` given ``found`` and ``found_scores`` instead (as many paths or fewer: the rest
@@ -382,12 +361,15 @@ def _decode(
     if constraint is not None:
         flags = constraint.flag_lines(codes[0], free, original, lengths)
     if pattern is not None:
-        matches = [pattern.matches(row) for row in codes[0]]
-        codes, scores = _widened(model, log_probs, lengths, codes, scores, matches, beam_width, top_paths, pattern)
-        matches = [pattern.matches(row) for row in codes[0]]
-        # A line no reading of which matches is given its reading without the pattern, flagged.
-        codes, scores = _unmatched_read_free(codes, scores, free, free_scores, matches)
-        flags = [flag or not match for flag, match in zip(flags, matches)]
+        unmatched = [i for i, row in enumerate(codes[0]) if not pattern.matches(row)]
+        if unmatched:
+            wide = WIDER_SEARCH * (beam_width or model.decoder.lm_beam_width)
+            found = model.decoder(log_probs[unmatched], lengths[unmatched], wide, top_paths, pattern=pattern)
+            codes, scores = _put_lines(codes, scores, unmatched, *found)
+            unmatched = [i for i in unmatched if not pattern.matches(codes[0, i])]
+        if unmatched:  # no reading matches: the reading without the pattern, flagged
+            codes, scores = _put_lines(codes, scores, unmatched, free[None, unmatched], free_scores[unmatched, :1])
+            flags = [flag or i in unmatched for i, flag in enumerate(flags)]
         matches = [pattern.matches(row) for row in codes[0]]
     results = []
     source = log_probs if constraint is None else original  # the network's own, nothing ruled out
