@@ -298,8 +298,9 @@ def lm_beam_search(
         "last": per_beam(0, tf.int32),
         "hash": per_beam(0, tf.int64),
         "context": tf.fill(tf.stack([batch, beams, n_context]), tf.constant(boundary, tf.int64)),
-        "state": per_beam(0, tf.int32),  # the pattern's state after the prefix
     }
+    if pattern is not None:
+        state["state"] = per_beam(0, tf.int32)  # the pattern's state after the prefix
     # Back-pointers, one pair a frame: the beam each beam came from, and the unit it added (0:
     # none). The readings are traced back once at the end, rather than carried and copied whole
     # at every frame.
@@ -383,10 +384,9 @@ def lm_beam_search(
             "last": tf.where(is_ext, unit, pick(s["last"])),
             "hash": tf.where(is_ext, pick_ext(ext_hash), pick(s["hash"])),
             "context": new_context,
-            "state": s["state"]
-            if pattern is None
-            else tf.where(is_ext, pick_ext(tf.gather(moves, units, batch_dims=2)), pick(s["state"])),
         }
+        if pattern is not None:
+            new["state"] = tf.where(is_ext, pick_ext(tf.gather(moves, units, batch_dims=2)), pick(s["state"]))
         running = t < lengths  # a line past its own frames keeps its beams
         # One mask per rank of the state (static): a few ops a frame rather than a few per tensor.
         masks = {rank: tf.reshape(running, [-1] + [1] * (rank - 1)) for rank in {v.shape.rank for v in new.values()}}
