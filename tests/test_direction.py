@@ -140,6 +140,10 @@ def test_synth_lays_out_lines_with_hebrew_as_the_direction_says():
     font = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf"
     if not Path(font).is_file():
         pytest.skip("DejaVu Sans (fonts-dejavu-core) is not installed")
+    from PIL import features
+
+    if not features.check("raqm"):
+        pytest.skip("Pillow without libraqm lays out no right-to-left text")
 
     def drawn(text, direction):
         return np.asarray(render_line(text, random.Random(0), 30, noise=False, font=font, direction=direction))
