@@ -14,7 +14,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFilter, ImageFont
+from PIL import Image, ImageDraw, ImageFilter, ImageFont, features
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.data.direction import has_right_to_left
@@ -62,6 +62,11 @@ def render_line(
     """
     face = _font(font, font_size)
     layout = {"direction": direction} if direction != "auto" and has_right_to_left(text) else {}
+    if layout and not features.check("raqm"):
+        raise ValueError(
+            "laying out right-to-left text needs Pillow with libraqm (its wheels carry it, and load libfribidi: "
+            "apt-get install libfribidi0)"
+        )
     left, top, right, bottom = face.getbbox(text, **layout)
     margin_x, margin_y = rng.randint(2, 12), rng.randint(2, 8)
     width = right - left + 2 * margin_x
