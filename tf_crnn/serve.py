@@ -33,6 +33,7 @@ import io
 import ipaddress
 import logging
 import queue
+import re
 import secrets
 import tempfile
 import threading
@@ -276,7 +277,7 @@ def create_app(
         try:
             return Constraint.from_characters(model.alphabet, allow, forbid, pattern, PATTERN_SECONDS)
         except ValueError as error:
-            return str(error).replace("--", "")
+            return re.sub(r"--(allow|forbid|pattern)\b", r"\1", str(error))  # the options' names, as parameters
 
     documents_lock = threading.Lock()
     segmenting: SegmentingProcess | None = None  # started at the first page, kept warm
