@@ -9,11 +9,12 @@ mirrored: ``(`` typed in a right-to-left run is drawn as ``)``. CTC then aligns 
 image monotonically, numbers and Latin words inside a Hebrew line included, and every character's
 span lies where it is drawn. kraken trains and reads the same way.
 
-A line is laid out from its first strong character (a Hebrew letter: right to left; a Latin one:
-left to right), as the algorithm's default. The round trip is exact where the line's display
-order starts with a character of the same direction; a right-to-left line whose display ends in
-a Latin word and starts with punctuation (``שלום, world!`` shows as ``!world ,םולש``) is laid out
-back from the Latin word: give such lines their direction with ``base``. A line without a
+Without a ``base``, a line is laid out from its first strong character (a Hebrew letter: right
+to left; a Latin one: left to right), as the algorithm's default; the round trip is then exact
+only where the display order starts with a character of the line's own direction: a right-to-left
+line whose display starts with a Latin word (``שלום, world!`` shows as ``!world ,םולש``) is laid
+out back from the Latin word. A model's ``text_direction`` (``BASES``) gives every line with
+right-to-left letters its direction. A line without a
 right-to-left character is never changed, so models of left-to-right scripts read as before.
 """
 

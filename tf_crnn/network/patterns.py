@@ -1,6 +1,6 @@
 """A pattern a reading must match (``--pattern``): a regular expression over the whole line,
 compiled to a deterministic automaton over the model's units that the CTC prefix search walks
-(``language_model.prefix_beam_search``), with or without the language model.
+(``language_model.lm_beam_search``), with or without the language model.
 
 The expression is parsed and made deterministic by ``greenery``. Making an expression
 deterministic can take time and memory exponential in its size (``(a|b)*a(a|b){20}``), so it
