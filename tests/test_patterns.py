@@ -116,3 +116,18 @@ def test_every_reading_in_the_list_matches():
         if scores.numpy()[line, k] > NEG / 2:
             assert pattern.matches(found.numpy()[k, line])
     assert (scores.numpy()[:, 0] > NEG / 2).all()
+
+
+def test_a_reading_the_pattern_rewrites_wholesale_is_flagged_and_a_field_read_within_it_is_not():
+    from tf_crnn.network.constraints import Constraint
+
+    digits = compile_pattern(r"\d+", UNITS)
+    constraint = Constraint(np.ones(len(UNITS), bool), "pattern", digits)
+    # A field: the network hesitates between "a" and "0" on one character (0.55 / 0.4).
+    field = spikes(CODE["1"], 0, {CODE["a"]: 0.55, CODE["0"]: 0.4}, 0, CODE["2"])
+    # No field: four letters the network is sure of (0.9 each).
+    words = spikes(CODE["a"], 0, CODE["b"], 0, CODE["a"], 0, CODE["b"], 0, 0)
+    for (log_probs, lengths), free, flagged in ((field, "1a2", False), (words, "abab", True)):
+        (within,), _ = read(log_probs, lengths, digits)
+        assert digits.matches(within) and within != codes(*free)
+        assert constraint.flag_lines([within], [codes(*free)], log_probs, lengths) == [flagged]
