@@ -31,12 +31,15 @@ def forward_flops(params, width: int) -> dict[str, float]:
 
     h, w, c = params.input_shape[0], width, params.input_channels
     conv = 0.0
-    for features, kernel, stride, pool in zip(
-        params.cnn_features_list, params.cnn_kernel_size, params.cnn_stride_size, params.cnn_pool_size
+    separable = params.cnn_separable or [False] * len(params.cnn_features_list)
+    for features, kernel, stride, pool, apart in zip(
+        params.cnn_features_list, params.cnn_kernel_size, params.cnn_stride_size, params.cnn_pool_size, separable
     ):
         h = conv_output_size(h, kernel[0], stride[0], params.cnn_padding)
         w = conv_output_size(w, kernel[1], stride[1], params.cnn_padding)
-        conv += 2.0 * h * w * kernel[0] * kernel[1] * c * features
+        # A separable convolution: a filter per input channel, then a 1x1 one across them.
+        per_pixel = kernel[0] * kernel[1] * c + c * features if apart else kernel[0] * kernel[1] * c * features
+        conv += 2.0 * h * w * per_pixel
         h, w, c = pool_output_size(h, pool[0]), pool_output_size(w, pool[1]), features
     rnn, inputs = 0.0, h * c
     for units in params.rnn_units:

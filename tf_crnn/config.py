@@ -38,6 +38,7 @@ ARCHITECTURE_KEYS = (
     "cnn_stride_size",
     "cnn_pool_size",
     "cnn_batch_norm",
+    "cnn_separable",
     "cnn_padding",
     "column_features",
     "rnn_units",
@@ -91,6 +92,11 @@ class Params:
     """Batch normalisation in each block."""
     cnn_padding: str = "same"
     """``same`` or ``valid`` convolutions."""
+    cnn_separable: list[bool] = field(default_factory=list)
+    """Depthwise-separable convolution in each block (empty: none): a 3x3 filter per channel,
+    then a 1x1 convolution across channels, about ``kernel area`` times fewer operations than a
+    full convolution of the same size; for cheap reading networks (keep the first block full: it
+    has one input channel)."""
 
     # --- Recurrent layers and decoding ---
     column_features: str = "flatten"
@@ -261,6 +267,20 @@ class Params:
     """Layers that keep their weights during training: ``cnn`` (the convolution blocks, whose
     batch normalisation then stays in inference mode), ``cnn+rnn`` (all but the output layer)."""
 
+    # --- Learning from a larger model (``tf_crnn.training.distill``) ---
+    distill_from: str = ""
+    """A trained model to learn from as well as from the labels (knowledge distillation), as
+    ``init_from`` names one: on every training batch it reads the same images, and the network is
+    also trained towards its probabilities frame by frame. The teacher must read images of the same
+    height and channels into as many frames, and know every unit of this run's alphabet; it is
+    never saved with the run. '' (default): labels only."""
+    distill_weight: float = 1.0
+    """Weight of the distillation loss (each line's Kullback-Leibler divergence from the
+    teacher's frame probabilities, summed over its frames) beside the CTC loss."""
+    distill_temperature: float = 1.0
+    """Softens both sides' probabilities before they are compared (the loss is scaled by its
+    square, as Hinton et al.); 1: as they are."""
+
     # --- Output ---
     output_model_dir: str = ""
     """Where everything is written (required)."""
@@ -326,6 +346,15 @@ class Params:
         if not all(isinstance(v, bool) for v in self.cnn_batch_norm):
             fail("cnn_batch_norm", "must hold true/false values")
         self.cnn_batch_norm = list(self.cnn_batch_norm)
+        separable = self.cnn_separable
+        if not (isinstance(separable, (list, tuple)) and all(isinstance(v, bool) for v in separable)):
+            fail("cnn_separable", "must be a list of true/false values, one per convolution block (or empty)")
+        if separable and len(separable) != n_blocks:
+            raise ConfigError(
+                f"cnn_separable: has {len(separable)} entries but cnn_features_list has {n_blocks}; "
+                "give one entry per convolution block, or none"
+            )
+        self.cnn_separable = list(separable)
         if self.cache_images not in CACHE_IMAGES:
             fail("cache_images", f"must be one of {', '.join(CACHE_IMAGES)}")
         if self.cnn_padding not in ("same", "valid"):
@@ -450,6 +479,10 @@ class Params:
             fail("alphabet_resize", f"must be one of {', '.join(ALPHABET_RESIZE)}")
         if self.freeze not in FREEZE:
             fail("freeze", f"must be one of {', '.join(FREEZE)}")
+        if self.distill_weight < 0:
+            fail("distill_weight", "must be a non-negative number")
+        if self.distill_temperature <= 0:
+            fail("distill_temperature", "must be a positive number")
         if not isinstance(self.jit_compile, bool):
             fail("jit_compile", "must be true or false")
         if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
@@ -642,7 +675,10 @@ def read_config(
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-PATH_KEYS = ("csv_files_train", "csv_files_eval", "lookup_alphabet_file", "output_model_dir", "lm_text", "init_from")
+PATH_KEYS = (
+    "csv_files_train", "csv_files_eval", "lookup_alphabet_file", "output_model_dir", "lm_text", "init_from",
+    "distill_from",
+)  # fmt: skip
 """Config keys that name files or folders: relative values are relative to the config file's folder."""
 
 

@@ -126,6 +126,8 @@ class ConvBlock(layers.Layer):
         cnn_padding: 'same' or 'valid'.
         pool_size: int or ``(height, width)``; ``(1, 1)`` means no pooling.
         batchnorm: whether to batch-normalise the convolution output.
+        separable: a depthwise-separable convolution (``SeparableConv2D``: a filter per input
+            channel, then a 1x1 convolution) instead of a full one.
 
     Call args:
         inputs: ``(batch, height, width, channels)``.
@@ -135,7 +137,10 @@ class ConvBlock(layers.Layer):
         ``(outputs, output_widths)``.
     """
 
-    def __init__(self, features, kernel_size=3, stride=1, cnn_padding="same", pool_size=2, batchnorm=False, **kwargs):
+    def __init__(
+        self, features, kernel_size=3, stride=1, cnn_padding="same", pool_size=2, batchnorm=False, separable=False,
+        **kwargs,
+    ):  # fmt: skip
         super().__init__(**kwargs)
         self.features = features
         self.kernel_size = _as_pair(kernel_size)
@@ -143,10 +148,11 @@ class ConvBlock(layers.Layer):
         self.cnn_padding = cnn_padding
         self.pool_size = _as_pair(pool_size)
         self.batchnorm = batchnorm
+        self.separable = bool(separable)
         # 'same' padding is explicit and anchored at the left edge: TensorFlow's own 'same'
         # centres the padding by the input size, so a strided grid would shift with the
         # padded batch width.
-        self.conv = layers.Conv2D(
+        self.conv = (layers.SeparableConv2D if self.separable else layers.Conv2D)(
             features,
             self.kernel_size,
             strides=self.stride,
@@ -222,6 +228,7 @@ class ConvBlock(layers.Layer):
                 "cnn_padding": self.cnn_padding,
                 "pool_size": list(self.pool_size),
                 "batchnorm": self.batchnorm,
+                "separable": self.separable,
             }
         )
         return config
@@ -402,9 +409,12 @@ def get_crnn_output(
         parameters.cnn_stride_size,
         parameters.cnn_pool_size,
         parameters.cnn_batch_norm,
+        parameters.cnn_separable or [False] * len(parameters.cnn_features_list),
     )
-    for i, (features, kernel, stride, pool, batchnorm) in enumerate(blocks):
-        block = ConvBlock(features, kernel, stride, parameters.cnn_padding, pool, batchnorm, name=f"conv_block_{i}")
+    for i, (features, kernel, stride, pool, batchnorm, separable) in enumerate(blocks):
+        block = ConvBlock(
+            features, kernel, stride, parameters.cnn_padding, pool, batchnorm, separable, name=f"conv_block_{i}"
+        )
         x, widths = block(x, widths)
     x = FeatureSequence(parameters.column_features, name="to_sequence")(x)
     features = x
@@ -515,10 +525,13 @@ def fold_batch_norm(network: keras.Model, parameters: Params) -> keras.Model:
             continue
         source = network.get_layer(layer.name)
         if isinstance(layer, ConvBlock) and source.bn is not None:
-            (kernel,) = source.conv.get_weights()
+            # A separable convolution's last step, the 1x1 one, takes the scale.
+            *first, kernel = source.conv.get_weights()
             gamma, beta, mean, variance = (w.astype("float64") for w in source.bn.get_weights())
             scale = gamma / np.sqrt(variance + source.bn.epsilon)  # what the normalisation multiplies by
-            layer.conv.set_weights([kernel * scale.astype(kernel.dtype), (beta - mean * scale).astype(kernel.dtype)])
+            layer.conv.set_weights(
+                [*first, kernel * scale.astype(kernel.dtype), (beta - mean * scale).astype(kernel.dtype)]
+            )
         else:
             layer.set_weights(source.get_weights())
     return folded

@@ -57,6 +57,7 @@ from tf_crnn.training.callbacks import (
     ValidationSummary,
 )
 from tf_crnn.training.checkpoint import BEST_WEIGHTS, CHECKPOINT_DIR, MONITOR, list_checkpoints, restore_checkpoint
+from tf_crnn.training.distill import Teacher
 from tf_crnn.training.distribute import (
     ClusterSync,
     Distribution,
@@ -262,6 +263,7 @@ class TrainingSystem:
         data: the input pipelines.
         lm: a language model the exports read with and the text naming where it is from, where
             ``lm_order`` trains none (the model of ``init_from``).
+        teacher: the model of ``distill_from``, loaded (else it is loaded here).
     """
 
     def __init__(
@@ -272,6 +274,7 @@ class TrainingSystem:
         distribution: Distribution | None = None,
         resume_from: Path | None = None,
         lm: tuple[CharNgram, str] | None = None,
+        teacher: Teacher | None = None,
     ):
         self.params = params
         self.out = out
@@ -287,7 +290,7 @@ class TrainingSystem:
         keras.utils.set_random_seed(params.seed)
         with self.distribution.strategy.scope():
             self.cer = CharacterErrorRate(units=params.alphabet.units_by_code, name="cer")
-            self.model = get_model_train(params, self.distribution.learning_rate(params), self.cer)
+            self.model = get_model_train(params, self.distribution.learning_rate(params), self.cer, teacher)
         build_for_fit(self.model, self.distribution, params)
         if params.jit_compile:
             # XLA compiles the training steps only: validation decodes (``CEROnValidationOnly``).
@@ -520,6 +523,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
     distribution = make_distribution(params)  # first: a cluster's collectives are set up at start-up
     check_inputs(params)
     start = StartingPoint(params) if params.init_from else None
+    teacher = Teacher.load(params) if params.distill_from else None
     if not distribution.is_chief:
         return _train_worker(params, distribution, start, verbose)
     out = prepare_output_dir(params)
@@ -528,7 +532,7 @@ def train(params: Params, verbose: int | None = None) -> TrainingResult:
         describe_device(), distribution.describe(), describe_precision(params.mixed_precision),
     )  # fmt: skip
     with OutputLock(out):
-        return _train_in(out, params, distribution, start, verbose)
+        return _train_in(out, params, distribution, start, verbose, teacher=teacher)
 
 
 def _train_worker(
@@ -558,20 +562,24 @@ def _train_in(
     start: StartingPoint | None,
     verbose: int | None,
     resume_from: Path | None = None,
+    teacher: Teacher | None = None,
 ) -> TrainingResult:
     """The steps of a run writing to the prepared folder ``out``; ``resume_from``: the folder
-    whose checkpoints a resumed run continues, when not ``out``."""
+    whose checkpoints a resumed run continues, when not ``out``; ``teacher``: the model of
+    ``distill_from``, loaded."""
     lm = None
     if start is not None:
         start.alphabet.save(out / ALPHABET_FILENAME)
         params = dataclasses.replace(params, lookup_alphabet_file=str(out / ALPHABET_FILENAME))
         params, base_lm = start.language_model(params)
         lm = (base_lm, f"init_from {params.init_from}") if base_lm is not None else None
+        teacher = teacher.for_alphabet(params.alphabet) if teacher is not None else None
     if params.restore_model and (out / CONFIG_FILENAME).is_file():
         _check_same_architecture(params, out / CONFIG_FILENAME)
     params.to_json_file(out / CONFIG_FILENAME)
     params.alphabet.save(out / ALPHABET_FILENAME)
-    system = TrainingSystem(params, out, TrainingData.from_params(params, distribution), distribution, resume_from, lm)
+    data = TrainingData.from_params(params, distribution)
+    system = TrainingSystem(params, out, data, distribution, resume_from, lm, teacher)
     resuming = params.restore_model and bool(list_checkpoints(system.resume_dir))
     if start is not None and not resuming:
         start.apply(system.model)

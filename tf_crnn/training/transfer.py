@@ -43,8 +43,8 @@ class BaseModel:
     weights: Path
 
 
-def find_base_model(spec: str) -> BaseModel:
-    """Resolves ``init_from``: ``builtin:NAME``, an ``output_model_dir`` (its newest export, else
+def find_base_model(spec: str, key: str = "init_from") -> BaseModel:
+    """Resolves ``init_from`` (or the config key ``key``): ``builtin:NAME``, an ``output_model_dir`` (its newest export, else
     its best checkpoint), an export folder, or a ``.weights.h5`` with ``config.json`` beside it.
 
     Raises:
@@ -58,16 +58,16 @@ def find_base_model(spec: str) -> BaseModel:
             folder = resolve_model(spec, checkpoints=True)
         except FileNotFoundError as e:
             raise ConfigError(
-                f"init_from: {e}"
+                f"{key}: {e}"
                 if is_builtin(spec)
-                else f"init_from: {spec} is not a tf_crnn model; give "
+                else f"{key}: {spec} is not a tf_crnn model; give "
                 "builtin:NAME (see 'tf-crnn models'), an output_model_dir, an export folder or a .weights.h5 file "
                 "with its config.json beside it"
             ) from None
         weights = weights_file(folder)
     config = config_file(folder)
     if not config.is_file():
-        raise ConfigError(f"init_from: {weights} has no {CONFIG_FILENAME} beside it; copy the model's config there")
+        raise ConfigError(f"{key}: {weights} has no {CONFIG_FILENAME} beside it; copy the model's config there")
     try:
         if (config.parent / ALPHABET_FILENAME).is_file():
             params = model_params(config.parent)
@@ -75,7 +75,7 @@ def find_base_model(spec: str) -> BaseModel:
             params = Params.from_json_file(config)
         params.alphabet  # noqa: B018 - reads the lookup now
     except (ValueError, OSError) as e:
-        raise ConfigError(f"init_from: cannot read the model in {config.parent}: {e}") from None
+        raise ConfigError(f"{key}: cannot read the model in {config.parent}: {e}") from None
     return BaseModel(spec, params, weights)
 
 
@@ -168,11 +168,12 @@ def check_shapes(base: BaseModel, target, source) -> None:
             raise ConfigError(f"init_from: layer {name} of {base.spec} is not in this config; {hint}")
 
 
-def load_base_model(base: BaseModel):
+def load_base_model(base: BaseModel, key: str = "init_from"):
+    """The model's reading network, with its weights (``key``: the config key naming it)."""
     try:
         return build_network(base.params, str(base.weights), rnn_dropout=0.0)
     except (ValueError, OSError) as e:
-        raise ConfigError(f"init_from: cannot load the weights {base.weights}: {e}") from None
+        raise ConfigError(f"{key}: cannot load the weights {base.weights}: {e}") from None
 
 
 def freeze_layers(model, freeze: str) -> list[str]:
