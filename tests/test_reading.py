@@ -15,6 +15,7 @@ from PIL import Image
 from tf_crnn.cli import main
 from tf_crnn.data.alignment import align, align_batch
 from tf_crnn.datasets.synthetic import make_dataset
+from tf_crnn.errors import ExportFormatError
 from tf_crnn.export.savedmodel import rewrite_export
 from tf_crnn.network.calibration import Calibration, ErrorTable, LineTable, Table
 from tf_crnn.network.decoding import (
@@ -242,6 +243,33 @@ def test_portable_export_reads_like_the_savedmodel(fmt, trained, portable_export
     assert portable.calibration is not None
     theirs = [c for _, c in saved.predict(paths, return_confidence=True)]
     np.testing.assert_allclose([r["confidence"] for r in ours], theirs, atol=2e-3)
+
+
+@pytest.mark.parametrize("fmt", ["tflite", "onnx"])
+def test_an_int8_export_is_smaller_and_reads_near_the_float_one(
+    fmt, trained, portable_exports, resized_images, tmp_path
+):
+    from tf_crnn.export.portable import export_model
+    from tf_crnn.export.portable_reader import PortableModel
+
+    params, _ = trained
+    run = CliRunner().invoke(
+        main, ["export", params.output_model_dir, "--format", fmt, "--quantize", "int8", "-o", str(tmp_path)]
+    )
+    assert run.exit_code == 0, run.output
+    quantized = tmp_path / portable_exports[fmt].name
+    assert quantized.stat().st_size < 0.5 * portable_exports[fmt].stat().st_size
+    ours, theirs = PortableModel(quantized), PortableModel(portable_exports[fmt])
+    # Weights rounded to 8 bits: the probabilities move a little, the readings hardly.
+    near = [
+        np.abs(np.exp(a) - np.exp(b)).max()
+        for a, b in zip(ours.log_probs(resized_images), theirs.log_probs(resized_images))
+    ]
+    assert np.median(near) < 0.1
+    same = [a["text"] == b["text"] for a, b in zip(ours.predict(resized_images), theirs.predict(resized_images))]
+    assert sum(same) >= 0.9 * len(same)
+    with pytest.raises(ExportFormatError, match="--quantize is for tflite and onnx"):
+        export_model(params.output_model_dir, "savedmodel", tmp_path / "copy", quantize="int8")
 
 
 def test_portable_reader_maps_the_product_as_the_graph_does(trained, portable_exports, digits_data, tmp_path):

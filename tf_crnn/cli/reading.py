@@ -386,8 +386,16 @@ def serve(
     type=click.Path(file_okay=False),
     help="Folder to write into (default: the export folder itself; required for savedmodel).",
 )
+@click.option(
+    "--quantize",
+    type=click.Choice(["none", "int8"]),
+    default="none",
+    show_default=True,
+    help="int8: weights stored as 8-bit integers (a file 4 times smaller; tflite / onnx only; "
+    "see BENCHMARKS.md for what it changes in CER and speed).",
+)
 @user_errors
-def export_command(model, export_format, output) -> None:
+def export_command(model, export_format, output, quantize) -> None:
     """Write MODEL (an export folder, an output_model_dir or builtin:NAME) as SavedModel, TFLite or ONNX.
 
     TFLite and ONNX files hold the network from resized pixels to log-probabilities,
@@ -399,7 +407,7 @@ def export_command(model, export_format, output) -> None:
     if export_format == "savedmodel" and output is None:
         raise UserError("--format savedmodel copies an export: give the new folder with -o")
     try:
-        path = export_model(model, export_format, output)
+        path = export_model(model, export_format, output, quantize)
     except ExportFormatError as e:
         raise UserError(str(e), 1) from None
     click.echo(f"Wrote {path}")
