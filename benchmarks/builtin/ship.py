@@ -67,7 +67,10 @@ def main() -> None:
             shutil.copy(export / name, target / name)
     # The shipped config holds the network and its reading settings, no path of this machine.
     config = json.loads((export / CONFIG_FILENAME).read_text(encoding="utf-8"))
-    config.update({key: None for key in SHIPPED_WITHOUT} | {"output_model_dir": "", "init_from": ""})
+    config.update(
+        {key: None for key in SHIPPED_WITHOUT}
+        | {"output_model_dir": "", "init_from": "", "distill_from": "", "restore_model": False}
+    )
     write_json(target / CONFIG_FILENAME, config)
     print(f"Copied {export} to {target}")
     if args.corpus and args.fonts_manifest:
