@@ -14,6 +14,10 @@ float32 matrix-multiply speed (``network_bound``). Beside them, the language mod
 decoded with every frame read and with the configured value, and the decoding time of each.
 
     python benchmarks/reading_speed.py [--model builtin:printed-latin] [--hw-model builtin:handwriting-fr]
+        [--previous-model builtin:printed-latin-large] [--previous-hw-model ...]
+
+With ``--previous-model`` / ``--previous-hw-model`` every row is measured for both networks in the
+same run (the new one first), so that a change of network is compared on the same machine state.
 """
 
 from __future__ import annotations
@@ -156,56 +160,68 @@ def blank_skip_rows(model: str, csv_file: Path) -> list[list]:
     return table
 
 
+def measure(model: str, hw_model: str, args, skip: set[str], tmp: Path) -> tuple[dict, dict]:
+    """The rows for one printed model and one handwriting model: ``(results, bounds)``."""
+    from tf_crnn.records import read_csv_rows, resolve_image_path
+
+    results: dict[str, str] = {}
+    bounds: dict[str, str] = {}
+    paths = lines_csv(args.csv, args.lines, tmp / "lines.csv")
+    subprocess.run(["tf-crnn", "predict", model, paths[0]], check=True, capture_output=True)  # the cache
+    if "predict" not in skip:
+        seconds = timed(["tf-crnn", "predict", model, str(tmp / "lines.csv"), "-o", str(tmp / "out.csv")])
+        results["predict"] = f"{args.lines / seconds:.0f} lines/s ({args.lines} lines, {seconds:.1f} s)"
+        results["steady"] = f"{steady_state(model, paths):.0f} lines/s"
+        bounds["predict"] = bounds["steady"] = f"{network_bound(model, image_sizes(paths)):.0f} lines/s"
+    if "alto" not in skip:
+        subprocess.run(["tf-crnn", "predict", hw_model, paths[0]], check=True, capture_output=True)
+        pages = sorted(args.pages.glob("*.xml"))
+        n_lines = sum(len(re.findall(r"<TextLine\b", p.read_text(encoding="utf-8"))) for p in pages)
+        for key, extra in (("alto", []), ("glyphs", ["--glyphs"])):
+            out = tmp / key
+            seconds = timed(["tf-crnn", "predict", hw_model, "--alto", *map(str, pages), "-o", str(out), *extra])
+            results[key] = f"{n_lines / seconds:.0f} lines/s ({len(pages)} pages, {n_lines} lines, {seconds:.1f} s)"
+        bounds["alto"] = bounds["glyphs"] = f"{network_bound(hw_model, page_line_sizes(pages)):.0f} lines/s"
+    if "serve" not in skip:
+        load = subprocess.run(
+            [sys.executable, str(Path(__file__).with_name("serve_load.py")), "--model", model,
+             "--csv", str(args.csv), "--clients", "8", "--requests", "200"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        row = [line for line in load.stdout.splitlines() if line.startswith("|")][-1]
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        results["serve"] = f"{cells[1]} requests/s, p95 {cells[3]} ms, statuses {cells[6]}, wrong {cells[7]}"
+        served = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][:200]  # serve_load's
+        bounds["serve"] = f"{network_bound(model, image_sizes(served)):.0f} requests/s"
+    if "first" not in skip:
+        seconds = min(timed(["tf-crnn", "predict", model, paths[0]]) for _ in range(3))
+        results["first"] = f"{seconds:.2f} s (best of 3)"
+    return results, bounds
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--model", default="builtin:printed-latin")
     parser.add_argument("--hw-model", default="builtin:handwriting-fr")
+    parser.add_argument("--previous-model", help="the printed network measured beside --model, row by row")
+    parser.add_argument("--previous-hw-model", help="the handwriting network measured beside --hw-model")
     parser.add_argument("--csv", type=Path, default=DATA / "val.csv", help="lines read (repeated to --lines)")
     parser.add_argument("--lines", type=int, default=2000)
     parser.add_argument("--pages", type=Path, default=POILUS, help="ALTO files (folder) for row 2")
     parser.add_argument("--skip", default="", help="rows to leave out, e.g. serve,alto")
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
-    from tf_crnn.records import read_csv_rows, resolve_image_path
 
-    results: dict[str, str] = {}
-    bounds: dict[str, str] = {}
     # First, in a process that has loaded nothing else (measured later, its two rows came out alike).
     shortcut = [] if "lm" in skip else blank_skip_rows(args.model, args.csv)
+    runs = [("now", args.model, args.hw_model)]
+    if args.previous_model or args.previous_hw_model:
+        runs.append(("previous network", args.previous_model or args.model, args.previous_hw_model or args.hw_model))
+    measured = {}
     with tempfile.TemporaryDirectory() as tmp:
-        tmp = Path(tmp)
-        paths = lines_csv(args.csv, args.lines, tmp / "lines.csv")
-        subprocess.run(["tf-crnn", "predict", args.model, paths[0]], check=True, capture_output=True)  # the cache
-        if "predict" not in skip:
-            seconds = timed(["tf-crnn", "predict", args.model, str(tmp / "lines.csv"), "-o", str(tmp / "out.csv")])
-            results["predict"] = f"{args.lines / seconds:.0f} lines/s ({args.lines} lines, {seconds:.1f} s)"
-            results["steady"] = f"{steady_state(args.model, paths):.0f} lines/s"
-            bounds["predict"] = bounds["steady"] = f"{network_bound(args.model, image_sizes(paths)):.0f} lines/s"
-        if "alto" not in skip:
-            subprocess.run(["tf-crnn", "predict", args.hw_model, paths[0]], check=True, capture_output=True)
-            pages = sorted(args.pages.glob("*.xml"))
-            n_lines = sum(len(re.findall(r"<TextLine\b", p.read_text(encoding="utf-8"))) for p in pages)
-            for key, extra in (("alto", []), ("glyphs", ["--glyphs"])):
-                out = tmp / key
-                seconds = timed(
-                    ["tf-crnn", "predict", args.hw_model, "--alto", *map(str, pages), "-o", str(out), *extra]
-                )
-                results[key] = f"{n_lines / seconds:.0f} lines/s ({len(pages)} pages, {n_lines} lines, {seconds:.1f} s)"
-            bounds["alto"] = bounds["glyphs"] = f"{network_bound(args.hw_model, page_line_sizes(pages)):.0f} lines/s"
-        if "serve" not in skip:
-            load = subprocess.run(
-                [sys.executable, str(Path(__file__).with_name("serve_load.py")), "--model", args.model,
-                 "--csv", str(args.csv), "--clients", "8", "--requests", "200"],
-                check=True, capture_output=True, text=True,
-            )  # fmt: skip
-            row = [line for line in load.stdout.splitlines() if line.startswith("|")][-1]
-            cells = [c.strip() for c in row.strip("|").split("|")]
-            results["serve"] = f"{cells[1]} requests/s, p95 {cells[3]} ms, statuses {cells[6]}, wrong {cells[7]}"
-            served = [resolve_image_path(args.csv, p) for _, p, _ in read_csv_rows(args.csv)][:200]  # serve_load's
-            bounds["serve"] = f"{network_bound(args.model, image_sizes(served)):.0f} requests/s"
-        if "first" not in skip:
-            seconds = min(timed(["tf-crnn", "predict", args.model, paths[0]]) for _ in range(3))
-            results["first"] = f"{seconds:.2f} s (best of 3)"
+        for label, model, hw_model in runs:
+            (Path(tmp) / label).mkdir()
+            measured[label] = measure(model, hw_model, args, skip, Path(tmp) / label)
 
     print(f"Machine: {machine()}\n")
     names = {
@@ -216,10 +232,18 @@ def main() -> None:
         "serve": f"tf-crnn serve {args.model}, 8 clients x 200 single lines",
         "first": "time to the first line read",
     }
-    print_table(
-        ["what", "now", "before", "target", "the network at the matmul ceiling"],
-        [[names[k], results[k], BEFORE[k], TARGETS[k], bounds.get(k, "—")] for k in names if k in results],
-    )
+    results, bounds = measured["now"]
+    previous = measured.get("previous network")
+    headers = ["what", "now"] + (["previous network"] if previous else ["before"]) + ["target"]
+    headers += ["the network at the matmul ceiling"] + (["the previous network's ceiling"] if previous else [])
+    rows = []
+    for key in (k for k in names if k in results):
+        row = [names[key], results[key], previous[0][key] if previous else BEFORE[key], TARGETS[key]]
+        row += [bounds.get(key, "—")] + ([previous[1].get(key, "—")] if previous else [])
+        rows.append(row)
+    print_table(headers, rows)
+    if previous:
+        print(f"\nThe previous network: {runs[1][1]} and {runs[1][2]}, measured after the new one in the same run.")
     print(
         "\nThe last column: the network's FLOPs on these lines (cost_model.py) at the machine's float32 "
         "matrix-multiply speed, start-up, images and decoding left out: no reading of this network here passes it."
