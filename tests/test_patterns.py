@@ -131,3 +131,21 @@ def test_a_reading_the_pattern_rewrites_wholesale_is_flagged_and_a_field_read_wi
         (within,), _ = read(log_probs, lengths, digits)
         assert digits.matches(within) and within != codes(*free)
         assert constraint.flag_lines([within], [codes(*free)], log_probs, lengths) == [flagged]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_best_path_within_a_pattern_is_the_best_of_all_alignments(seed):
+    units = ["", "0", "1", "a"]
+    rng = np.random.default_rng(seed)
+    log_probs = tf.nn.log_softmax(rng.normal(0, 2.0, (6, len(units)))).numpy()
+    for text in (r"0a?1", r"(01|a)+", r"a0a0a"):
+        pattern = compile_pattern(text, units)
+        best, found = -np.inf, None
+        for frames in itertools.product(range(len(units)), repeat=len(log_probs)):
+            collapsed = [c for i, c in enumerate(frames) if c and (i == 0 or frames[i - 1] != c)]
+            score = log_probs[np.arange(len(frames)), frames].sum()
+            if pattern.matches(collapsed) and score > best:
+                best, found = score, collapsed
+        assert pattern.best_path(log_probs) == found, text
+    # Nine zeros need seventeen frames (a blank between each two): six cannot hold them.
+    assert compile_pattern(r"0{9}", units).best_path(log_probs) is None

@@ -30,6 +30,10 @@ COMPILE_SECONDS = 5.0
 _CHILD_MEMORY = 1 << 30  # bytes of address space beyond which the child's allocations fail
 
 
+BEST_PATH_CELLS = 20_000_000
+"""The most back-pointers (frames x states x classes) ``Pattern.best_path`` keeps (80 MB)."""
+
+
 class PatternError(ValueError):
     """A pattern that cannot be read with: unparsable, too large, too slow, or matching nothing."""
 
@@ -59,6 +63,69 @@ class Pattern:
                 if state < 0:
                     return False
         return bool(self.accepting[state])
+
+    def best_path(self, log_probs: np.ndarray) -> list[int] | None:
+        """The units of the most probable single alignment (CTC's best path) of one line's frames
+        ``log_probs`` (``[frames, n_classes]``) whose units match: an exact search, where the
+        prefix search can end with every beam on a prefix that the rest of the line cannot
+        complete. None where no alignment matches (fewer frames than the pattern needs units) or
+        the search would hold more than ``BEST_PATH_CELLS`` back-pointers.
+
+        A Viterbi search over (state, last unit): a unit read again on the next frame is the same
+        unit; after a blank or another unit, a new one (CTC's collapsing rule)."""
+        log_probs = np.asarray(log_probs, np.float64)
+        frames, n_classes = log_probs.shape
+        states = self.transitions.shape[0]
+        if frames * states * n_classes > BEST_PATH_CELLS:
+            return None
+        rows, units = np.arange(states), np.arange(n_classes)
+        # score[q, u]: the best alignment so far that is in state q with unit u last (0: a blank).
+        score = np.full((states, n_classes), -np.inf)
+        score[0, 0] = 0.0
+        back = np.zeros((frames, states, n_classes, 2), np.int16)  # the (state, last) it came from
+        for t in range(frames):
+            y = log_probs[t]
+            best_last = np.argmax(score, axis=1)
+            best = score[rows, best_last]
+            new = np.full_like(score, -np.inf)
+            came = np.zeros((states, n_classes, 2), np.int16)
+            new[:, 0] = best + y[0]  # a blank: the same state
+            came[:, 0, 0], came[:, 0, 1] = rows, best_last
+            new[:, 1:] = score[:, 1:] + y[1:]  # the same unit again: the same state and unit
+            came[:, 1:, 0], came[:, 1:, 1] = rows[:, None], units[None, 1:]
+            # A new unit u from state p: from p's best last unit other than u.
+            masked = score.copy()
+            masked[rows, best_last] = -np.inf
+            second_last = np.argmax(masked, axis=1)
+            second = masked[rows, second_last]
+            for p in np.nonzero(np.isfinite(best))[0]:
+                targets = self.transitions[p, 1:]
+                u = np.nonzero(targets >= 0)[0] + 1
+                q = targets[u - 1]
+                again = u == best_last[p]
+                value = np.where(again, second[p], best[p]) + y[u]
+                better = value > new[q, u]
+                q, u, value, last = (
+                    q[better],
+                    u[better],
+                    value[better],
+                    np.where(again, second_last[p], best_last[p])[better],
+                )
+                new[q, u] = value
+                came[q, u, 0], came[q, u, 1] = p, last
+            score = new
+            back[t] = came
+        ends = np.where(self.accepting[:, None], score, -np.inf)
+        if not np.isfinite(ends).any():
+            return None
+        q, last = np.unravel_index(np.argmax(ends), ends.shape)
+        path = []
+        for t in range(frames - 1, -1, -1):
+            p, before = back[t, q, last]
+            if last > 0 and (p, before) != (q, last):  # a unit begins on this frame
+                path.append(int(last))
+            q, last = int(p), int(before)
+        return path[::-1]
 
 
 def compile_pattern(pattern: str, units: Sequence[str], seconds: float = COMPILE_SECONDS) -> Pattern:

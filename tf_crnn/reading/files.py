@@ -32,6 +32,7 @@ from tf_crnn.data.images import (
 )
 from tf_crnn.network.constraints import Constraint
 from tf_crnn.network.language_model import NEG, CharNgram
+from tf_crnn.network.loss import sequence_nll
 from tf_crnn.progress import progress_bar
 from tf_crnn.reading.model import PredictionModel, read_on_host
 from tf_crnn.readings import Reading
@@ -358,8 +359,7 @@ def _decode(
     lm = model.lm_tables
     codes, scores = model.decoder(log_probs, lengths, beam_width, top_paths, pattern=pattern)
     flags, matches = [None] * len(chunk), [None] * len(chunk)
-    if constraint is not None:
-        flags = constraint.flag_lines(codes[0], free, original, lengths)
+    unmatched = []
     if pattern is not None:
         unmatched = [i for i, row in enumerate(codes[0]) if not pattern.matches(row)]
         if unmatched:
@@ -367,10 +367,24 @@ def _decode(
             found = model.decoder(log_probs[unmatched], lengths[unmatched], wide, top_paths, pattern=pattern)
             codes, scores = _put_lines(codes, scores, unmatched, *found)
             unmatched = [i for i in unmatched if not pattern.matches(codes[0, i])]
+        # Every beam can end on a prefix the line cannot complete: the best single alignment
+        # that matches, found exactly (without the language model).
+        paths = {i: pattern.best_path(log_probs[i, : max(int(lengths[i]), 1)]) for i in unmatched}
+        exact = [i for i in unmatched if paths[i] is not None]
+        if exact:
+            found = np.full((1, len(exact), max(len(paths[i]) for i in exact) or 1), -1, np.int32)
+            for row, i in enumerate(exact):
+                found[0, row, : len(paths[i])] = paths[i]
+            nll = sequence_nll([paths[i] for i in exact], log_probs[exact], lengths[exact])
+            found_scores = np.array([[NEG if v is None else -v] for v in nll], np.float32)
+            codes, scores = _put_lines(codes, scores, exact, found, found_scores)
+            unmatched = [i for i in unmatched if paths[i] is None]
         if unmatched:  # no reading matches: the reading without the pattern, flagged
             codes, scores = _put_lines(codes, scores, unmatched, free[None, unmatched], free_scores[unmatched, :1])
-            flags = [flag or i in unmatched for i, flag in enumerate(flags)]
         matches = [pattern.matches(row) for row in codes[0]]
+    if constraint is not None:
+        flags = constraint.flag_lines(codes[0], free, original, lengths)
+        flags = [flag or i in unmatched for i, flag in enumerate(flags)]
     results = []
     source = log_probs if constraint is None else original  # the network's own, nothing ruled out
     greedy_characters, calibrated_lines, expected = model.greedy_confidences(source)
