@@ -119,7 +119,7 @@ def test_recognize_within_a_pattern_and_a_hostile_pattern_is_refused_in_time(ser
     results = response.json()["results"]
     free = httpx.post(f"{server}/v1/recognize", files=upload(paths), timeout=60).json()["results"]
     for r, f in zip(results, free):
-        # A match is within the pattern; a line nothing matches keeps its reading, flagged.
+        # A match is within the pattern; a line that cannot match keeps its reading, flagged.
         assert r["pattern_match"] == bool(set(r["transcription"]) <= set("01234")) and r["transcription"] != ""
         assert r["flagged"] or r["pattern_match"]
         if not r["pattern_match"]:

@@ -36,7 +36,8 @@ class Reading(Mapping):
             best reading without it is far more probable (``network.constraints.FLAG_RATIO``), or
             no reading matches the pattern.
         pattern_match: read within a pattern, whether ``text`` matches it (where no reading of
-            the line does, ``text`` is the reading without the pattern).
+            the line can: a line with fewer frames than the pattern needs characters, ``text``
+            is the reading without the pattern).
         glyphs: each character's place on its page (``data.documents.Glyph``), for documents.
         expected_cer: the line's expected character error rate, predicted without its
             transcription, where the model's calibration has an error table

@@ -100,7 +100,7 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     "whole line, Python's syntax without flags or look-arounds; e.g. '\\d{2}/\\d{2}/\\d{4}'), with the "
     "language model where the model has one. The pattern_match column says whether the reading matches; a line "
     "no reading of which matches, or whose best reading without the pattern is far more probable, is flagged "
-    "(a line that matches nothing is given its reading without the pattern).",
+    "(a line too short for any match is given its reading without the pattern).",
 )
 @click.option(
     "--drop-flagged",

@@ -310,7 +310,9 @@ def unit_confidences(
 WIDER_SEARCH = 4
 """Within a pattern, a line whose search ends with no reading that matches is searched again with
 this many times the beams: near-copies of one prefix can fill the beams and leave out the
-unlikely character (a hyphen the scan lost) that every match needs."""
+unlikely character (a hyphen the scan lost) that every match needs. Where that search ends
+without a match too, the line's best single alignment that matches is found exactly
+(``Pattern.best_path``)."""
 
 
 def _put_lines(codes, scores, lines, found, found_scores):
