@@ -665,3 +665,67 @@ def test_a_line_on_end_or_upside_down_is_cut_as_the_upright_line(turn):
     for x, y in ((5, 5), (20, 14), (70, 20)):  # a crop pixel's centre lands on the same pixel of the page
         px, py = geometry.to_page(x + 0.5, y + 0.5)
         assert turned_page.getpixel((math.floor(px), math.floor(py))) == crop.getpixel((x, y))
+
+
+@pytest.mark.parametrize(
+    "turn, alto_rotation, page_direction, page_orientation",
+    [
+        (Image.Transpose.ROTATE_90, 90, "bottom-to-top", 90),
+        (Image.Transpose.ROTATE_180, 180, None, 180),
+        (Image.Transpose.ROTATE_270, 270, "top-to-bottom", -90),
+    ],
+    ids=["90", "180", "270"],
+)
+def test_a_line_without_baseline_is_turned_as_its_document_says(
+    turn, alto_rotation, page_direction, page_orientation, tmp_path
+):
+    """ALTO's ROTATION of a block, PAGE's readingDirection of a line and orientation of a region
+    say how a line without a baseline lies: it is cut as the upright line."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    page = Image.new("L", (300, 120), 250)
+    draw = ImageDraw.Draw(page)
+    draw.text((40, 40), "40217", fill=20, font=font)
+    left, top, right, bottom = draw.textbbox((40, 40), "40217", font=font)
+    polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
+    upright, _ = crop_line(page, read_document(_alto_file(tmp_path / "upright.xml", polygon, None)).lines[0])
+    width, height = page.size
+    index = {
+        Image.Transpose.ROTATE_270: lambda x, y: (height - 1 - y, x),
+        Image.Transpose.ROTATE_180: lambda x, y: (width - 1 - x, height - 1 - y),
+        Image.Transpose.ROTATE_90: lambda x, y: (y, width - 1 - x),
+    }[turn]
+    turned_page = page.transpose(turn)
+    points = [index(*p) for p in polygon]
+    documents = [
+        _alto_file(tmp_path / "alto.xml", points, alto_rotation),
+        _page_file(tmp_path / "direction.xml", points, line=f'readingDirection="{page_direction}"')
+        if page_direction
+        else None,
+        _page_file(tmp_path / "orientation.xml", points, region=f'orientation="{page_orientation}"'),
+    ]
+    for document in filter(None, documents):
+        crop, _ = crop_line(turned_page, read_document(document).lines[0])
+        np.testing.assert_array_equal(np.asarray(crop), np.asarray(upright), err_msg=document.name)
+
+
+def _alto_file(path: Path, polygon, rotation) -> Path:
+    points = " ".join(f"{x} {y}" for x, y in polygon)
+    rotated = f' ROTATION="{rotation}"' if rotation is not None else ""
+    path.write_text(
+        f"""<alto xmlns="{ALTO_NS}"><Layout><Page WIDTH="300" HEIGHT="300"><PrintSpace>
+<TextBlock ID="b"{rotated}><TextLine ID="l"><Shape><Polygon POINTS="{points}"/></Shape></TextLine></TextBlock>
+</PrintSpace></Page></Layout></alto>""",
+        encoding="utf-8",
+    )
+    return path
+
+
+def _page_file(path: Path, polygon, line: str = "", region: str = "") -> Path:
+    points = " ".join(f"{x:g},{y:g}" for x, y in polygon)
+    path.write_text(
+        f"""<PcGts xmlns="{PAGE_NS}"><Page imageFilename="p.png" imageWidth="300" imageHeight="300">
+<TextRegion id="r" {region}><Coords points="{points}"/><TextLine id="l" {line}><Coords points="{points}"/></TextLine>
+</TextRegion></Page></PcGts>""",
+        encoding="utf-8",
+    )
+    return path

@@ -61,6 +61,13 @@ class Line:
     element: etree._Element = field(repr=False)
     error: str | None = None
     """Why the line's geometry cannot be used (a coordinate that is no number), or None."""
+    rotation: float = 0.0
+    """How the document says the line's text is turned, as the turn (degrees, Pillow's sense:
+    counter-clockwise) that sets it upright: ALTO's ``ROTATION`` of its block (its text turned
+    that far counter-clockwise), PAGE's ``readingDirection`` ``top-to-bottom`` (90) or
+    ``bottom-to-top`` (270) of the line or its region, else its region's ``orientation`` (the
+    clockwise turn that corrects it). Used for a line without a baseline: a baseline says it
+    exactly."""
 
 
 @dataclass
@@ -167,9 +174,16 @@ def _alto_line(element, ns: str) -> Line:
             baseline = _pairs(element.get("BASELINE"), "BASELINE")
         except ValueError:
             baseline = []
+        rotation = next((a.get("ROTATION") for a in element.iterancestors() if a.get("ROTATION") is not None), None)
+        rotation = -_number(rotation, "ROTATION") % 360.0 if rotation is not None else 0.0
     except ValueError as error:
         return Line(element.get("ID", ""), text, [], [], None, element, str(error))
-    return Line(element.get("ID", ""), text, polygon, baseline if len(baseline) >= 2 else [], box, element)
+    baseline = baseline if len(baseline) >= 2 else []
+    return Line(element.get("ID", ""), text, polygon, baseline, box, element, rotation=rotation)
+
+
+PAGE_VERTICAL = {"top-to-bottom": 90.0, "bottom-to-top": 270.0}
+"""PAGE's ``readingDirection`` of lines that stand on end, as the turn that sets them upright."""
 
 
 def _page_line(element, ns: str) -> Line:
@@ -188,7 +202,18 @@ def _page_line(element, ns: str) -> Line:
             text = (unicode.text or "").strip()
             break
     box = _bounds(polygon) if len(polygon) >= 3 else None
-    return Line(element.get("id", ""), text, polygon, baseline, box, element, error)
+    rotation = 0.0
+    for holder in (element, *element.iterancestors(f"{ns}TextRegion")):
+        if holder.get("readingDirection") in PAGE_VERTICAL:
+            rotation = PAGE_VERTICAL[holder.get("readingDirection")]
+            break
+        if holder.get("orientation") is not None:
+            try:
+                rotation = -_number(holder.get("orientation"), "orientation") % 360.0
+            except ValueError as bad:
+                error = error or str(bad)
+            break
+    return Line(element.get("id", ""), text, polygon, baseline, box, element, error, rotation)
 
 
 def _image_names(name: str) -> tuple[str, ...]:
@@ -364,7 +389,7 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
         ImageDraw.Draw(mask).polygon([(x - left, y - top) for x, y in line.polygon], fill=255)
         crop = Image.composite(crop, Image.new(page.mode, crop.size, white), mask)
     geometry = CropGeometry((left, top))
-    angle = _reading_angle(line.baseline, deskew)
+    angle = _reading_angle(line.baseline, deskew, line.rotation)
     if angle:
         matrix, size = _rotation(crop.size, angle)
         crop = crop.transform(size, Image.Transform.AFFINE, matrix, Image.Resampling.BILINEAR, fillcolor=white)
@@ -372,17 +397,18 @@ def crop_line(page: Image.Image, line: Line, deskew: bool = False) -> tuple[Imag
     return crop, geometry
 
 
-def _reading_angle(baseline: list[tuple[float, float]], deskew: bool) -> float:
+def _reading_angle(baseline: list[tuple[float, float]], deskew: bool, rotation: float = 0.0) -> float:
     """The rotation (degrees, Pillow's sense) that lays a line's baseline level, left to right: its
     exact angle with ``deskew``; else only a line that stands on end (a baseline steeper than 45°)
     or lies upside down (one drawn right to left) is turned, by a multiple of 90°, which moves
-    pixels without resampling them. A line without a baseline is not turned."""
-    if len(baseline) < 2:
-        return 0.0
-    (bx0, by0), (bx1, by1) = baseline[0], baseline[-1]
-    if bx0 == bx1 and by0 == by1:
-        return 0.0
-    angle = math.degrees(math.atan2(by1 - by0, bx1 - bx0))
+    pixels without resampling them. A line without a baseline is turned as its document says
+    (``Line.rotation``), the same way."""
+    angle = rotation
+    if len(baseline) >= 2:
+        (bx0, by0), (bx1, by1) = baseline[0], baseline[-1]
+        if bx0 == bx1 and by0 == by1:
+            return 0.0
+        angle = math.degrees(math.atan2(by1 - by0, bx1 - bx0))
     return angle if deskew else 90.0 * round(angle / 90.0) % 360.0
 
 
