@@ -258,6 +258,67 @@ def test_glyph_boxes_lie_on_the_characters(trained, alto_page, tmp_path):
     assert checked >= 8
 
 
+def test_a_line_upside_down_on_its_page_is_found_so_read_and_given_a_baseline_that_says_it(
+    trained, alto_page, tmp_path
+):
+    from test_segmentation import schema
+
+    _, result = trained
+    xml_file, truth = alto_page
+    runner = CliRunner()
+    upright = tmp_path / "upright"
+    assert (
+        runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(upright)]).exit_code
+        == 0
+    )
+    # l1's pixels turned a half on the page, exactly the box a line is cut from; its ALTO unchanged.
+    (x0, y0), _, (x1, y1), _ = truth["l1"]["polygon"]
+    box = (math.floor(x0), math.floor(y0), math.ceil(x1) + 1, math.ceil(y1) + 1)
+    page = Image.open(xml_file.with_suffix(".png"))
+    page.paste(page.crop(box).transpose(Image.Transpose.ROTATE_180), box)
+    page.save(xml_file.with_suffix(".png"))
+    out = tmp_path / "auto"
+    run = runner.invoke(
+        main,
+        [
+            "predict",
+            str(result.export_path),
+            "--alto",
+            str(xml_file),
+            "-o",
+            str(out),
+            "--orientation",
+            "auto",
+            "--glyphs",
+        ],
+    )
+    assert run.exit_code == 0, run.output
+
+    def lines(folder):
+        root = etree.parse(str(folder / xml_file.name)).getroot()
+        return {line.get("ID"): line for line in root.iter(f"{{{ALTO_NS}}}TextLine")}, root
+
+    before, _ = lines(upright)
+    after, root = lines(out)
+    schema("alto").assertValid(root.getroottree())
+
+    def text(line):
+        return " ".join(s.get("CONTENT") for s in line.findall(f"{{{ALTO_NS}}}String"))
+
+    # Every line reads as the upright page's; l1 now with a baseline drawn right to left, the others' kept.
+    assert {i: text(line) for i, line in after.items()} == {i: text(line) for i, line in before.items()}
+    (bx0, _), (bx1, _) = truth["l1"]["baseline"]
+    points = [float(v) for v in after["l1"].get("BASELINE").split()]
+    assert points[0] > points[2] and abs(points[0] - bx1) <= 2 and abs(points[2] - bx0) <= 2
+    assert after["l2"].get("BASELINE") == before["l2"].get("BASELINE")
+    # The glyphs lie on the turned characters: the last character where the first was drawn.
+    if text(after["l1"]) == truth["l1"]["text"]:
+        glyphs = after["l1"].findall(f".//{{{ALTO_NS}}}Glyph")
+        for glyph, centre in zip(glyphs, truth["l1"]["centres"]):
+            turned = box[0] + box[2] - centre
+            assert abs(float(glyph.get("HPOS")) + float(glyph.get("WIDTH")) / 2 - turned) <= 5
+
+
 def test_page_in_transkribus_layout_round_trips_and_validates(trained, tmp_path):
     _, result = trained
     truth = draw_page(tmp_path / "scan.png")  # Transkribus: page/scan.xml, the image one folder up

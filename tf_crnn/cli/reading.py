@@ -115,7 +115,8 @@ def collect_inputs(inputs: tuple[str, ...]) -> list[str]:
     show_default=True,
     help="auto: read each line image also upside down (a tall one turned 90 degrees both ways instead), keep the "
     "reading the model is surest of, and say how the line lay (the orientation column: 0, 90, 180, 270 "
-    "degrees clockwise); reading takes twice as long.",
+    "degrees clockwise); reading takes twice as long. Documents: each line as its document says it lies and "
+    "turned; a line found lying otherwise gets a baseline that says which way it reads.",
 )
 @click.option(
     "--html",
@@ -174,8 +175,6 @@ def predict(
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
-        if orientation != "as-is":
-            raise UserError("--orientation reads line images and CSVs; documents' lines are read as they lie")
         if not output:
             raise UserError("--alto/--page/--segment write documents: give their folder with -o")
         for item in inputs:
@@ -190,7 +189,7 @@ def predict(
         readings = []
         options = dict(
             glyphs=glyphs, deskew=deskew, batch_size=batch_size, review_below=review_below, collect=readings,
-            constraint=constraint, drop_flagged=drop_flagged,
+            constraint=constraint, drop_flagged=drop_flagged, orientation=None if orientation == "as-is" else orientation,
         )  # fmt: skip
         if segment:
             from tf_crnn.reading.documents import predict_pages

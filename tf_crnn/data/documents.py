@@ -31,7 +31,7 @@ from PIL import Image, ImageDraw
 from tf_crnn import __version__
 from tf_crnn.atomic import write_bytes
 from tf_crnn.data.alignment import line_confidence
-from tf_crnn.data.images import IMAGE_SUFFIXES, open_image
+from tf_crnn.data.images import IMAGE_SUFFIXES, from_upright, open_image
 from tf_crnn.errors import DocumentError
 from tf_crnn.readings import PredictedCER, Reading
 
@@ -338,6 +338,16 @@ class CropGeometry:
         """The four corners of a box of the crop, clockwise from top left, in page pixels."""
         return [self.to_page(x, y) for x, y in ((x0, y0), (x1, y0), (x1, y1), (x0, y1))]
 
+    def turned(self, angle: int, size: tuple[int, int]) -> CropGeometry:
+        """The geometry of this crop (of ``size``) set upright as lying ``angle`` degrees
+        clockwise (``images.turn_upright``)."""
+        p, q, r, s, t, u = from_upright(angle, size)
+        a, b, c, d, e, f = self.matrix
+        return CropGeometry(
+            self.offset,
+            (a * p + b * s, a * q + b * t, a * r + b * u + c, d * p + e * s, d * q + e * t, d * r + e * u + f),
+        )
+
 
 def _rotation(size: tuple[int, int], angle: float) -> tuple[tuple[float, ...], tuple[int, int]]:
     """Pillow's ``rotate(angle, expand=True)``, written out: its output-to-input affine matrix
@@ -622,6 +632,25 @@ REVIEW_TAG = "tf-crnn-review"
 ``custom`` attribute's tag."""
 
 
+def set_baseline(document: Document, line: Line, points: list[tuple[float, float]]) -> None:
+    """Gives ``line`` the baseline ``points`` (page pixels, in reading order: the way the line
+    reads, which ``crop_line`` and eScriptorium read from it), in its document's tree."""
+    coordinates = [(max(0, round(x)), max(0, round(y))) for x, y in points]
+    element = line.element
+    if document.kind == ALTO:
+        element.set("BASELINE", " ".join(f"{x} {y}" for x, y in coordinates))
+    else:
+        ns = document.namespace
+        baseline = element.find(f"{ns}Baseline")
+        if baseline is None:  # PAGE's order: AlternativeImage*, Coords, Baseline?, ...
+            baseline = etree.Element(f"{ns}Baseline")
+            position = max((i + 1 for i, c in enumerate(element) if _local(c) in ("AlternativeImage", "Coords")),
+                           default=0)  # fmt: skip
+            element.insert(position, baseline)
+        baseline.set("points", " ".join(f"{x},{y}" for x, y in coordinates))
+    line.baseline = [(float(x), float(y)) for x, y in coordinates]
+
+
 def write_recognition(
     document: Document,
     readings: dict[str, Reading],
@@ -669,6 +698,7 @@ __all__ = [
     "open_page",
     "parse_xml",
     "read_document",
+    "set_baseline",
     "text_regions",
     "write_recognition",
 ]

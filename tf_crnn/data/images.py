@@ -121,8 +121,39 @@ def check_image(path: str, decode: bool = True) -> tuple[int, int] | str:
     return width, height
 
 
+ORIENTATIONS = {False: (0, 180), True: (90, 270)}
+"""The ways a line may lie that ``orientation='auto'`` reads, for a line image wider than high
+(False) and higher than wide (True), in degrees clockwise from upright: 180, upside down; 90,
+reading top to bottom; 270, bottom to top."""
+UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+"""The turn (counter-clockwise, Pillow's) that sets a line lying so upright."""
+
+
+def turn_upright(image: Image.Image, angle: int) -> Image.Image:
+    """``image`` of a line lying ``angle`` degrees clockwise from upright (``ORIENTATIONS``), set
+    upright: pixels moved, none resampled."""
+    return image if angle == 0 else image.transpose(UPRIGHT[angle])
+
+
+def from_upright(angle: int, size: tuple[int, int]) -> tuple[float, ...]:
+    """The affine map ``(a, b, c, d, e, f)`` (``x = a x' + b y' + c``, ``y = d x' + e y' + f``)
+    from a point of ``turn_upright(image, angle)`` back to the same point of ``image``, whose
+    size is ``size``."""
+    width, height = size
+    return {
+        0: (1, 0, 0, 0, 1, 0),
+        90: (0, -1, width, 1, 0, 0),
+        180: (-1, 0, width, 0, -1, height),
+        270: (0, 1, 0, -1, 0, height),
+    }[angle]
+
+
 __all__ = [
     "IMAGE_FORMATS",
+    "ORIENTATIONS",
+    "UPRIGHT",
+    "from_upright",
+    "turn_upright",
     "IMAGE_SUFFIXES",
     "TIFF_SUFFIXES",
     "check_image",

@@ -23,11 +23,13 @@ from tf_crnn.data.documents import (
     crop_line,
     open_page,
     read_document,
+    set_baseline,
     write_recognition,
 )
+from tf_crnn.data.images import ORIENTATIONS, turn_upright
 from tf_crnn.data.segmentation import SegmentingProcess, check_page_names, segment_pages, write_segmentation
 from tf_crnn.network.constraints import Constraint
-from tf_crnn.reading.files import predict_files, resize_for_network
+from tf_crnn.reading.files import orientation_certainty, predict_files, resize_for_network
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
 from tf_crnn.readings import Reading
@@ -50,6 +52,7 @@ def predict_documents(
     summary: bool = True,
     constraint: Constraint | None = None,
     drop_flagged: bool = False,
+    orientation: str | None = None,
 ) -> tuple[list[Path], list[tuple[str, str]]]:
     """Reads every line of ALTO or PAGE documents and writes each document back, recognised.
 
@@ -67,7 +70,12 @@ def predict_documents(
     the document named by ``names`` where it names it, else by its path). ``summary``: log the
     run's predicted CER and where each page's is. ``constraint`` (``network.constraints``): read
     every line within it; with ``drop_flagged``, a line it flags is left as it was, unread, and
-    listed among those left out (reason ``FLAGGED``).
+    listed among those left out (reason ``FLAGGED``). ``orientation`` ``auto``: each line, cut
+    as its document says it lies, is also read turned (``images.ORIENTATIONS``: upside down, or a
+    quarter either way for a line higher than wide), the reading the model is surest of kept
+    (``files.orientation_certainty``), its ``orientation`` said, its glyphs mapped back through
+    the turn; a line found lying otherwise than its document said gets a baseline that says how it
+    reads (``documents.set_baseline``: its own reversed, or along the bottom of its box).
 
     Returns:
         ``(files written, (file or line, reason) left out)``.
@@ -79,6 +87,7 @@ def predict_documents(
     (output_dir / PAGES_FILENAME).unlink(missing_ok=True)  # an earlier run's, never this one's
     mode = "L" if model.params.input_channels == 1 else "RGB"
     numbers = itertools.count()
+    lm, lookup = (model.language_model, model.alphabet.lookup) if orientation == "auto" else (None, {})
 
     def crop_document(xml_file: Path, tmp: Path, left_out: list) -> tuple[Any, Path, dict] | None:
         target = output_dir / xml_file.name
@@ -99,19 +108,29 @@ def predict_documents(
             except DocumentError as error:
                 left_out.append((f"{xml_file}:{line.id}", str(error)))
                 continue
-            path = str(tmp / f"{next(numbers)}.png")
-            # Resized here, beside the network, rather than decoded whole and resized in its graph;
-            # read back at once: no time spent compressing.
-            resize_for_network(crop, model.params).save(path, compress_level=0)
-            crops[path] = (line, geometry, crop.size)  # the crop's own size, before resize_for_network
+            angles = ORIENTATIONS[crop.height > crop.width] if orientation == "auto" else (0,)
+            for angle in angles:
+                turned = turn_upright(crop, angle)
+                path = str(tmp / f"{next(numbers)}.png")
+                # Resized here, beside the network, rather than decoded whole and resized in its graph;
+                # read back at once: no time spent compressing.
+                resize_for_network(turned, model.params).save(path, compress_level=0)
+                # The crop's own size, before resize_for_network.
+                crops[path] = (line, geometry.turned(angle, crop.size), turned.size, angle)
         return document, target, crops
 
     def write(document, target: Path, crops: dict, results: dict[str, Reading]) -> None:
-        readings = {}
-        for path, (line, geometry, (_, height)) in crops.items():
+        readings, chosen = {}, {}
+        for path, (line, geometry, size, angle) in crops.items():  # each line's surest reading
             result = results.get(path)
             if result is None:
                 continue
+            if line.id in chosen and orientation_certainty(result, lm, lookup) <= orientation_certainty(
+                chosen[line.id][0], lm, lookup
+            ):
+                continue
+            chosen[line.id] = (result, line, geometry, size, angle)
+        for result, line, geometry, (width, height), angle in chosen.values():
             if drop_flagged and result.flagged:
                 skipped.append((f"{document.path}:{line.id}", FLAGGED))
                 continue
@@ -119,9 +138,14 @@ def predict_documents(
                 Glyph(char, confidence, geometry.box_to_page(x0, 0, x1, height))
                 for char, confidence, (x0, x1) in zip(result.text, result.character_confidences, result.character_spans)
             ]
+            if angle:  # lying otherwise than its document said: a baseline that says how it reads
+                baseline = line.baseline[::-1] if angle == 180 and line.baseline else None
+                set_baseline(document, line, baseline or [geometry.to_page(0, height), geometry.to_page(width, height)])
             # The crop was a file of the moment: the line stands for itself, in its document.
             name = (names or {}).get(document.path, document.path)
-            readings[line.id] = dataclasses.replace(result, path=f"{name}:{line.id}", glyphs=characters)
+            readings[line.id] = dataclasses.replace(
+                result, path=f"{name}:{line.id}", glyphs=characters, orientation=angle if orientation else None
+            )
         predicted = None
         if model.predicts_cer and readings:
             predicted = model.calibration.predicted_cer(readings.values())
@@ -160,7 +184,7 @@ def predict_documents(
             group, left_out, more = upcoming.result()
             upcoming = cropper.submit(crop_group, Path(tmp)) if more else None
             skipped += left_out
-            sizes = {path: size for _, _, crops in group for path, (_, _, size) in crops.items()}
+            sizes = {path: size for _, _, crops in group for path, (_, _, size, _) in crops.items()}
             results, unreadable = predict_files(
                 model, list(sizes), batch_size=batch_size, details=True, sizes=sizes, constraint=constraint
             )
@@ -168,8 +192,13 @@ def predict_documents(
                 Path(path).unlink()
             by_path = {result.path: result for result in results}
             for document, target, crops in group:
+                read = {crops[path][0].id for path in crops if path in by_path}
                 skipped.extend(
-                    (f"{document.path}:{crops[path][0].id}", reason) for path, reason in unreadable if path in crops
+                    dict.fromkeys(
+                        (f"{document.path}:{crops[path][0].id}", reason)
+                        for path, reason in unreadable
+                        if path in crops and crops[path][0].id not in read
+                    )
                 )
                 write(document, target, crops, by_path)
     if review_below is not None:

@@ -26,9 +26,11 @@ from tf_crnn.data.alignment import (
 from tf_crnn.data.direction import BASES, reorder
 from tf_crnn.data.image_converter import resize_image
 from tf_crnn.data.images import (
+    ORIENTATIONS,
     check_image,
     get_resized_width,
     open_for_graph,
+    turn_upright,
 )
 from tf_crnn.network.constraints import Constraint
 from tf_crnn.network.language_model import NEG, CharNgram
@@ -124,14 +126,6 @@ def predict_files(
     return results, skipped + [(originals.get(p, p), reason) for p, reason in unreadable]
 
 
-ORIENTATIONS = {False: (0, 180), True: (90, 270)}
-"""The ways a line may lie that ``orientation='auto'`` reads, for a line image wider than high
-(False) and higher than wide (True), in degrees clockwise from upright: 180, upside down; 90,
-reading top to bottom; 270, bottom to top."""
-_UPRIGHT = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
-"""The turn (counter-clockwise, Pillow's) that sets a line lying so upright."""
-
-
 def _turned_copies(
     paths: list[str], mode: str, folder: Path, skipped: list
 ) -> tuple[dict[str, tuple[str, int, tuple[int, int]]], list]:
@@ -149,7 +143,7 @@ def _turned_copies(
                         continue
                     copy = str(folder / f"turned-{i}-{angle}.png")
                     frame = image if image.mode in ("L", "RGB", "RGBA", "LA") else image.convert(mode)
-                    frame.transpose(_UPRIGHT[angle]).save(copy, compress_level=1)
+                    turn_upright(frame, angle).save(copy, compress_level=1)
                     turned[copy] = (path, angle, size)
         except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
             skipped.append((path, f"image cannot be decoded ({error})"))
@@ -158,11 +152,11 @@ def _turned_copies(
 
 ORIENTATION_LM_WEIGHT = 0.1
 """Weight of the language model's log-probability per character beside the network's, in
-``_certainty``. Chosen on 400 shared validation lines (0.02-2 tried: 98.5% of the lines found
+``orientation_certainty``. Chosen on 400 shared validation lines (0.02-2 tried: 98.5% of the lines found
 upright at 0.1, 95.3% with the network alone) and measured on 300 others (``benchmarks/orientation.py``)."""
 
 
-def _certainty(reading: Reading, lm: CharNgram | None, lookup: dict[str, int]) -> tuple[float, float]:
+def orientation_certainty(reading: Reading, lm: CharNgram | None, lookup: dict[str, int]) -> tuple[float, float]:
     """How likely a reading is, to compare one line's readings in each direction: the mean log
     probability of its characters (a line read the wrong way up is read as characters the network
     is unsure of, between blanks it is sure of: its total ``score`` often beats the right way's),
@@ -184,12 +178,14 @@ def _upright(
     lm: CharNgram | None = None,
     lookup: dict[str, int] | None = None,
 ) -> list[Reading]:
-    """Of each image's readings, the surest (``_certainty``), its path the image's, its spans
+    """Of each image's readings, the surest (``orientation_certainty``), its path the image's, its spans
     mapped back; without ``details``, as the plain reading gives it (no confidences, no spans)."""
     best: dict[str, Reading] = {}  # in the images' order: a key keeps its place when replaced
     for result in results:
         image, angle, (width, height) = turned[result.path]
-        if image in best and _certainty(result, lm, lookup or {}) <= _certainty(best[image], lm, lookup or {}):
+        if image in best and orientation_certainty(result, lm, lookup or {}) <= orientation_certainty(
+            best[image], lm, lookup or {}
+        ):
             continue
         spans = result.character_spans
         if spans is not None and angle in (180, 270):
@@ -445,4 +441,4 @@ def _decode(
     return results
 
 
-__all__ = ["ORIENTATIONS", "predict_files", "resize_for_network", "unit_confidences"]
+__all__ = ["ORIENTATIONS", "orientation_certainty", "predict_files", "resize_for_network", "unit_confidences"]
