@@ -163,22 +163,32 @@ def test_alto_import_then_predict_writes_the_models_text_into_the_same_tree(trai
     assert f"Predicted CER of each page: {written / 'pages.csv'}" in run.output
 
 
+def predict_alto(model, xml_file: Path, out: Path, *options: str):
+    """``tf-crnn predict MODEL --alto XML -o OUT OPTIONS``, which must succeed."""
+    run = CliRunner().invoke(main, ["predict", str(model), "--alto", str(xml_file), "-o", str(out), *options])
+    assert run.exit_code == 0, run.output
+    return run
+
+
+def alto_lines(xml_file: Path) -> dict:
+    """Each ``TextLine`` of an ALTO file by its ID."""
+    root = etree.parse(str(xml_file)).getroot()
+    return {line.get("ID"): line for line in root.iter(f"{{{ALTO_NS}}}TextLine")}
+
+
+def line_text(line) -> str:
+    return " ".join(s.get("CONTENT") for s in line.findall(f"{{{ALTO_NS}}}String"))
+
+
 def test_documents_are_read_within_a_constraint_and_flagged_lines_left_unread(trained, alto_page, tmp_path, caplog):
     params, result = trained
     xml_file, truth = alto_page
     runner = CliRunner()
     free = tmp_path / "free"
-    assert (
-        runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(free)]).exit_code
-        == 0
-    )
+    predict_alto(result.export_path, xml_file, free)
 
     def texts(folder):
-        root = etree.parse(str(folder / xml_file.name)).getroot()
-        return {
-            line.get("ID"): " ".join(s.get("CONTENT") for s in line.findall(f"{{{ALTO_NS}}}String"))
-            for line in root.iter(f"{{{ALTO_NS}}}TextLine")
-        }
+        return {line_id: line_text(line) for line_id, line in alto_lines(folder / xml_file.name).items()}
 
     read = texts(free)
     within = tmp_path / "within"
@@ -265,12 +275,8 @@ def test_a_line_upside_down_on_its_page_is_found_so_read_and_given_a_baseline_th
 
     _, result = trained
     xml_file, truth = alto_page
-    runner = CliRunner()
     upright = tmp_path / "upright"
-    assert (
-        runner.invoke(main, ["predict", str(result.export_path), "--alto", str(xml_file), "-o", str(upright)]).exit_code
-        == 0
-    )
+    predict_alto(result.export_path, xml_file, upright)
     # l1's pixels turned a half on the page, exactly the box a line is cut from; its ALTO unchanged.
     (x0, y0), _, (x1, y1), _ = truth["l1"]["polygon"]
     box = (math.floor(x0), math.floor(y0), math.ceil(x1) + 1, math.ceil(y1) + 1)
@@ -278,45 +284,21 @@ def test_a_line_upside_down_on_its_page_is_found_so_read_and_given_a_baseline_th
     page.paste(page.crop(box).transpose(Image.Transpose.ROTATE_180), box)
     page.save(xml_file.with_suffix(".png"))
     out = tmp_path / "auto"
-    run = runner.invoke(
-        main,
-        [
-            "predict",
-            str(result.export_path),
-            "--alto",
-            str(xml_file),
-            "-o",
-            str(out),
-            "--orientation",
-            "auto",
-            "--glyphs",
-        ],
-    )
-    assert run.exit_code == 0, run.output
-
-    def lines(folder):
-        root = etree.parse(str(folder / xml_file.name)).getroot()
-        return {line.get("ID"): line for line in root.iter(f"{{{ALTO_NS}}}TextLine")}, root
-
-    before, _ = lines(upright)
-    after, root = lines(out)
-    schema("alto").assertValid(root.getroottree())
-
-    def text(line):
-        return " ".join(s.get("CONTENT") for s in line.findall(f"{{{ALTO_NS}}}String"))
-
+    predict_alto(result.export_path, xml_file, out, "--orientation", "auto", "--glyphs")
+    before, after = alto_lines(upright / xml_file.name), alto_lines(out / xml_file.name)
+    schema("alto").assertValid(etree.parse(str(out / xml_file.name)))
     # The line turned on its page reads as it did upright, and now has a baseline drawn right to
     # left. Each other line kept as it lay keeps its baseline; one the tiny model is surer of
     # upside down (digits turned are often digits) gets its baseline reversed: what was chosen is
     # what is written.
-    assert text(after["l1"]) == text(before["l1"]) == truth["l1"]["text"]
+    assert line_text(after["l1"]) == line_text(before["l1"]) == truth["l1"]["text"]
     (bx0, _), (bx1, _) = truth["l1"]["baseline"]
     points = [float(v) for v in after["l1"].get("BASELINE").split()]
     assert points[0] > points[2] and abs(points[0] - bx1) <= 2 and abs(points[2] - bx0) <= 2
     for i in ("l2", "l3"):
         kept = before[i].get("BASELINE").split()
         reversed_ = [v for pair in zip(kept[-2::-2], kept[::-2]) for v in pair]
-        assert after[i].get("BASELINE").split() == (kept if text(after[i]) == text(before[i]) else reversed_)
+        assert after[i].get("BASELINE").split() == (kept if line_text(after[i]) == line_text(before[i]) else reversed_)
     # The glyphs lie on the turned characters: the last character where the first was drawn.
     glyphs = after["l1"].findall(f".//{{{ALTO_NS}}}Glyph")
     assert len(glyphs) == len(truth["l1"]["centres"])
@@ -702,6 +684,24 @@ def test_predict_writes_a_page_of_the_predicted_cer(trained, alto_page, digits_d
     assert run.exit_code == 2 and "predicts none" in run.output and not (tmp_path / "b.csv").exists()
 
 
+def one_line_page(turn):
+    """A page with one line of digits: ``(page, polygon, baseline, index)``, ``index(x, y)`` where
+    pixel ``(x, y)`` of the page goes on the page turned by ``turn``."""
+    font = ImageFont.load_default(size=FONT_SIZE)
+    page = Image.new("L", (300, 120), 250)
+    draw = ImageDraw.Draw(page)
+    draw.text((40, 40), "40217", fill=20, font=font)
+    left, top, right, bottom = draw.textbbox((40, 40), "40217", font=font)
+    polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
+    width, height = page.size
+    index = {
+        Image.Transpose.ROTATE_270: lambda x, y: (height - 1 - y, x),
+        Image.Transpose.ROTATE_180: lambda x, y: (width - 1 - x, height - 1 - y),
+        Image.Transpose.ROTATE_90: lambda x, y: (y, width - 1 - x),
+    }[turn]
+    return page, polygon, [(left, bottom), (right, bottom)], index
+
+
 @pytest.mark.parametrize(
     "turn", [Image.Transpose.ROTATE_270, Image.Transpose.ROTATE_180, Image.Transpose.ROTATE_90], ids=str
 )
@@ -711,20 +711,8 @@ def test_a_line_on_end_or_upside_down_is_cut_as_the_upright_line(turn):
     and the crop's points map back onto the turned page."""
     from tf_crnn.data.documents import Line
 
-    font = ImageFont.load_default(size=FONT_SIZE)
-    page = Image.new("L", (300, 120), 250)
-    draw = ImageDraw.Draw(page)
-    draw.text((40, 40), "40217", fill=20, font=font)
-    left, top, right, bottom = draw.textbbox((40, 40), "40217", font=font)
-    polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
-    baseline = [(left, bottom), (right, bottom)]
+    page, polygon, baseline, index = one_line_page(turn)
     upright, _ = crop_line(page, Line("l", None, polygon, baseline, None, None))
-    width, height = page.size
-    index = {  # where pixel (x, y) of the page goes on the turned page
-        Image.Transpose.ROTATE_270: lambda x, y: (height - 1 - y, x),
-        Image.Transpose.ROTATE_180: lambda x, y: (width - 1 - x, height - 1 - y),
-        Image.Transpose.ROTATE_90: lambda x, y: (y, width - 1 - x),
-    }[turn]
     turned_page = page.transpose(turn)
     turned = Line("l", None, [index(*p) for p in polygon], [index(*p) for p in baseline], None, None)
     crop, geometry = crop_line(turned_page, turned)
@@ -748,19 +736,8 @@ def test_a_line_without_baseline_is_turned_as_its_document_says(
 ):
     """ALTO's ROTATION of a block, PAGE's readingDirection of a line and orientation of a region
     say how a line without a baseline lies: it is cut as the upright line."""
-    font = ImageFont.load_default(size=FONT_SIZE)
-    page = Image.new("L", (300, 120), 250)
-    draw = ImageDraw.Draw(page)
-    draw.text((40, 40), "40217", fill=20, font=font)
-    left, top, right, bottom = draw.textbbox((40, 40), "40217", font=font)
-    polygon = [(left - 6, top - 6), (right + 6, top - 6), (right + 6, bottom + 6), (left - 6, bottom + 6)]
+    page, polygon, _, index = one_line_page(turn)
     upright, _ = crop_line(page, read_document(_alto_file(tmp_path / "upright.xml", polygon, None)).lines[0])
-    width, height = page.size
-    index = {
-        Image.Transpose.ROTATE_270: lambda x, y: (height - 1 - y, x),
-        Image.Transpose.ROTATE_180: lambda x, y: (width - 1 - x, height - 1 - y),
-        Image.Transpose.ROTATE_90: lambda x, y: (y, width - 1 - x),
-    }[turn]
     turned_page = page.transpose(turn)
     points = [index(*p) for p in polygon]
     documents = [
