@@ -75,7 +75,8 @@ def test_the_language_model_tells_the_words_from_the_same_marks_read_upside_down
     # The network as sure of both (a line of round letters reads alike both ways up): words win.
     words, turned = (Reading(text, 0.9, character_confidences=[0.9] * 9) for text in ("the house", "esuoh eht"))
     assert orientation_certainty(words, lm, lookup) > orientation_certainty(turned, lm, lookup)
-    assert orientation_certainty(words, None, lookup) == orientation_certainty(turned, None, lookup)  # without one, a tie
+    # Without one, a tie.
+    assert orientation_certainty(words, None, lookup) == orientation_certainty(turned, None, lookup)
     # The network's certainty still counts: sure marks beat unsure words.
     unsure = Reading("the house", 0.1, character_confidences=[0.05] * 9)
     assert orientation_certainty(turned, lm, lookup) > orientation_certainty(unsure, lm, lookup)
