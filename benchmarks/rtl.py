@@ -22,6 +22,7 @@ import random
 import re
 import subprocess
 import sys
+import unicodedata
 from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
@@ -44,7 +45,8 @@ def hebrew_lines() -> list[str]:
             continue
         for message in translations._catalog.values():  # the catalog's messages (gettext has no public listing)
             for line in str(message).splitlines():
-                line = " ".join(line.split())
+                # Marks that are never drawn (U+200E/F and the other format characters): no image holds them.
+                line = " ".join("".join(c for c in line if unicodedata.category(c) != "Cf").split())
                 if 3 <= len(line) <= 60 and has_right_to_left(line) and not MARKUP.search(line):
                     lines.add(line)
     return sorted(lines)

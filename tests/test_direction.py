@@ -5,9 +5,10 @@ import itertools
 import runpy
 from pathlib import Path
 
+import bidi
 import numpy as np
 import pytest
-from bidi.algorithm import get_display  # the reference implementation: brackets mirrored, as drawn
+from bidi.algorithm import get_display  # the legacy pure-Python rule: no bracket pairs
 from PIL import Image
 
 from tf_crnn.alphabet import Alphabet
@@ -27,14 +28,26 @@ LINES = [
     "1948 היתה שנה",
     "plain Latin, (unchanged) 12",
 ]
+PAIRED = "אוזבקית (אפגניסטן, OLPC) Hyper"  # a bracket pair around a Latin word (rule N0)
 
 
 @pytest.mark.parametrize("line", LINES)
 def test_display_order_is_the_bidirectional_algorithms_and_reads_back(line):
     shown, order = reorder(line)
-    assert "".join(shown) == get_display(line)
+    assert "".join(line[i] for i in order) == bidi.get_display(line)  # the whole algorithm's order
     assert sorted(order) == list(range(len(line)))
     assert reorder_text("".join(shown)) == line  # the reading of the display order is the line
+
+
+def test_brackets_pair_and_mirror_as_renderers_draw_them():
+    # The legacy pure-Python rule has no bracket pairs (N0): it put "OLPC)" where it is not drawn.
+    assert get_display(PAIRED, base_dir="R") == "OLPC) Hyper ,ןטסינגפא) תיקבזוא"
+    shown, order = reorder(PAIRED, "R")
+    assert "".join(shown) == "Hyper (OLPC ,ןטסינגפא) תיקבזוא"
+    assert "".join(PAIRED[i] for i in order) == bidi.get_display(PAIRED, base_dir="R")
+    assert reorder_text("".join(shown), "R") == PAIRED
+    # A bracket at a right-to-left level is drawn mirrored.
+    assert "".join(reorder("בשנת (מלחמה)", "R")[0]) == "(המחלמ) תנשב"
 
 
 def test_a_line_without_right_to_left_letters_is_never_changed():
@@ -85,7 +98,7 @@ def test_the_portable_readers_copy_reorders_as_the_package_does():
     portable = runpy.run_path(str(READER), run_name="portable")
     copy = portable["reorder"]
     assert portable["BASES"] == BASES
-    for line, base in itertools.product([*LINES, "ab", ""], BASES.values()):
+    for line, base in itertools.product([*LINES, PAIRED, "ab", ""], BASES.values()):
         assert copy(list(line), base) == reorder(list(line), base)
     assert copy(["ש", "ל", "ab"]) == reorder(["ש", "ל", "ab"])
 

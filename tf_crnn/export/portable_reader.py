@@ -83,32 +83,52 @@ def reorder(units: list[str], base: str | None = None) -> tuple[list[str], list[
     """tf_crnn's ``data.direction.reorder`` (a copy, so that this file stands alone; a golden test
     pins the two together): a line read in display order, in logical order (``base``: its
     direction, ``"L"`` or ``"R"``; None: from its first strong letter), with the index in
-    ``units`` of each unit of the result. Needs ``python-bidi`` for lines of right-to-left letters only."""
+    ``units`` of each unit of the result. The levels are the whole Unicode Bidirectional
+    Algorithm's (python-bidi's Rust implementation gives them in its debug output, a level per
+    byte). Needs ``python-bidi`` for lines of right-to-left letters only."""
+    import re
     import unicodedata
 
     keys = "".join(u[:1] or " " for u in units)
     if not any(unicodedata.bidirectional(c) in ("R", "AL") for c in keys):
         return list(units), list(range(len(units)))
-    from bidi import algorithm
+    from bidi import get_display
+    from bidi.mirror import MIRRORED
 
-    storage = algorithm.get_empty_storage()
-    level = algorithm.get_base_level(keys) if base is None else algorithm.PARAGRAPH_LEVELS[base]
-    storage["base_level"], storage["base_dir"] = level, ("L", "R")[level]
-    algorithm.get_embedding_levels(keys, storage)
-    for index, char in enumerate(storage["chars"]):
-        char["index"] = index
-    for step in (
-        algorithm.explicit_embed_and_overrides,
-        algorithm.resolve_weak_types,
-        algorithm.resolve_neutral_types,
-        algorithm.resolve_implicit_levels,
-        algorithm.reorder_resolved_levels,
-        algorithm.apply_mirroring,
-    ):
-        step(storage, False)
-    return [c["ch"] if len(units[c["index"]]) == 1 else units[c["index"]] for c in storage["chars"]], [
-        c["index"] for c in storage["chars"]
-    ]
+    info = get_display(keys, base_dir=base, debug=True)
+    start, end = info.index("levels:"), info.index("paragraphs:")
+    pattern = re.compile(r"Level\(\s*(\d+),?\s*\)")
+    by_byte = [int(v) for v in pattern.findall(info[start:end])]
+    paragraph = int(pattern.search(info[end:]).group(1))
+    levels, offset = [], 0
+    for char in keys:
+        levels.append(by_byte[offset])
+        offset += len(char.encode("utf-8"))
+    trailing = True  # rule L1: separators, and whitespace before them and at the end
+    for i in range(len(keys) - 1, -1, -1):
+        kind = unicodedata.bidirectional(keys[i])
+        if kind in ("S", "B"):
+            levels[i], trailing = paragraph, True
+        elif trailing and kind in ("WS", "FSI", "LRI", "RLI", "PDI"):
+            levels[i] = paragraph
+        else:
+            trailing = False
+    order = list(range(len(units)))
+    odd = [level for level in levels if level % 2]
+    for level in range(max(levels), min(odd, default=max(levels) + 1) - 1, -1):  # rule L2
+        i = 0
+        while i < len(order):
+            if levels[order[i]] < level:
+                i += 1
+                continue
+            j = i
+            while j < len(order) and levels[order[j]] >= level:
+                j += 1
+            order[i:j] = order[i:j][::-1]
+            i = j
+    return [
+        MIRRORED.get(units[i], units[i]) if levels[i] % 2 and len(units[i]) == 1 else units[i] for i in order
+    ], order
 
 
 def greedy_decode(log_probs: np.ndarray, units: dict[int, str], base: str | None = None) -> dict:
