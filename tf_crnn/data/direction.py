@@ -5,9 +5,9 @@ network reads a line image left to right, so a label is given to it in display o
 in which its characters stand in the image from left to right, and what it reads, in display
 order, is put back in logical order, each character's span and confidence carried with it. Both
 are the Unicode Bidirectional Algorithm (python-bidi's Rust implementation, as renderers lay lines
-out: its bracket pairs too), brackets mirrored: ``(`` typed in a right-to-left run is drawn as ``)``. CTC then aligns the label with the
-image monotonically, numbers and Latin words inside a Hebrew line included, and every character's
-span lies where it is drawn. kraken trains and reads the same way.
+out: its bracket pairs too), brackets mirrored: ``(`` typed in a right-to-left run is drawn as
+``)``. CTC then aligns the label with the image monotonically, numbers and Latin words inside a
+Hebrew line included, and every character's span lies where it is drawn. kraken trains and reads the same way.
 
 Without a ``base``, a line is laid out from its first strong character (a Hebrew letter: right
 to left; a Latin one: left to right), as the algorithm's default; the round trip is then exact

@@ -29,7 +29,7 @@ from tf_crnn.data.documents import (
 from tf_crnn.data.images import ORIENTATIONS, turn_upright
 from tf_crnn.data.segmentation import SegmentingProcess, check_page_names, segment_pages, write_segmentation
 from tf_crnn.network.constraints import Constraint
-from tf_crnn.reading.files import orientation_certainty, predict_files, resize_for_network
+from tf_crnn.reading.files import predict_files, resize_for_network, surest
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.reading.outputs import PAGES_FILENAME, REVIEW_FILENAME, write_pages, write_review_list
 from tf_crnn.readings import Reading
@@ -73,7 +73,7 @@ def predict_documents(
     listed among those left out (reason ``FLAGGED``). ``orientation`` ``auto``: each line, cut
     as its document says it lies, is also read turned (``images.ORIENTATIONS``: upside down, or a
     quarter either way for a line higher than wide), the reading the model is surest of kept
-    (``files.orientation_certainty``), its ``orientation`` said, its glyphs mapped back through
+    (``files.surest``), its ``orientation`` said, its glyphs mapped back through
     the turn; a line found lying otherwise than its document said gets a baseline that says how it
     reads (``documents.set_baseline``: its own reversed, or along the bottom of its box).
 
@@ -120,17 +120,9 @@ def predict_documents(
         return document, target, crops
 
     def write(document, target: Path, crops: dict, results: dict[str, Reading]) -> None:
-        readings, chosen = {}, {}
-        for path, (line, geometry, size, angle) in crops.items():  # each line's surest reading
-            result = results.get(path)
-            if result is None:
-                continue
-            if line.id in chosen and orientation_certainty(result, lm, lookup) <= orientation_certainty(
-                chosen[line.id][0], lm, lookup
-            ):
-                continue
-            chosen[line.id] = (result, line, geometry, size, angle)
-        for result, line, geometry, (width, height), angle in chosen.values():
+        readings = {}
+        candidates = ((crop[0].id, results[path], crop) for path, crop in crops.items() if path in results)
+        for result, (line, geometry, (width, height), angle) in surest(candidates, lm, lookup).values():
             if drop_flagged and result.flagged:
                 skipped.append((f"{document.path}:{line.id}", FLAGGED))
                 continue

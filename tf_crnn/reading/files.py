@@ -171,6 +171,20 @@ def orientation_certainty(reading: Reading, lm: CharNgram | None, lookup: dict[s
     return certainty, reading.score or -math.inf
 
 
+def surest(candidates, lm: CharNgram | None, lookup: dict[str, int]) -> dict:
+    """Of ``candidates`` ``(key, reading, extra)`` (one line read lying several ways), each key's
+    surest reading (``orientation_certainty``; the first of equals) with its extra:
+    ``{key: (reading, extra)}``, the keys in their first order."""
+    best: dict = {}
+    for key, reading, extra in candidates:
+        if key in best and orientation_certainty(reading, lm, lookup) <= orientation_certainty(
+            best[key][0], lm, lookup
+        ):
+            continue
+        best[key] = (reading, extra)
+    return best
+
+
 def _upright(
     results: list[Reading],
     turned: dict[str, tuple[str, int, tuple[int, int]]],
@@ -178,24 +192,20 @@ def _upright(
     lm: CharNgram | None = None,
     lookup: dict[str, int] | None = None,
 ) -> list[Reading]:
-    """Of each image's readings, the surest (``orientation_certainty``), its path the image's, its spans
+    """Of each image's readings, the surest (``surest``), its path the image's, its spans
     mapped back; without ``details``, as the plain reading gives it (no confidences, no spans)."""
-    best: dict[str, Reading] = {}  # in the images' order: a key keeps its place when replaced
-    for result in results:
-        image, angle, (width, height) = turned[result.path]
-        if image in best and orientation_certainty(result, lm, lookup or {}) <= orientation_certainty(
-            best[image], lm, lookup or {}
-        ):
-            continue
+    chosen = surest(((turned[r.path][0], r, turned[r.path]) for r in results), lm, lookup or {})
+    best = []
+    for image, (result, (_, angle, (width, height))) in chosen.items():
         spans = result.character_spans
         if spans is not None and angle in (180, 270):
             extent = width if angle == 180 else height
             spans = [[round(extent - b, 1), round(extent - a, 1)] for a, b in spans]
-        best[image] = dataclasses.replace(result, path=image, orientation=angle, character_spans=spans)
+        best.append(dataclasses.replace(result, path=image, orientation=angle, character_spans=spans))
     if details:
-        return list(best.values())
+        return best
     plain = dict(character_confidences=None, character_spans=None, alternatives=None)
-    return [dataclasses.replace(reading, **plain) for reading in best.values()]
+    return [dataclasses.replace(reading, **plain) for reading in best]
 
 
 def resize_for_network(image: Image.Image, params: Params) -> Image.Image:
@@ -441,4 +451,4 @@ def _decode(
     return results
 
 
-__all__ = ["ORIENTATIONS", "orientation_certainty", "predict_files", "resize_for_network", "unit_confidences"]
+__all__ = ["ORIENTATIONS", "orientation_certainty", "predict_files", "resize_for_network", "surest", "unit_confidences"]

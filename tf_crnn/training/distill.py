@@ -25,7 +25,7 @@ import tensorflow as tf
 
 from tf_crnn.config import ConfigError, Params
 from tf_crnn.network.layers import fold_batch_norm
-from tf_crnn.training.transfer import find_base_model, load_base_model
+from tf_crnn.training.transfer import find_base_model, load_base_model, quoted_units
 
 logger = logging.getLogger(__name__)
 
@@ -123,11 +123,8 @@ def _rows(spec: str, lookup: dict[str, int], alphabet) -> np.ndarray:
     units = alphabet.units_by_code[1:]
     missing = [unit for unit in units if unit not in lookup]
     if missing:
-        shown = " ".join(repr(u) for u in missing[:20]) + (
-            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
-        )
         raise ConfigError(
-            f"distill_from: {spec} does not know {len(missing)} unit(s) of this run's alphabet: {shown}; "
+            f"distill_from: {spec} does not know {len(missing)} unit(s) of this run's alphabet: {quoted_units(missing)}; "
             "train with the teacher's alphabet (lookup_alphabet_file) or one within it"
         )
     return np.array([0] + [lookup[u] for u in units], np.int32)

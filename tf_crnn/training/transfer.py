@@ -90,7 +90,8 @@ class AlphabetPlan:
     dropped_units: list[str]
 
 
-def _quoted(units: list[str], limit: int = 20) -> str:
+def quoted_units(units: list[str], limit: int = 20) -> str:
+    """Units as a message lists them: quoted, the first ``limit``, then how many more."""
     shown = " ".join(repr(u) for u in units[:limit])
     return shown + (f" and {len(units) - limit} more" if len(units) > limit else "")
 
@@ -110,9 +111,9 @@ def plan_alphabet(model: Alphabet, data: Alphabet, mode: str, data_source: str =
     if mode == "fail":
         sides = []
         if only_data:
-            sides.append(f"{len(only_data)} only in {data_source}: {_quoted(only_data)}")
+            sides.append(f"{len(only_data)} only in {data_source}: {quoted_units(only_data)}")
         if only_model:
-            sides.append(f"{len(only_model)} only in the model: {_quoted(only_model)}")
+            sides.append(f"{len(only_model)} only in the model: {quoted_units(only_model)}")
         raise ConfigError(
             f"alphabet_resize: the alphabets differ ({'; '.join(sides)}); set alphabet_resize=union to keep "
             "the model's units and add the data's, or alphabet_resize=new to take the data's alphabet"
@@ -269,7 +270,7 @@ class StartingPoint:
                 "%d new units are in fewer than %d training lines, too few to learn well: %s",
                 len(rare),
                 FEW_LINES,
-                _quoted(rare),
+                quoted_units(rare),
             )
         return found
 
@@ -281,4 +282,5 @@ __all__ = [
     "find_base_model",
     "freeze_layers",
     "plan_alphabet",
+    "quoted_units",
 ]
