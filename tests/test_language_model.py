@@ -15,7 +15,7 @@ from click.testing import CliRunner
 
 from tf_crnn.cli import main
 from tf_crnn.export.savedmodel import export_with_lm
-from tf_crnn.network import language_model
+from tf_crnn.network import language_model, ngram
 from tf_crnn.network.decoding import beam_search_decode
 from tf_crnn.network.language_model import (
     CharNgram,
@@ -266,3 +266,33 @@ def test_the_search_reads_as_it_did_when_it_carried_every_reading(small_lm):
         )  # fmt: skip
         assert codes.numpy().tolist() == case["codes"], case["seed"]
         np.testing.assert_allclose(scores.numpy(), case["scores"], rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.parametrize("seed", [5, 6, 7])
+def test_the_search_without_tensorflow_reads_as_the_graphs_search(small_lm, seed):
+    """``ngram.host_beam_search`` (numpy, for reading without TensorFlow) against
+    ``lm_beam_search``: the same readings, in the same order, and the same scores."""
+    logits, lengths = random_log_probs(seed, batch=16, frames=40)
+    logits[:, ::3, 0] += 9.0
+    logits[:, 1::7, 2] += 6.0  # repeated units, merged prefixes
+    log_probs = tf.nn.log_softmax(logits).numpy()
+    for lm, weight, bonus, skip in [(small_lm, 0.8, 0.3, 0.999), (small_lm, 0.3, 1.0, 1.0), (None, 0.0, 0.0, 0.999)]:
+        args = dict(beam_width=6, top_paths=3, blank_skip=skip)
+        codes, scores = lm_beam_search(log_probs, lengths, lm and NgramTables(lm), weight, bonus, **args)
+        host_codes, host_scores = ngram.host_beam_search(
+            log_probs, lengths, lm and ngram.SortedTables(lm), weight, bonus, **args
+        )
+        assert host_codes.tolist() == codes.numpy().tolist()
+        np.testing.assert_allclose(host_scores, scores.numpy(), rtol=1e-6, atol=1e-4)
+    assert len({tuple(c) for c in codes.numpy()[0].tolist()}) > 8  # the lines read differently
+
+
+def test_the_sorted_tables_are_the_reference(small_lm):
+    tables = ngram.SortedTables(small_lm)
+    rng = np.random.default_rng(2)
+    prefixes = [rng.integers(1, small_lm.boundary, rng.integers(0, 6)).tolist() for _ in range(200)]
+    contexts = [([small_lm.boundary] * (small_lm.order - 1) + p)[-(small_lm.order - 1) :] for p in prefixes]
+    symbols = rng.integers(1, small_lm.boundary + 1, 200)
+    ours = tables.log_prob(np.array(contexts, np.int64), symbols.astype(np.int64))
+    reference = [small_lm.log_prob(p, s) for p, s in zip(prefixes, symbols.tolist())]
+    np.testing.assert_allclose(ours, reference, atol=1e-5)

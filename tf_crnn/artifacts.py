@@ -27,6 +27,11 @@ LM_FILENAME = "lm.npz"
 CALIBRATION_FILENAME = "calibration.json"
 CARD_FILENAME = "MODEL_CARD.md"
 SAVED_MODEL_FILENAME = "saved_model.pb"
+ONNX_FILENAME = "model.onnx"
+TFLITE_FILENAME = "model.tflite"
+ONNX_QUANTIZE_KEY = "tf_crnn_quantize"
+"""The metadata entry of an ONNX network that says how ``export --quantize`` stored its weights
+(absent or ``none``: float32, the SavedModel's readings)."""
 
 # Folders and files of a run's output_model_dir.
 EXPORT_DIR = "export"

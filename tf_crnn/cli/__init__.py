@@ -25,7 +25,6 @@ from tf_crnn.cli.reading import collect_inputs
 TENSORFLOW_COMMANDS = {
     "train",
     "adapt",
-    "predict",
     "evaluate",
     "tune-lm",
     "calibrate",
@@ -34,7 +33,8 @@ TENSORFLOW_COMMANDS = {
     "report",
     "serve",
 }
-"""Commands that load TensorFlow; the others (import, config, alphabet, models, synth, ...) never do."""
+"""Commands that load TensorFlow; the others (import, config, alphabet, models, synth, ...) never do, and
+``predict`` loads it only where it reads with it (``--runtime``)."""
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

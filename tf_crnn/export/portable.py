@@ -23,6 +23,8 @@ height and channels.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
 import os
 import shutil
 import tempfile
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import tensorflow as tf
 
-from tf_crnn.artifacts import CALIBRATION_FILENAME
+from tf_crnn.artifacts import CALIBRATION_FILENAME, ONNX_FILENAME, ONNX_QUANTIZE_KEY, TFLITE_FILENAME
 from tf_crnn.atomic import atomic_dir, write_bytes
 from tf_crnn.config import CONFIG_FILENAME, Params
 from tf_crnn.errors import ExportFormatError, require
@@ -38,12 +40,14 @@ from tf_crnn.export.savedmodel import ALPHABET_FILENAME, WEIGHTS_FILENAME, expor
 from tf_crnn.network.layers import build_network, fold_batch_norm
 
 FORMATS = ("savedmodel", "tflite", "onnx")
-FILENAMES = {"tflite": "model.tflite", "onnx": "model.onnx"}
+FILENAMES = {"tflite": TFLITE_FILENAME, "onnx": ONNX_FILENAME}
 QUANTIZATIONS = ("none", "int8")
 """``int8``: the weights of the matrix multiplications and convolutions stored as 8-bit integers
 with a scale each, the activations quantised on the fly (dynamic range): a file about 4 times
 smaller; TFLite's and ONNX Runtime's integer kernels read with it."""
 ONNX_OPSET = 17
+
+logger = logging.getLogger(__name__)
 
 
 def _load_network(export_path: Path):
@@ -98,14 +102,17 @@ def _to_onnx(model, params: Params, quantize: str = "none") -> bytes:
     tf2onnx = require("export", "tf2onnx")
     function = _network_function(model, params, batched=True)
     proto, _ = tf2onnx.convert.from_function(function, input_signature=function.input_signature, opset=ONNX_OPSET)
-    if quantize == "none":
-        return proto.SerializeToString()
-    quantization = require("export", "onnxruntime.quantization")
-    with tempfile.TemporaryDirectory() as folder:
-        plain, quantized = Path(folder) / "plain.onnx", Path(folder) / "int8.onnx"
-        plain.write_bytes(proto.SerializeToString())
-        quantization.quantize_dynamic(plain, quantized, weight_type=quantization.QuantType.QInt8)
-        return quantized.read_bytes()
+    if quantize != "none":
+        onnx, quantization = require("export", "onnx"), require("export", "onnxruntime.quantization")
+        with tempfile.TemporaryDirectory() as folder:
+            plain, quantized = Path(folder) / "plain.onnx", Path(folder) / "int8.onnx"
+            plain.write_bytes(proto.SerializeToString())
+            quantization.quantize_dynamic(plain, quantized, weight_type=quantization.QuantType.QInt8)
+            proto = onnx.load(str(quantized))
+    # predict --runtime reads a float network in place of the SavedModel, never a quantised one.
+    entry = proto.metadata_props.add()
+    entry.key, entry.value = ONNX_QUANTIZE_KEY, quantize
+    return proto.SerializeToString()
 
 
 def export_model(
@@ -166,4 +173,19 @@ def export_model(
     return target
 
 
-__all__ = ["FILENAMES", "FORMATS", "QUANTIZATIONS", "ExportFormatError", "export_model"]
+def add_onnx(export_path: Path, name: str) -> None:
+    """Writes the network of a shipped model's cached SavedModel as ONNX beside it, once, where
+    the ``export`` extra is installed: ``predict`` may then read short runs without importing
+    TensorFlow (``reading.portable``). A failed conversion is logged; the SavedModel reads alone."""
+    if (export_path / ONNX_FILENAME).is_file() or not all(
+        importlib.util.find_spec(module) for module in ("tf2onnx", "onnxruntime")
+    ):
+        return
+    logger.info("Writing %s's network as ONNX beside its SavedModel in the cache, for quick starts (once)", name)
+    try:
+        export_model(export_path, "onnx")
+    except (ExportFormatError, OSError) as error:
+        logger.warning("%s's network could not be written as ONNX (%s): it is read with TensorFlow", name, error)
+
+
+__all__ = ["FILENAMES", "FORMATS", "QUANTIZATIONS", "ExportFormatError", "add_onnx", "export_model"]

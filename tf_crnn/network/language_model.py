@@ -27,11 +27,8 @@ to "ends in a blank", so the second one of a run changes nothing the search coul
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 import os
-from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -39,151 +36,16 @@ import tensorflow as tf
 
 from tf_crnn.alphabet import normalize
 from tf_crnn.data.direction import BASES, reorder, reorder_text
+from tf_crnn.network.ngram import (
+    CANDIDATE_UNITS,
+    LM_FILENAME,
+    NEG,
+    PRUNE_MARGIN,
+    CharNgram,
+    load_lm,
+    train_ngram,
+)
 from tf_crnn.records import read_csv_rows, split_label
-
-LM_FILENAME = "lm.npz"
-NEG = -1e30
-"""Log-probability of nothing: finite, so that sums and differences of it stay finite."""
-CANDIDATE_UNITS = 8
-"""Units tried as the next character at each frame: the frame's most probable ones."""
-PRUNE_MARGIN = 1e-3
-"""Slack on the bound that skips the tables (a log-probability may round a hair above 0)."""
-
-
-def _key(symbols: Sequence[int], base: int) -> int:
-    """An n-gram's key: its symbols as the digits of a number in ``base``."""
-    k = 0
-    for s in symbols:
-        k = k * base + int(s)
-    return k
-
-
-@dataclasses.dataclass(frozen=True)
-class CharNgram:
-    """A character n-gram model in backoff form (see the module docstring)."""
-
-    order: int
-    n_units: int
-    ngram_keys: np.ndarray
-    ngram_log_probs: np.ndarray
-    context_keys: np.ndarray
-    context_log_backoffs: np.ndarray
-    discount: float = 0.75
-
-    @property
-    def boundary(self) -> int:
-        return self.n_units + 1
-
-    @property
-    def base(self) -> int:
-        return self.n_units + 2
-
-    def key(self, symbols: Sequence[int]) -> int:
-        return _key(symbols, self.base)
-
-    @functools.cached_property
-    def _tables(self) -> tuple[dict, dict]:
-        return (
-            dict(zip(self.ngram_keys.tolist(), self.ngram_log_probs.tolist())),
-            dict(zip(self.context_keys.tolist(), self.context_log_backoffs.tolist())),
-        )
-
-    def log_prob(self, context: Sequence[int], symbol: int) -> float:
-        """Natural log P(symbol | the last ``order - 1`` symbols of context); the reference
-        that ``NgramTables.log_prob`` is tested against."""
-        context = [self.boundary] * (self.order - 1) + list(context)
-        context = context[len(context) - (self.order - 1) :] if self.order > 1 else []
-        ngrams, backoffs = self._tables
-        total = 0.0
-        for k in range(self.order, 0, -1):
-            ctx = context[len(context) - (k - 1) :] if k > 1 else []
-            found = ngrams.get(self.key([*ctx, symbol]))
-            if found is not None:
-                return total + found
-            total += backoffs.get(self.key(ctx), 0.0)
-        raise AssertionError("every unigram is stored")
-
-    def line_log_prob(self, codes: Sequence[int]) -> float:
-        """Natural log-probability of a whole line, its end included."""
-        codes = list(codes)
-        return sum(self.log_prob(codes[:i], c) for i, c in enumerate([*codes, self.boundary]))
-
-    def save(self, path: str | os.PathLike) -> None:
-        np.savez_compressed(
-            path,
-            order=self.order, n_units=self.n_units, discount=self.discount,
-            ngram_keys=self.ngram_keys, ngram_log_probs=self.ngram_log_probs,
-            context_keys=self.context_keys, context_log_backoffs=self.context_log_backoffs,
-        )  # fmt: skip
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> CharNgram:
-        with np.load(path) as f:
-            return cls(
-                order=int(f["order"]), n_units=int(f["n_units"]), discount=float(f["discount"]),
-                ngram_keys=f["ngram_keys"], ngram_log_probs=f["ngram_log_probs"],
-                context_keys=f["context_keys"], context_log_backoffs=f["context_log_backoffs"],
-            )  # fmt: skip
-
-    def describe(self) -> str:
-        return f"{self.order}-gram over {self.n_units} units, {len(self.ngram_keys):,} n-grams"
-
-
-def train_ngram(sequences: Iterable[Sequence[int]], n_units: int, order: int = 6, discount: float = 0.75) -> CharNgram:
-    """A ``CharNgram`` of ``order`` trained on ``sequences`` of codes in ``1..n_units``.
-
-    Raises:
-        ValueError: an order below 1, a discount outside (0, 1), a code outside the alphabet,
-            or an order whose keys would not fit 63 bits.
-    """
-    if order < 1:
-        raise ValueError(f"the language model's order must be at least 1 (got {order})")
-    if not 0 < discount < 1:
-        raise ValueError(f"the discount must be in (0, 1) (got {discount})")
-    boundary, base = n_units + 1, n_units + 2
-    if base**order >= 2**63:
-        raise ValueError(f"order {order} is too high for {n_units} units (keys must fit 63 bits)")
-    counts: list[Counter] = [Counter() for _ in range(order + 1)]
-    for sequence in sequences:
-        if any(not 1 <= c <= n_units for c in sequence):
-            raise ValueError(f"a code outside 1..{n_units} in {list(sequence)}")
-        padded = [boundary] * (order - 1) + list(sequence) + [boundary]
-        for i in range(order - 1, len(padded)):
-            for k in range(1, order + 1):
-                counts[k][tuple(padded[i - k + 1 : i + 1])] += 1
-
-    total = sum(counts[1].values())
-    lower = {(c,): (counts[1][(c,)] + 1) / (total + n_units + 1) for c in range(1, boundary + 1)}
-    ngrams = {_key(g, base): np.log(p) for g, p in lower.items()}
-    contexts = {}
-    for k in range(2, order + 1):
-        context_total, context_types = Counter(), Counter()
-        for gram, n in counts[k].items():
-            context_total[gram[:-1]] += n
-            context_types[gram[:-1]] += 1
-        gamma = {ctx: discount * context_types[ctx] / n for ctx, n in context_total.items()}
-        probs = {}
-        for gram, n in counts[k].items():
-            ctx = gram[:-1]
-            probs[gram] = (n - discount) / context_total[ctx] + gamma[ctx] * lower[gram[1:]]
-        ngrams.update((_key(g, base), np.log(p)) for g, p in probs.items())
-        contexts.update((_key(ctx, base), np.log(g)) for ctx, g in gamma.items())
-        lower = probs
-    return CharNgram(
-        order=order,
-        n_units=n_units,
-        ngram_keys=np.fromiter(ngrams.keys(), np.int64, len(ngrams)),
-        ngram_log_probs=np.fromiter(ngrams.values(), np.float32, len(ngrams)),
-        context_keys=np.fromiter(contexts.keys(), np.int64, len(contexts)),
-        context_log_backoffs=np.fromiter(contexts.values(), np.float32, len(contexts)),
-        discount=discount,
-    )
-
-
-def load_lm(export_path: str | os.PathLike) -> CharNgram | None:
-    """The language model stored in an export, or None."""
-    path = Path(export_path) / LM_FILENAME
-    return CharNgram.load(path) if path.is_file() else None
 
 
 class NgramTables(tf.Module):

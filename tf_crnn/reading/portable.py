@@ -1,0 +1,201 @@
+"""Reading image files without importing TensorFlow: the export's network as ONNX, run by ONNX
+Runtime, and the rest of the SavedModel's reading in numpy (``predict --runtime``).
+
+TensorFlow's import alone takes about 3 seconds, longer than reading a few lines: for a short run
+the network is read from the ``model.onnx`` beside the SavedModel (``tf-crnn export --format
+onnx`` writes it there; a shipped model's is built into the cache with its SavedModel where the
+``export`` extra is installed), the image prepared by ``export.portable_reader`` (the graph's
+resizing, pinned by its golden test), the line decoded by ``ngram.host_beam_search`` with the
+export's language model and settings (or greedily), and its confidence and expected CER given by
+the export's calibration (``network.calibration``), as the SavedModel's signatures give them.
+``tests/test_portable_reading.py`` holds the two runtimes to the same readings.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from pathlib import Path
+
+import numpy as np
+
+from tf_crnn.alphabet import Alphabet
+from tf_crnn.artifacts import (
+    ALPHABET_FILENAME,
+    ONNX_FILENAME,
+    ONNX_QUANTIZE_KEY,
+    cache_dir,
+    get_builtin,
+    is_builtin,
+    is_export,
+    list_exports,
+    resolve_model,
+)
+from tf_crnn.config import model_params
+from tf_crnn.data.direction import BASES, reorder
+from tf_crnn.data.images import check_image
+from tf_crnn.network.calibration import Calibration
+from tf_crnn.network.ngram import SortedTables, host_beam_search, load_lm
+from tf_crnn.readings import Reading
+
+RUNTIMES = ("auto", "tensorflow", "onnx")
+SHORT_RUN_LINES = 400
+"""``--runtime auto`` reads runs of at most this many images with ONNX Runtime: below it, the
+seconds TensorFlow's import costs outweigh its faster batches (BENCHMARKS §21)."""
+
+
+def builtin_export(spec: str) -> Path | None:
+    """The cached SavedModel of a shipped model, if it has been built (``export.savedmodel.saved_model``
+    builds it, with TensorFlow)."""
+    model = get_builtin(spec)
+    exports = list_exports(cache_dir() / "models" / f"{model.name}-{model.digest}")
+    return exports[-1] if exports else None
+
+
+def onnx_beside(spec: str | os.PathLike) -> Path | None:
+    """The unquantised ``model.onnx`` beside the SavedModel that ``spec`` (an export folder,
+    an ``output_model_dir`` or ``builtin:NAME``) reads with, or None."""
+    try:
+        folder = builtin_export(spec) if is_builtin(spec) else resolve_model(spec)
+    except (FileNotFoundError, ValueError):
+        return None
+    if folder is None or not is_export(folder) or not (folder / ONNX_FILENAME).is_file():
+        return None
+    return folder / ONNX_FILENAME
+
+
+def onnx_runtime_available() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def choose_runtime(runtime: str, spec: str | os.PathLike, n_images: int) -> str:
+    """``tensorflow`` or ``onnx`` for ``predict --runtime RUNTIME`` (``RUNTIMES``): ``auto`` reads
+    with ONNX Runtime where the model has an ONNX network (``onnx_beside``) and the run is short
+    (``SHORT_RUN_LINES``).
+
+    Raises:
+        ValueError: ``onnx`` asked for a model without one, or without ONNX Runtime installed.
+    """
+    if runtime == "tensorflow":
+        return runtime
+    available = onnx_runtime_available()
+    found = onnx_beside(spec) if available else None
+    if runtime == "onnx":
+        if not available:
+            raise ValueError("--runtime onnx reads with ONNX Runtime: pip install 'tf_crnn[export]'")
+        if found is None:
+            raise ValueError(
+                f"{spec} has no {ONNX_FILENAME} beside its SavedModel: write it with tf-crnn export {spec} "
+                "--format onnx (a shipped model's is built with its SavedModel once the export extra is installed)"
+            )
+        return runtime
+    return "onnx" if found is not None and n_images <= SHORT_RUN_LINES else "tensorflow"
+
+
+class QuantizedNetwork(ValueError):
+    """The ONNX network beside an export was quantised (``export --quantize``): its readings are
+    near the SavedModel's, not the same."""
+
+
+class PortableReader:
+    """An export read with its ``model.onnx`` (``onnx_beside``) and no TensorFlow: what
+    ``reading.files.predict_files`` gives without details, beam width or constraint."""
+
+    def __init__(self, onnx_file: Path):
+        from tf_crnn.export.portable_reader import PortableModel
+
+        self.export_path = onnx_file.parent
+        self.network = PortableModel(onnx_file)
+        metadata = self.network._session.get_modelmeta().custom_metadata_map
+        if metadata.get(ONNX_QUANTIZE_KEY, "none") != "none":
+            raise QuantizedNetwork(
+                f"{onnx_file} is quantised ({metadata[ONNX_QUANTIZE_KEY]}): its readings are not the SavedModel's; "
+                "export it again without --quantize, or into another folder with -o"
+            )
+        self.params = model_params(self.export_path)
+        self.alphabet = Alphabet(self.export_path / ALPHABET_FILENAME)
+        self.calibration = Calibration.load(self.export_path)
+        self.base = BASES[self.params.text_direction]
+        self.units = {code: unit for unit, code in self.alphabet.lookup.items()}
+
+    @functools.cached_property
+    def tables(self) -> SortedTables | None:
+        lm = load_lm(self.export_path) if self.params.lm_weight > 0 else None
+        return SortedTables(lm) if lm is not None else None
+
+    @property
+    def predicts_cer(self) -> bool:
+        return self.calibration is not None and self.calibration.errors is not None
+
+    def read(self, paths: list[str], batch_size: int = 64) -> tuple[list[Reading], list[tuple[str, str]]]:
+        """Readings of the readable ``paths`` in their order, and ``(path, reason)`` of the others."""
+        readable, skipped = [], []
+        for path in paths:
+            check = check_image(path)
+            if isinstance(check, str):
+                skipped.append((path, check))
+            else:
+                readable.append(path)
+        lines = self.network.log_probs(readable, batch_size) if readable else []
+        order = sorted(range(len(readable)), key=lambda i: len(lines[i]))
+        by_index: dict[int, Reading] = {}
+        for start in range(0, len(order), batch_size):
+            chunk = order[start : start + batch_size]
+            for i, reading in zip(chunk, self._read([readable[i] for i in chunk], [lines[i] for i in chunk])):
+                by_index[i] = reading
+        return [by_index[i] for i in range(len(readable))], skipped
+
+    def _read(self, paths: list[str], lines: list[np.ndarray]) -> list[Reading]:
+        frames = max(len(x) for x in lines)
+        log_probs = np.zeros((len(lines), frames, lines[0].shape[-1]), np.float32)
+        lengths = np.array([len(x) for x in lines], np.int32)
+        for row, line in enumerate(lines):
+            log_probs[row, : len(line)] = line
+        params = self.params
+        if params.lm_weight > 0 and self.tables is not None:
+            codes, scores = host_beam_search(
+                log_probs, lengths, self.tables, params.lm_weight, params.lm_length_bonus,
+                beam_width=params.lm_beam_width, blank_skip=params.lm_blank_skip,
+            )  # fmt: skip
+            best = [[int(c) for c in row if c > 0] for row in codes[0]]
+            scores = scores[:, 0]
+        else:
+            best, scores = zip(*(_greedy(line) for line in lines))
+        readings = []
+        for path, line, codes, score in zip(paths, lines, best, scores):
+            characters = _greedy_character_probs(line)
+            confidence, expected = _line_confidence(characters, self.calibration)
+            text, _ = reorder([self.units[c] for c in codes], self.base)
+            readings.append(Reading("".join(text), confidence, path, float(score), expected_cer=expected))
+        return readings
+
+
+def _greedy(line: np.ndarray) -> tuple[list[int], float]:
+    best = line.argmax(axis=-1)
+    keep = (best != 0) & np.concatenate([[True], best[1:] != best[:-1]])
+    return best[keep].tolist(), float(line.max(axis=-1).sum())
+
+
+def _greedy_character_probs(line: np.ndarray) -> list[float]:
+    """``decoding.greedy_character_log_probs`` for one line, as probabilities: each character of
+    the best path gets the highest probability of the frames of its run."""
+    best = line.argmax(axis=-1)
+    best_log_prob = line.max(axis=-1)
+    starts = np.flatnonzero(np.concatenate([[True], best[1:] != best[:-1]]))
+    run_max = np.maximum.reduceat(best_log_prob, starts) if len(starts) else np.zeros(0, np.float32)
+    return np.exp(run_max[best[starts] != 0]).tolist()
+
+
+def _line_confidence(characters: list[float], calibration: Calibration | None) -> tuple[float, float | None]:
+    """The line's confidence and expected CER as the SavedModel's signatures give them."""
+    if calibration is None:
+        score = float(np.exp(np.mean(np.log(characters)))) if characters else 0.0
+        return score, None
+    return calibration.line_confidence(characters), calibration.expected_cer(characters)
+
+
+__all__ = ["RUNTIMES", "QuantizedNetwork", "SHORT_RUN_LINES", "PortableReader", "choose_runtime", "onnx_beside"]
