@@ -191,6 +191,11 @@ class PortableModel:
 
             self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
 
+    @property
+    def metadata(self) -> dict:
+        """The ONNX file's metadata entries (``export --quantize`` records its quantisation there)."""
+        return dict(self._session.get_modelmeta().custom_metadata_map) if self._session is not None else {}
+
     def log_probs(self, images: list, batch_size: int = 64) -> list[np.ndarray]:
         """Each line's ``(frames, n_classes)`` log-probabilities, its own frames only."""
         arrays = [prepare_image(image, self.height, self.max_width, self.channels) for image in images]

@@ -34,6 +34,7 @@ from tf_crnn.artifacts import (
 from tf_crnn.config import model_params
 from tf_crnn.data.direction import BASES, reorder
 from tf_crnn.data.images import check_image
+from tf_crnn.export.portable_reader import PortableModel, greedy_decode
 from tf_crnn.network.calibration import Calibration
 from tf_crnn.network.ngram import SortedTables, host_beam_search, load_lm
 from tf_crnn.readings import Reading
@@ -106,11 +107,9 @@ class PortableReader:
     ``reading.files.predict_files`` gives without details, beam width or constraint."""
 
     def __init__(self, onnx_file: Path):
-        from tf_crnn.export.portable_reader import PortableModel
-
         self.export_path = onnx_file.parent
         self.network = PortableModel(onnx_file)
-        metadata = self.network._session.get_modelmeta().custom_metadata_map
+        metadata = self.network.metadata
         if metadata.get(ONNX_QUANTIZE_KEY, "none") != "none":
             raise QuantizedNetwork(
                 f"{onnx_file} is quantised ({metadata[ONNX_QUANTIZE_KEY]}): its readings are not the SavedModel's; "
@@ -150,52 +149,32 @@ class PortableReader:
         return [by_index[i] for i in range(len(readable))], skipped
 
     def _read(self, paths: list[str], lines: list[np.ndarray]) -> list[Reading]:
-        frames = max(len(x) for x in lines)
-        log_probs = np.zeros((len(lines), frames, lines[0].shape[-1]), np.float32)
-        lengths = np.array([len(x) for x in lines], np.int32)
-        for row, line in enumerate(lines):
-            log_probs[row, : len(line)] = line
+        # The greedy path gives every line its characters' probabilities (the confidence's rule,
+        # whatever decodes the text) and, without a language model, its text and score.
+        greedy = [greedy_decode(line, self.units, self.base) for line in lines]
         params = self.params
         if params.lm_weight > 0 and self.tables is not None:
+            log_probs = np.zeros((len(lines), max(len(x) for x in lines), lines[0].shape[-1]), np.float32)
+            for row, line in enumerate(lines):
+                log_probs[row, : len(line)] = line
             codes, scores = host_beam_search(
-                log_probs, lengths, self.tables, params.lm_weight, params.lm_length_bonus,
-                beam_width=params.lm_beam_width, blank_skip=params.lm_blank_skip,
+                log_probs, np.array([len(x) for x in lines], np.int32), self.tables, params.lm_weight,
+                params.lm_length_bonus, beam_width=params.lm_beam_width, blank_skip=params.lm_blank_skip,
             )  # fmt: skip
-            best = [[int(c) for c in row if c > 0] for row in codes[0]]
-            scores = scores[:, 0]
+            texts = ["".join(reorder([self.units[int(c)] for c in row if c > 0], self.base)[0]) for row in codes[0]]
+            scores = scores[:, 0].tolist()
         else:
-            best, scores = zip(*(_greedy(line) for line in lines))
+            texts, scores = [g["text"] for g in greedy], [g["score"] for g in greedy]
         readings = []
-        for path, line, codes, score in zip(paths, lines, best, scores):
-            characters = _greedy_character_probs(line)
-            confidence, expected = _line_confidence(characters, self.calibration)
-            text, _ = reorder([self.units[c] for c in codes], self.base)
-            readings.append(Reading("".join(text), confidence, path, float(score), expected_cer=expected))
+        for path, text, score, best in zip(paths, texts, scores, greedy):
+            characters = best["character_confidences"]
+            if self.calibration is None:
+                confidence, expected = best["confidence"], None
+            else:
+                confidence = self.calibration.line_confidence(characters)
+                expected = self.calibration.expected_cer(characters)
+            readings.append(Reading(text, confidence, path, float(score), expected_cer=expected))
         return readings
-
-
-def _greedy(line: np.ndarray) -> tuple[list[int], float]:
-    best = line.argmax(axis=-1)
-    keep = (best != 0) & np.concatenate([[True], best[1:] != best[:-1]])
-    return best[keep].tolist(), float(line.max(axis=-1).sum())
-
-
-def _greedy_character_probs(line: np.ndarray) -> list[float]:
-    """``decoding.greedy_character_log_probs`` for one line, as probabilities: each character of
-    the best path gets the highest probability of the frames of its run."""
-    best = line.argmax(axis=-1)
-    best_log_prob = line.max(axis=-1)
-    starts = np.flatnonzero(np.concatenate([[True], best[1:] != best[:-1]]))
-    run_max = np.maximum.reduceat(best_log_prob, starts) if len(starts) else np.zeros(0, np.float32)
-    return np.exp(run_max[best[starts] != 0]).tolist()
-
-
-def _line_confidence(characters: list[float], calibration: Calibration | None) -> tuple[float, float | None]:
-    """The line's confidence and expected CER as the SavedModel's signatures give them."""
-    if calibration is None:
-        score = float(np.exp(np.mean(np.log(characters)))) if characters else 0.0
-        return score, None
-    return calibration.line_confidence(characters), calibration.expected_cer(characters)
 
 
 __all__ = ["RUNTIMES", "QuantizedNetwork", "SHORT_RUN_LINES", "PortableReader", "choose_runtime", "onnx_beside"]
