@@ -180,13 +180,12 @@ def predict(
     if drop_flagged and allow is None and forbid is None and pattern is None:
         raise UserError("--drop-flagged leaves out the lines --allow/--forbid/--pattern flag: give one of them")
     if segment or alto or page:
+        if runtime == "onnx":
+            raise UserError("--runtime onnx reads image files; documents are read with tensorflow")
+        _log_device()  # first: TensorFlow loads quietly
         from tf_crnn.data.documents import ALTO, PAGE, document_files
         from tf_crnn.reading.documents import FLAGGED, predict_documents
         from tf_crnn.reading.model import PredictionModel
-
-        if runtime == "onnx":
-            raise UserError("--runtime onnx reads image files; documents are read with tensorflow")
-        _log_device()
 
         if alto and page:
             raise UserError("--alto and --page: give one kind of document per command")
@@ -260,10 +259,10 @@ def predict(
         constraint = None
         results, skipped = model.read(paths, batch_size)
     else:
+        _log_device()  # first: TensorFlow loads quietly
         from tf_crnn.reading.files import predict_files
         from tf_crnn.reading.model import PredictionModel
 
-        _log_device()
         model = PredictionModel(spec)
         _check_predicts(model, html)
         constraint = _constraint(model, allow, forbid, pattern)

@@ -184,6 +184,8 @@ class SortedTables:
             hit = (stored <= 0.0) & ~found
             result = np.where(hit, backoff + stored, result)
             found = found | hit
+            if found.all():  # the lower orders would change nothing (the graph reads them all)
+                break
             if k > 1:
                 backoff += np.where(found, np.float32(0.0), _lookup(self.backoffs, context_key, 0.0))
         return result
