@@ -3,11 +3,11 @@ SavedModel reads them (``tf_crnn.reading.portable``)."""
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,8 +113,33 @@ def test_the_runtime_is_chosen_by_the_run_and_refused_where_it_cannot_read(train
     run = runner.invoke(main, ["predict", str(with_lm), "--runtime", "onnx", "--beam-width", "4", *images(params, 2)])
     assert run.exit_code != 0 and "--beam-width asks for tensorflow" in run.output
     # A quantised network only approaches the SavedModel's readings: never read in its place.
-    run = runner.invoke(main, ["export", str(with_lm), "--format", "onnx", "--quantize", "int8"])
+    quantised = shutil.copytree(with_lm, tmp_path / "quantised")
+    run = runner.invoke(main, ["export", str(quantised), "--format", "onnx", "--quantize", "int8"])
     assert run.exit_code == 0, run.output
-    run = runner.invoke(main, ["predict", str(with_lm), "--runtime", "onnx", *images(params, 2)])
+    run = runner.invoke(main, ["predict", str(quantised), "--runtime", "onnx", *images(params, 2)])
     assert run.exit_code != 0 and "is quantised" in run.output
-    Path(with_lm / ONNX_FILENAME).unlink()
+
+
+def test_a_damaged_or_foreign_network_is_never_read_in_place_of_the_savedmodel(trained, with_lm, tmp_path, caplog):
+    params, _ = trained
+    paths = images(params, 3)
+    runner = CliRunner()
+    good = runner.invoke(main, ["predict", str(with_lm), "--runtime", "tensorflow", *paths])
+    for name, damage in [
+        ("truncated", lambda f: f.write_bytes(f.read_bytes()[:5000])),
+        ("another model's", lambda f: shutil.copy(with_lm / ONNX_FILENAME, f)),
+    ]:
+        export = shutil.copytree(with_lm, tmp_path / name.replace(" ", "-").replace("'", ""))
+        if name == "another model's":  # the same network, read as if its alphabet had one unit more
+            lookup = json.loads((export / "alphabet.json").read_text())
+            (export / "alphabet.json").write_text(json.dumps({**lookup, "Z": max(lookup.values()) + 1}))
+        else:
+            damage(export / ONNX_FILENAME)
+        run = runner.invoke(main, ["predict", str(export), "--runtime", "onnx", *paths])
+        assert run.exit_code == 2 and str(export / ONNX_FILENAME) in run.output, run.output
+        assert f"tf-crnn export {export} --format onnx" in run.output
+        assert len(run.output.strip().splitlines()) == 1
+        if name == "truncated":  # auto reads with TensorFlow, saying why
+            auto = runner.invoke(main, ["predict", str(export), *paths])
+            assert auto.exit_code == 0 and auto.stdout == good.stdout
+            assert "cannot be loaded" in caplog.text and "reading with tensorflow" in caplog.text

@@ -323,14 +323,14 @@ def _portable_reader(runtime: str, spec, n_images: int):
             return None
     except ValueError as error:
         raise UserError(str(error)) from None
-    from tf_crnn.reading.portable import PortableReader, QuantizedNetwork
+    from tf_crnn.reading.portable import PortableReader, UnusableNetwork
 
     try:
         return PortableReader(onnx_beside(spec))
-    except QuantizedNetwork as error:
+    except UnusableNetwork as error:
         if runtime == "onnx":
             raise UserError(str(error)) from None
-        logger.info("%s: reading with tensorflow", error)
+        logger.warning("%s; reading with tensorflow", error)
         return None
 
 

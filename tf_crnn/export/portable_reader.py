@@ -196,6 +196,19 @@ class PortableModel:
         """The ONNX file's metadata entries (``export --quantize`` records its quantisation there)."""
         return dict(self._session.get_modelmeta().custom_metadata_map) if self._session is not None else {}
 
+    @property
+    def shapes(self) -> tuple[list, list]:
+        """The shapes of the input images and of the output log-probabilities (``None`` or a name
+        where a size is free)."""
+        if self._session is None:
+            return (
+                self._interpreter.get_input_details()[0]["shape_signature"].tolist(),
+                self._interpreter.get_output_details()[0]["shape_signature"].tolist(),
+            )
+        inputs = {i.name: i.shape for i in self._session.get_inputs()}
+        outputs = {o.name: o.shape for o in self._session.get_outputs()}
+        return inputs["images"], outputs["log_probs"]
+
     def log_probs(self, images: list, batch_size: int = 64) -> list[np.ndarray]:
         """Each line's ``(frames, n_classes)`` log-probabilities, its own frames only."""
         arrays = [prepare_image(image, self.height, self.max_width, self.channels) for image in images]

@@ -97,9 +97,10 @@ def choose_runtime(runtime: str, spec: str | os.PathLike, n_images: int) -> str:
     return "onnx" if found is not None and n_images <= SHORT_RUN_LINES else "tensorflow"
 
 
-class QuantizedNetwork(ValueError):
-    """The ONNX network beside an export was quantised (``export --quantize``): its readings are
-    near the SavedModel's, not the same."""
+class UnusableNetwork(ValueError):
+    """The ONNX network beside an export cannot stand for its SavedModel: damaged, made for
+    another export, or quantised (``export --quantize``: its readings are near the SavedModel's,
+    not the same). The message names the file and what to do."""
 
 
 class PortableReader:
@@ -108,15 +109,26 @@ class PortableReader:
 
     def __init__(self, onnx_file: Path):
         self.export_path = onnx_file.parent
-        self.network = PortableModel(onnx_file)
+        again = f"write it again with tf-crnn export {self.export_path} --format onnx"
+        try:
+            self.network = PortableModel(onnx_file)
+        except Exception as error:  # noqa: BLE001 - ONNX Runtime raises kinds of its own for a damaged file
+            raise UnusableNetwork(f"{onnx_file} cannot be loaded ({type(error).__name__}): {again}") from None
         metadata = self.network.metadata
         if metadata.get(ONNX_QUANTIZE_KEY, "none") != "none":
-            raise QuantizedNetwork(
+            raise UnusableNetwork(
                 f"{onnx_file} is quantised ({metadata[ONNX_QUANTIZE_KEY]}): its readings are not the SavedModel's; "
                 "export it again without --quantize, or into another folder with -o"
             )
         self.params = model_params(self.export_path)
         self.alphabet = Alphabet(self.export_path / ALPHABET_FILENAME)
+        images, classes = self.network.shapes
+        expected = (self.params.input_shape[0], self.params.input_channels, self.params.alphabet.n_classes)
+        if (images[1], images[3], classes[-1]) != expected:
+            raise UnusableNetwork(
+                f"{onnx_file} reads lines {images[1]} px high with {images[3]} channels into {classes[-1]} classes; "
+                f"its SavedModel reads {expected[0]} px, {expected[1]} channels, {expected[2]} classes: {again}"
+            )
         self.calibration = Calibration.load(self.export_path)
         self.base = BASES[self.params.text_direction]
         self.units = {code: unit for unit, code in self.alphabet.lookup.items()}
@@ -177,4 +189,4 @@ class PortableReader:
         return readings
 
 
-__all__ = ["RUNTIMES", "QuantizedNetwork", "SHORT_RUN_LINES", "PortableReader", "choose_runtime", "onnx_beside"]
+__all__ = ["RUNTIMES", "UnusableNetwork", "SHORT_RUN_LINES", "PortableReader", "choose_runtime", "onnx_beside"]
