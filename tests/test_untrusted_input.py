@@ -136,6 +136,11 @@ def test_two_processes_building_a_shipped_models_cache_at_once_both_read(tmp_pat
         assert run.returncode == 0, err[-2000:]
         assert "The archive holds" in out
     assert len(list((tmp_path / "cache" / "models").glob("printed-latin-*/2*"))) == 1  # built once
+    # Both wrote its network as ONNX beside it (atomically): the next run reads without TensorFlow.
+    assert len(list((tmp_path / "cache" / "models").glob("printed-latin-*/2*/model.onnx"))) == 1
+    quick = subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+    assert quick.returncode == 0 and "The archive holds" in quick.stdout
+    assert "Reading with ONNX Runtime" in quick.stderr
 
 
 def test_a_doctype_in_utf16_is_refused_as_in_utf8(tmp_path):
