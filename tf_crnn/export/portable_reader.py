@@ -211,7 +211,14 @@ class PortableModel:
 
     def log_probs(self, images: list, batch_size: int = 64) -> list[np.ndarray]:
         """Each line's ``(frames, n_classes)`` log-probabilities, its own frames only."""
-        arrays = [prepare_image(image, self.height, self.max_width, self.channels) for image in images]
+        return self.run([self.prepare(image) for image in images], batch_size)
+
+    def prepare(self, image) -> np.ndarray:
+        """An image (path, PIL image or ``uint8`` array) as the network takes it (``prepare_image``)."""
+        return prepare_image(image, self.height, self.max_width, self.channels)
+
+    def run(self, arrays: list[np.ndarray], batch_size: int = 64) -> list[np.ndarray]:
+        """``log_probs`` of images already prepared (``prepare``)."""
         if self._session is None:
             return [self._run_tflite(array) for array in arrays]
         # ONNX: batches of similar widths, padded with white on the right.

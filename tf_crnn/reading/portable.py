@@ -15,9 +15,11 @@ from __future__ import annotations
 
 import functools
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from tf_crnn.alphabet import Alphabet
 from tf_crnn.artifacts import (
@@ -33,7 +35,7 @@ from tf_crnn.artifacts import (
 )
 from tf_crnn.config import model_params
 from tf_crnn.data.direction import BASES, reorder
-from tf_crnn.data.images import check_image
+from tf_crnn.data.images import check_image, needs_host_decoding, open_for_graph
 from tf_crnn.export.portable_reader import PortableModel, greedy_decode
 from tf_crnn.network.calibration import Calibration
 from tf_crnn.network.ngram import SortedTables, host_beam_search, load_lm
@@ -132,6 +134,7 @@ class PortableReader:
         self.calibration = Calibration.load(self.export_path)
         self.base = BASES[self.params.text_direction]
         self.units = {code: unit for unit, code in self.alphabet.lookup.items()}
+        self.mode = "L" if self.params.input_channels == 1 else "RGB"
 
     @functools.cached_property
     def tables(self) -> SortedTables | None:
@@ -143,22 +146,44 @@ class PortableReader:
         return self.calibration is not None and self.calibration.errors is not None
 
     def read(self, paths: list[str], batch_size: int = 64) -> tuple[list[Reading], list[tuple[str, str]]]:
-        """Readings of the readable ``paths`` in their order, and ``(path, reason)`` of the others."""
-        readable, skipped = [], []
+        """Readings of the readable ``paths`` in their order, and ``(path, reason)`` of the others.
+
+        Batches of lines of similar widths; the network reads the next batch (ONNX Runtime, on
+        its own threads) while the language model's search decodes this one."""
+        sizes, skipped = {}, []
         for path in paths:
-            check = check_image(path)
+            check = check_image(path, decode=False)  # headers only: each image is decoded once, below
             if isinstance(check, str):
                 skipped.append((path, check))
             else:
-                readable.append(path)
-        lines = self.network.log_probs(readable, batch_size) if readable else []
-        order = sorted(range(len(readable)), key=lambda i: len(lines[i]))
-        by_index: dict[int, Reading] = {}
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            for i, reading in zip(chunk, self._read([readable[i] for i in chunk], [lines[i] for i in chunk])):
-                by_index[i] = reading
-        return [by_index[i] for i in range(len(readable))], skipped
+                sizes[path] = check
+        readable = sorted(sizes, key=lambda p: sizes[p][0] / max(sizes[p][1], 1))
+        chunks = [readable[start : start + batch_size] for start in range(0, len(readable), batch_size)]
+        readings: dict[str, Reading] = {}
+        with ThreadPoolExecutor(max_workers=1) as network:
+            pending = network.submit(self._network, chunks[0], skipped) if chunks else None
+            for n, _ in enumerate(chunks):
+                chunk, lines = pending.result()
+                pending = network.submit(self._network, chunks[n + 1], skipped) if n + 1 < len(chunks) else None
+                if chunk:
+                    readings.update((r.path, r) for r in self._read(chunk, lines))
+        return [readings[p] for p in paths if p in readings], skipped
+
+    def _network(self, chunk: list[str], skipped: list) -> tuple[list[str], list[np.ndarray]]:
+        """The chunk's images prepared as the SavedModel's graph reads them (``open_for_graph``
+        first where the graph reads a copy) and read by the network; an image that cannot be
+        decoded joins ``skipped``."""
+        prepared, arrays = [], []
+        for path in chunk:
+            try:
+                with Image.open(path) as opened:
+                    host = needs_host_decoding(path, opened.size, opened.format)
+                image = open_for_graph(path, self.mode, self.params.input_shape[0]) if host else path
+                arrays.append(self.network.prepare(image))
+                prepared.append(path)
+            except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as error:
+                skipped.append((path, f"image cannot be decoded ({error})"))
+        return prepared, self.network.run(arrays, len(arrays)) if arrays else []
 
     def _read(self, paths: list[str], lines: list[np.ndarray]) -> list[Reading]:
         # The greedy path gives every line its characters' probabilities (the confidence's rule,
