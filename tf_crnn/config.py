@@ -25,7 +25,7 @@ LEARNING_RATE_SCHEDULES = ("plateau", "cosine")
 MIXED_PRECISION = ("none", "mixed_float16", "mixed_bfloat16", "auto")
 COLUMN_FEATURES = ("flatten", "max_pool")
 ALPHABET_RESIZE = ("fail", "union", "new")
-FREEZE = ("none", "cnn", "cnn+rnn")
+FREEZE = ("none", "norm", "cnn", "cnn+rnn")
 DISTRIBUTION_STRATEGIES = ("default", "mirrored", "multi_worker_mirrored")
 LEARNING_RATE_SCALING = ("none", "linear", "sqrt")
 CACHE_IMAGES = ("auto", "memory", "disk", "none")
@@ -264,8 +264,10 @@ class Params:
     units on each side; ``union`` keeps every unit of the model at its output row and adds the
     data's new ones; ``new`` takes the data's alphabet, keeping the rows of the units both share."""
     freeze: str = "none"
-    """Layers that keep their weights during training: ``cnn`` (the convolution blocks, whose
-    batch normalisation then stays in inference mode), ``cnn+rnn`` (all but the output layer)."""
+    """Layers that keep their weights during training: ``norm`` (the convolution blocks' batch
+    normalisation alone, which then stays in inference mode: a few lines cannot move its
+    statistics), ``cnn`` (the convolution blocks, their normalisation with them), ``cnn+rnn``
+    (all but the output layer)."""
 
     # --- Learning from a larger model (``tf_crnn.training.distill``) ---
     distill_from: str = ""

@@ -7,6 +7,7 @@ import sys
 import click
 
 from tf_crnn.cli.common import ModelPath, UserError, user_errors
+from tf_crnn.config import FREEZE
 
 
 @click.command()
@@ -80,8 +81,9 @@ def demo(output_dir, n_train, config) -> None:
 @click.option("--learning-rate", type=click.FloatRange(0, min_open=True), help="Default: 3e-4.")
 @click.option(
     "--freeze",
-    type=click.Choice(["none", "cnn", "cnn+rnn"]),
-    help="Layers that keep their weights (default: cnn, whose batch normalisation then keeps its statistics).",
+    type=click.Choice(FREEZE),
+    help="Layers that keep their weights (default: cnn, whose batch normalisation then keeps its statistics; "
+    "norm: the batch normalisation alone).",
 )
 @user_errors
 def adapt(model, lines, output, holdout, by_document, seed, steps_per_line, learning_rate, freeze) -> None:

@@ -31,7 +31,7 @@ logger = logging.getLogger(__name__)
 
 FEW_LINES = 10
 """New units held by fewer training lines than this are warned about: too few to learn from."""
-FROZEN_PREFIXES = {"none": (), "cnn": ("conv_block_",), "cnn+rnn": ("conv_block_", "bilstm_")}
+FROZEN_PREFIXES = {"none": (), "norm": (), "cnn": ("conv_block_",), "cnn+rnn": ("conv_block_", "bilstm_")}
 
 
 @dataclass
@@ -178,12 +178,17 @@ def load_base_model(base: BaseModel, key: str = "init_from"):
 
 
 def freeze_layers(model, freeze: str) -> list[str]:
-    """Sets the layers ``freeze`` names (``none``, ``cnn``, ``cnn+rnn``) to not trainable;
+    """Sets the layers ``freeze`` names (``none``, ``norm``, ``cnn``, ``cnn+rnn``) to not trainable;
     Keras runs the batch normalisation of a non-trainable layer in inference mode.
 
     Returns:
         The names of the frozen layers.
     """
+    if freeze == "norm":
+        blocks = [layer for layer in model.layers if layer.name.startswith("conv_block_") and layer.bn is not None]
+        for block in blocks:
+            block.bn.trainable = False
+        return [f"{block.name}/{block.bn.name}" for block in blocks]
     prefixes = FROZEN_PREFIXES[freeze]
     frozen = [layer for layer in model.layers if prefixes and layer.name.startswith(prefixes)]
     for layer in frozen:
