@@ -107,7 +107,16 @@ class UnusableNetwork(ValueError):
 
 class PortableReader:
     """An export read with its ``model.onnx`` (``onnx_beside``) and no TensorFlow: what
-    ``reading.files.predict_files`` gives without details, beam width or constraint."""
+    ``reading.files.predict_files`` gives without details, beam width or constraint.
+
+    Example:
+        >>> reader = PortableReader(onnx_beside("builtin:printed-latin"))
+        >>> readings, skipped = reader.read(["line.png"])
+        >>> readings[0].text, readings[0].confidence
+
+    Raises:
+        UnusableNetwork: the file is damaged, made for another export, or quantised.
+    """
 
     def __init__(self, onnx_file: Path):
         self.export_path = onnx_file.parent
