@@ -92,6 +92,12 @@ class BuiltinModel:
             digest.update(name.encode() + (path.read_bytes() if path.is_file() else b"-"))
         return digest.hexdigest()[:16]
 
+    @property
+    def cache_folder(self) -> Path:
+        """Where its SavedModel (and the ONNX network beside it) is built: one folder for these
+        files and this code (``digest``) in ``cache_dir()``."""
+        return cache_dir() / "models" / f"{self.name}-{self.digest}"
+
 
 @functools.cache
 def code_digest(package: Path = Path(__file__).parent) -> str:

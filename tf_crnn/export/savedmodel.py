@@ -51,7 +51,6 @@ from tf_crnn.artifacts import (
     METADATA_FILENAME,
     SAVED_MODEL_FILENAME,
     WEIGHTS_FILENAME,
-    cache_dir,
     get_builtin,
     is_builtin,
     is_export,
@@ -300,7 +299,7 @@ def saved_model(spec: str) -> Path:
     from the files it ships (weights, config, alphabet and language model, if any). Processes
     that ask at once build it once: the others wait on a lock in the cache folder."""
     model = get_builtin(spec)
-    target = cache_dir() / "models" / f"{model.name}-{model.digest}"
+    target = model.cache_folder
     exports = list_exports(target)
     if exports:
         _mark_used(target)

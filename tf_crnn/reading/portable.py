@@ -3,11 +3,12 @@ Runtime, and the rest of the SavedModel's reading in numpy (``predict --runtime`
 
 TensorFlow's import alone takes about 3 seconds, longer than reading a few lines: for a short run
 the network is read from the ``model.onnx`` beside the SavedModel (``tf-crnn export --format
-onnx`` writes it there; a shipped model's is built into the cache with its SavedModel where the
-``export`` extra is installed), the image prepared by ``export.portable_reader`` (the graph's
-resizing, pinned by its golden test), the line decoded by ``ngram.host_beam_search`` with the
-export's language model and settings (or greedily), and its confidence and expected CER given by
-the export's calibration (``network.calibration``), as the SavedModel's signatures give them.
+onnx`` writes it there; a shipped model's is written into the cache beside its SavedModel the
+first time TensorFlow reads it, where the ``export`` extra is installed), the image prepared by
+``export.portable_reader`` (the graph's resizing, pinned by its golden test), the line decoded by
+``ngram.host_beam_search`` with the export's language model and settings (or greedily), and its
+confidence and expected CER given by the export's calibration (``network.calibration``), as the
+SavedModel's signatures give them.
 ``tests/test_portable_reading.py`` holds the two runtimes to the same readings.
 """
 
@@ -26,7 +27,6 @@ from tf_crnn.artifacts import (
     ALPHABET_FILENAME,
     ONNX_FILENAME,
     ONNX_QUANTIZE_KEY,
-    cache_dir,
     get_builtin,
     is_builtin,
     is_export,
@@ -44,20 +44,20 @@ from tf_crnn.readings import Reading
 RUNTIMES = ("auto", "tensorflow", "onnx")
 SHORT_RUN_LINES = 400
 """``--runtime auto`` reads runs of at most this many images with ONNX Runtime: below it, the
-seconds TensorFlow's import costs outweigh its faster batches (BENCHMARKS §21)."""
+seconds TensorFlow's import costs outweigh its faster batches (BENCHMARKS §22)."""
 
 
 def builtin_export(spec: str) -> Path | None:
     """The cached SavedModel of a shipped model, if it has been built (``export.savedmodel.saved_model``
     builds it, with TensorFlow)."""
-    model = get_builtin(spec)
-    exports = list_exports(cache_dir() / "models" / f"{model.name}-{model.digest}")
+    exports = list_exports(get_builtin(spec).cache_folder)
     return exports[-1] if exports else None
 
 
 def onnx_beside(spec: str | os.PathLike) -> Path | None:
-    """The unquantised ``model.onnx`` beside the SavedModel that ``spec`` (an export folder,
-    an ``output_model_dir`` or ``builtin:NAME``) reads with, or None."""
+    """The ``model.onnx`` beside the SavedModel that ``spec`` (an export folder, an
+    ``output_model_dir`` or ``builtin:NAME``) reads with, or None (``PortableReader`` refuses a
+    quantised one)."""
     try:
         folder = builtin_export(spec) if is_builtin(spec) else resolve_model(spec)
     except (FileNotFoundError, ValueError):
