@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -31,10 +32,11 @@ from tf_crnn.network.calibration import (
 )
 from tf_crnn.network.constraints import Constraint
 from tf_crnn.network.decoding import interpolate
+from tf_crnn.network.ngram import train_ngram
 from tf_crnn.reading.files import predict_files
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.readings import Reading
-from tf_crnn.trust.evaluation import EvaluationResult, LineResult
+from tf_crnn.trust.evaluation import EvaluationResult, LineResult, read_for_calibration, tune_lm
 
 
 def test_isotonic_fit_is_increasing_and_calibrates_what_it_fitted():
@@ -208,6 +210,40 @@ def test_training_calibrates_its_export_on_validation(trained):
     params, _ = trained
     calibration = Calibration.load(PredictionModel(params.output_model_dir).export_path)
     assert calibration is not None and calibration.fitted_on["data"].endswith("eval.csv")
+
+
+def test_a_right_to_left_model_is_calibrated_and_tuned_on_its_logical_readings(uncalibrated, hard_digits, tmp_path):  # noqa: F811
+    # The digits model with a Hebrew letter for each digit and a right-to-left direction: it reads
+    # Hebrew lines in display order, which every path gives, and compares, in logical order.
+    letters = dict(zip("0123456789", "אבגדהוזחטי"))
+    rtl = tmp_path / "export"
+    shutil.copytree(uncalibrated, rtl)
+    codes = json.loads((rtl / "alphabet.json").read_text(encoding="utf-8"))
+    (rtl / "alphabet.json").write_text(json.dumps({letters.get(c, c): i for c, i in codes.items()}), encoding="utf-8")
+    config = json.loads((rtl / "config.json").read_text(encoding="utf-8"))
+    (rtl / "config.json").write_text(json.dumps(dict(config, text_direction="rtl")), encoding="utf-8")
+    paths, truths = eval_images(hard_digits)
+    logical = ["".join(letters[c] for c in reversed(truth)) for truth in truths]
+    rows = tmp_path / "hebrew.csv"
+    rows.write_text("".join(f"{p};|{'|'.join(t)}|\n" for p, t in zip(paths, logical)), encoding="utf-8")
+
+    digits, hebrew = read_for_calibration(uncalibrated, hard_digits["eval"]), read_for_calibration(rtl, rows)
+    assert 10 <= digits.exact.sum() <= len(paths) - 10, "the set must hold both read and misread lines"
+    np.testing.assert_array_equal(hebrew.exact, digits.exact)
+    np.testing.assert_array_equal(hebrew.errors, digits.errors)
+    for read in (hebrew, digits):  # characters in the other order: compared line by line
+        read.per_line = [
+            np.bincount(read.line_of_character, w, len(paths))
+            for w in (read.characters_right, read.character_confidences)
+        ]
+    np.testing.assert_array_equal(hebrew.per_line[0], digits.per_line[0])
+    np.testing.assert_allclose(hebrew.per_line[1], digits.per_line[1], rtol=1e-6)
+    lm = train_ngram([[1]], n_units=len(codes), order=2)  # tuning needs one; the greedy readings are compared
+    greedy = [
+        tune_lm(m, csv, lm, weights=(), bonuses=()).greedy
+        for m, csv in [(rtl, rows), (uncalibrated, hard_digits["eval"])]
+    ]
+    assert greedy[0].cer == greedy[1].cer > 0
 
 
 def test_calibrate_prints_the_errors_and_writes_a_calibrated_export(calibrated, uncalibrated):

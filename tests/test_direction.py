@@ -173,3 +173,20 @@ def test_text_direction_is_one_of_three():
 
     with pytest.raises(ConfigError, match="text_direction.*must be one of auto, ltr, rtl"):
         Params(text_direction="up")
+
+
+def test_the_prediction_saver_writes_right_to_left_readings_in_logical_order(lookup_file, tmp_path):
+    import csv
+
+    from tf_crnn.training.callbacks import CustomPredictionSaverCallback
+
+    params = Params(lookup_alphabet_file=str(lookup_file({"א": 1, "ב": 2})), text_direction="rtl")
+    logits = np.full((1, 4, 3), -10.0, np.float32)
+    for frame, code in enumerate([1, 0, 2, 0]):  # drawn left to right: א then ב
+        logits[0, frame, code] = 0.0
+    saver = CustomPredictionSaverCallback(tmp_path, params)
+    saver.on_predict_begin()
+    saver.on_predict_batch_end(0, {"outputs": logits})
+    saver.on_predict_end()
+    with open(tmp_path / "predictions.csv", newline="", encoding="utf-8") as f:
+        assert next(csv.DictReader(f))["transcription"] == "בא"  # read from the right

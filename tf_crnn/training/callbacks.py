@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
+from tf_crnn.data.direction import BASES, reorder_text
 from tf_crnn.export.savedmodel import export_savedmodel
 from tf_crnn.network.decoding import decode_to_text, greedy_character_log_probs, greedy_decode, line_confidences
 from tf_crnn.network.metrics import CharacterErrorRate
@@ -326,7 +327,8 @@ class CustomPredictionSaverCallback(keras.callbacks.Callback):
         if logits is None:
             return
         codes, _ = greedy_decode(logits)
-        texts = decode_to_text(codes, self.parameters.alphabet)
+        base = BASES[self.parameters.text_direction]  # read in display order, written in logical order
+        texts = [reorder_text(t, base) for t in decode_to_text(codes, self.parameters.alphabet)]
         confidences = line_confidences(greedy_character_log_probs(logits)).numpy().tolist()
         start = len(self._rows)
         for i, (text, confidence) in enumerate(zip(texts, confidences)):
@@ -355,6 +357,8 @@ class ValidationSummary(keras.callbacks.Callback):
             checkpoint's ``RunClock``).
         log_dir: where TensorBoard also gets the lines as a picture (truth and prediction under
             each line image, errors in red) and as a text table, in ``samples/``; None: not.
+        base: the lines' direction (``data.direction.BASES``): the network reads in display
+            order, the lines are shown in logical order.
     """
 
     LOGGED_LINES = 3
@@ -368,8 +372,10 @@ class ValidationSummary(keras.callbacks.Callback):
         batch_size: int,
         limit_s: float = 0.0,
         log_dir: str | Path | None = None,
+        base: str | None = None,
     ):
         super().__init__()
+        self.base = base
         self.log_dir = Path(log_dir) if log_dir is not None else None
         self._writer = None
         self.checkpoint = checkpoint
@@ -414,7 +420,9 @@ class ValidationSummary(keras.callbacks.Callback):
 
         features, labels = self.samples
         codes, _ = greedy_decode(self.model(features, training=False))
-        truths, predictions = decode_to_text(labels, self.alphabet), decode_to_text(codes, self.alphabet)
+        truths, predictions = (
+            [reorder_text(t, self.base) for t in decode_to_text(c, self.alphabet)] for c in (labels, codes)
+        )
         for truth, prediction in list(zip(truths, predictions))[: self.LOGGED_LINES]:
             logger.info("  %r -> %r%s", truth, prediction, "" if truth == prediction else "  (wrong)")
         if self.log_dir is not None:

@@ -37,6 +37,7 @@ import keras
 
 from tf_crnn.artifacts import ALPHABET_FILENAME
 from tf_crnn.config import ARCHITECTURE_KEYS, CONFIG_FILENAME, ConfigError, Params
+from tf_crnn.data.direction import BASES
 from tf_crnn.data.preprocessing import PREPROCESSED_DIR, data_preprocessing
 from tf_crnn.errors import TrainingError
 from tf_crnn.export.savedmodel import EXPORT_DIR, export_savedmodel, rewrite_export
@@ -368,6 +369,7 @@ class TrainingSystem:
                 self.distribution.global_batch(params.train_batch_size),  # images/s of the whole cluster
                 params.time_limit_minutes * 60,
                 self.out / "logs",
+                BASES[params.text_direction],
             )
         ]
 

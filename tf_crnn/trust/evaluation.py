@@ -26,7 +26,7 @@ import tensorflow as tf
 
 from tf_crnn.atomic import atomic_open
 from tf_crnn.config import Params
-from tf_crnn.data.alignment import expand_units
+from tf_crnn.data.direction import BASES
 from tf_crnn.data.preprocessing import DroppedRow, preprocess_csv
 from tf_crnn.network.calibration import (
     CHARACTER_MIN_POINTS,
@@ -49,7 +49,7 @@ from tf_crnn.network.decoding import Decoder, decode_to_text, greedy_character_l
 from tf_crnn.network.language_model import NgramTables
 from tf_crnn.network.metrics import alignment_confusions, levenshtein
 from tf_crnn.progress import progress_bar
-from tf_crnn.reading.files import unit_confidences
+from tf_crnn.reading.files import in_logical_order, unit_confidences
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.readings import PredictedCER, Reading
 from tf_crnn.records import page_of_line_image, read_csv_rows, split_label
@@ -288,7 +288,7 @@ def tune_lm(
         result = EvaluationResult(lines=[], skipped=skipped)
         for chunk, log_probs, lengths in outputs:
             codes, _ = read(log_probs, lengths)
-            texts = decode_to_text(codes[0], model.alphabet)
+            texts = [model.logical(t) for t in decode_to_text(codes[0], model.alphabet)]
             _compare(result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params)
         return result
 
@@ -378,12 +378,14 @@ def read_for_calibration(
             for i, (_, label) in enumerate(chunk):
                 path = [c for c in codes[0, i].tolist() if c > 0]
                 reference = "".join(split_label(label, params.string_split_delimiter))
-                prediction = model.alphabet.decode(path)
                 units = [model.alphabet.lookup_int2str.get(c, "") for c in path]
                 confidences = unit_confidences(
                     log_probs[i], path, int(frames[i]), greedy_chars[i], model.lm_tables is None
                 )
-                characters, _ = expand_units(units, confidences, [(0.0, 0.0)] * len(units))
+                # Compared as a reader gives it: in logical order, each character with its confidence.
+                prediction, characters, _ = in_logical_order(
+                    units, confidences, [(0.0, 0.0)] * len(units), BASES[params.text_direction]
+                )
                 right = character_outcomes(reference, prediction)
                 line = len(exact)
                 exact.append(prediction == reference)
