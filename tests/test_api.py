@@ -13,6 +13,7 @@ from PIL import Image
 
 from tf_crnn.cli import main
 from tf_crnn.data.preprocessing import NoDataError
+from tf_crnn.network.metrics import levenshtein
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.records import read_csv_rows, resolve_image_path
 from tf_crnn.training.run import prepare_output_dir, train
@@ -60,20 +61,25 @@ def test_evaluate_counts_every_row_and_prints_json(trained, digits_data, tmp_pat
     _, result = trained
     rows = list(read_csv_rows(digits_data["eval"]))
     csv_file = tmp_path / "eval.csv"
+    Image.new("L", (40, 3), 255).save(tmp_path / "low.png")
     lines = [f"{resolve_image_path(digits_data['eval'], p)};{label}" for _, p, label in rows]
-    lines.append(f"{resolve_image_path(digits_data['eval'], rows[0][1])};|1|2|x|y|")  # units the model lacks
+    lines.append(f"{resolve_image_path(digits_data['eval'], rows[0][1])};|1|2|x|y|")  # units the model lacks: read
+    lines.append(f"{tmp_path / 'low.png'};|1|2|3|4|")  # an image the model cannot take: all wrong
     lines.append(f"{tmp_path / 'missing.png'};|1|2|")  # no image: reported, not counted
     csv_file.write_text("\n".join(lines) + "\n")
     evaluation = evaluate(result.export_path, csv_file)
-    assert len(evaluation.lines) == len(rows) and len(evaluation.unreadable) == 1 and len(evaluation.not_counted) == 1
-    counted_chars = evaluation.chars + 4
-    assert evaluation.cer == pytest.approx((evaluation.char_errors + 4) / counted_chars)
+    assert len(evaluation.lines) == len(rows) + 1 and len(evaluation.not_counted) == 1
+    (beyond,) = evaluation.unlearnable
+    assert (beyond.reference, beyond.beyond) == ("12xy", "units not in the alphabet")
+    assert beyond.char_errors == levenshtein("12xy", beyond.prediction) >= 2  # its own errors, not the whole line
+    assert [d.kind for d in evaluation.unreadable] == ["image too low"]
+    assert evaluation.cer == pytest.approx((evaluation.char_errors + 4) / (evaluation.chars + 4))
     assert evaluation.cer > evaluation.filtered_cer
     assert evaluation.filtered_cer == pytest.approx(result.val_cer, abs=1e-6)  # training's figure
     run = CliRunner().invoke(main, ["evaluate", str(result.export_path), str(csv_file), "--json"])
     assert run.exit_code == 0, run.output
     metrics = json.loads(run.output.strip().splitlines()[-1])
-    assert metrics["rows"] == len(rows) + 1 and metrics["skipped"] == 1
+    assert metrics["rows"] == len(rows) + 2 and metrics["skipped"] == 1 and metrics["filtered"]["rows"] == len(rows)
     assert metrics["cer"] == pytest.approx(evaluation.cer) and metrics["filtered"]["cer"] == pytest.approx(
         evaluation.filtered_cer
     )

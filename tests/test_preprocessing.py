@@ -80,6 +80,20 @@ def test_each_bad_row_is_dropped_with_its_reason(tmp_path, params):
     clean = list(read_csv_rows(tmp_path / "clean.csv"))
     assert clean == [(1, str(tmp_path / "good.png"), "|a|b|")]
 
+    # For reading, the rows a model reads but training cannot learn from are kept and listed apart.
+    dropped, unlearnable = [], []
+    assert preprocess_csv(csv_file, params, tmp_path / "read.csv", dropped, unlearnable=unlearnable) == 3
+    assert [(d.row, d.kind, d.reference) for d in unlearnable] == [
+        (7, "units not in the alphabet", "az"),
+        (9, "image too narrow for its label", "aab"),
+    ]
+    assert {d.row for d in dropped} == set(reasons) - {7, 9}
+    assert [row[1:] for row in read_csv_rows(tmp_path / "read.csv")] == [
+        (str(tmp_path / "good.png"), "|a|b|"),
+        (str(tmp_path / "good.png"), "|a|z|"),
+        (str(tmp_path / "narrow.png"), "|a|a|b|"),
+    ]
+
 
 def test_ctc_min_length_counts_repeats():
     assert ctc_min_length(list("abc")) == 3

@@ -8,6 +8,7 @@ import contextlib
 import math
 import sys
 import tempfile
+from collections import Counter
 from pathlib import Path
 
 import click
@@ -87,10 +88,11 @@ def evaluate(
     line images with their NAME.gt.txt (several may be given; documents' lines are cut as
     predict --alto/--page cuts them).
 
-    The headline figures count every row with a label and an image: a row the model cannot
-    read (units it lacks, too long, image too narrow) counts its whole reference as errors,
-    as ketos test and calamari-eval count. The figures over the rows it read (what training
-    validates on) are printed beside them, labelled "read rows only".
+    The headline figures count every row with a label and an image, as ketos test counts:
+    every line is read and compared with its label, even one with characters the model lacks
+    or a label too long for its image; a row whose image the model cannot take (too low, too
+    wide) counts its whole reference as errors. The figures over the rows training learns from
+    (what it validates on) are printed beside them.
     """
     import json
 
@@ -142,11 +144,12 @@ def evaluate(
         return
     counted = len(result.lines) + len(result.unreadable)
     click.echo(
-        f"Rows counted: {counted} ({len(result.lines)} read, {len(result.unreadable)} the model cannot read); "
-        f"not counted: {len(result.not_counted)}"
+        f"Rows counted: {counted} ({len(result.lines)} read, {len(result.unlearnable)} of them beyond what training "
+        f"learns from; {len(result.unreadable)} the model cannot read); not counted: {len(result.not_counted)}"
     )
     click.echo(
-        f"CER: {result.cer:.4f}   read rows only: {result.filtered_cer:.4f} ({result.char_errors} / {result.chars} characters)"
+        f"CER: {result.cer:.4f} ({result.char_errors} errors in {result.chars} reference characters)   rows training learns "
+        f"from only: {result.filtered_cer:.4f}"
     )
     if result.greedy is not None:
         click.echo(
@@ -156,17 +159,22 @@ def evaluate(
     if result.predicted is not None:
         predicted = result.predicted
         click.echo(
-            f"     predicted without the labels, read rows only: {predicted.cer:.4f} "
+            f"     predicted without the labels, over the characters read: {predicted.cer:.4f} "
             f"({predicted.low:.4f}-{predicted.high:.4f}), by the model's error table"
         )
-    click.echo(f"WER: {result.wer:.4f}   read rows only: {result.filtered_wer:.4f}")
-    click.echo(f"Line accuracy: {result.line_accuracy:.4f}   read rows only: {result.filtered_line_accuracy:.4f}")
+    click.echo(f"WER: {result.wer:.4f}   rows training learns from only: {result.filtered_wer:.4f}")
+    click.echo(
+        f"Line accuracy: {result.line_accuracy:.4f}   rows training learns from only: {result.filtered_line_accuracy:.4f}"
+    )
     curve, best = dict(result.reject_curve()), dict(result.reject_curve(best=True))
     click.echo(
         f"Line confidence as P(read exactly): calibration error {result.calibration_error:.3f}; CER of the 90% "
         f"most confident lines {curve[0.9]:.4f}, of the 80% {curve[0.8]:.4f} (at best, keeping the lines with "
         f"the fewest errors: {best[0.9]:.4f}, {best[0.8]:.4f})"
     )
+    if result.unlearnable:
+        beyond = Counter(line.beyond for line in result.unlearnable).most_common()
+        click.echo(f"Read and counted, beyond what training learns from: {'; '.join(f'{n} x {k}' for k, n in beyond)}")
     if result.unreadable:
         click.echo(f"Counted as all wrong: {summarise(result.unreadable)}")
     if result.not_counted:

@@ -78,6 +78,7 @@ def preprocess_csv(
     output_csv_filename: str | os.PathLike,
     dropped: list[DroppedRow] | None = None,
     progress: bool | None = False,
+    unlearnable: list[DroppedRow] | None = None,
 ) -> int:
     """Writes the usable rows of a data CSV, with absolute image paths.
 
@@ -91,6 +92,10 @@ def preprocess_csv(
     (one step per unit plus one per pair of equal neighbours). Repeated rows are
     dropped after their first occurrence. With ``progress`` (None: when stderr is a
     terminal) the image checks show a progress bar.
+
+    With ``unlearnable`` (a list), rows that a model reads but training cannot learn from (units
+    not in the alphabet, an image too narrow for its label) are kept, for a reading to be compared
+    with their labels, and listed there with their reasons rather than in ``dropped``.
 
     Returns:
         The number of rows kept.
@@ -127,12 +132,9 @@ def preprocess_csv(
             drop("empty unit", f"empty unit in label (two '{parameters.string_split_delimiter}' in a row)")
             continue
         unknown = sorted({u for u in units if u not in alphabet.lookup})
-        if unknown:
-            drop(
-                "units not in the alphabet",
-                f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}",
-                reference="".join(units),
-            )
+        unknown_reason = f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}"
+        if unknown and unlearnable is None:
+            drop("units not in the alphabet", unknown_reason, reference="".join(units))
             continue
         if len(units) > parameters.max_chars_per_string:
             drop(
@@ -147,7 +149,9 @@ def preprocess_csv(
             drop("duplicate row", "duplicate of an earlier row")
             continue
         seen.add(key)
-        candidates.append((number, path, full_path, units))
+        candidates.append(
+            (number, path, full_path, units, ("units not in the alphabet", unknown_reason) if unknown else None)
+        )
 
     checks = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:
@@ -157,7 +161,7 @@ def preprocess_csv(
                 bar.update(1)
 
     kept = []
-    for (number, path, full_path, units), check in zip(candidates, checks):
+    for (number, path, full_path, units, unknown), check in zip(candidates, checks):
         if isinstance(check, str):
             dropped.append(DroppedRow(str(csv_filename), number, path, check, kind="unreadable image"))
             continue
@@ -175,11 +179,15 @@ def preprocess_csv(
                     f"than {MAX_SQUEEZE}x input_shape[1]={max_width}; crop it or raise input_shape[1]"
                 ),
             )
-        elif needed > steps:
-            kind, reason = (
+        elif unknown or needed > steps:
+            kind, reason = unknown or (
                 "image too narrow for its label",
                 f"label needs {needed} CTC steps but the {width}x{image_height} image gives {steps}",
             )
+            if unlearnable is not None:  # read and compared all the same
+                unlearnable.append(DroppedRow(str(csv_filename), number, path, reason, "".join(units), kind))
+                kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
+                continue
         else:
             kept.append((full_path, join_units(units, parameters.string_split_delimiter)))
             continue

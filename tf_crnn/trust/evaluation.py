@@ -2,10 +2,11 @@
 
 Rates are corpus-level, as ``tf_crnn.network.metrics`` defines them (CER over the characters of
 the text, the same count as training's ``cer`` metric).
-Rows are checked with the same rules as training preprocessing (``preprocess_csv``) but the
-label length, which limits what training learns from, not what a model reads: on a validation
-CSV without such labels the CER of the export equals the one training logged; every skipped row
-is counted with its reason.
+Rows are checked with the same rules as training preprocessing (``preprocess_csv``) but those
+that limit what training learns from, not what a model reads (the label's length, units not in
+the alphabet, an image too narrow for its label): such lines are read and compared all the same,
+as ``ketos test`` does. Over the other lines (the ``filtered_*`` figures) the CER of the export
+equals the one training logged on the same CSV; every skipped row is counted with its reason.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ from tf_crnn.progress import progress_bar
 from tf_crnn.reading.files import in_logical_order, unit_confidences
 from tf_crnn.reading.model import PredictionModel
 from tf_crnn.readings import PredictedCER, Reading
-from tf_crnn.records import page_of_line_image, read_csv_rows, split_label
+from tf_crnn.records import page_of_line_image, read_csv_rows, resolve_image_path, split_label
 
 
 @dataclass
@@ -63,6 +64,14 @@ class LineResult:
     reading: Reading
     char_errors: int
     word_errors: int
+    beyond: str | None = None
+    """Why training could not learn from the line, read and counted all the same (the kind of
+    ``preprocess_csv``'s ``unlearnable`` row: units not in the alphabet, an image too narrow for
+    its label); None where it could."""
+
+    @property
+    def learnable(self) -> bool:
+        return self.beyond is None
 
     @property
     def path(self) -> str:
@@ -82,11 +91,11 @@ class EvaluationResult:
     """Per-line results and corpus-level rates.
 
     The headline figures (``cer``, ``wer``, ``line_accuracy``) count every row of the CSV
-    that has a label and an image: a row the model cannot read (units it lacks, a label too
-    long, an image too narrow or too low for it) counts its whole reference as errors, as
-    ``ketos test`` or ``calamari-eval`` would. Rows without a usable label or image are
-    reported in ``skipped`` and not counted. The ``filtered_*`` figures count only the rows
-    the model read, the set training validates on.
+    that has a label and an image, as ``ketos test`` does: every line is read and compared with
+    its label, even one with units the model lacks; a row whose image the model cannot take
+    (too low, too wide) counts its whole reference as errors. Rows without a usable label or
+    image are reported in ``skipped`` and not counted. The ``filtered_*`` figures count only the
+    lines training could learn from (``LineResult.learnable``), the set training validates on.
     """
 
     lines: list[LineResult]
@@ -158,16 +167,25 @@ class EvaluationResult:
         return reject_curve(scores, errors, [len(line.reference) for line in self.lines])
 
     @property
+    def unlearnable(self) -> list[LineResult]:
+        """Lines read and counted that training could not learn from (units the model lacks, a
+        label too long for its image)."""
+        return [line for line in self.lines if not line.learnable]
+
+    @property
     def filtered_cer(self) -> float:
-        return self.char_errors / max(self.chars, 1)
+        lines = [line for line in self.lines if line.learnable]
+        return sum(line.char_errors for line in lines) / max(sum(len(line.reference) for line in lines), 1)
 
     @property
     def filtered_wer(self) -> float:
-        return self.word_errors / max(self.words, 1)
+        lines = [line for line in self.lines if line.learnable]
+        return sum(line.word_errors for line in lines) / max(sum(len(line.reference.split()) for line in lines), 1)
 
     @property
     def filtered_line_accuracy(self) -> float:
-        return sum(1 for line in self.lines if line.char_errors == 0) / max(len(self.lines), 1)
+        lines = [line for line in self.lines if line.learnable]
+        return sum(1 for line in lines if line.char_errors == 0) / max(len(lines), 1)
 
     def to_dict(self) -> dict:
         """The metrics as one JSON-ready object (``tf-crnn evaluate --json``)."""
@@ -181,7 +199,7 @@ class EvaluationResult:
                 "cer": self.filtered_cer,
                 "wer": self.filtered_wer,
                 "line_accuracy": self.filtered_line_accuracy,
-                "rows": len(self.lines),
+                "rows": len(self.lines) - len(self.unlearnable),
             },
             "calibration_error": self.calibration_error,
             **({"predicted_cer": dataclasses.asdict(self.predicted)} if self.predicted is not None else {}),
@@ -210,7 +228,7 @@ def evaluate(
     model = PredictionModel(model_directory, signature="filename")
     if params is None:
         params = model.params
-    rows, skipped = _readable_rows(csv_filename, params)
+    rows, skipped, outside = _readable_rows(csv_filename, params)
     result = EvaluationResult(lines=[], skipped=skipped)
     # With a language model, one pass of the network gives both readings (the export's rule).
     with_lm = model.lm_tables is not None
@@ -221,28 +239,37 @@ def evaluate(
             chunk = rows[start : start + batch_size]
             if with_lm:
                 log_probs, lengths = model.log_probs([p for p, _ in chunk])
-                _compare(result, chunk, model.read_log_probs(log_probs, lengths), params)
+                _compare(result, chunk, model.read_log_probs(log_probs, lengths), params, outside)
                 greedy = model.read_log_probs(log_probs, lengths, greedy=True)
                 greedy.pop("expected_cers", None)  # the error table predicts the export's own reading
-                _compare(result.greedy, chunk, greedy, params)
+                _compare(result.greedy, chunk, greedy, params, outside)
             else:
-                _compare(result, chunk, model.predict_full([p for p, _ in chunk]), params)
+                _compare(result, chunk, model.predict_full([p for p, _ in chunk]), params, outside)
             bar.update(len(chunk))
     if model.predicts_cer and result.lines:
         result.predicted = model.calibration.predicted_cer(line.reading for line in result.lines)
     return result
 
 
-def _readable_rows(csv_filename, params: Params) -> tuple[list[tuple[str, str]], list[DroppedRow]]:
-    """``(path, label)`` of the rows the model can read, and the others with their reasons.
-    Training's ``max_chars_per_string`` is not one: it chooses what to learn from, and a model
-    reads a line of any length its image width allows."""
+def _readable_rows(csv_filename, params: Params) -> tuple[list[tuple[str, str]], list[DroppedRow], dict]:
+    """``(path, label)`` of the rows the model can read, the others with their reasons, and the
+    rows read that training could not learn from, with why (``preprocess_csv``'s ``unlearnable``: units
+    not in the alphabet, a label too long for its image). Training's ``max_chars_per_string`` is
+    not a limit here: it chooses what to learn from, and a model reads a line of any length."""
     skipped: list[DroppedRow] = []
+    unlearnable: list[DroppedRow] = []
     with tempfile.TemporaryDirectory() as tmp:
         cleaned = Path(tmp) / "rows.csv"
-        preprocess_csv(csv_filename, dataclasses.replace(params, max_chars_per_string=sys.maxsize), cleaned, skipped)
+        everything = dataclasses.replace(params, max_chars_per_string=sys.maxsize)
+        preprocess_csv(csv_filename, everything, cleaned, skipped, unlearnable=unlearnable)
         rows = [(p, lab or "") for _, p, lab in read_csv_rows(cleaned, params.csv_delimiter)]
-    return rows, skipped
+    kinds = {(str(resolve_image_path(csv_filename, d.path)), d.reference): d.kind for d in unlearnable}
+    outside = {}
+    for path, label in rows:
+        kind = kinds.get((path, "".join(split_label(label, params.string_split_delimiter))))
+        if kind:
+            outside[path, label] = kind
+    return rows, skipped, outside
 
 
 @dataclass
@@ -274,7 +301,7 @@ def tune_lm(
     model = PredictionModel(model_directory, signature="filename")
     params = model.params
     beam_width = beam_width or params.lm_beam_width
-    rows, skipped = _readable_rows(csv_filename, params)
+    rows, skipped, outside = _readable_rows(csv_filename, params)
     outputs = []
     with progress_bar(len(rows), "Reading", progress) as bar:
         for start in range(0, len(rows), batch_size):
@@ -289,7 +316,9 @@ def tune_lm(
         for chunk, log_probs, lengths in outputs:
             codes, _ = read(log_probs, lengths)
             texts = [model.logical(t) for t in decode_to_text(codes[0], model.alphabet)]
-            _compare(result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params)
+            _compare(
+                result, chunk, {"transcriptions": texts, "confidences": [float("nan")] * len(texts)}, params, outside
+            )
         return result
 
     greedy_result = measure(greedy)
@@ -361,7 +390,7 @@ def read_for_calibration(
         else PredictionModel(model_directory, signature="filename")
     )
     params = model.params
-    rows, _ = _readable_rows(csv_filename, params)
+    rows, _, _ = _readable_rows(csv_filename, params)
     if not rows:
         raise ValueError(f"{csv_filename}: no line the model can read to calibrate on")
     scores = {score: [] for score in LINE_SCORES}
@@ -449,15 +478,20 @@ def calibrate(
     )
 
 
-def _compare(result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params) -> None:
-    """Adds a batch's predictions against its labels to ``result``."""
+def _compare(
+    result: EvaluationResult, chunk: list[tuple[str, str]], out: dict, params: Params, outside: dict | None = None
+) -> None:
+    """Adds a batch's predictions against its labels to ``result`` (``outside``: the rows that
+    training could not learn from, with why: ``_readable_rows``')."""
     expected = out.get("expected_cers", [None] * len(chunk))
     for (path, label), prediction, confidence, rate in zip(chunk, out["transcriptions"], out["confidences"], expected):
         reference = "".join(split_label(label, params.string_split_delimiter))
         char_errors = levenshtein(reference, prediction)
         word_errors = levenshtein(reference.split(), prediction.split())
         reading = Reading(prediction, float(confidence), path, expected_cer=None if rate is None else float(rate))
-        result.lines.append(LineResult(reference, reading, char_errors, word_errors))
+        result.lines.append(
+            LineResult(reference, reading, char_errors, word_errors, (outside or {}).get((path, label)))
+        )
         result.char_errors += char_errors
         result.chars += len(reference)
         result.word_errors += word_errors

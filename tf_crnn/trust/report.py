@@ -322,6 +322,7 @@ def write_report_page(
         config=json.dumps(config, indent=2, ensure_ascii=False) if config else None,
         metrics=result.to_dict(),
         unreadable=len(result.unreadable),
+        beyond=len(result.unlearnable),
         kept=kept if kept is not None else len(result.lines),
         dropped=count_by_kind(dropped),
         n_dropped=len(dropped),
