@@ -265,3 +265,37 @@ def test_a_page_image_too_large_is_refused_before_it_is_decoded(tmp_path):
         (tmp_path / "bomb.png").write_bytes(body)
         ((_, reason),) = list(segmentation.segment_pages([tmp_path / "bomb.png"], "tesseract"))
         assert reason.startswith(said) and f"the {segmentation.MAX_PAGE_PIXELS} a page image may have" in reason
+
+
+def test_the_pieces_of_a_line_broken_at_a_wide_gap_are_joined():
+    height = 40.0
+    baselines = [
+        [(0.0, 100.0), (100.0, 100.0)],  # a line's first piece ...
+        [(300.0, 160.0), (420.0, 160.0)],  # (a piece of the next line, read after this one)
+        [(130.0, 104.0), (300.0, 104.0)],  # ... and its second, 0.75 heights further on
+        [(0.0, 160.0), (280.0, 160.0)],  # the next line, whose end is 20 px short of its own piece
+        [(500.0, 100.0), (560.0, 100.0)],  # a note in the margin, 5 heights away
+        [(120.0, 85.0), (200.0, 85.0)],  # closer, but 0.375 heights higher: a word above the line
+    ]
+    assert segmentation.fragment_chains(baselines, height) == [[0, 2], [3, 1], [4], [5]]
+    assert segmentation.fragment_chains(baselines[:1], height) == [[0]]
+
+
+def test_joined_pieces_make_one_outline_where_the_longest_piece_stood():
+    pytest.importorskip("shapely")
+    from types import SimpleNamespace
+
+    def found(x0, x1, y=100):
+        return SimpleNamespace(
+            baseline=[[x0, y], [x1, y]], boundary=[[x0, y - 30], [x1, y - 30], [x1, y + 10], [x0, y + 10]], regions=[]
+        )
+
+    heading, short, long = found(0, 300, y=40), found(0, 60), found(80, 400)
+    ((_, first), (kraken_line, joined)) = segmentation._joined_pieces([heading, short, long])
+    assert first.polygon == [(0.0, 10.0), (300.0, 10.0), (300.0, 50.0), (0.0, 50.0)]  # left as found
+    assert kraken_line is long and joined.baseline == [(0.0, 100.0), (60.0, 100.0), (80.0, 100.0), (400.0, 100.0)]
+    xs, ys = [x for x, _ in joined.polygon], [y for _, y in joined.polygon]
+    assert (min(xs), max(xs), min(ys), max(ys)) == (0.0, 400.0, 70.0, 110.0)
+    points = joined.polygon + joined.polygon[:1]
+    area = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:]))) / 2
+    assert area == 400 * 40  # the gap between the pieces is inside: one box

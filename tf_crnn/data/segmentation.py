@@ -5,7 +5,8 @@
   quick (1-2 s a printed page on one core), good on print, weak on hands.
 - ``kraken``: kraken's baseline segmenter with its default model (the ``kraken`` package, which
   brings PyTorch). Line polygons and baselines in reading order; slow on a CPU (10-20 s a
-  page), and the one for handwriting.
+  page), and the one for handwriting. A handwritten line it breaks at a wide gap (a signature,
+  words spaced out to the margin) is joined back into one (``fragment_chains``).
 
 ``segment_page`` runs one on a page, opened by the rule every page follows
 (``images.open_image``, turned upright); ``segment_pages`` runs it over many pages in a
@@ -144,6 +145,55 @@ def _tesseract(image: Image.Image, model: str | None = None) -> tuple[list[Regio
     return [r for r in regions if r.lines], f"Tesseract {tesserocr.tesseract_version().split()[1]} layout analysis"
 
 
+FRAGMENT_GAP = 0.8
+"""Two lines found side by side are pieces of one line when the gap between them is at most this
+many line heights (the page's median) ..."""
+FRAGMENT_RISE = 0.3
+"""... and their baselines' facing ends at most this many line heights apart vertically."""
+
+
+def fragment_chains(baselines: list[list[Point]], height: float) -> list[list[int]]:
+    """The lines found (their ``baselines``, in reading order) grouped into whole lines: each group
+    the indices of the pieces of one line, left to right, the groups in the reading order of their
+    first piece. A segmenter breaks a handwritten line at a wide gap between words (kraken does, on
+    a signature or a line spaced out to the margin); read apart, the pieces lose their context and
+    their place in the page's text. Pieces are joined where the gap between a line's right end and
+    its nearest neighbour's left end is at most ``FRAGMENT_GAP`` x ``height`` (a quarter of a height
+    of overlap allowed) and the two ends at most ``FRAGMENT_RISE`` x ``height`` apart in height, and
+    each is the other's nearest on that side."""
+    ends = [(max(b, key=lambda p: p[0]), min(b, key=lambda p: p[0])) for b in baselines]
+
+    def nearest(i: int, rightwards: bool) -> int | None:
+        edge = ends[i][0] if rightwards else ends[i][1]
+        best = None
+        for j, (right, left) in enumerate(ends):
+            other = left if rightwards else right
+            gap = other[0] - edge[0] if rightwards else edge[0] - other[0]
+            if j == i or gap < -0.25 * height or gap > FRAGMENT_GAP * height:
+                continue
+            if abs(other[1] - edge[1]) <= FRAGMENT_RISE * height and (best is None or gap < best[0]):
+                best = (gap, j)
+        return None if best is None else best[1]
+
+    follower = {}
+    for i in range(len(baselines)):
+        j = nearest(i, rightwards=True)
+        if j is not None and nearest(j, rightwards=False) == i:
+            follower[i] = j
+    led = set(follower.values())
+    chains = []
+    for i in range(len(baselines)):
+        if i in led:
+            continue
+        chain = [i]
+        while chain[-1] in follower and follower[chain[-1]] not in chain:
+            chain.append(follower[chain[-1]])
+        chains.append(chain)
+    chains += [[i] for i in sorted(set(range(len(baselines))) - {i for chain in chains for i in chain})]
+    first = {i: min(chain) for chain in chains for i in chain}
+    return sorted(chains, key=lambda chain: first[chain[0]])
+
+
 _kraken_models: dict[str | None, object] = {}
 """Kraken models loaded in this process, by path (None: kraken's default): loaded once a worker."""
 
@@ -164,17 +214,16 @@ def _kraken(image: Image.Image, model: str | None = None) -> tuple[list[Region],
         _kraken_models[model] = SegmentationTaskModel.load_model(model)
     segmentation = _kraken_models[model].predict(image, SegmentationInferenceConfig())
     regions = {r.id: Region([tuple(p) for p in r.boundary]) for rs in segmentation.regions.values() for r in rs}
+    found = [line for line in segmentation.lines if line.boundary and len(line.baseline) >= 2]
     ordered: list[Region] = []
-    for line in segmentation.lines:
-        if not line.boundary or len(line.baseline) < 2:
-            continue
+    for first, line in _joined_pieces(found):
         # Lines come in reading order; each joins its region, or a region of its own.
-        region = regions.get(line.regions[0]) if line.regions else None
+        region = regions.get(first.regions[0]) if first.regions else None
         if region is None or (ordered and ordered[-1] is not region and any(r is region for r in ordered)):
             region = Region([])
         if not ordered or ordered[-1] is not region:
             ordered.append(region)
-        region.lines.append(SegmentedLine([tuple(p) for p in line.boundary], [tuple(p) for p in line.baseline]))
+        region.lines.append(line)
     for region in ordered:
         if not region.polygon:
             xs = [x for line in region.lines for x, _ in line.polygon]
@@ -182,6 +231,40 @@ def _kraken(image: Image.Image, model: str | None = None) -> tuple[list[Region],
             region.polygon = _box_polygon(min(xs), min(ys), max(xs), max(ys))
     name = f"model {Path(model).name}" if model else "default model"
     return ordered, f"kraken {version('kraken')} baseline segmenter ({name})"
+
+
+def _joined_pieces(found: list) -> list[tuple[object, SegmentedLine]]:
+    """Kraken's lines, in its reading order, with the pieces of one line joined
+    (``fragment_chains``): a joined line's baseline runs through its pieces', its outline is
+    theirs and the gap between them, and it stands where its longest piece stood in the reading
+    order. Each with the kraken line it stands for."""
+    from shapely.geometry import MultiPoint, Polygon
+    from shapely.ops import unary_union
+
+    baselines = [[(float(x), float(y)) for x, y in line.baseline] for line in found]
+    outlines = [[(float(x), float(y)) for x, y in line.boundary] for line in found]
+    heights = [max(y for _, y in outline) - min(y for _, y in outline) for outline in outlines]
+    height = sorted(heights)[len(heights) // 2] if found else 0.0
+    placed = []  # (place in the reading order, kraken line, line)
+    for chain in fragment_chains(baselines, height):
+        pieces = [Polygon(outlines[i]).buffer(0) for i in chain]
+        # The gap between neighbours: the hull of the facing ends of their outlines.
+        bridges = [
+            MultiPoint(
+                [p for p in outlines[a] if p[0] >= pieces[k].bounds[2] - height / 2]
+                + [p for p in outlines[b] if p[0] <= pieces[k + 1].bounds[0] + height / 2]
+            ).convex_hull
+            for k, (a, b) in enumerate(zip(chain, chain[1:]))
+        ]
+        whole = unary_union(pieces + bridges) if len(chain) > 1 else None
+        longest = max(chain, key=lambda i: abs(baselines[i][-1][0] - baselines[i][0][0]))
+        if whole is not None and whole.geom_type == "Polygon":
+            order = chain[::-1] if baselines[chain[0]][0][0] > baselines[chain[0]][-1][0] else chain  # drawn leftwards
+            line = SegmentedLine(list(whole.exterior.coords)[:-1], [p for i in order for p in baselines[i]])
+            placed.append((longest, found[longest], line))
+        else:  # one piece, or pieces that do not make one outline: as found
+            placed += [(i, found[i], SegmentedLine(outlines[i], baselines[i])) for i in chain]
+    return [(kraken_line, line) for _, kraken_line, line in sorted(placed, key=lambda p: p[0])]
 
 
 ENGINES = {"tesseract": _tesseract, "kraken": _kraken}
