@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -189,7 +190,10 @@ class PortableModel:
         else:
             import onnxruntime
 
-            self._session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+            options = onnxruntime.SessionOptions()
+            if hasattr(os, "sched_getaffinity"):  # ONNX Runtime counts the machine's cores, not this process's
+                options.intra_op_num_threads = len(os.sched_getaffinity(0))
+            self._session = onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
     @property
     def metadata(self) -> dict:
