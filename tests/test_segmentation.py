@@ -292,10 +292,24 @@ def test_joined_pieces_make_one_outline_where_the_longest_piece_stood():
 
     heading, short, long = found(0, 300, y=40), found(0, 60), found(80, 400)
     ((_, first), (kraken_line, joined)) = segmentation._joined_pieces([heading, short, long])
-    assert first.polygon == [(0.0, 10.0), (300.0, 10.0), (300.0, 50.0), (0.0, 50.0)]  # left as found
+    # Left as found, but for its headroom: 30 px above its baseline become 36.
+    assert first.polygon == [(0.0, 4.0), (300.0, 4.0), (300.0, 50.0), (0.0, 50.0)]
     assert kraken_line is long and joined.baseline == [(0.0, 100.0), (60.0, 100.0), (80.0, 100.0), (400.0, 100.0)]
     xs, ys = [x for x, _ in joined.polygon], [y for _, y in joined.polygon]
-    assert (min(xs), max(xs), min(ys), max(ys)) == (0.0, 400.0, 70.0, 110.0)
+    assert (min(xs), max(xs), min(ys), max(ys)) == (0.0, 400.0, 64.0, 110.0)
     points = joined.polygon + joined.polygon[:1]
     area = abs(sum(x0 * y1 - x1 * y0 for (x0, y0), (x1, y1) in zip(points, points[1:]))) / 2
-    assert area == 400 * 40  # the gap between the pieces is inside: one box
+    assert area == 400 * 46  # the gap between the pieces is inside: one box
+
+
+def test_headroom_raises_what_is_above_a_sloping_baseline_and_nothing_below():
+    baseline = [(100.0, 120.0), (0.0, 100.0)]  # drawn leftwards, falling to the right
+    outline = [(0.0, 80.0), (50.0, 95.0), (100.0, 100.0), (100.0, 130.0), (0.0, 110.0), (-20.0, 90.0)]
+    assert segmentation.with_headroom(outline, baseline, 1.5) == [
+        (0.0, 70.0),  # 20 px above the baseline's start: 30
+        (50.0, 95.0 - 7.5),  # 15 px above where the baseline is at 110
+        (100.0, 90.0),
+        (100.0, 130.0),  # below: as it was
+        (0.0, 110.0),
+        (-20.0, 85.0),  # beyond the baseline's end: level with it
+    ]
