@@ -132,9 +132,9 @@ def preprocess_csv(
             drop("empty unit", f"empty unit in label (two '{parameters.string_split_delimiter}' in a row)")
             continue
         unknown = sorted({u for u in units if u not in alphabet.lookup})
-        unknown_reason = f"units not in the alphabet: {' '.join(repr(u) for u in unknown)}"
+        lacking = ("units not in the alphabet", f"units not in the alphabet: {' '.join(map(repr, unknown))}")
         if unknown and unlearnable is None:
-            drop("units not in the alphabet", unknown_reason, reference="".join(units))
+            drop(*lacking, reference="".join(units))
             continue
         if len(units) > parameters.max_chars_per_string:
             drop(
@@ -149,9 +149,7 @@ def preprocess_csv(
             drop("duplicate row", "duplicate of an earlier row")
             continue
         seen.add(key)
-        candidates.append(
-            (number, path, full_path, units, ("units not in the alphabet", unknown_reason) if unknown else None)
-        )
+        candidates.append((number, path, full_path, units, lacking if unknown else None))
 
     checks = []
     with ThreadPoolExecutor(max_workers=min(8, (os.cpu_count() or 1) * 2)) as pool:

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 from lxml import etree
 from PIL import Image
 
@@ -204,16 +205,8 @@ def with_headroom(outline: list[Point], baseline: list[Point], factor: float = K
     """``outline`` with each point above ``baseline`` moved up, ``factor`` times as far from it."""
     line = sorted(baseline)
     xs, ys = [x for x, _ in line], [y for _, y in line]
-
-    def base_at(x: float) -> float:  # the baseline's height at x, level beyond its ends
-        if x <= xs[0] or len(xs) == 1:
-            return ys[0]
-        for (x0, y0), (x1, y1) in zip(line, line[1:]):
-            if x <= x1:
-                return y0 + (y1 - y0) * (x - x0) / (x1 - x0) if x1 > x0 else y1
-        return ys[-1]
-
-    return [(x, y if y >= base_at(x) else base_at(x) - factor * (base_at(x) - y)) for x, y in outline]
+    bases = np.interp([x for x, _ in outline], xs, ys)  # the baseline's height at each x, level beyond its ends
+    return [(x, y if y >= base else float(base - factor * (base - y))) for (x, y), base in zip(outline, bases)]
 
 
 _kraken_models: dict[str | None, object] = {}

@@ -173,18 +173,23 @@ class EvaluationResult:
         return [line for line in self.lines if not line.learnable]
 
     @property
+    def learnable_lines(self) -> list[LineResult]:
+        """The other lines: what the ``filtered_*`` figures count."""
+        return [line for line in self.lines if line.learnable]
+
+    @property
     def filtered_cer(self) -> float:
-        lines = [line for line in self.lines if line.learnable]
+        lines = self.learnable_lines
         return sum(line.char_errors for line in lines) / max(sum(len(line.reference) for line in lines), 1)
 
     @property
     def filtered_wer(self) -> float:
-        lines = [line for line in self.lines if line.learnable]
+        lines = self.learnable_lines
         return sum(line.word_errors for line in lines) / max(sum(len(line.reference.split()) for line in lines), 1)
 
     @property
     def filtered_line_accuracy(self) -> float:
-        lines = [line for line in self.lines if line.learnable]
+        lines = self.learnable_lines
         return sum(1 for line in lines if line.char_errors == 0) / max(len(lines), 1)
 
     def to_dict(self) -> dict:
@@ -199,7 +204,7 @@ class EvaluationResult:
                 "cer": self.filtered_cer,
                 "wer": self.filtered_wer,
                 "line_accuracy": self.filtered_line_accuracy,
-                "rows": len(self.lines) - len(self.unlearnable),
+                "rows": len(self.learnable_lines),
             },
             "calibration_error": self.calibration_error,
             **({"predicted_cer": dataclasses.asdict(self.predicted)} if self.predicted is not None else {}),
