@@ -236,8 +236,11 @@ def test_a_right_to_left_model_is_calibrated_and_tuned_on_its_logical_readings(u
             np.bincount(read.line_of_character, w, len(paths))
             for w in (read.characters_right, read.character_confidences)
         ]
-    np.testing.assert_array_equal(hebrew.per_line[0], digits.per_line[0])
     np.testing.assert_allclose(hebrew.per_line[1], digits.per_line[1], rtol=1e-6)
+    # Which characters count right: a minimal alignment's, and two can tie (``21`` read ``12``:
+    # both substituted, or one kept), broken one way forwards and another backwards.
+    differ = hebrew.per_line[0] != digits.per_line[0]
+    assert differ.sum() <= 0.05 * len(paths) and np.abs(hebrew.per_line[0] - digits.per_line[0]).max() <= 1
     lm = train_ngram([[1]], n_units=len(codes), order=2)  # tuning needs one; the greedy readings are compared
     greedy = [
         tune_lm(m, csv, lm, weights=(), bonuses=()).greedy
