@@ -58,6 +58,7 @@ def tiny_config(data: dict, output_dir: Path, **overrides) -> dict:
         output_model_dir=str(output_dir),
         write_report=False,
         calibrate=False,  # the trained fixture and tests/test_calibration.py calibrate
+        deterministic=True,  # the same tiny models in every run, whatever ran before in the process
     )
     config.update(overrides)
     return config

@@ -9,6 +9,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import h5py
 import numpy as np
 import pytest
 from conftest import tiny_params
@@ -181,6 +182,21 @@ def test_the_cosine_schedule_decays_the_learning_rate_over_the_run(digits_data, 
     np.testing.assert_allclose(rates, expected, rtol=1e-5)
     history = (tmp_path / "model" / "logs" / "history.csv").read_text().splitlines()
     assert "learning_rate" in history[0].split(",") and len(history) == 4
+
+
+def test_a_deterministic_run_trained_twice_gives_the_same_model(digits_data, tmp_path):
+    weights = []
+    for name in ("first", "second"):  # shuffled and augmented lines, decoded in parallel
+        params = tiny_params(
+            digits_data, tmp_path / name, n_epochs=1, steps_per_epoch=12, data_augmentation=True, deterministic=True
+        )
+        with h5py.File(train(params, verbose=0).export_path / "model.weights.h5") as saved:
+            names = []
+            saved.visit(names.append)
+            weights.append([saved[n][()] for n in names if isinstance(saved[n], h5py.Dataset)])
+    assert len(weights[0]) > 10
+    for a, b in zip(*weights, strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 @pytest.mark.slow

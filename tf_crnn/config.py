@@ -234,7 +234,12 @@ class Params:
     steps_per_epoch: int = 0
     """Training batches per epoch; 0: one pass over the training set."""
     seed: int = 0
-    """Random seed."""
+    """Random seed: of the network's first weights, and of the order of the training lines
+    (0 shuffles them differently each run unless ``deterministic``)."""
+    deterministic: bool = False
+    """The same run twice gives the same model (on the same machine and library versions):
+    training lines are shuffled by ``seed`` (0 included), decoded in parallel but kept in their
+    order, and augmented one at a time. False lets them come as they are ready, which keeps the device busier; runs then differ."""
     jit_compile: bool = False
     """Compile each training step with XLA (fused kernels; mostly pays on GPUs)."""
 
@@ -485,8 +490,9 @@ class Params:
             fail("distill_weight", "must be a non-negative number")
         if self.distill_temperature <= 0:
             fail("distill_temperature", "must be a positive number")
-        if not isinstance(self.jit_compile, bool):
-            fail("jit_compile", "must be true or false")
+        for name in ("jit_compile", "deterministic"):
+            if not isinstance(getattr(self, name), bool):
+                fail(name, "must be true or false")
         if self.distribution_strategy not in DISTRIBUTION_STRATEGIES:
             fail("distribution_strategy", f"must be one of {', '.join(DISTRIBUTION_STRATEGIES)}")
         if not (isinstance(self.devices, (list, tuple)) and all(isinstance(d, str) and d for d in self.devices)):

@@ -293,7 +293,8 @@ def dataset_generator(
     mode = {True: "memory", False: "none"}.get(cache, cache)
     if mode == "disk" and cache_file is None:
         raise ValueError("cache='disk' needs a cache_file")
-    seed = params.seed or None
+    # Seed 0, the default, shuffles differently each run, unless the run is to be repeatable.
+    seed = params.seed if params.seed or params.deterministic else None
     if shuffle and mode != "none":
         # A cache is read back in the order it was written, and the shuffle buffer behind it
         # holds SHUFFLE_BUFFER lines: rows in file order would reach training a source at a time.
@@ -313,6 +314,9 @@ def dataset_generator(
         image, width = _load_example(path, params)
         return {"images": image, "widths": width, "filenames": path}, label
 
+    # In order where asked, or where nothing is shuffled; else lines come as they are decoded.
+    ordered = not shuffle or params.deterministic
+
     def repeat(ds):
         if num_epochs is None and shuffle:
             return ds.repeat()
@@ -322,10 +326,10 @@ def dataset_generator(
         # Streamed: the whole set shuffled as paths, each image decoded as it is needed.
         if shuffle:
             ds = ds.shuffle(n, seed=seed, reshuffle_each_iteration=True)
-        ds = repeat(ds).map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = repeat(ds).map(load, num_parallel_calls=AUTOTUNE, deterministic=ordered)
         ds = ds.ignore_errors(log_warning=True)  # an image broken after preprocessing is dropped
     else:
-        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        ds = ds.map(load, num_parallel_calls=AUTOTUNE, deterministic=ordered)
         ds = ds.ignore_errors(log_warning=True)
         ds = ds.cache() if mode == "memory" else ds.cache(str(cache_file))
         if shuffle:
@@ -338,7 +342,8 @@ def dataset_generator(
             image = augment_data(features["images"], params)
             return dict(features, images=image, widths=tf.shape(image)[1]), label
 
-        ds = ds.map(augment, num_parallel_calls=AUTOTUNE, deterministic=not shuffle)
+        # Its random draws follow the order the lines are augmented in: one at a time where asked.
+        ds = ds.map(augment, num_parallel_calls=1 if params.deterministic else AUTOTUNE, deterministic=ordered)
 
     max_width = params.input_shape[1]
     channels = params.input_channels

@@ -580,6 +580,9 @@ def _train_in(
         _check_same_architecture(params, out / CONFIG_FILENAME)
     params.to_json_file(out / CONFIG_FILENAME)
     params.alphabet.save(out / ALPHABET_FILENAME)
+    # Before the data: tf.data's shuffle seeds combine with the global one, which an earlier run
+    # in the same process may have set.
+    keras.utils.set_random_seed(params.seed)
     data = TrainingData.from_params(params, distribution)
     system = TrainingSystem(params, out, data, distribution, resume_from, lm, teacher)
     resuming = params.restore_model and bool(list_checkpoints(system.resume_dir))
