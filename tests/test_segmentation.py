@@ -199,6 +199,18 @@ def test_evaluate_segment_measures_the_page_and_names_the_lines_lost(trained, tm
     assert counts["cer"] >= counts["lost_lines_cer"] and 0 <= counts["reference_lines_cer"] < 0.5
 
 
+def test_evaluate_segment_says_why_a_page_is_left_out(trained, tmp_path, caplog):
+    _, result = trained
+    elsewhere, pages = tmp_path / "elsewhere", tmp_path / "pages"
+    elsewhere.mkdir(), pages.mkdir()
+    (pages / "p.xml").write_text(reference_alto("p.png", draw_page(elsewhere / "p.png"), TEXTS), encoding="utf-8")
+    (pages / "p.png").symlink_to(elsewhere / "p.png")
+    args = ["evaluate", str(result.export_path), str(pages), "--segment", "--segmenter", "tesseract"]
+    run = CliRunner().invoke(main, args)
+    assert run.exit_code != 0 and "no page could be evaluated" in run.output
+    assert "p.png is a link out of the document's folder" in caplog.text and "copy the image there" in caplog.text
+
+
 def test_bare_pages_round_trip_through_transcription_into_training(tmp_path):
     """segment -> transcribed elsewhere (the empty Strings filled in) -> import alto -> train."""
     from tests.conftest import tiny_config

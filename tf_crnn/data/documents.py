@@ -422,26 +422,29 @@ def _reading_angle(baseline: list[tuple[float, float]], deskew: bool, rotation: 
     return angle if deskew else 90.0 * round(angle / 90.0) % 360.0
 
 
+def missing_page_image(document: Document) -> str:
+    """Why a document has no page image (``image_path`` None), in one line that says what to do."""
+    # By file name only: a path the document names is never looked at outside its folders.
+    names = _image_names(document.image_name)[1:]
+    links = [document.path.parent / folder / file for folder in IMAGE_SEARCH for file in names]
+    try:
+        link = next((path for path in links if path.is_symlink() and path.exists()), None)
+    except OSError:  # a file name too long for the file system
+        link = None
+    if link is not None:
+        return (
+            f"page image {link} is a link out of the document's folder, which documents are never let "
+            "follow: copy the image there"
+        )
+    return f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"
+
+
 def open_page(document: Document, mode: str = "L") -> Image.Image:
     """The document's page image, alpha composited on white, in ``mode``, turned as its EXIF
     orientation says: eScriptorium and Transkribus draw lines on the page as a browser shows
     it (phone and camera scans often store it on its side with such a tag)."""
     if document.image_path is None:
-        # By file name only: a path the document names is never looked at outside its folders.
-        names = _image_names(document.image_name)[1:]
-        links = [document.path.parent / folder / file for folder in IMAGE_SEARCH for file in names]
-        try:
-            link = next((path for path in links if path.is_symlink() and path.exists()), None)
-        except OSError:  # a file name too long for the file system
-            link = None
-        if link is not None:
-            raise DocumentError(
-                f"page image {link} is a link out of the document's folder, which documents are never let "
-                "follow: copy the image there"
-            )
-        raise DocumentError(
-            f"page image {document.image_name or '(none named)'} not found beside {document.path} or one folder up"
-        )
+        raise DocumentError(missing_page_image(document))
     return open_image(document.image_path, mode, upright=True)
 
 
@@ -695,6 +698,7 @@ __all__ = [
     "crop_line",
     "document_files",
     "find_image",
+    "missing_page_image",
     "open_page",
     "parse_xml",
     "read_document",

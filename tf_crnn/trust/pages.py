@@ -25,7 +25,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from tf_crnn.atomic import atomic_open
-from tf_crnn.data.documents import DocumentError, Line, read_document, text_regions
+from tf_crnn.data.documents import DocumentError, Line, missing_page_image, read_document, text_regions
 from tf_crnn.network.metrics import levenshtein
 from tf_crnn.reading.documents import predict_documents, predict_pages
 from tf_crnn.reading.model import PredictionModel
@@ -233,7 +233,7 @@ def evaluate_pages(
             continue
         lines = [line for line in document.lines if line.error is None]
         if document.image_path is None:
-            skipped.append((str(path), f"page image {document.image_name or '(none named)'} not found"))
+            skipped.append((str(path), missing_page_image(document)))
         elif not any(line.text for line in lines):
             skipped.append((str(path), "no transcribed line"))
         elif document.image_path.stem in references:
