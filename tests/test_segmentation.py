@@ -202,7 +202,8 @@ def test_evaluate_segment_measures_the_page_and_names_the_lines_lost(trained, tm
 def test_evaluate_segment_says_why_a_page_is_left_out(trained, tmp_path, caplog):
     _, result = trained
     elsewhere, pages = tmp_path / "elsewhere", tmp_path / "pages"
-    elsewhere.mkdir(), pages.mkdir()
+    elsewhere.mkdir()
+    pages.mkdir()
     (pages / "p.xml").write_text(reference_alto("p.png", draw_page(elsewhere / "p.png"), TEXTS), encoding="utf-8")
     (pages / "p.png").symlink_to(elsewhere / "p.png")
     args = ["evaluate", str(result.export_path), str(pages), "--segment", "--segmenter", "tesseract"]

@@ -239,7 +239,8 @@ class Params:
     deterministic: bool = False
     """The same run twice gives the same model (on the same machine and library versions):
     training lines are shuffled by ``seed`` (0 included), decoded in parallel but kept in their
-    order, and augmented one at a time. False lets them come as they are ready, which keeps the device busier; runs then differ."""
+    order, and augmented one at a time. False lets them come as they are ready, which keeps the
+    device busier; runs then differ."""
     jit_compile: bool = False
     """Compile each training step with XLA (fused kernels; mostly pays on GPUs)."""
 
